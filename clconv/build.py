@@ -1,0 +1,121 @@
+"""Find `.cl` sources, build them with `-D` options, memoise programs and kernels, launch.
+
+Programs are memoised per (context, file, options); each kernel object is retrieved
+once. Compiled binaries are cached on disk by pyopencl itself (its default
+`Program.build` cache), so this module keeps no cache of its own on disk.
+"""
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Mapping
+
+import numpy as np
+import pyopencl as cl
+import pyopencl.array as cla
+
+from .device import DeviceProfile
+
+BASE_OPTIONS = ("-cl-std=CL1.2",)
+
+# Work-items per group for the simple one-item-per-output kernels: enough to fill the
+# SIMD lanes of a CPU or GPU, few enough not to pad tiny launches. Always capped by
+# the device profile (12 on VideoCore IV) and by the kernel's own limit.
+DEFAULT_GROUP_SIZE = 64
+
+
+class KernelBuildError(RuntimeError):
+    """An OpenCL program failed to build; carries the file, the options and the log."""
+
+    def __init__(self, path: Path, options: tuple[str, ...], log: str):
+        self.path, self.options, self.log = path, options, log
+        super().__init__(
+            f"building {path} failed\noptions: {' '.join(options)}\nbuild log:\n{log}"
+        )
+
+
+def kernel_dir() -> Path:
+    """Directory of the `.cl` sources.
+
+    A wheel installs them as `clconv/kernels_cl`; a source checkout or an editable
+    install has them at the top level, beside `clconv/`.
+    """
+    here = Path(__file__).resolve().parent
+    for candidate in (here / "kernels_cl", here.parent / "kernels_cl"):
+        if (candidate / "conv2d.cl").is_file():
+            return candidate
+    raise FileNotFoundError(
+        f"clconv kernels not found in {here / 'kernels_cl'} or {here.parent / 'kernels_cl'}; "
+        "the package is installed incompletely"
+    )
+
+
+def profile_defines(profile: DeviceProfile) -> dict[str, int]:
+    """Device limits every kernel may size itself by."""
+    return {
+        "CLCONV_MAX_WORK_GROUP_SIZE": profile.max_work_group_size,
+        "CLCONV_LOCAL_MEM_SIZE": profile.local_mem_size,
+    }
+
+
+def build_options(profile: DeviceProfile, defines: Mapping[str, object]) -> tuple[str, ...]:
+    merged = {**profile_defines(profile), **defines}
+    return BASE_OPTIONS + tuple(f"-D{name}={value}" for name, value in sorted(merged.items()))
+
+
+_lock = threading.Lock()
+_programs: dict[tuple, dict[str, cl.Kernel]] = {}
+
+
+def get_kernel(runtime, filename: str, kernel_name: str,
+               defines: Mapping[str, object] | None = None) -> cl.Kernel:
+    """The kernel `kernel_name` from `kernels_cl/filename` built for `runtime`."""
+    options = build_options(runtime.profile, defines or {})
+    key = (runtime.context, filename, options)
+    with _lock:
+        kernels = _programs.get(key)
+        if kernels is None:
+            kernels = _build(runtime.context, kernel_dir() / filename, options)
+            _programs[key] = kernels
+    try:
+        return kernels[kernel_name]
+    except KeyError:
+        raise KeyError(f"{filename} has no kernel {kernel_name!r}; it has {sorted(kernels)}") from None
+
+
+def _build(context: cl.Context, path: Path, options: tuple[str, ...]) -> dict[str, cl.Kernel]:
+    source = path.read_text()
+    all_options = list(options) + ["-I", str(path.parent)]
+    try:
+        program = cl.Program(context, source).build(options=all_options)
+    except cl.Error as error:
+        raise KernelBuildError(path, tuple(all_options), str(error)) from None
+    return {kernel.function_name: kernel for kernel in program.all_kernels()}
+
+
+def _as_arg(value):
+    if isinstance(value, cla.Array):
+        return value.data  # callers pass offset-0 arrays (see arrays.as_device)
+    if isinstance(value, (bool, np.bool_)):
+        return np.int32(int(value))
+    if isinstance(value, (int, np.integer)):
+        return np.int32(value)
+    if isinstance(value, (float, np.floating)):
+        return np.float32(value)
+    return value
+
+
+def launch(runtime, kernel: cl.Kernel, n_items: int, *args) -> cl.Event:
+    """Run `kernel` over `n_items` work-items (1-D), local size from the device profile.
+
+    The global size is rounded up to a multiple of the local size; kernels receive
+    `n_items` as their first argument and return early past it.
+    """
+    profile = runtime.profile
+    device = runtime.context.devices[0]
+    kernel_limit = kernel.get_work_group_info(cl.kernel_work_group_info.WORK_GROUP_SIZE, device)
+    local = max(1, min(DEFAULT_GROUP_SIZE, profile.max_work_group_size,
+                       profile.max_work_item_sizes[0], kernel_limit, n_items))
+    global_size = -(-n_items // local) * local
+    return kernel(runtime.queue, (global_size,), (local,), np.int32(n_items),
+                  *[_as_arg(a) for a in args])

@@ -1,0 +1,27 @@
+"""How float32 device results are compared with the float64 reference."""
+from __future__ import annotations
+
+import numpy as np
+
+
+def scaled_error(actual, expected, scale=None) -> float:
+    """Largest |actual - expected| relative to `scale`.
+
+    `scale` is the sum of the absolute values of the terms that produced each element
+    (e.g. conv2d(|x|, |w|) + |b|): float32 rounding grows with that sum, not with the
+    result, which may cancel to near zero. Without `scale`, the largest |expected|
+    is used. NaN anywhere in `actual` (an element a kernel did not write) gives inf.
+    """
+    actual = np.asarray(actual, dtype=np.float64)
+    expected = np.asarray(expected, dtype=np.float64)
+    if actual.shape != expected.shape:
+        raise ValueError(f"shape {actual.shape} differs from the reference {expected.shape}")
+    if actual.size == 0:
+        return 0.0
+    if not np.all(np.isfinite(actual)):
+        return float("inf")
+    diff = np.abs(actual - expected)
+    if scale is None:
+        return float(diff.max() / max(np.abs(expected).max(), np.finfo(np.float32).tiny))
+    scale = np.broadcast_to(np.asarray(scale, dtype=np.float64), diff.shape)
+    return float(np.max(diff / np.maximum(scale, np.finfo(np.float32).tiny)))

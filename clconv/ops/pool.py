@@ -1,0 +1,155 @@
+"""Max, average and adaptive average pooling and their gradients (NCHW)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .. import params
+from ..arrays import empty, on_device
+from ..build import get_kernel, launch
+from ..runtime import current
+from ..validation import check_array, check_shape
+
+KERNELS = "pool2d.cl"
+
+
+@dataclass(frozen=True)
+class PoolGeometry:
+    N: int
+    C: int
+    H: int
+    W: int
+    Ho: int
+    Wo: int
+    kernel: tuple[int, int]
+    stride: tuple[int, int]
+    padding: tuple[int, int]
+    dilation: tuple[int, int]
+
+    @property
+    def output_shape(self):
+        return (self.N, self.C, self.Ho, self.Wo)
+
+
+def pool_geometry(input_shape, kernel_size, stride, padding, dilation, ceil_mode) -> PoolGeometry:
+    N, C, H, W = input_shape
+    kernel = params.pair("kernel_size", kernel_size, minimum=1)
+    # torch: stride=None (or an empty list) means stride = kernel_size.
+    stride = kernel if stride is None or stride == [] or stride == () else \
+        params.pair("stride", stride, minimum=1)
+    padding = params.pair("padding", padding, minimum=0)
+    dilation = params.pair("dilation", dilation, minimum=1)
+    if padding[0] > kernel[0] // 2 or padding[1] > kernel[1] // 2:
+        raise ValueError(f"padding: must be at most half the kernel size {kernel}, "
+                         f"got {padding}")
+    Ho = params.pool_output_size(H, kernel[0], stride[0], padding[0], dilation[0], ceil_mode)
+    Wo = params.pool_output_size(W, kernel[1], stride[1], padding[1], dilation[1], ceil_mode)
+    if Ho <= 0 or Wo <= 0:
+        raise ValueError(f"kernel_size: window {kernel} with dilation {dilation} is larger than "
+                         f"the padded input {(H + 2 * padding[0], W + 2 * padding[1])}")
+    return PoolGeometry(N, C, H, W, Ho, Wo, kernel, stride, padding, dilation)
+
+
+def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,
+               return_indices=False):
+    """Max pooling like torch.nn.functional.max_pool2d.
+
+    With return_indices, also returns int32 flat indices into each H*W plane
+    (torch returns int64; OpenCL 1.2 on the Pi has no 64-bit integers)."""
+    rt = current()
+    shape = check_array("input", input, rt, "(N, C, H, W)")
+    geo = pool_geometry(shape, kernel_size, stride, padding, dilation, bool(ceil_mode))
+    x = on_device(rt, input)
+    out = empty(rt, geo.output_shape)
+    indices = empty(rt, geo.output_shape, np.int32) if return_indices else out
+    launch(rt, get_kernel(rt, KERNELS, "max_pool2d_forward"), out.size,
+           x, out, indices, bool(return_indices), geo.H, geo.W, geo.Ho, geo.Wo,
+           *geo.kernel, *geo.stride, *geo.padding, *geo.dilation)
+    return (out, indices) if return_indices else out
+
+
+def max_pool2d_backward(grad_output, indices, input_shape):
+    """Route grad_output to the input positions recorded in `indices`."""
+    rt = current()
+    input_shape = _check_input_shape(input_shape)
+    g_shape = check_array("grad_output", grad_output, rt, "(N, C, Ho, Wo)")
+    i_shape = check_array("indices", indices, rt, "(N, C, Ho, Wo)", dtype="int")
+    check_shape("indices", i_shape, g_shape)
+    if g_shape[:2] != input_shape[:2]:
+        raise ValueError(f"grad_output: expected shape {input_shape[:2] + g_shape[2:]} "
+                         f"(N, C of input_shape {input_shape}), got {g_shape}")
+    planes = g_shape[0] * g_shape[1]
+    plane_size = input_shape[2] * input_shape[3]
+    if isinstance(indices, np.ndarray) and (indices.min() < 0 or indices.max() >= plane_size):
+        raise ValueError(f"indices: expected values in [0, {plane_size}) for input_shape "
+                         f"{input_shape}, got range [{indices.min()}, {indices.max()}]")
+    if isinstance(indices, np.ndarray) or indices.dtype == np.int32:
+        idx = on_device(rt, indices, np.int32)
+    else:  # a device array of another integer type, e.g. int64 from elsewhere
+        idx = on_device(rt, indices.astype(np.int32))
+    grad_input = empty(rt, input_shape)
+    launch(rt, get_kernel(rt, KERNELS, "max_pool2d_backward"), planes,
+           on_device(rt, grad_output), idx, grad_input, plane_size, g_shape[2] * g_shape[3])
+    return grad_input
+
+
+def _check_input_shape(input_shape) -> tuple[int, int, int, int]:
+    shape = tuple(input_shape)
+    if len(shape) != 4 or not all(isinstance(s, (int, np.integer)) and s > 0 for s in shape):
+        raise ValueError(f"input_shape: expected 4 positive ints (N, C, H, W), got {input_shape!r}")
+    return tuple(int(s) for s in shape)
+
+
+def avg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False,
+               count_include_pad=True):
+    """Average pooling like torch.nn.functional.avg_pool2d."""
+    rt = current()
+    shape = check_array("input", input, rt, "(N, C, H, W)")
+    geo = pool_geometry(shape, kernel_size, stride, padding, 1, bool(ceil_mode))
+    out = empty(rt, geo.output_shape)
+    launch(rt, get_kernel(rt, KERNELS, "avg_pool2d_forward"), out.size,
+           on_device(rt, input), out, geo.H, geo.W, geo.Ho, geo.Wo,
+           *geo.kernel, *geo.stride, *geo.padding, bool(count_include_pad))
+    return out
+
+
+def avg_pool2d_backward(grad_output, input_shape, kernel_size, stride=None, padding=0,
+                        ceil_mode=False, count_include_pad=True):
+    """Gradient of avg_pool2d w.r.t. its input."""
+    rt = current()
+    input_shape = _check_input_shape(input_shape)
+    geo = pool_geometry(input_shape, kernel_size, stride, padding, 1, bool(ceil_mode))
+    g_shape = check_array("grad_output", grad_output, rt, "(N, C, Ho, Wo)")
+    check_shape("grad_output", g_shape, geo.output_shape)
+    grad_input = empty(rt, input_shape)
+    launch(rt, get_kernel(rt, KERNELS, "avg_pool2d_backward"), grad_input.size,
+           on_device(rt, grad_output), grad_input, geo.H, geo.W, geo.Ho, geo.Wo,
+           *geo.kernel, *geo.stride, *geo.padding, bool(count_include_pad))
+    return grad_input
+
+
+def adaptive_avg_pool2d(input, output_size):
+    """Adaptive average pooling; output_size=1 is global average pooling."""
+    rt = current()
+    shape = check_array("input", input, rt, "(N, C, H, W)")
+    Ho, Wo = params.pair("output_size", output_size, minimum=1)
+    out = empty(rt, shape[:2] + (Ho, Wo))
+    launch(rt, get_kernel(rt, KERNELS, "adaptive_avg_pool2d_forward"), out.size,
+           on_device(rt, input), out, shape[2], shape[3], Ho, Wo)
+    return out
+
+
+def adaptive_avg_pool2d_backward(grad_output, input_shape):
+    """Gradient of adaptive_avg_pool2d; the output size is grad_output's."""
+    rt = current()
+    input_shape = _check_input_shape(input_shape)
+    g_shape = check_array("grad_output", grad_output, rt, "(N, C, Ho, Wo)")
+    if g_shape[:2] != input_shape[:2]:
+        raise ValueError(f"grad_output: expected shape {input_shape[:2] + g_shape[2:]} "
+                         f"(N, C of input_shape {input_shape}), got {g_shape}")
+    grad_input = empty(rt, input_shape)
+    launch(rt, get_kernel(rt, KERNELS, "adaptive_avg_pool2d_backward"), grad_input.size,
+           on_device(rt, grad_output), grad_input, input_shape[2], input_shape[3],
+           g_shape[2], g_shape[3])
+    return grad_input

@@ -1,0 +1,68 @@
+"""The OpenCL context, queue, memory pool and device profile that ops run on.
+
+One runtime is current at a time. It is created lazily on the device that
+`device.select_device` picks, or set explicitly with `use_device`.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import pyopencl as cl
+import pyopencl.tools
+
+from .device import ENV_LIMITS, DeviceProfile, select_device
+
+
+@dataclass(frozen=True)
+class Runtime:
+    context: cl.Context
+    queue: cl.CommandQueue
+    profile: DeviceProfile
+    allocator: cl.tools.MemoryPool  # reuses freed buffers instead of allocating per call
+    selection_reason: str = ""
+
+
+_current: Runtime | None = None
+
+
+def create_runtime(device, limits: str | None = None, reason: str = "") -> Runtime:
+    """A runtime on `device`; `limits` names device limits to impose (e.g. 'videocore4')."""
+    context = cl.Context([device])
+    queue = cl.CommandQueue(context)
+    profile = DeviceProfile.from_device(device)
+    if limits:
+        profile = profile.with_limits(limits)
+    allocator = cl.tools.MemoryPool(cl.tools.ImmediateAllocator(queue))
+    return Runtime(context, queue, profile, allocator, reason)
+
+
+def current() -> Runtime:
+    """The runtime ops use, created on first use from the device selection rules."""
+    if _current is None:
+        use_device()
+    return _current
+
+
+def _limits_from_environment() -> str | None:
+    return os.environ.get(ENV_LIMITS, "").strip() or None
+
+
+def use_device(device=None, limits: str | None = None) -> Runtime:
+    """Make ops run on `device` (a pyopencl.Device; None re-runs the selection rules).
+
+    `limits` defaults to the `CLCONV_LIMITS` environment variable.
+
+    Arrays made on the previous runtime stay valid there but cannot be passed to ops
+    on the new one.
+    """
+    global _current
+    if device is None:
+        selection = select_device()
+        device, reason = selection.candidate.device, selection.reason
+    else:
+        reason = "chosen by use_device()"
+    if limits is None:
+        limits = _limits_from_environment()
+    _current = create_runtime(device, limits=limits, reason=reason)
+    return _current

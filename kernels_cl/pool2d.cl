@@ -1,0 +1,169 @@
+// 2-D pooling, NCHW float32, each (n, c) plane pooled independently.
+// One work-item per output (or per input element for the gathering backward
+// kernels); no local memory, any work-group size works.
+
+// Max pooling. Padding never wins (as -inf); ties keep the first maximum in row-major
+// window order; a NaN wins (the last one), as in torch. idx holds the flat index iy*W + ix of the
+// maximum in its plane (int32: OpenCL 1.2 on the Pi has no 64-bit integers).
+__kernel void max_pool2d_forward(
+    const int n_items,
+    __global const float *x, __global float *out, __global int *idx, const int write_idx,
+    const int H, const int W, const int Ho, const int Wo,
+    const int kh, const int kw, const int sh, const int sw,
+    const int ph, const int pw, const int dh, const int dw)
+{
+    const int gid = get_global_id(0);
+    if (gid >= n_items) return;
+    const int ox = gid % Wo;
+    const int oy = (gid / Wo) % Ho;
+    const int plane = gid / (Wo * Ho);
+    __global const float *xp = x + plane * H * W;
+    float best = -INFINITY;
+    int best_i = -1;
+    for (int ky = 0; ky < kh; ++ky) {
+        const int iy = oy * sh - ph + ky * dh;
+        if (iy < 0 || iy >= H) continue;
+        for (int kx = 0; kx < kw; ++kx) {
+            const int ix = ox * sw - pw + kx * dw;
+            if (ix < 0 || ix >= W) continue;
+            const float v = xp[iy * W + ix];
+            if (best_i < 0 || v > best || isnan(v)) {
+                best = v;
+                best_i = iy * W + ix;
+            }
+        }
+    }
+    out[gid] = best;
+    if (write_idx) idx[gid] = best_i;
+}
+
+// grad_in[plane, idx[plane, o]] += gout[plane, o]. One work-item per plane walks its
+// outputs in order, so overlapping windows need no atomics. Indices outside the plane
+// are skipped rather than written.
+__kernel void max_pool2d_backward(
+    const int n_items,
+    __global const float *gout, __global const int *idx, __global float *grad_in,
+    const int HW, const int HoWo)
+{
+    const int plane = get_global_id(0);
+    if (plane >= n_items) return;
+    __global float *gp = grad_in + plane * HW;
+    for (int i = 0; i < HW; ++i) gp[i] = 0.0f;
+    __global const float *g = gout + plane * HoWo;
+    __global const int *ip = idx + plane * HoWo;
+    for (int o = 0; o < HoWo; ++o) {
+        const int i = ip[o];
+        if (i >= 0 && i < HW) gp[i] += g[o];
+    }
+}
+
+// Number of elements torch's avg_pool2d divides window (oy, ox) by.
+int avg_pool_divisor(const int oy, const int ox, const int H, const int W,
+                     const int kh, const int kw, const int sh, const int sw,
+                     const int ph, const int pw, const int count_include_pad)
+{
+    int y0 = oy * sh - ph, x0 = ox * sw - pw;
+    int y1 = min(y0 + kh, H + ph), x1 = min(x0 + kw, W + pw);
+    if (count_include_pad) return (y1 - y0) * (x1 - x0);
+    y0 = max(y0, 0); x0 = max(x0, 0);
+    y1 = min(y1, H); x1 = min(x1, W);
+    return (y1 - y0) * (x1 - x0);
+}
+
+__kernel void avg_pool2d_forward(
+    const int n_items,
+    __global const float *x, __global float *out,
+    const int H, const int W, const int Ho, const int Wo,
+    const int kh, const int kw, const int sh, const int sw,
+    const int ph, const int pw, const int count_include_pad)
+{
+    const int gid = get_global_id(0);
+    if (gid >= n_items) return;
+    const int ox = gid % Wo;
+    const int oy = (gid / Wo) % Ho;
+    const int plane = gid / (Wo * Ho);
+    __global const float *xp = x + plane * H * W;
+    const int y0 = max(oy * sh - ph, 0), y1 = min(oy * sh - ph + kh, H);
+    const int x0 = max(ox * sw - pw, 0), x1 = min(ox * sw - pw + kw, W);
+    float acc = 0.0f;
+    for (int iy = y0; iy < y1; ++iy)
+        for (int ix = x0; ix < x1; ++ix) acc += xp[iy * W + ix];
+    const int divisor = avg_pool_divisor(oy, ox, H, W, kh, kw, sh, sw, ph, pw, count_include_pad);
+    out[gid] = divisor > 0 ? acc / (float)divisor : 0.0f;
+}
+
+// Gather: each input element sums gout / divisor over the windows that contain it.
+__kernel void avg_pool2d_backward(
+    const int n_items,
+    __global const float *gout, __global float *grad_in,
+    const int H, const int W, const int Ho, const int Wo,
+    const int kh, const int kw, const int sh, const int sw,
+    const int ph, const int pw, const int count_include_pad)
+{
+    const int gid = get_global_id(0);
+    if (gid >= n_items) return;
+    const int ix = gid % W;
+    const int iy = (gid / W) % H;
+    const int plane = gid / (W * H);
+    __global const float *gp = gout + plane * Ho * Wo;
+    // Windows oy with oy*sh - ph <= iy < oy*sh - ph + kh.
+    const int oy_lo = max(0, (iy + ph - kh + sh) / sh);
+    const int oy_hi = min(Ho - 1, (iy + ph) / sh);
+    const int ox_lo = max(0, (ix + pw - kw + sw) / sw);
+    const int ox_hi = min(Wo - 1, (ix + pw) / sw);
+    float acc = 0.0f;
+    for (int oy = oy_lo; oy <= oy_hi; ++oy) {
+        for (int ox = ox_lo; ox <= ox_hi; ++ox) {
+            const int divisor = avg_pool_divisor(oy, ox, H, W, kh, kw, sh, sw, ph, pw,
+                                                 count_include_pad);
+            if (divisor > 0) acc += gp[oy * Wo + ox] / (float)divisor;
+        }
+    }
+    grad_in[gid] = acc;
+}
+
+// Adaptive average pooling: window i covers [floor(i*H/Ho), ceil((i+1)*H/Ho)).
+__kernel void adaptive_avg_pool2d_forward(
+    const int n_items,
+    __global const float *x, __global float *out,
+    const int H, const int W, const int Ho, const int Wo)
+{
+    const int gid = get_global_id(0);
+    if (gid >= n_items) return;
+    const int ox = gid % Wo;
+    const int oy = (gid / Wo) % Ho;
+    const int plane = gid / (Wo * Ho);
+    __global const float *xp = x + plane * H * W;
+    const int y0 = (oy * H) / Ho, y1 = ((oy + 1) * H + Ho - 1) / Ho;
+    const int x0 = (ox * W) / Wo, x1 = ((ox + 1) * W + Wo - 1) / Wo;
+    float acc = 0.0f;
+    for (int iy = y0; iy < y1; ++iy)
+        for (int ix = x0; ix < x1; ++ix) acc += xp[iy * W + ix];
+    out[gid] = acc / (float)((y1 - y0) * (x1 - x0));
+}
+
+__kernel void adaptive_avg_pool2d_backward(
+    const int n_items,
+    __global const float *gout, __global float *grad_in,
+    const int H, const int W, const int Ho, const int Wo)
+{
+    const int gid = get_global_id(0);
+    if (gid >= n_items) return;
+    const int ix = gid % W;
+    const int iy = (gid / W) % H;
+    const int plane = gid / (W * H);
+    __global const float *gp = gout + plane * Ho * Wo;
+    float acc = 0.0f;
+    for (int oy = (iy * Ho) / H; oy < Ho; ++oy) {
+        const int y0 = (oy * H) / Ho, y1 = ((oy + 1) * H + Ho - 1) / Ho;
+        if (y0 > iy) break;
+        if (iy >= y1) continue;
+        for (int ox = (ix * Wo) / W; ox < Wo; ++ox) {
+            const int x0 = (ox * W) / Wo, x1 = ((ox + 1) * W + Wo - 1) / Wo;
+            if (x0 > ix) break;
+            if (ix >= x1) continue;
+            acc += gp[oy * Wo + ox] / (float)((y1 - y0) * (x1 - x0));
+        }
+    }
+    grad_in[gid] = acc;
+}

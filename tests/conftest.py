@@ -1,0 +1,33 @@
+"""Test setup: poison new outputs with NaN so unwritten elements show, and report the
+device and any imposed limits (CLCONV_LIMITS=videocore4 runs the suite in the
+"VideoCore IV profile": work-groups capped at 12 and the other Pi limits)."""
+import os
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("CLCONV_POISON_OUTPUTS", "1")
+
+
+def pytest_report_header(config):
+    try:
+        import clconv
+
+        rt = clconv.current_runtime()
+    except Exception as error:  # the device tests report this properly; keep the header
+        return f"clconv device: none ({error})"
+    p = rt.profile
+    limits = f", limits imitate {p.limits_name}" if p.limits_name else ""
+    return (f"clconv device: {p.label} (driver {p.driver_version}); max work-group size "
+            f"{p.max_work_group_size}{limits}")
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(1234)
+
+
+@pytest.fixture(scope="session")
+def torch():
+    """torch, the second oracle; tests that use it skip with the reason when it is absent."""
+    return pytest.importorskip("torch", reason="torch not installed: pip install torch==2.13.0")

@@ -1,0 +1,110 @@
+"""Seeded random configurations for the op tests: shapes and parameters across stride,
+padding (int, pair, 'valid', 'same'), dilation, groups (depthwise included), odd sizes
+and batch > 1. Only configurations the ops accept are kept."""
+import random
+from dataclasses import dataclass, field
+
+from clconv import params
+from clconv.ops.conv import conv_geometry, transpose_geometry
+from clconv.ops.pool import pool_geometry
+
+
+@dataclass(frozen=True)
+class Conv:
+    input_shape: tuple
+    weight_shape: tuple
+    bias: bool
+    kwargs: dict = field(hash=False)
+
+    def __str__(self):
+        args = ",".join(f"{k}={v}" for k, v in self.kwargs.items())
+        return f"x{self.input_shape}-w{self.weight_shape}-b{int(self.bias)}-{args}".replace(" ", "")
+
+
+def _channels(rng):
+    """(in_channels, out_channels, groups), depthwise about one time in six."""
+    if rng.random() < 1 / 6:
+        c = rng.randint(1, 5)
+        return c, c * rng.choice((1, 2)), c
+    groups = rng.choice((1, 1, 1, 2, 3))
+    return groups * rng.randint(1, 3), groups * rng.randint(1, 3), groups
+
+
+def conv_configs(count: int, seed: int = 0) -> list[Conv]:
+    rng = random.Random(seed)
+    configs = []
+    while len(configs) < count:
+        c_in, c_out, groups = _channels(rng)
+        kh, kw = rng.randint(1, 4), rng.randint(1, 4)
+        stride = rng.choice((1, 1, 2, 3, (1, 2), (2, 1)))
+        dilation = rng.choice((1, 1, 1, 2, 3, (2, 1)))
+        padding = rng.choice((0, 0, 1, 2, (1, 0), (0, 2), "valid", "same"))
+        if padding == "same" and stride != 1:
+            padding = 1
+        shape = (rng.randint(1, 3), c_in, rng.randint(1, 11), rng.randint(1, 11))
+        weight = (c_out, c_in // groups, kh, kw)
+        kwargs = dict(stride=stride, padding=padding, dilation=dilation, groups=groups)
+        try:
+            conv_geometry(shape, weight, **kwargs)
+        except ValueError:
+            continue
+        configs.append(Conv(shape, weight, rng.random() < 0.7, kwargs))
+    return configs
+
+
+def conv_transpose_configs(count: int, seed: int = 0) -> list[Conv]:
+    rng = random.Random(seed)
+    configs = []
+    while len(configs) < count:
+        c_in, c_out, groups = _channels(rng)
+        kh, kw = rng.randint(1, 4), rng.randint(1, 4)
+        stride = rng.choice((1, 2, 3, (1, 2)))
+        dilation = rng.choice((1, 1, 2))
+        padding = rng.choice((0, 1, 2, (1, 0)))
+        s, d = params.pair("s", stride), params.pair("d", dilation)
+        output_padding = tuple(rng.randint(0, max(a, b) - 1) for a, b in zip(s, d))
+        shape = (rng.randint(1, 3), c_in, rng.randint(1, 8), rng.randint(1, 8))
+        weight = (c_in, c_out // groups, kh, kw)
+        kwargs = dict(stride=stride, padding=padding, output_padding=output_padding,
+                      groups=groups, dilation=dilation)
+        try:
+            transpose_geometry(shape, weight, **kwargs)
+        except ValueError:
+            continue
+        configs.append(Conv(shape, weight, rng.random() < 0.7, kwargs))
+    return configs
+
+
+@dataclass(frozen=True)
+class Pool:
+    input_shape: tuple
+    kwargs: dict = field(hash=False)
+
+    def __str__(self):
+        args = ",".join(f"{k}={v}" for k, v in self.kwargs.items())
+        return f"x{self.input_shape}-{args}".replace(" ", "")
+
+
+def pool_configs(count: int, seed: int = 0, max_pool: bool = True) -> list[Pool]:
+    rng = random.Random(seed)
+    configs = []
+    while len(configs) < count:
+        kernel = rng.choice((1, 2, 3, 4, (2, 3), (3, 1)))
+        k = params.pair("k", kernel)
+        stride = rng.choice((None, 1, 2, 3, (2, 1)))
+        padding = (rng.randint(0, k[0] // 2), rng.randint(0, k[1] // 2))
+        ceil_mode = rng.random() < 0.5
+        shape = (rng.randint(1, 3), rng.randint(1, 3), rng.randint(1, 12), rng.randint(1, 12))
+        kwargs = dict(kernel_size=kernel, stride=stride, padding=padding, ceil_mode=ceil_mode)
+        dilation = 1
+        if max_pool:
+            dilation = rng.choice((1, 1, 2, (1, 2)))
+            kwargs["dilation"] = dilation
+        else:
+            kwargs["count_include_pad"] = rng.random() < 0.5
+        try:
+            pool_geometry(shape, kernel, stride, padding, dilation, ceil_mode)
+        except ValueError:
+            continue
+        configs.append(Pool(shape, kwargs))
+    return configs

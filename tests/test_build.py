@@ -1,0 +1,107 @@
+"""Kernel discovery, building, memoisation and build errors; static kernel rules."""
+import re
+import warnings
+
+import pyopencl as cl
+import pytest
+
+import clconv
+from clconv.build import KernelBuildError, _build, build_options, get_kernel, kernel_dir
+
+SOURCES = sorted(kernel_dir().glob("*.cl"))
+
+
+def test_kernel_sources_are_found():
+    names = {p.name for p in SOURCES}
+    assert {"conv2d.cl", "pool2d.cl", "activation.cl", "matmul.cl", "softmax.cl",
+            "reduce.cl"} <= names
+
+
+@pytest.mark.parametrize("path", SOURCES, ids=lambda p: p.name)
+def test_each_file_builds_alone_as_opencl_c_1_2(path):
+    rt = clconv.current_runtime()
+    kernels = _build(rt.context, path, build_options(rt.profile, {}))
+    assert kernels, f"{path.name} defines no kernel"
+    for kernel in kernels.values():
+        assert kernel.num_args <= 64, "VC4CL allows at most 64 kernel arguments"
+
+
+# Kernel rules from DESIGN.md that a desktop compiler would not catch.
+FORBIDDEN = {
+    r"\bdouble\b": "double (no fp64 on Pi GPUs)",
+    r"\blong\b": "long (no 64-bit integers on VC4CL)",
+    r"\bhalf\b": "half",
+    r"\bprintf\b": "printf",
+    r"\bimage[123]d": "images",
+    r"\bsampler_t\b": "samplers",
+    r"\batom(ic)?_\w*\s*\(": "atomics",
+}
+
+
+@pytest.mark.parametrize("path", SOURCES, ids=lambda p: p.name)
+def test_kernel_sources_follow_the_portability_rules(path):
+    code = re.sub(r"//.*|/\*.*?\*/", "", path.read_text(), flags=re.S)
+    for pattern, what in FORBIDDEN.items():
+        assert not re.search(pattern, code), f"{path.name} uses {what}"
+    # Tunables must have defaults so the file builds alone.
+    for name in re.findall(r"^\s*#\s*if\s+(\w+)", code, flags=re.M):
+        assert re.search(rf"#\s*ifndef\s+{name}", code), f"{name} has no #ifndef default"
+
+
+def test_programs_and_kernels_are_memoised_without_pyopencl_warnings():
+    rt = clconv.current_runtime()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # RepeatedKernelRetrieval would fail here
+        first = get_kernel(rt, "activation.cl", "relu_forward")
+        for _ in range(3):
+            assert get_kernel(rt, "activation.cl", "relu_forward") is first
+            clconv.functional.relu(__import__("numpy").ones(5, "float32"))
+    other = get_kernel(rt, "activation.cl", "relu_forward", {"UNUSED_TUNABLE": 2})
+    assert other is not first  # different options, different program
+
+
+def test_unknown_kernel_name_lists_the_file_kernels():
+    with pytest.raises(KeyError, match="relu_forward"):
+        get_kernel(clconv.current_runtime(), "activation.cl", "no_such_kernel")
+
+
+def test_build_failure_shows_file_options_and_log(tmp_path):
+    bad = tmp_path / "broken.cl"
+    bad.write_text("__kernel void f(__global float *a) { a[0] = undeclared_thing; }\n")
+    rt = clconv.current_runtime()
+    with pytest.raises(KernelBuildError) as info:
+        _build(rt.context, bad, ("-cl-std=CL1.2", "-DFOO=3"))
+    message = str(info.value)
+    assert str(bad) in message
+    assert "-cl-std=CL1.2" in message and "-DFOO=3" in message
+    assert "undeclared_thing" in info.value.log
+    assert isinstance(info.value, RuntimeError)
+
+
+def test_build_options_carry_device_limits_and_op_defines():
+    profile = clconv.current_runtime().profile
+    options = build_options(profile, {"TILE": 4})
+    assert options[0] == "-cl-std=CL1.2"
+    assert "-DTILE=4" in options
+    assert f"-DCLCONV_MAX_WORK_GROUP_SIZE={profile.max_work_group_size}" in options
+
+
+def test_launch_respects_the_profile_work_group_limit(monkeypatch):
+    """Every launch's local size is within the profile's limit (12 in VideoCore IV mode)."""
+    import numpy as np
+
+    rt = clconv.current_runtime()
+    seen = []
+    original = cl.Kernel.__call__
+
+    def spy(self, queue, global_size, local_size, *args, **kwargs):
+        seen.append((global_size, local_size))
+        return original(self, queue, global_size, local_size, *args, **kwargs)
+
+    monkeypatch.setattr(cl.Kernel, "__call__", spy)
+    clconv.functional.conv2d(np.ones((1, 2, 9, 9), np.float32), np.ones((3, 2, 3, 3), np.float32))
+    clconv.functional.max_pool2d(np.ones((1, 2, 9, 9), np.float32), 2)
+    assert seen
+    for global_size, local_size in seen:
+        assert local_size[0] <= rt.profile.max_work_group_size
+        assert global_size[0] % local_size[0] == 0

@@ -1,0 +1,147 @@
+"""Device ranking and selection on fake platforms, plus the real device's profile."""
+from dataclasses import FrozenInstanceError
+
+import pyopencl as cl
+import pytest
+
+from clconv.device import (DeviceKind, DeviceProfile, DeviceSelectionError, describe,
+                           enumerate_devices, rank, select_device)
+
+GPU, CPU = cl.device_type.GPU, cl.device_type.CPU
+
+
+class FakeDevice:
+    def __init__(self, name, type_):
+        self.name, self.type = name, type_
+
+
+class FakePlatform:
+    def __init__(self, name, devices, error=False):
+        self.name, self._devices, self._error = name, devices, error
+        for d in devices:
+            d.platform = self
+
+    def get_devices(self):
+        if self._error:  # what rusticl/Clover do with no device
+            raise cl.RuntimeError("clGetDeviceIDs failed: DEVICE_NOT_FOUND")
+        return self._devices
+
+
+def pocl():
+    return FakePlatform("Portable Computing Language", [FakeDevice("cpu-cortex-a53", CPU)])
+
+
+def vc4cl():
+    return FakePlatform("OpenCL for the Raspberry Pi VideoCore IV GPU",
+                        [FakeDevice("VideoCore IV GPU", GPU)])
+
+
+def rusticl_v3d():
+    return FakePlatform("rusticl", [FakeDevice("V3D 4.2.14.0", GPU)])
+
+
+def llvmpipe():
+    return FakePlatform("rusticl", [FakeDevice("llvmpipe (LLVM 15.0.6, 256 bits)", CPU)])
+
+
+def empty(name):
+    return FakePlatform(name, [], error=True)
+
+
+def chosen(platforms, environ=None):
+    return select_device(enumerate_devices(platforms), environ or {})
+
+
+def test_vc4cl_beats_pocl_in_any_order():
+    for platforms in ([pocl(), vc4cl()], [vc4cl(), pocl()]):
+        selection = chosen(platforms)
+        assert selection.candidate.kind == DeviceKind.VC4CL
+        assert "VC4CL" in selection.reason
+
+
+def test_v3d_is_ranked_after_vc4cl_and_before_cpu():
+    ranked = rank(enumerate_devices([pocl(), rusticl_v3d(), vc4cl()]))
+    assert [c.kind for c in ranked] == [DeviceKind.VC4CL, DeviceKind.V3D, DeviceKind.POCL_CPU]
+    assert chosen([pocl(), rusticl_v3d()]).candidate.device_name.startswith("V3D")
+
+
+def test_other_gpu_before_pocl_and_llvmpipe_last():
+    other_gpu = FakePlatform("NVIDIA CUDA", [FakeDevice("GeForce", GPU)])
+    ranked = rank(enumerate_devices([llvmpipe(), pocl(), other_gpu]))
+    assert [c.kind for c in ranked] == [DeviceKind.GPU, DeviceKind.POCL_CPU,
+                                        DeviceKind.SOFTWARE_RASTERIZER]
+
+
+def test_empty_platforms_are_skipped():
+    candidates = enumerate_devices([empty("rusticl"), empty("Clover"), pocl()])
+    assert [c.platform_name for c in candidates] == ["Portable Computing Language"]
+    assert chosen([empty("rusticl"), empty("Clover"), pocl()]).candidate.kind == DeviceKind.POCL_CPU
+
+
+def test_no_device_at_all_names_the_package_to_install():
+    with pytest.raises(DeviceSelectionError, match="pocl-opencl-icd"):
+        chosen([empty("rusticl"), empty("Clover")])
+
+
+def test_clconv_device_override_by_substring_and_index():
+    platforms = [vc4cl(), pocl()]
+    assert chosen(platforms, {"CLCONV_DEVICE": "portable"}).candidate.kind == DeviceKind.POCL_CPU
+    assert chosen(platforms, {"CLCONV_DEVICE": "1"}).candidate.kind == DeviceKind.POCL_CPU
+    assert chosen(platforms, {"CLCONV_DEVICE": "0"}).candidate.kind == DeviceKind.VC4CL
+
+
+def test_override_matching_nothing_lists_the_devices():
+    with pytest.raises(DeviceSelectionError) as info:
+        chosen([vc4cl(), pocl()], {"CLCONV_DEVICE": "nvidia"})
+    message = str(info.value)
+    assert "'nvidia' matches no device" in message
+    assert "VideoCore IV GPU" in message and "cpu-cortex-a53" in message
+    with pytest.raises(DeviceSelectionError, match="matches no device"):
+        chosen([pocl()], {"CLCONV_DEVICE": "7"})
+
+
+def test_clconv_device_wins_over_pyopencl_ctx():
+    environ = {"CLCONV_DEVICE": "videocore", "PYOPENCL_CTX": "1"}
+    assert chosen([vc4cl(), pocl()], environ).candidate.kind == DeviceKind.VC4CL
+
+
+def test_pyopencl_ctx_platform_and_device_indices():
+    selection = chosen([vc4cl(), pocl()], {"PYOPENCL_CTX": "1:0"})
+    assert selection.candidate.kind == DeviceKind.POCL_CPU
+    assert "PYOPENCL_CTX" in selection.reason
+    with pytest.raises(DeviceSelectionError, match="PYOPENCL_CTX"):
+        chosen([pocl()], {"PYOPENCL_CTX": "3"})
+
+
+def test_describe_marks_the_chosen_device():
+    candidates = enumerate_devices([pocl(), vc4cl()])
+    table = describe(candidates, select_device(candidates, {}).candidate)
+    chosen_line = next(line for line in table.splitlines() if line.startswith("*"))
+    assert "VideoCore IV GPU" in chosen_line
+
+
+def test_real_device_profile_is_frozen_and_sane():
+    import clconv
+
+    profile = clconv.current_runtime().profile
+    assert isinstance(profile, DeviceProfile)
+    assert profile.max_work_group_size >= 1
+    assert len(profile.max_work_item_sizes) >= 1
+    assert profile.address_bits in (32, 64)
+    assert profile.opencl_c_version.startswith("OpenCL C")
+    assert profile.profile in ("FULL_PROFILE", "EMBEDDED_PROFILE")
+    with pytest.raises(FrozenInstanceError):
+        profile.max_work_group_size = 1
+
+
+def test_videocore4_limits_cap_the_profile():
+    import clconv
+
+    real = clconv.current_runtime().profile
+    capped = real.with_limits("videocore4")
+    assert capped.max_work_group_size == min(12, real.max_work_group_size)
+    assert max(capped.max_work_item_sizes) <= 12
+    assert capped.address_bits == 32 and not capped.has_fp64 and not capped.has_fp16
+    assert capped.limits_name == "videocore4"
+    with pytest.raises(ValueError, match="unknown limits"):
+        real.with_limits("pi9")

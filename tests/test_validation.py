@@ -1,0 +1,179 @@
+"""Bad input raises a clear TypeError/ValueError naming the argument, before any kernel
+is enqueued."""
+import numpy as np
+import pyopencl as cl
+import pyopencl.array as cla
+import pytest
+
+import clconv
+import clconv.functional as F
+from clconv import build
+
+
+@pytest.fixture(autouse=True)
+def no_kernel_runs(monkeypatch, request):
+    """Fail if a bad-input call reaches build.launch."""
+    if "allow_launch" in request.keywords:
+        return
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a kernel was launched for bad input")
+
+    for module in ("conv", "pool", "activation", "linear", "softmax"):
+        monkeypatch.setattr(f"clconv.ops.{module}.launch", refuse)
+
+
+def x4(*shape, dtype=np.float32):
+    return np.ones(shape, dtype)
+
+
+def test_wrong_rank_names_the_layout():
+    with pytest.raises(ValueError, match=r"input: expected a 4-D array \(N, C, H, W\), got shape \(3, 8, 8\)"):
+        F.conv2d(x4(3, 8, 8), x4(2, 3, 3, 3))
+    with pytest.raises(ValueError, match=r"weight: expected a 4-D array"):
+        F.conv2d(x4(1, 3, 8, 8), x4(2, 3, 3))
+
+
+def test_channel_mismatch_gives_expected_weight_shape():
+    with pytest.raises(ValueError, match=r"weight: expected shape \(2, 3, 3, 3\) .* got \(2, 4, 3, 3\)"):
+        F.conv2d(x4(1, 3, 8, 8), x4(2, 4, 3, 3))
+
+
+def test_groups_mismatch():
+    with pytest.raises(ValueError, match="input: 6 input channels are not divisible by groups=4"):
+        F.conv2d(x4(1, 6, 8, 8), x4(4, 1, 3, 3), groups=4)
+    with pytest.raises(ValueError, match=r"weight: 3 output channels .* groups=2"):
+        F.conv2d(x4(1, 4, 8, 8), x4(3, 2, 3, 3), groups=2)
+
+
+@pytest.mark.parametrize("arg", ["stride", "dilation", "groups"])
+@pytest.mark.parametrize("value", [0, -1])
+def test_non_positive_parameters(arg, value):
+    with pytest.raises(ValueError, match=f"{arg}: expected .*>= 1"):
+        F.conv2d(x4(1, 2, 8, 8), x4(2, 2, 3, 3), **{arg: value})
+
+
+def test_negative_padding_and_bad_padding_string():
+    with pytest.raises(ValueError, match="padding: expected values >= 0"):
+        F.conv2d(x4(1, 2, 8, 8), x4(2, 2, 3, 3), padding=-1)
+    with pytest.raises(ValueError, match="padding: expected an int, a pair, 'valid' or 'same'"):
+        F.conv2d(x4(1, 2, 8, 8), x4(2, 2, 3, 3), padding="full")
+    with pytest.raises(ValueError, match="'same' is not supported for strided"):
+        F.conv2d(x4(1, 2, 8, 8), x4(2, 2, 3, 3), padding="same", stride=2)
+
+
+def test_kernel_larger_than_padded_input():
+    with pytest.raises(ValueError, match=r"weight: kernel \(5, 5\) .* larger than the padded input \(4, 6\)"):
+        F.conv2d(x4(1, 1, 4, 4), x4(1, 1, 5, 5), padding=(0, 1))
+    with pytest.raises(ValueError, match="larger than the padded input"):
+        F.max_pool2d(x4(1, 1, 2, 2), 3)
+
+
+def test_non_float32_dtype_names_the_cast():
+    with pytest.raises(TypeError, match=r"input: expected dtype float32, got float64; cast with input.astype\(numpy.float32\)"):
+        F.conv2d(x4(1, 2, 8, 8, dtype=np.float64), x4(2, 2, 3, 3))
+    with pytest.raises(TypeError, match=r"weight: expected dtype float32, got int32"):
+        F.conv2d(x4(1, 2, 8, 8), x4(2, 2, 3, 3, dtype=np.int32))
+
+
+def test_non_array_type():
+    with pytest.raises(TypeError, match="input: expected a numpy.ndarray or pyopencl.array.Array, got list"):
+        F.relu([1.0, 2.0])
+
+
+def test_non_contiguous_numpy_array():
+    x = x4(1, 2, 8, 8).transpose(0, 1, 3, 2)[:, :, ::2]
+    with pytest.raises(ValueError, match="input: array of shape .* is not C-contiguous"):
+        F.conv2d(x, x4(2, 2, 3, 3))
+
+
+@pytest.mark.allow_launch
+def test_non_contiguous_device_array():
+    rt = clconv.current_runtime()
+    x = cla.to_device(rt.queue, x4(2, 3, 4, 4))
+    with pytest.raises(ValueError, match="input: array of shape .* is not C-contiguous"):
+        F.relu(x.transpose((0, 1, 3, 2)))
+
+
+@pytest.mark.allow_launch
+def test_array_from_another_context():
+    device = clconv.current_runtime().context.devices[0]
+    other_context = cl.Context([device])
+    queue = cl.CommandQueue(other_context)
+    x = cla.to_device(queue, x4(1, 2, 5, 5))
+    with pytest.raises(ValueError, match="input: array belongs to another OpenCL context"):
+        F.max_pool2d(x, 2)
+
+
+@pytest.mark.parametrize("shape", [(0, 2, 8, 8), (1, 0, 8, 8), (1, 2, 0, 8)])
+def test_empty_batches_and_zero_sizes(shape):
+    with pytest.raises(ValueError, match=r"input: shape .* has a zero-size dimension"):
+        F.conv2d(x4(*shape), x4(2, 2, 3, 3))
+
+
+def test_bias_shape():
+    with pytest.raises(ValueError, match=r"bias: expected shape \(2,\), got \(3,\)"):
+        F.conv2d(x4(1, 2, 8, 8), x4(2, 2, 3, 3), bias=x4(3))
+
+
+def test_conv2d_backward_grad_output_shape():
+    with pytest.raises(ValueError, match=r"grad_output: expected shape \(1, 2, 6, 6\), got \(1, 2, 8, 8\)"):
+        F.conv2d_backward(x4(1, 2, 8, 8), x4(1, 2, 8, 8), x4(2, 2, 3, 3))
+
+
+def test_conv_transpose2d_output_padding():
+    with pytest.raises(ValueError, match="output_padding: must be smaller than stride"):
+        F.conv_transpose2d(x4(1, 2, 4, 4), x4(2, 3, 3, 3), stride=2, output_padding=2)
+    with pytest.raises(ValueError, match=r"weight: expected shape \(2, out_channels/groups"):
+        F.conv_transpose2d(x4(1, 2, 4, 4), x4(3, 3, 3, 3))
+
+
+def test_pool_parameters():
+    with pytest.raises(ValueError, match="padding: must be at most half the kernel size"):
+        F.max_pool2d(x4(1, 1, 8, 8), 2, padding=2)
+    with pytest.raises(ValueError, match="kernel_size: expected values >= 1"):
+        F.avg_pool2d(x4(1, 1, 8, 8), 0)
+    with pytest.raises(TypeError, match="kernel_size: expected an int or a pair"):
+        F.avg_pool2d(x4(1, 1, 8, 8), 2.5)
+    with pytest.raises(ValueError, match=r"grad_output: expected shape \(1, 1, 4, 4\)"):
+        F.avg_pool2d_backward(x4(1, 1, 3, 3), (1, 1, 8, 8), 2)
+    with pytest.raises(ValueError, match="input_shape: expected 4 positive ints"):
+        F.avg_pool2d_backward(x4(1, 1, 4, 4), (1, 8, 8), 2)
+
+
+def test_max_pool2d_backward_indices():
+    with pytest.raises(TypeError, match="indices: expected an integer dtype"):
+        F.max_pool2d_backward(x4(1, 1, 2, 2), x4(1, 1, 2, 2), (1, 1, 4, 4))
+    bad = np.full((1, 1, 2, 2), 16, np.int64)
+    with pytest.raises(ValueError, match=r"indices: expected values in \[0, 16\)"):
+        F.max_pool2d_backward(x4(1, 1, 2, 2), bad, (1, 1, 4, 4))
+
+
+def test_nan_and_out_of_range_scalars():
+    with pytest.raises(ValueError, match="negative_slope: expected a finite number, got nan"):
+        F.leaky_relu(x4(3), negative_slope=float("nan"))
+    with pytest.raises(ValueError, match="negative_slope: the gradient from the output needs"):
+        F.leaky_relu_backward(x4(3), x4(3), negative_slope=-0.5)
+    with pytest.raises(ValueError, match=r"dim: expected an axis in \[-2, 1\], got 2"):
+        F.softmax(x4(2, 3), dim=2)
+
+
+def test_linear_shapes():
+    with pytest.raises(ValueError, match=r"weight: expected shape \(3, 5\) for input with 5 features"):
+        F.linear(x4(2, 5), x4(3, 4))
+
+
+def test_cross_entropy_targets():
+    with pytest.raises(ValueError, match=r"target: class indices must be in \[0, 3\)"):
+        F.cross_entropy(x4(2, 3), np.array([0, 3]))
+    with pytest.raises(TypeError, match="target: expected an integer dtype"):
+        F.cross_entropy(x4(2, 3), np.array([0.0, 1.0]))
+    with pytest.raises(ValueError, match=r"target: expected shape \(2,\), got \(3,\)"):
+        F.cross_entropy(x4(2, 3), np.array([0, 1, 2]))
+
+
+def test_the_guard_itself_catches_launches(monkeypatch):
+    """The autouse guard is live: a valid call does reach the (refusing) launcher."""
+    with pytest.raises(AssertionError, match="a kernel was launched"):
+        F.relu(x4(3))
+    assert build.launch is not None
