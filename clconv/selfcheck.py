@@ -22,7 +22,7 @@ def _cases(rng, batch):
     w2 = rng.standard_normal((8, 2, 3, 3)).astype(np.float32)  # groups=4
     conv1 = dict(stride=1, padding=1)
     conv2 = dict(stride=2, padding=1, dilation=2, groups=4)
-    h = R.conv2d(x, w1, b1, **conv1).astype(np.float32)
+    h = np.ascontiguousarray(R.conv2d(x, w1, b1, **conv1), dtype=np.float32)
     g1 = rng.standard_normal(h.shape).astype(np.float32)
     pool = dict(kernel_size=3, stride=2, padding=1, ceil_mode=True)
     p, idx = R.max_pool2d(h, return_indices=True, **pool)
