@@ -96,11 +96,17 @@ def _build(context: cl.Context, path: Path, options: tuple[str, ...]) -> dict[st
 def _as_arg(value):
     if isinstance(value, cla.Array):
         return value.data  # callers pass offset-0 arrays (see arrays.as_device)
-    if isinstance(value, (bool, np.bool_)):
-        return np.int32(int(value))
-    if isinstance(value, (int, np.integer)):
+    if isinstance(value, (np.int64, np.uint64)):  # e.g. from numpy shape arithmetic
         return np.int32(value)
-    if isinstance(value, (float, np.floating)):
+    if isinstance(value, np.float64):
+        return np.float32(value)
+    if isinstance(value, np.generic):  # other explicit numpy scalars are kept (e.g. uint32)
+        return value
+    if isinstance(value, bool):
+        return np.int32(int(value))
+    if isinstance(value, int):
+        return np.int32(value)
+    if isinstance(value, float):
         return np.float32(value)
     return value
 

@@ -17,12 +17,13 @@ __all__ = [
     # forward
     "conv2d", "conv_transpose2d", "max_pool2d", "avg_pool2d", "adaptive_avg_pool2d",
     "relu", "leaky_relu", "sigmoid", "tanh", "linear", "softmax", "log_softmax",
-    "cross_entropy",
+    "cross_entropy", "batch_norm",
     # backward
     "conv2d_backward", "conv_transpose2d_backward", "max_pool2d_backward",
     "avg_pool2d_backward", "adaptive_avg_pool2d_backward", "relu_backward",
     "leaky_relu_backward", "sigmoid_backward", "tanh_backward", "linear_backward",
     "softmax_backward", "log_softmax_backward", "cross_entropy_backward",
+    "batch_norm_backward",
 ]
 
 
@@ -421,3 +422,41 @@ def cross_entropy_backward(input, target):
     grad = softmax(x, 1)
     grad[np.arange(x.shape[0]), t] -= 1.0
     return grad / x.shape[0]
+
+
+# --- batch normalisation ---------------------------------------------------------------
+
+def batch_norm(input, running_mean, running_var, weight=None, bias=None, training=False,
+               momentum=0.1, eps=1e-5):
+    """Like torch.nn.functional.batch_norm, without updating the running statistics.
+
+    Training mode normalises by the batch mean and biased variance over (N, H, W)."""
+    x = _nchw("input", input)
+    if training:
+        mean = x.mean(axis=(0, 2, 3))
+        var = x.var(axis=(0, 2, 3))
+    else:
+        mean, var = _f64(running_mean), _f64(running_var)
+    out = (x - mean[None, :, None, None]) / np.sqrt(var[None, :, None, None] + eps)
+    if weight is not None:
+        out = out * _f64(weight)[None, :, None, None]
+    if bias is not None:
+        out = out + _f64(bias)[None, :, None, None]
+    return out
+
+
+def batch_norm_backward(grad_output, input, weight=None, eps=1e-5):
+    """Gradients of training-mode batch_norm: (grad_input, grad_weight, grad_bias)."""
+    g, x = _nchw("grad_output", grad_output), _nchw("input", input)
+    axes = (0, 2, 3)
+    count = x.shape[0] * x.shape[2] * x.shape[3]
+    mean = x.mean(axis=axes, keepdims=True)
+    invstd = 1.0 / np.sqrt(x.var(axis=axes, keepdims=True) + eps)
+    xhat = (x - mean) * invstd
+    sum_g = g.sum(axis=axes, keepdims=True)
+    sum_gx = (g * xhat).sum(axis=axes, keepdims=True)
+    w = _f64(weight)[None, :, None, None] if weight is not None else 1.0
+    grad_input = w * invstd * (g - sum_g / count - xhat * sum_gx / count)
+    if weight is None:
+        return grad_input, None, None
+    return grad_input, sum_gx.reshape(-1), sum_g.reshape(-1)

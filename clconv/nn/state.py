@@ -1,0 +1,62 @@
+"""Checking and storing state dicts (.npz)."""
+from __future__ import annotations
+
+import zipfile
+from collections import OrderedDict
+from pathlib import Path
+
+import numpy as np
+
+
+class StateDictError(ValueError):
+    """A state dict or model file that does not fit the model; names the key."""
+
+
+def check_state(state, expected_shapes: dict, strict: bool) -> dict:
+    """Validate `state` against the model's keys and shapes; return float arrays by key."""
+    if not hasattr(state, "keys"):
+        raise TypeError(f"state_dict: expected a mapping of names to arrays, got "
+                        f"{type(state).__name__}")
+    missing = [k for k in expected_shapes if k not in state]
+    unexpected = [k for k in state.keys() if k not in expected_shapes]
+    if strict and (missing or unexpected):
+        parts = []
+        if missing:
+            parts.append(f"missing keys: {', '.join(missing)}")
+        if unexpected:
+            parts.append(f"unexpected keys: {', '.join(unexpected)}")
+        raise StateDictError("state_dict does not match the model: " + "; ".join(parts))
+    values = {}
+    for key, shape in expected_shapes.items():
+        if key not in state:
+            continue
+        value = state[key]
+        if hasattr(value, "detach"):  # a torch tensor passed directly
+            value = value.detach().cpu().numpy()
+        value = np.asarray(value)
+        if value.dtype.kind not in "fiu":
+            raise StateDictError(f"{key}: expected a numeric array, got dtype {value.dtype}")
+        if tuple(value.shape) != tuple(shape):
+            raise StateDictError(f"{key}: expected shape {tuple(shape)}, got {tuple(value.shape)}")
+        if value.dtype.kind == "f" and not np.all(np.isfinite(value)):
+            raise StateDictError(f"{key}: contains NaN or infinite values")
+        values[key] = value
+    return values
+
+
+def save(model, path) -> None:
+    """Write model.state_dict() to an .npz file."""
+    np.savez(Path(path), **model.state_dict())
+
+
+def load(model, path, strict: bool = True) -> None:
+    """Load an .npz written by `save` (or np.savez of a torch state_dict) into model."""
+    path = Path(path)
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            state = OrderedDict((key, archive[key]) for key in archive.files)
+    except FileNotFoundError:
+        raise
+    except (zipfile.BadZipFile, ValueError, OSError, EOFError, KeyError) as error:
+        raise StateDictError(f"{path}: not a readable .npz model file ({error})") from None
+    model.load_state_dict(state, strict=strict)
