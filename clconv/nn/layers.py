@@ -32,80 +32,69 @@ def _default_init(weight_shape, fan_in, bias_size):
     return weight, bias
 
 
-class Conv2d(Module):
-    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1,
-                 groups=1, bias=True):
+class _Conv(Module):
+    """Shared by Conv2d and ConvTranspose2d: checks, torch's init, forward, backward.
+
+    Subclasses name their functional op (`op`) and the weight's layout."""
+
+    op = ""
+    transposed = False
+
+    def __init__(self, in_channels, out_channels, kernel_size, bias, **conv_kwargs):
         super().__init__()
         self.in_channels = check_int("in_channels", in_channels, 1)
         self.out_channels = check_int("out_channels", out_channels, 1)
-        self.groups = check_int("groups", groups, 1)
+        groups = check_int("groups", conv_kwargs["groups"], 1)
         for name, value in (("in_channels", in_channels), ("out_channels", out_channels)):
             if value % groups:
                 raise ValueError(f"{name}: {value} is not divisible by groups={groups}")
         self.kernel_size = params.pair("kernel_size", kernel_size, minimum=1)
-        self.stride, self.padding, self.dilation = stride, padding, dilation
-        shape = (out_channels, in_channels // groups, *self.kernel_size)
+        self.conv_kwargs = conv_kwargs
+        if self.transposed:
+            shape = (in_channels, out_channels // groups, *self.kernel_size)
+        else:
+            shape = (out_channels, in_channels // groups, *self.kernel_size)
+        # torch takes fan_in from weight.shape[1] for both layouts.
         fan_in = shape[1] * shape[2] * shape[3]
         self.weight, self.bias = _default_init(shape, fan_in, out_channels if bias else None)
 
-    def _kwargs(self):
-        return dict(stride=self.stride, padding=self.padding, dilation=self.dilation,
-                    groups=self.groups)
-
     def forward(self, x):
         self._input = x
-        return F.conv2d(x, self.weight.data, self.bias.data if self.bias else None,
-                        **self._kwargs())
+        return getattr(F, self.op)(x, self.weight.data,
+                                   self.bias.data if self.bias else None, **self.conv_kwargs)
 
     def backward(self, grad_output):
         mask = (True, True, self.bias is not None)
-        gx, gw, gb = F.conv2d_backward(grad_output, self._input, self.weight.data,
-                                       output_mask=mask, **self._kwargs())
+        gx, gw, gb = getattr(F, f"{self.op}_backward")(
+            grad_output, self._input, self.weight.data, output_mask=mask, **self.conv_kwargs)
         self.weight.accumulate_grad(gw)
         if self.bias is not None:
             self.bias.accumulate_grad(gb)
         return gx
 
     def extra_repr(self):
-        return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
-                f"stride={self.stride}, padding={self.padding}")
+        args = ", ".join(f"{k}={v}" for k, v in self.conv_kwargs.items())
+        return f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, {args}"
 
 
-class ConvTranspose2d(Module):
+class Conv2d(_Conv):
+    op = "conv2d"
+
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1,
+                 groups=1, bias=True):
+        super().__init__(in_channels, out_channels, kernel_size, bias, stride=stride,
+                         padding=padding, dilation=dilation, groups=groups)
+
+
+class ConvTranspose2d(_Conv):
+    op = "conv_transpose2d"
+    transposed = True
+
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0,
                  output_padding=0, groups=1, bias=True, dilation=1):
-        super().__init__()
-        self.in_channels = check_int("in_channels", in_channels, 1)
-        self.out_channels = check_int("out_channels", out_channels, 1)
-        self.groups = check_int("groups", groups, 1)
-        for name, value in (("in_channels", in_channels), ("out_channels", out_channels)):
-            if value % groups:
-                raise ValueError(f"{name}: {value} is not divisible by groups={groups}")
-        self.kernel_size = params.pair("kernel_size", kernel_size, minimum=1)
-        self.stride, self.padding, self.dilation = stride, padding, dilation
-        self.output_padding = output_padding
-        shape = (in_channels, out_channels // groups, *self.kernel_size)
-        # torch computes fan_in from weight.shape[1] for transposed convolutions too.
-        fan_in = shape[1] * shape[2] * shape[3]
-        self.weight, self.bias = _default_init(shape, fan_in, out_channels if bias else None)
-
-    def _kwargs(self):
-        return dict(stride=self.stride, padding=self.padding, output_padding=self.output_padding,
-                    groups=self.groups, dilation=self.dilation)
-
-    def forward(self, x):
-        self._input = x
-        return F.conv_transpose2d(x, self.weight.data, self.bias.data if self.bias else None,
-                                  **self._kwargs())
-
-    def backward(self, grad_output):
-        mask = (True, True, self.bias is not None)
-        gx, gw, gb = F.conv_transpose2d_backward(grad_output, self._input, self.weight.data,
-                                                 output_mask=mask, **self._kwargs())
-        self.weight.accumulate_grad(gw)
-        if self.bias is not None:
-            self.bias.accumulate_grad(gb)
-        return gx
+        super().__init__(in_channels, out_channels, kernel_size, bias, stride=stride,
+                         padding=padding, output_padding=output_padding, groups=groups,
+                         dilation=dilation)
 
 
 class MaxPool2d(Module):
