@@ -1,6 +1,8 @@
 """A compiled model: its plan, its constants on the device, and run()."""
 from __future__ import annotations
 
+import time
+
 import numpy as np
 
 from ..arrays import on_device
@@ -57,11 +59,12 @@ class CompiledModel:
                 raise InputError(f"input {name!r}: expected dtype float32, got {value.dtype}")
         return inputs
 
-    def run(self, inputs, as_numpy: bool = True) -> list:
+    def run(self, inputs, as_numpy: bool = True, on_step=None) -> list:
         """Outputs in graph order, for `inputs` (a dict by name, a list, or one array).
 
         Inputs are checked before anything is enqueued. With as_numpy=False float
-        outputs stay on the device (pyopencl arrays)."""
+        outputs stay on the device (pyopencl arrays). on_step(step, seconds), for
+        profiling, drains the queue after every step."""
         feeds = self._check_inputs(inputs)
         rt = self.runtime
         env = dict(self._constants)
@@ -69,7 +72,11 @@ class CompiledModel:
         for step, releases in zip(self.plan.steps, self.plan.releases):
             args = [env[name] for name in step.inputs]
             out = args[step.reuse_input] if step.reuse_input is not None else None
+            started = time.perf_counter() if on_step else 0.0
             env.update(zip(step.outputs, step.run(args, out)))
+            if on_step:
+                rt.queue.finish()
+                on_step(step, time.perf_counter() - started)
             del args, out
             for name in releases:
                 env.pop(name, None)
