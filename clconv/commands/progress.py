@@ -1,0 +1,30 @@
+"""Progress bars (tqdm when installed) and timing for the model commands."""
+from __future__ import annotations
+
+import sys
+import time
+
+
+def progress(items, desc: str, disable: bool = False):
+    """`items` wrapped in a tqdm bar on stderr when tqdm is installed and stderr is a tty."""
+    try:
+        from tqdm import tqdm
+    except ImportError:
+        return items
+    return tqdm(items, desc=desc, file=sys.stderr, leave=False,
+                disable=disable or not sys.stderr.isatty())
+
+
+def time_runs(call, runs: int, warmup: int, desc: str = "timing") -> list[float]:
+    """Wall-clock seconds of `runs` calls of `call` after `warmup` untimed ones.
+    `call` must block until its work is done (model.run returns host arrays)."""
+    if runs < 1 or warmup < 0:
+        raise ValueError(f"runs must be >= 1 and warmup >= 0, got {runs} and {warmup}")
+    for _ in progress(range(warmup), desc=f"{desc} (warm-up)"):
+        call()
+    seconds = []
+    for _ in progress(range(runs), desc=desc):
+        start = time.perf_counter()
+        call()
+        seconds.append(time.perf_counter() - start)
+    return seconds

@@ -1,0 +1,94 @@
+"""A compiled model: its plan, its constants on the device, and run()."""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from ..arrays import on_device
+from ..runtime import current
+from .errors import InputError
+from .plan import Plan, Tensor
+
+
+class CompiledModel:
+    """Runs a plan on clconv's current device. Create with clconv.onnx.load()."""
+
+    def __init__(self, plan: Plan, source: str = "model"):
+        self.plan, self.source = plan, source
+        self.runtime = current()
+        # Weights go to the device once; run() only moves inputs and outputs.
+        self._constants = {name: on_device(self.runtime, plan.values[name], np.float32)
+                           for name in plan.device_constants}
+
+    @property
+    def input_names(self) -> list[str]:
+        return list(self.plan.inputs)
+
+    @property
+    def input_shapes(self) -> dict[str, tuple]:
+        return dict(self.plan.inputs)
+
+    @property
+    def output_names(self) -> list[str]:
+        return list(self.plan.outputs)
+
+    def _check_inputs(self, inputs) -> dict:
+        names = self.input_names
+        if not isinstance(inputs, dict):
+            inputs = list(inputs) if isinstance(inputs, (list, tuple)) else [inputs]
+            if len(inputs) != len(names):
+                raise InputError(f"{self.source}: expected {len(names)} input(s) {names}, got "
+                                 f"{len(inputs)}")
+            inputs = dict(zip(names, inputs))
+        unknown = sorted(set(inputs) - set(names))
+        missing = [n for n in names if n not in inputs]
+        if unknown or missing:
+            raise InputError(f"{self.source}: inputs must be exactly {names}; missing {missing}, "
+                             f"unknown {unknown}")
+        for name, value in inputs.items():
+            expected = self.plan.inputs[name]
+            if not hasattr(value, "shape") or not hasattr(value, "dtype"):
+                raise InputError(f"input {name!r}: expected an array of shape {expected}, got "
+                                 f"{type(value).__name__}")
+            if tuple(value.shape) != expected:
+                raise InputError(f"input {name!r}: expected shape {expected}, got "
+                                 f"{tuple(value.shape)} (the plan is compiled for fixed shapes; "
+                                 "load the model again with input_shapes= for other shapes)")
+            if value.dtype != np.float32:
+                raise InputError(f"input {name!r}: expected dtype float32, got {value.dtype}")
+        return inputs
+
+    def run(self, inputs, as_numpy: bool = True, on_step=None) -> list:
+        """Outputs in graph order, for `inputs` (a dict by name, a list, or one array).
+
+        Inputs are checked before anything is enqueued. With as_numpy=False float
+        outputs stay on the device (pyopencl arrays). on_step(step, seconds), for
+        profiling, drains the queue after every step."""
+        feeds = self._check_inputs(inputs)
+        rt = self.runtime
+        env = dict(self._constants)
+        env.update({name: on_device(rt, value) for name, value in feeds.items()})
+        for step, releases in zip(self.plan.steps, self.plan.releases):
+            args = [env[name] for name in step.inputs]
+            out = args[step.reuse_input] if step.reuse_input is not None else None
+            started = time.perf_counter() if on_step else 0.0
+            env.update(zip(step.outputs, step.run(args, out)))
+            if on_step:
+                rt.queue.finish()
+                on_step(step, time.perf_counter() - started)
+            del args, out
+            for name in releases:
+                env.pop(name, None)
+        return [self._output(name, env, as_numpy) for name in self.plan.outputs]
+
+    def _output(self, name, env, as_numpy):
+        value = self.plan.values[name]
+        if isinstance(value, np.ndarray):
+            return value
+        array = env[name]
+        if isinstance(value, Tensor) and value.to_host is not None:
+            return value.to_host(array)
+        return array.get() if as_numpy else array
+
+    __call__ = run

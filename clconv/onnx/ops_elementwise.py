@@ -1,0 +1,124 @@
+"""Lowering of activations and broadcasting arithmetic. With constant inputs only,
+they are folded on the host with numpy."""
+from __future__ import annotations
+
+import numpy as np
+
+from ..ops.elementwise import Activation, broadcast_shape
+from .steps import ActivationStep, BinaryStep
+
+FLOAT_MAX = float(np.finfo(np.float32).max)
+
+
+def _activation(ctx) -> Activation:
+    op = ctx.node.op_type
+    if op == "Relu":
+        return Activation("relu")
+    if op == "LeakyRelu":
+        return Activation("leaky_relu", float(ctx.attr("alpha", 0.01)))
+    if op == "Sigmoid":
+        return Activation("sigmoid")
+    if op == "Tanh":
+        return Activation("tanh")
+    if op == "HardSigmoid":
+        return Activation("hard_sigmoid", float(ctx.attr("alpha", 0.2)), float(ctx.attr("beta", 0.5)))
+    if op == "HardSwish":
+        return Activation("hard_swish")
+    if op == "Clip":
+        if ctx.node.opset < 11:
+            low, high = ctx.attr("min", -FLOAT_MAX), ctx.attr("max", FLOAT_MAX)
+        else:
+            low = ctx.const(1, "min", np.float32(-FLOAT_MAX))
+            high = ctx.const(2, "max", np.float32(FLOAT_MAX))
+            for bound, what in ((low, "min"), (high, "max")):
+                if np.size(bound) != 1:
+                    ctx.fail(f"{what} must be a scalar, got shape {np.shape(bound)}")
+        return Activation("clip", float(np.asarray(low).reshape(())),
+                          float(np.asarray(high).reshape(())))
+    raise AssertionError(op)
+
+
+def _numpy_activation(act: Activation, x):
+    x = x.astype(np.float64)
+    if act.name == "relu":
+        return np.maximum(x, 0)
+    if act.name == "leaky_relu":
+        return np.where(x >= 0, x, x * act.alpha)
+    if act.name == "clip":
+        return np.minimum(np.maximum(x, act.alpha), act.beta)
+    if act.name == "sigmoid":
+        return 1 / (1 + np.exp(-x))
+    if act.name == "tanh":
+        return np.tanh(x)
+    if act.name == "hard_sigmoid":
+        return np.clip(act.alpha * x + act.beta, 0, 1)
+    return x * np.clip(x / 6 + 0.5, 0, 1)  # hard_swish
+
+
+def lower_activation(ctx):
+    act = _activation(ctx)
+    if ctx.is_const(0):
+        x = ctx.value(0)
+        y = _numpy_activation(act, x)
+        ctx.set_const(y.astype(x.dtype) if x.dtype.kind == "f" else np.round(y).astype(x.dtype))
+        return
+    if ctx.value(0).dtype != np.float32:
+        ctx.fail(f"input has dtype {ctx.value(0).dtype}; device ops take float32")
+    ctx.emit(ActivationStep, [ctx.tensor(0, "X")], [ctx.shape(0)], act=act)
+
+
+NUMPY_BINARY = {"Add": np.add, "Sub": np.subtract, "Mul": np.multiply}
+
+
+def _numpy_binary(op, a, b):
+    if op == "Div":
+        if a.dtype.kind in "iu" and b.dtype.kind in "iu":  # ONNX integer Div truncates
+            return (np.trunc(a / b)).astype(np.result_type(a, b))
+        return np.divide(a, b)
+    return NUMPY_BINARY[op](a, b)
+
+
+def _emit_binary(ctx, op_name, a_index_or_name, b_index, a_shape, b_shape, output):
+    try:
+        out_shape = broadcast_shape(a_shape, b_shape)
+    except ValueError as error:
+        ctx.fail(str(error))
+    overwritable = tuple(k for k, s in enumerate((a_shape, b_shape)) if tuple(s) == out_shape)
+    a = a_index_or_name if isinstance(a_index_or_name, str) else ctx.tensor(a_index_or_name, "A")
+    ctx.emit(BinaryStep, [a, ctx.tensor(b_index, "B")], [out_shape], outputs=[output],
+             binary_op=op_name, overwritable_inputs=overwritable,
+             broadcasts=tuple(a_shape) != tuple(b_shape))
+    return out_shape
+
+
+def lower_binary(ctx):
+    if ctx.all_const():
+        ctx.set_const(_numpy_binary(ctx.node.op_type, ctx.value(0), ctx.value(1)))
+        return
+    _emit_binary(ctx, ctx.node.op_type.lower(), 0, 1, ctx.shape(0), ctx.shape(1),
+                 ctx.node.outputs[0])
+
+
+def lower_sum(ctx):
+    count = len(ctx.node.inputs)
+    if ctx.all_const():
+        total = ctx.value(0)
+        for i in range(1, count):
+            total = total + ctx.value(i)
+        ctx.set_const(total)
+        return
+    if count == 1:
+        from .steps import ViewStep
+        ctx.emit(ViewStep, [ctx.tensor(0, "data_0")], [ctx.shape(0)])
+        return
+    current, shape = 0, ctx.shape(0)
+    for i in range(1, count):
+        name = ctx.node.outputs[0] if i == count - 1 else f"{ctx.node.outputs[0]}::partial{i}"
+        shape = _emit_binary(ctx, "add", current, i, shape, ctx.shape(i), name)
+        current = name
+
+
+HANDLERS = {op: lower_activation for op in
+            ("Relu", "LeakyRelu", "Sigmoid", "Tanh", "HardSigmoid", "HardSwish", "Clip")}
+HANDLERS.update({op: lower_binary for op in ("Add", "Sub", "Mul", "Div")})
+HANDLERS["Sum"] = lower_sum

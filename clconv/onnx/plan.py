@@ -1,0 +1,323 @@
+"""Compile an ONNX graph into a plan: an ordered list of steps on fixed shapes.
+
+1. Every node is checked against the op table first; all unsupported nodes are
+   reported together.
+2. Nodes are lowered in graph order. Values are host constants (numpy: initializers,
+   Constant, Shape/Gather chains, anything computed from constants only) or run-time
+   tensors with a known shape. Ops on constants are folded on the host.
+3. Passes fold an inference batch norm into the preceding convolution's weights and
+   fuse activations into the step before them.
+4. Liveness: each tensor is released after its last use so the memory pool hands its
+   buffer to a later step; element-wise steps write into an input that dies there.
+Nothing runs on the device while planning.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .errors import PlanError, UnsupportedModelError
+from .loader import ONNX_DOMAINS, Graph, Node
+from .steps import ActivationStep, AffineStep, ConvStep, Step
+
+MIN_OPSET = 7  # older opsets use attribute forms (e.g. Reshape's shape) not handled
+
+
+@dataclass
+class Tensor:
+    """A run-time tensor: known shape, computed on the device."""
+
+    shape: tuple
+    dtype: np.dtype = np.dtype(np.float32)
+    # Converts the device array to what the graph output should be (int64 indices).
+    to_host: object = None
+
+
+@dataclass
+class Plan:
+    inputs: dict[str, tuple]                 # run-time graph inputs and their shapes
+    outputs: list[str]
+    values: dict[str, object]                # name -> Tensor or numpy constant
+    steps: list[Step]
+    device_constants: list[str]              # constants steps read on the device
+    releases: list[list[str]] = field(default_factory=list)
+    peak_bytes: int = 0
+    largest_pair_bytes: int = 0
+
+    def constant(self, name):
+        value = self.values[name]
+        return value if isinstance(value, np.ndarray) else None
+
+
+class NodeContext:
+    """What an op handler sees of the graph while its node is lowered."""
+
+    def __init__(self, builder: "PlanBuilder", node: Node):
+        self.builder, self.node = builder, node
+
+    # -- inputs
+    def has(self, i: int) -> bool:
+        return i < len(self.node.inputs) and self.node.inputs[i] != ""
+
+    def value(self, i: int):
+        return self.builder.values[self.node.inputs[i]] if self.has(i) else None
+
+    def is_const(self, i: int) -> bool:
+        return isinstance(self.value(i), np.ndarray)
+
+    def all_const(self) -> bool:
+        return all(self.is_const(i) for i in range(len(self.node.inputs)) if self.has(i))
+
+    def shape(self, i: int) -> tuple:
+        v = self.value(i)
+        return tuple(v.shape)
+
+    def const(self, i: int, what: str, default=None) -> np.ndarray | None:
+        """Input i as a host constant; it must not depend on run-time data."""
+        if not self.has(i):
+            return default
+        v = self.value(i)
+        if not isinstance(v, np.ndarray):
+            raise PlanError(f"{self.node}: input {i} ({what}, {self.node.inputs[i]!r}) must be "
+                            "a constant (an initializer or computed from constants only); "
+                            "here it depends on run-time data")
+        return v
+
+    def tensor(self, i: int, what: str) -> str:
+        """Name of input i for a device step (a constant is uploaded once, as float32)."""
+        if not self.has(i):
+            raise PlanError(f"{self.node}: input {i} ({what}) is required")
+        name = self.node.inputs[i]
+        v = self.value(i)
+        if isinstance(v, np.ndarray):
+            if v.dtype.kind not in "fiub":
+                raise PlanError(f"{self.node}: input {what} has dtype {v.dtype}")
+            self.builder.device_constants.setdefault(name, None)
+            if v.dtype != np.float32:
+                self.builder.values[name] = v.astype(np.float32)
+        elif v.dtype != np.float32:
+            raise PlanError(f"{self.node}: input {what} ({name!r}) has dtype {v.dtype}; "
+                            "device ops take float32")
+        return name
+
+    def add_constant(self, suffix: str, value) -> str:
+        """A new float32 device constant computed at plan time, named after the node."""
+        name = f"{self.node.name}::{suffix}"
+        self.builder.values[name] = np.asarray(value, dtype=np.float32)
+        self.builder.device_constants.setdefault(name, None)
+        return name
+
+    def attr(self, name, default=None):
+        return self.node.attr(name, default)
+
+    def fail(self, message: str):
+        raise PlanError(f"{self.node}: {message}")
+
+    # -- outputs
+    def set_const(self, value, out: int = 0):
+        if out < len(self.node.outputs) and self.node.outputs[out]:
+            self.builder.values[self.node.outputs[out]] = np.asarray(value)
+
+    def emit(self, step_cls, inputs, output_shapes, outputs=None, **fields) -> Step:
+        outputs = list(outputs if outputs is not None else self.node.outputs[:len(output_shapes)])
+        step = step_cls(nodes=[self.node.name], op=self.node.op_type, inputs=list(inputs),
+                        outputs=outputs, output_shapes=[tuple(s) for s in output_shapes],
+                        **fields)
+        for name, shape in zip(outputs, step.output_shapes):
+            self.builder.values[name] = Tensor(shape)
+        self.builder.steps.append(step)
+        return step
+
+
+class PlanBuilder:
+    def __init__(self, graph: Graph, input_shapes: dict[str, tuple],
+                 host_inputs: dict[str, np.ndarray]):
+        self.graph = graph
+        self.values: dict[str, object] = dict(graph.initializers)
+        self.values.update({k: np.asarray(v) for k, v in host_inputs.items()})
+        self.inputs = {}
+        for name, shape in input_shapes.items():
+            self.values[name] = Tensor(tuple(shape))
+            self.inputs[name] = tuple(shape)
+        self.steps: list[Step] = []
+        self.device_constants: dict[str, None] = {}  # ordered set
+
+    def lower(self):
+        from .ops import HANDLERS
+
+        for node in self.graph.nodes:
+            for name in node.inputs:
+                if name and name not in self.values:
+                    raise PlanError(f"{node}: input {name!r} is neither a graph input, an "
+                                    "initializer nor the output of an earlier node (is the "
+                                    "file truncated or the graph unsorted?)")
+            HANDLERS[node.op_type].lower(NodeContext(self, node))
+            for name in node.outputs:
+                if name and name not in self.values:
+                    raise PlanError(f"{node}: output {name!r} was not produced (internal)")
+
+
+def check_supported(graph: Graph):
+    """Raise UnsupportedModelError listing every node the op table cannot run."""
+    from .ops import HANDLERS
+
+    bad = []
+    for node in graph.nodes:
+        spec = HANDLERS.get(node.op_type) if node.domain in ONNX_DOMAINS else None
+        if spec is None or node.opset < MIN_OPSET:
+            bad.append(node)
+    problems = [f"input {i.name!r}: a {'non-tensor' if i.dtype is None else str(i.dtype)} "
+                "graph input (clconv runs float32 tensors; integer inputs must feed only "
+                "constant positions such as shapes, and be given when compiling)"
+                for i in graph.inputs if i.dtype is None]
+    if bad or problems:
+        lines = [f"  {n.name!r}: {n.op_type} (domain {n.domain or 'ai.onnx'}, opset {n.opset})"
+                 for n in bad]
+        message = (f"{len(bad)} node(s) use ops clconv cannot run"
+                   f"{'' if not bad else ' (supported: opset >= %d)' % MIN_OPSET}:\n"
+                   + "\n".join(lines + ["  " + p for p in problems]))
+        raise UnsupportedModelError(message, [(n.name, n.op_type, n.domain, n.opset)
+                                              for n in bad])
+
+
+def _consumers(steps) -> dict[str, list[int]]:
+    users: dict[str, list[int]] = {}
+    for i, step in enumerate(steps):
+        for name in step.inputs:
+            users.setdefault(name, []).append(i)
+    return users
+
+
+def _sole_consumer(steps, index, outputs, users):
+    """The step that alone consumes steps[index]'s single output, if any."""
+    step = steps[index]
+    if len(step.outputs) != 1 or step.outputs[0] in outputs:
+        return None
+    readers = users.get(step.outputs[0], [])
+    if len(readers) != 1 or steps[readers[0]].inputs.count(step.outputs[0]) != 1:
+        return None
+    return readers[0]
+
+
+def fold_batch_norms(steps, values, outputs, device_constants):
+    """Conv with constant weights followed only by a per-channel affine map: scale the
+    weights and bias, drop the affine step."""
+    users = _consumers(steps)
+    removed = set()
+    for i, step in enumerate(steps):
+        if not isinstance(step, ConvStep) or step.act.name != "none":
+            continue
+        j = _sole_consumer(steps, i, outputs, users)
+        if j is None or not isinstance(steps[j], AffineStep) or steps[j].act.name != "none":
+            continue
+        w = values[step.inputs[1]]
+        b = values[step.inputs[2]] if len(step.inputs) > 2 else None
+        if not isinstance(w, np.ndarray) or (b is not None and not isinstance(b, np.ndarray)):
+            continue
+        affine = steps[j]
+        scale, shift = (values[n].astype(np.float64) for n in affine.inputs[1:3])
+        shape = (-1,) + (1,) * (w.ndim - 1)
+        new_w = (w.astype(np.float64) * scale.reshape(shape)).astype(np.float32)
+        new_b = ((b.astype(np.float64) if b is not None else 0.0) * scale + shift)
+        names = [f"{step.inputs[1]}::folded:{affine.nodes[0]}",
+                 f"{affine.nodes[0]}::bias:folded"]
+        for name, value in zip(names, (new_w, new_b.astype(np.float32))):
+            values[name] = value
+            device_constants.setdefault(name, None)
+        step.inputs = [step.inputs[0]] + names
+        step.outputs, step.output_shapes = affine.outputs, affine.output_shapes
+        step.nodes += affine.nodes
+        step.op += "+" + affine.op
+        removed.add(j)
+    return [s for k, s in enumerate(steps) if k not in removed]
+
+
+def fuse_activations(steps, outputs):
+    """An activation that alone reads a fusable step's output runs inside that step."""
+    users = _consumers(steps)
+    removed = set()
+    for i, step in enumerate(steps):
+        if i in removed or not step.fuses_activation or step.act.name != "none":
+            continue
+        j = _sole_consumer(steps, i, outputs, users)
+        if j is None or not isinstance(steps[j], ActivationStep):
+            continue
+        act_step = steps[j]
+        step.act = act_step.act
+        step.outputs, step.output_shapes = act_step.outputs, act_step.output_shapes
+        step.nodes += act_step.nodes
+        step.op += "+" + act_step.op
+        removed.add(j)
+    return [s for k, s in enumerate(steps) if k not in removed]
+
+
+def plan_memory(plan: Plan):
+    """Release lists, in-place reuse and the planned peak of activation memory."""
+    steps, outputs = plan.steps, set(plan.outputs)
+    pinned = set(plan.inputs) | set(plan.device_constants)  # never overwritten or counted
+    root = {name: name for name in pinned}
+    last_use: dict[str, int] = {}
+    for i, step in enumerate(steps):
+        for name in step.inputs:
+            last_use[name] = i
+        for name in step.outputs:
+            root[name] = root.get(step.inputs[0], step.inputs[0]) if step.is_view else name
+    root_last: dict[str, int] = {}
+    for name, i in last_use.items():
+        r = root.get(name, name)
+        root_last[r] = max(root_last.get(r, -1), i)
+    for name in outputs:
+        root_last[root.get(name, name)] = len(steps)  # outputs live to the end
+    plan.releases = [[] for _ in steps]
+    for name, i in last_use.items():
+        if name not in outputs and name not in plan.device_constants:
+            plan.releases[i].append(name)
+
+    def nbytes(name):
+        value = plan.values.get(name)
+        return int(np.prod(value.shape, dtype=np.int64)) * 4 if isinstance(value, Tensor) else 0
+
+    live: dict[str, int] = {}
+    peak = pair = 0
+    for i, step in enumerate(steps):
+        step.reuse_input = None
+        for k in step.overwritable_inputs:
+            name = step.inputs[k]
+            r = root.get(name, name)
+            if (r not in pinned and root_last.get(r) == i and len(step.outputs) == 1
+                    and tuple(plan.values[name].shape) == step.output_shapes[0]):
+                step.reuse_input = k
+                root[step.outputs[0]] = r
+                root_last[r] = root_last.get(step.outputs[0], root_last[r])
+                break
+        for name in step.outputs:
+            r = root[name]
+            if r == name and r not in pinned:
+                live[r] = nbytes(name)
+                root_last.setdefault(r, i)
+        peak = max(peak, sum(live.values()))
+        io = {root.get(n, n) for n in step.inputs + step.outputs} - pinned
+        pair = max(pair, sum(live.get(r, 0) for r in io))
+        for r in [r for r in live if root_last.get(r, i) <= i]:
+            del live[r]
+    plan.peak_bytes, plan.largest_pair_bytes = peak, pair
+
+
+def build_plan(graph: Graph, input_shapes: dict[str, tuple],
+               host_inputs: dict[str, np.ndarray] | None = None) -> Plan:
+    check_supported(graph)
+    builder = PlanBuilder(graph, input_shapes, host_inputs or {})
+    builder.lower()
+    for name in graph.outputs:
+        if name not in builder.values:
+            raise PlanError(f"graph output {name!r} is not produced by any node")
+    steps = fold_batch_norms(builder.steps, builder.values, set(graph.outputs),
+                             builder.device_constants)
+    steps = fuse_activations(steps, set(graph.outputs))
+    used = {name for step in steps for name in step.inputs}
+    device_constants = [n for n in builder.device_constants if n in used]
+    plan = Plan(dict(builder.inputs), list(graph.outputs), builder.values, steps,
+                device_constants)
+    plan_memory(plan)
+    return plan

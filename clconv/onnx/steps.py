@@ -1,0 +1,220 @@
+"""The runtime steps a plan is made of. Each step reads device arrays named by
+`inputs` and returns one array per name in `outputs`; shapes and parameters were
+settled at plan time. Steps that can absorb a following activation (or, for
+convolutions, a following per-channel affine map) say so; the planner fuses them.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+from .. import functional as F
+from ..ops import elementwise, gemm, layout, padded_pool
+from ..ops.elementwise import NO_ACTIVATION, Activation
+
+
+@dataclass
+class Step:
+    nodes: list[str]              # source node names (several after fusion)
+    op: str                       # op types, "+"-joined after fusion
+    inputs: list[str]
+    outputs: list[str]
+    output_shapes: list[tuple]
+    # Inputs whose buffer the (single) output may reuse when that input dies here.
+    overwritable_inputs: tuple = ()
+    reuse_input: int | None = None   # set by the planner
+    # Outputs are views of inputs[0] (reshapes): same buffer, no kernel.
+    is_view: bool = False
+    act: Activation = NO_ACTIVATION
+    fuses_activation = False
+
+    def describe(self) -> str:
+        return self.op.lower()
+
+    def variant(self) -> str:
+        text = self.describe()
+        return text if self.act.name == "none" else f"{text} + {self.act} (fused)"
+
+    def run(self, args, out=None) -> list:
+        raise NotImplementedError
+
+
+@dataclass
+class ViewStep(Step):
+    """Reshape, Flatten, Squeeze, Unsqueeze, Identity, Dropout: a new shape, same data."""
+
+    is_view: bool = True
+
+    def describe(self):
+        return "view (no kernel)"
+
+    def run(self, args, out=None):
+        return [args[0].reshape(shape) for shape in self.output_shapes]
+
+
+@dataclass
+class ActivationStep(Step):
+    overwritable_inputs: tuple = (0,)
+
+    def describe(self):
+        return "elementwise"
+
+    def run(self, args, out=None):
+        return [elementwise.activation(args[0], self.act, out=out)]
+
+
+@dataclass
+class BinaryStep(Step):
+    binary_op: str = "add"
+    fuses_activation = True
+
+    broadcasts: bool = False
+
+    def describe(self):
+        return self.binary_op + (" (broadcast)" if self.broadcasts else "")
+
+    def run(self, args, out=None):
+        return [elementwise.binary(self.binary_op, args[0], args[1], self.act, out=out)]
+
+
+@dataclass
+class AffineStep(Step):
+    """x * scale[c] + shift[c] (inference batch norm); inputs are x, scale, shift, the
+    last two host constants (so the planner can fold them into a convolution)."""
+
+    fuses_activation = True
+    overwritable_inputs: tuple = (0,)
+
+    def describe(self):
+        return "per-channel affine"
+
+    def run(self, args, out=None):
+        return [elementwise.channel_affine(args[0], args[1], args[2], self.act, out=out)]
+
+
+@dataclass
+class ConvStep(Step):
+    """conv2d (bias and weight in inputs[1:], constants or run-time tensors), with
+    optional explicit pre-padding for asymmetric pads, then an in-place activation."""
+
+    stride: tuple = (1, 1)
+    padding: tuple = (0, 0)
+    pre_pad: tuple | None = None    # (pads_begin, pads_end) over all 4 axes
+    dilation: tuple = (1, 1)
+    groups: int = 1
+    input_view: tuple | None = None   # 1-D convs run as 2-D with a unit height
+    weight_view: tuple | None = None
+    fuses_activation = True
+
+    def describe(self):
+        text = f"conv2d stride={self.stride} dilation={self.dilation} groups={self.groups}"
+        if self.pre_pad:
+            text += " with explicit asymmetric padding"
+        return text
+
+    def run(self, args, out=None):
+        x, w = args[0], args[1]
+        bias = args[2] if len(args) > 2 else None
+        if self.input_view:
+            x, w = x.reshape(self.input_view), w.reshape(self.weight_view)
+        if self.pre_pad:
+            x = layout.pad(x, *self.pre_pad)
+        y = F.conv2d(x, w, bias, self.stride, self.padding, self.dilation, self.groups)
+        if self.act.name != "none":
+            elementwise.activation(y, self.act, out=y)
+        return [y.reshape(self.output_shapes[0])]
+
+
+@dataclass
+class ConvTransposeStep(Step):
+    stride: tuple = (1, 1)
+    padding: tuple = (0, 0)
+    output_padding: tuple = (0, 0)
+    dilation: tuple = (1, 1)
+    groups: int = 1
+    crop: tuple | None = None   # (pads_begin, pads_end) applied after a pad-0 transpose
+    input_view: tuple | None = None
+    weight_view: tuple | None = None
+
+    def describe(self):
+        return (f"conv_transpose2d stride={self.stride} groups={self.groups}"
+                + (" with explicit crop" if self.crop else ""))
+
+    def run(self, args, out=None):
+        x, w = args[0], args[1]
+        bias = args[2] if len(args) > 2 else None
+        if self.input_view:
+            x, w = x.reshape(self.input_view), w.reshape(self.weight_view)
+        if self.crop is None:
+            y = F.conv_transpose2d(x, w, bias, self.stride, self.padding, self.output_padding,
+                                   self.groups, self.dilation)
+        else:
+            y = F.conv_transpose2d(x, w, None, self.stride, 0, 0, self.groups, self.dilation)
+            y = layout.pad(y, *self.crop)
+            if bias is not None:
+                y = elementwise.binary("add", y, bias.reshape((1, -1, 1, 1)), out=y)
+        return [y.reshape(self.output_shapes[0])]
+
+
+@dataclass
+class GemmStep(Step):
+    alpha: float = 1.0
+    beta: float = 1.0
+    trans_a: bool = False
+    trans_b: bool = False
+    fuses_activation = True
+
+    def describe(self):
+        return "gemm" + (" (B transposed)" if self.trans_b else "")
+
+    def run(self, args, out=None):
+        c = args[2] if len(args) > 2 else None
+        return [gemm.gemm(args[0], args[1], c, self.alpha, self.beta, self.trans_a,
+                          self.trans_b, self.act)]
+
+
+@dataclass
+class CallStep(Step):
+    """Any other op: `call(*args)` returns the outputs (a list)."""
+
+    call: Callable | None = None
+    description: str = ""
+
+    def describe(self):
+        return self.description or self.op.lower()
+
+    def run(self, args, out=None):
+        return self.call(*args)
+
+
+def max_pool_call(kernel, stride, pads_begin, out_size, dilation, input_view, output_shape):
+    def call(x):
+        if input_view:
+            x = x.reshape(input_view)
+        y = padded_pool.max_pool2d_padded(x, kernel, stride, pads_begin, out_size, dilation)
+        return [y.reshape(output_shape)]
+    return call
+
+
+def max_pool_with_indices_call(kernel, stride, pads_begin, out_size, dilation, input_view,
+                               output_shape):
+    def call(x):
+        if input_view:
+            x = x.reshape(input_view)
+        y, idx = padded_pool.max_pool2d_padded(x, kernel, stride, pads_begin, out_size,
+                                               dilation, return_indices=True)
+        return [y.reshape(output_shape), idx.reshape(output_shape)]
+    return call
+
+
+def avg_pool_call(kernel, stride, pads, out_size, dilation, count_include_pad, input_view,
+                  output_shape):
+    def call(x):
+        if input_view:
+            x = x.reshape(input_view)
+        y = padded_pool.avg_pool2d_padded(x, kernel, stride, pads, out_size, dilation,
+                                          count_include_pad)
+        return [y.reshape(output_shape)]
+    return call

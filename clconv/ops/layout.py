@@ -1,0 +1,122 @@
+"""Layout ops: transpose, pad, concatenate and gather along an axis (any rank <= 6).
+
+Shapes, permutations, pads and indices are plain Python/numpy values worked out on
+the host; kernels only move float32 elements.
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+from ..arrays import empty, on_device
+from ..build import get_kernel, launch
+from ..runtime import current
+from ..validation import check_array, check_dim
+from .elementwise import MAX_RANK, pad_rank
+
+KERNELS = "shape.cl"
+PAD_MODES = {"constant": 0, "reflect": 1, "edge": 2, "wrap": 3}
+
+
+def _contiguous_strides(shape) -> tuple[int, ...]:
+    strides, step = [], 1
+    for size in reversed(shape):
+        strides.append(step)
+        step *= size
+    return tuple(reversed(strides))
+
+
+def transpose(input, perm: Sequence[int]):
+    """input.transpose(perm) as a new contiguous array (numpy semantics)."""
+    rt = current()
+    shape = check_array("input", input, rt, "(*)")
+    perm = tuple(int(p) for p in perm)
+    if sorted(perm) != list(range(len(shape))):
+        raise ValueError(f"perm: expected a permutation of {list(range(len(shape)))}, got "
+                         f"{list(perm)}")
+    out_shape = tuple(shape[p] for p in perm)
+    strides = _contiguous_strides(shape)
+    dims, (src_strides,) = pad_rank(out_shape, [tuple(strides[p] for p in perm)])
+    out = empty(rt, out_shape)
+    launch(rt, get_kernel(rt, KERNELS, "strided_copy"), out.size, on_device(rt, input), out,
+           *dims[1:], *src_strides)
+    return out
+
+
+def pad(input, pads_begin: Sequence[int], pads_end: Sequence[int], mode: str = "constant",
+        value: float = 0.0):
+    """Pad every axis by pads_begin/pads_end elements (negative values crop).
+
+    mode: constant (with value), reflect (without repeating the edge), edge or wrap."""
+    rt = current()
+    shape = check_array("input", input, rt, "(*)")
+    if mode not in PAD_MODES:
+        raise ValueError(f"mode: expected one of {sorted(PAD_MODES)}, got {mode!r}")
+    begin, end = [int(p) for p in pads_begin], [int(p) for p in pads_end]
+    if len(begin) != len(shape) or len(end) != len(shape):
+        raise ValueError(f"pads: expected {len(shape)} values before and after for input of "
+                         f"shape {shape}, got {begin} and {end}")
+    out_shape = tuple(s + b + e for s, b, e in zip(shape, begin, end))
+    if min(out_shape, default=1) <= 0:
+        raise ValueError(f"pads: {begin}, {end} crop input {shape} to the empty {out_shape}")
+    if mode == "reflect" and any(max(b, e) >= s for s, b, e in zip(shape, begin, end)
+                                 if max(b, e) > 0):
+        raise ValueError(f"pads: reflect padding must be smaller than each padded axis of "
+                         f"input {shape}, got {begin}, {end}")
+    extra = MAX_RANK - len(shape)
+    dims, _ = pad_rank(out_shape, [])
+    in_dims = (1,) * extra + shape
+    begins = (0,) * extra + tuple(begin)
+    out = empty(rt, out_shape)
+    launch(rt, get_kernel(rt, KERNELS, "pad_nd", {"PAD_MODE": PAD_MODES[mode]}), out.size,
+           on_device(rt, input), out, *dims[1:], *in_dims, *begins, float(value))
+    return out
+
+
+def concat(inputs: Sequence, axis: int):
+    """Concatenate along `axis` (numpy.concatenate)."""
+    rt = current()
+    if not inputs:
+        raise ValueError("inputs: expected at least one array to concatenate")
+    shapes = [check_array(f"inputs[{i}]", x, rt, "(*)") for i, x in enumerate(inputs)]
+    axis = check_dim("axis", axis, len(shapes[0]))
+    for i, s in enumerate(shapes):
+        if len(s) != len(shapes[0]) or s[:axis] + s[axis + 1:] != \
+                shapes[0][:axis] + shapes[0][axis + 1:]:
+            raise ValueError(f"inputs[{i}]: shape {s} does not match {shapes[0]} outside "
+                             f"axis {axis}")
+    total = sum(s[axis] for s in shapes)
+    out_shape = shapes[0][:axis] + (total,) + shapes[0][axis + 1:]
+    inner = int(np.prod(out_shape[axis + 1:], dtype=np.int64))
+    out = empty(rt, out_shape)
+    kernel = get_kernel(rt, KERNELS, "concat_copy")
+    offset = 0
+    for x, s in zip(inputs, shapes):
+        n = int(np.prod(s, dtype=np.int64))
+        launch(rt, kernel, n, on_device(rt, x), out, s[axis] * inner, total * inner, offset)
+        offset += s[axis] * inner
+    return out
+
+
+def gather(input, indices, axis: int):
+    """numpy.take(input, indices, axis) with host integer indices (negative allowed)."""
+    rt = current()
+    shape = check_array("input", input, rt, "(*)")
+    axis = check_dim("axis", axis, len(shape))
+    idx = np.asarray(indices)
+    if idx.dtype.kind not in "iu":
+        raise TypeError(f"indices: expected integers, got dtype {idx.dtype}")
+    D = shape[axis]
+    if idx.size and (idx.min() < -D or idx.max() >= D):
+        raise ValueError(f"indices: expected values in [{-D}, {D}) for axis {axis} of input "
+                         f"{shape}, got range [{idx.min()}, {idx.max()}]")
+    out_shape = shape[:axis] + idx.shape + shape[axis + 1:]
+    flat = np.where(idx < 0, idx + D, idx).astype(np.int32).reshape(-1)
+    out = empty(rt, out_shape)
+    if out.size == 0:
+        return out
+    inner = int(np.prod(shape[axis + 1:], dtype=np.int64))
+    launch(rt, get_kernel(rt, KERNELS, "gather_axis"), out.size, on_device(rt, input),
+           on_device(rt, flat, np.int32), out, flat.size, D, inner)
+    return out

@@ -1,0 +1,49 @@
+"""Pooling with explicit output sizes and asymmetric padding, as ONNX describes it
+(auto_pad, pads begin/end, ceil_mode are resolved by the caller)."""
+from __future__ import annotations
+
+import numpy as np
+
+from ..arrays import empty, on_device
+from ..build import get_kernel, launch
+from ..runtime import current
+from ..validation import check_array
+
+
+def _check(rt, input, out_size, kernel, stride, dilation):
+    shape = check_array("input", input, rt, "(N, C, H, W)")
+    for name, pair, minimum in (("out_size", out_size, 1), ("kernel", kernel, 1),
+                                ("stride", stride, 1), ("dilation", dilation, 1)):
+        if len(pair) != 2 or min(pair) < minimum:
+            raise ValueError(f"{name}: expected two ints >= {minimum}, got {tuple(pair)}")
+    return shape
+
+
+def max_pool2d_padded(input, kernel, stride, pads_begin, out_size, dilation=(1, 1),
+                      return_indices=False):
+    """Max over windows starting at o*stride - pads_begin; padding never wins.
+
+    Indices (int32) are flat iy*W + ix within each plane."""
+    rt = current()
+    N, C, H, W = _check(rt, input, out_size, kernel, stride, dilation)
+    out = empty(rt, (N, C) + tuple(out_size))
+    indices = empty(rt, out.shape, np.int32) if return_indices else out
+    launch(rt, get_kernel(rt, "pool2d.cl", "max_pool2d_forward"), out.size,
+           on_device(rt, input), out, indices, bool(return_indices), H, W, *out_size,
+           *kernel, *stride, *pads_begin, *dilation)
+    return (out, indices) if return_indices else out
+
+
+def avg_pool2d_padded(input, kernel, stride, pads, out_size, dilation=(1, 1),
+                      count_include_pad=False):
+    """Average over windows; pads = (top, left, bottom, right). With count_include_pad
+    the divisor counts positions inside the padded input, otherwise inside the input."""
+    rt = current()
+    N, C, H, W = _check(rt, input, out_size, kernel, stride, dilation)
+    if len(pads) != 4:
+        raise ValueError(f"pads: expected (top, left, bottom, right), got {tuple(pads)}")
+    out = empty(rt, (N, C) + tuple(out_size))
+    launch(rt, get_kernel(rt, "pool_padded.cl", "avg_pool2d_padded"), out.size,
+           on_device(rt, input), out, H, W, *out_size, *kernel, *stride, *pads, *dilation,
+           bool(count_include_pad))
+    return out

@@ -1,0 +1,109 @@
+// Element-wise ops for imported models: activations, binary arithmetic with
+// broadcasting, and a per-channel affine map (inference-time batch norm).
+// One work-item per output; no local memory, so any work-group size works.
+// Every kernel ends with an optional activation chosen at build time, so a
+// residual Add + ReLU or a batch norm + ReLU is one pass over memory.
+// y may alias x (in-place): each work-item reads and writes only its own element.
+
+// 0 none, 1 relu, 2 leaky_relu(alpha), 3 clip(alpha=min, beta=max), 4 sigmoid,
+// 5 tanh, 6 hard_sigmoid(alpha, beta), 7 hard_swish
+#ifndef ACTIVATION
+#define ACTIVATION 0
+#endif
+
+// 0 add, 1 sub, 2 mul, 3 div
+#ifndef BINARY_OP
+#define BINARY_OP 0
+#endif
+
+float activate(const float v, const float alpha, const float beta)
+{
+#if ACTIVATION == 1
+    return v > 0.0f ? v : (isnan(v) ? v : 0.0f);
+#elif ACTIVATION == 2
+    return v >= 0.0f ? v : v * alpha;
+#elif ACTIVATION == 3
+    return fmin(fmax(v, alpha), beta);
+#elif ACTIVATION == 4
+    // exp of a non-positive number only: no overflow and no Inf, which VC4CL lacks
+    const float e = exp(-fabs(v));
+    return v >= 0.0f ? 1.0f / (1.0f + e) : e / (1.0f + e);
+#elif ACTIVATION == 5
+    return tanh(v);
+#elif ACTIVATION == 6
+    return fmin(fmax(alpha * v + beta, 0.0f), 1.0f);
+#elif ACTIVATION == 7
+    return v * fmin(fmax(v * (1.0f / 6.0f) + 0.5f, 0.0f), 1.0f);
+#else
+    return v;
+#endif
+}
+
+float combine(const float a, const float b)
+{
+#if BINARY_OP == 1
+    return a - b;
+#elif BINARY_OP == 2
+    return a * b;
+#elif BINARY_OP == 3
+    return a / b;
+#else
+    return a + b;
+#endif
+}
+
+__kernel void activation_apply(const int n_items, __global const float *x, __global float *y,
+                               const float alpha, const float beta)
+{
+    const int i = get_global_id(0);
+    if (i >= n_items) return;
+    y[i] = activate(x[i], alpha, beta);
+}
+
+// a and b have the output's shape.
+__kernel void binary_same_shape(const int n_items, __global const float *a,
+                                __global const float *b, __global float *y,
+                                const float alpha, const float beta)
+{
+    const int i = get_global_id(0);
+    if (i >= n_items) return;
+    y[i] = activate(combine(a[i], b[i]), alpha, beta);
+}
+
+// Broadcasting over up to 6 axes: the output has dims (d0..d5) (d0 implied by
+// n_items); a and b are read with per-axis strides, 0 along broadcast axes.
+__kernel void binary_broadcast(const int n_items, __global const float *a,
+                               __global const float *b, __global float *y,
+                               const float alpha, const float beta,
+                               const int d1, const int d2, const int d3, const int d4,
+                               const int d5,
+                               const int a0, const int a1, const int a2, const int a3,
+                               const int a4, const int a5,
+                               const int b0, const int b1, const int b2, const int b3,
+                               const int b4, const int b5)
+{
+    const int gid = get_global_id(0);
+    if (gid >= n_items) return;
+    int r = gid;
+    const int i5 = r % d5; r /= d5;
+    const int i4 = r % d4; r /= d4;
+    const int i3 = r % d3; r /= d3;
+    const int i2 = r % d2; r /= d2;
+    const int i1 = r % d1;
+    const int i0 = r / d1;
+    const int ia = i0 * a0 + i1 * a1 + i2 * a2 + i3 * a3 + i4 * a4 + i5 * a5;
+    const int ib = i0 * b0 + i1 * b1 + i2 * b2 + i3 * b3 + i4 * b4 + i5 * b5;
+    y[gid] = activate(combine(a[ia], b[ib]), alpha, beta);
+}
+
+// y[n, c, i] = x[n, c, i] * scale[c] + shift[c], over (N, C, inner).
+__kernel void channel_affine(const int n_items, __global const float *x,
+                             __global const float *scale, __global const float *shift,
+                             __global float *y, const int C, const int inner,
+                             const float alpha, const float beta)
+{
+    const int i = get_global_id(0);
+    if (i >= n_items) return;
+    const int c = (i / inner) % C;
+    y[i] = activate(x[i] * scale[c] + shift[c], alpha, beta);
+}

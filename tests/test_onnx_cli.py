@@ -1,0 +1,83 @@
+"""clconv run / inspect / bench-model on small ONNX models built with onnx.helper."""
+import numpy as np
+import pytest
+
+pytest.importorskip("onnx", reason="onnx not installed: pip install 'clconv[onnx]'")
+pytest.importorskip("onnxruntime", reason="onnxruntime not installed: pip install 'clconv[onnx]'")
+Image = pytest.importorskip("PIL.Image", reason="Pillow not installed: pip install 'clconv[onnx]'")
+
+from onnx import TensorProto, helper, numpy_helper  # noqa: E402
+
+from clconv.cli import main  # noqa: E402
+
+
+def _classifier(path, classes=4, size=16):
+    """Conv -> ReLU -> GlobalAveragePool -> Flatten -> Gemm -> Softmax."""
+    rng = np.random.default_rng(0)
+    inits = [numpy_helper.from_array(rng.standard_normal((8, 3, 3, 3)).astype(np.float32), "w"),
+             numpy_helper.from_array(rng.standard_normal((classes, 8)).astype(np.float32), "fc")]
+    nodes = [helper.make_node("Conv", ["x", "w"], ["c"], pads=[1, 1, 1, 1]),
+             helper.make_node("Relu", ["c"], ["r"]),
+             helper.make_node("GlobalAveragePool", ["r"], ["g"]),
+             helper.make_node("Flatten", ["g"], ["f"]),
+             helper.make_node("Gemm", ["f", "fc"], ["l"], transB=1),
+             helper.make_node("Softmax", ["l"], ["y"], axis=1)]
+    graph = helper.make_graph(
+        nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3, size, size])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", classes])], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    path.write_bytes(model.SerializeToString())
+    return path
+
+
+def test_run_prints_top_k_with_labels(tmp_path, capsys):
+    model = _classifier(tmp_path / "m.onnx")
+    image = tmp_path / "img.png"
+    Image.fromarray(np.random.default_rng(1).integers(0, 255, (20, 30, 3), np.uint8)).save(image)
+    labels = tmp_path / "labels.txt"
+    labels.write_text("cat\ndog\nbird\nfish\n")
+    assert main(["run", str(model), str(image), "--top", "3", "--labels", str(labels),
+                 "--size", "16"]) == 0
+    out = capsys.readouterr().out
+    assert str(image) in out and out.count("p=") == 3
+    assert sum(name in out for name in ("cat", "dog", "bird", "fish")) == 3
+
+
+def test_run_random_bench_reports_a_median(tmp_path, capsys):
+    model = _classifier(tmp_path / "m.onnx")
+    assert main(["run", str(model), "--random", "--bench", "--runs", "2", "--warmup", "1",
+                 "--size", "16"]) == 0
+    assert "median" in capsys.readouterr().out
+
+
+def test_inspect_lists_steps_variants_and_support(tmp_path, capsys):
+    model = _classifier(tmp_path / "m.onnx")
+    assert main(["inspect", str(model)]) == 0
+    out = capsys.readouterr().out
+    assert "Conv+Relu" in out and "relu (fused)" in out and "all 6 nodes supported" in out
+    assert "1x8x16x16" in out
+
+
+def test_inspect_and_run_report_unsupported_models_with_exit_3(tmp_path, capsys):
+    graph = helper.make_graph(
+        [helper.make_node("Erf", ["x"], ["y"], name="erf1")], "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 4, 4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 3, 4, 4])])
+    path = tmp_path / "bad.onnx"
+    path.write_bytes(helper.make_model(
+        graph, opset_imports=[helper.make_opsetid("", 17)]).SerializeToString())
+    assert main(["inspect", str(path)]) == 3
+    assert "'erf1': Erf" in capsys.readouterr().out
+    assert main(["run", str(path), "--random"]) == 3
+    assert "Erf" in capsys.readouterr().err
+    truncated = tmp_path / "cut.onnx"
+    truncated.write_bytes(_classifier(tmp_path / "m.onnx").read_bytes()[:200])
+    assert main(["run", str(truncated), "--random"]) == 3
+    assert "truncated" in capsys.readouterr().err
+
+
+def test_bench_model_compares_with_onnx_runtime(tmp_path, capsys):
+    model = _classifier(tmp_path / "m.onnx")
+    assert main(["bench-model", str(model), "--runs", "2", "--warmup", "1", "--profile"]) == 0
+    out = capsys.readouterr().out
+    assert "onnxruntime" in out and "ratio" in out and "Conv+Relu" in out
