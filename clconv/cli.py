@@ -41,6 +41,11 @@ def main(argv=None) -> int:
         return EXIT_NO_DEVICE
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # e.g. `clconv inspect model.onnx | head`
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_OK
 
 
 if __name__ == "__main__":
