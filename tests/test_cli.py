@@ -42,6 +42,7 @@ def test_unknown_command_is_a_usage_error():
     assert "invalid choice" in result.stderr
 
 
+@pytest.mark.smoke
 def test_check_runs_every_op_against_the_reference(capsys):
     assert main(["check", "--batch", "2"]) == 0
     out = capsys.readouterr().out

@@ -120,6 +120,7 @@ def test_describe_marks_the_chosen_device():
     assert "VideoCore IV GPU" in chosen_line
 
 
+@pytest.mark.smoke
 def test_real_device_profile_is_frozen_and_sane():
     import clconv
 

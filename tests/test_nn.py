@@ -221,6 +221,7 @@ def test_train_eval_and_parameters():
                                     "1.num_batches_tracked", "6.weight", "6.bias"]
 
 
+@pytest.mark.smoke
 def test_state_dict_round_trips_bit_for_bit_through_npz(tmp_path, rng):
     m = model()
     m(randn(rng, 2, 1, 4, 4))  # moves the running statistics

@@ -276,6 +276,7 @@ def test_cross_entropy_and_gradient(n, c, rng):
                      np.full((n, c), 1.0 / n))
 
 
+@pytest.mark.smoke
 def test_ops_chain_on_device_without_copies():
     """Device arrays flow from op to op; only to_numpy copies back."""
     import pyopencl.array as cla

@@ -1,0 +1,71 @@
+#!/bin/bash
+# Raspberry Pi tier of CI (called by .ci/run; also runs on its own):
+#   1. installs the Debian packages the pi/ tooling needs (apt-get update first)
+#   2. shellcheck on pi/
+#   3. the pi script tests (tests/pi, not the `emulation` ones)
+#   4. the full test suite in an arm64 qemu-user chroot   (pi/test-emulated.sh)
+#   5. the full test suite in an armhf qemu-user chroot
+#   6. one raspi3b system boot of the arm64 test image running a smoke subset
+# and prints how long each step took.  Needs root (or sudo) for apt-get,
+# binfmt_misc, mmdebstrap and chroot.  The rootfs tars are cached in
+# $CLCONV_PI_CACHE (default ~/.cache/clconv/pi): keep that directory between
+# CI runs to save ~8 minutes of mmdebstrap.
+# Environment:
+#   PI_TIER_PYTEST_ARGS  pytest arguments for steps 4-5, as shell words
+#                        (default: -q -m "not emulation")
+#   PI_TIER_SMOKE        pytest -k expression for step 6 (default: "smoke", the tests
+#                        marked @pytest.mark.smoke)
+#   PI_TIER_SKIP         space-separated step names to skip: apt shellcheck scripts
+#                        arm64 armhf raspi3b
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export DEBIAN_FRONTEND=noninteractive
+SECONDS=0
+as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo -E "$@"; fi; }
+skip() { [[ " ${PI_TIER_SKIP:-} " == *" $1 "* ]]; }
+times=()
+failed=()
+step() {  # step NAME CMD...: run, time, remember failures, go on
+    local name=$1 start=$SECONDS rc=0
+    shift
+    if skip "$name"; then times+=("$(printf '%-11s skipped' "$name")"); return 0; fi
+    echo
+    echo "=== pi tier: $name ($(date -u +%H:%M:%S))"
+    "$@" || rc=$?
+    times+=("$(printf '%-11s %5d s  exit %d' "$name" $((SECONDS - start)) "$rc")")
+    echo "=== pi tier: $name: exit $rc in $((SECONDS - start)) s"
+    [[ $rc == 0 ]] || failed+=("$name")
+}
+
+install_packages() {
+    as_root apt-get update -qq
+    as_root apt-get install -y -qq --no-install-recommends \
+        qemu-user-static qemu-system-arm binfmt-support mmdebstrap arch-test debian-archive-keyring \
+        mtools dosfstools e2fsprogs fdisk util-linux mount xz-utils openssl openssh-client \
+        shellcheck kmod cpio gzip psmisc dpkg apt ca-certificates python3 python3-pytest >/dev/null
+}
+# Which python runs tests/pi: the project venv of .ci/run when present.
+py=python3
+[[ -x .venv/bin/python ]] && .venv/bin/python -c 'import pytest' 2>/dev/null && py=.venv/bin/python
+
+step apt install_packages
+step shellcheck shellcheck -x pi/*.sh
+step scripts "$py" -m pytest -q -p no:cacheprovider tests/pi -m "not emulation"
+if [[ -n "${PI_TIER_PYTEST_ARGS:-}" ]]; then
+    eval "user_args=($PI_TIER_PYTEST_ARGS)"     # shell words, quotes allowed
+else
+    user_args=(-q -m "not emulation")
+fi
+step arm64 as_root pi/test-emulated.sh --arch arm64 -- -p no:cacheprovider "${user_args[@]}"
+step armhf as_root pi/test-emulated.sh --arch armhf -- -p no:cacheprovider "${user_args[@]}"
+step raspi3b as_root pi/test-emulated.sh --arch arm64 --system raspi3b --timeout 1200 \
+    -- -q -p no:cacheprovider -m "not emulation and not slow" -k "${PI_TIER_SMOKE:-smoke}"
+
+echo
+echo "=== pi tier summary (total $SECONDS s)"
+printf '  %s\n' "${times[@]}"
+if [[ ${#failed[@]} -gt 0 ]]; then
+    echo "=== pi tier FAILED: ${failed[*]}"
+    exit 1
+fi
+echo "=== pi tier passed"

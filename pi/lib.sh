@@ -1,0 +1,350 @@
+# shellcheck shell=bash disable=SC2034
+# (SC2034: variables set here are read by the scripts that source this file.)
+# pi/lib.sh — functions shared by the pi/ scripts.  Source it, do not run it:
+#   PI_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd); . "$PI_DIR/lib.sh"
+#
+# Conventions: messages go to stderr; `die` exits with status 2 for usage and
+# input errors (the caller's fault) unless another status is given; temporary
+# files live under one directory ($PI_TMP) removed by an EXIT trap.
+
+[[ -n "${_CLCONV_PI_LIB:-}" ]] && return 0
+_CLCONV_PI_LIB=1
+
+PI_DIR=${PI_DIR:-$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)}
+PI_REPO=$(cd "$PI_DIR/.." && pwd)
+PI_PROG=$(basename "$0")
+PI_VERBOSE=${PI_VERBOSE:-1}
+PI_SUITE=${CLCONV_PI_SUITE:-bookworm}
+PI_MIRROR=${CLCONV_PI_MIRROR:-}   # empty: mmdebstrap's default (deb.debian.org + updates + security)
+PI_CACHE=${CLCONV_PI_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/clconv/pi}
+# Packages of the emulated test system (rootfs of build-test-image.sh).
+PI_ROOTFS_PACKAGES=${CLCONV_PI_PACKAGES:-python3-pyopencl,pocl-opencl-icd,python3-numpy,python3-tqdm,python3-pytest,python3-hypothesis,clinfo}
+# Marker printed by the test image's init after the command has run.
+PI_EXIT_MARKER="CLCONV-EXIT-CODE:"
+
+# ---------------------------------------------------------------- messages --
+info() { [[ "$PI_VERBOSE" -ge 1 ]] && printf '%s: %s\n' "$PI_PROG" "$*" >&2; return 0; }
+warn() { printf '%s: warning: %s\n' "$PI_PROG" "$*" >&2; }
+die() {
+    local rc=2
+    if [[ "$1" =~ ^[0-9]+$ ]] && [[ $# -gt 1 ]]; then rc=$1; shift; fi
+    printf '%s: error: %s\n' "$PI_PROG" "$*" >&2
+    exit "$rc"
+}
+# usage_from_header FILE: print the leading comment block of FILE (after the
+# shebang) without the "# " prefix.  Every script documents itself there.
+usage_from_header() {
+    awk 'NR == 1 && /^#!/ { next } /^#/ { sub(/^# ?/, ""); print; next } { exit }' "$1"
+}
+
+# ------------------------------------------------------------------- tools --
+# need_tools CMD:PACKAGE ...  Fail listing every missing command and the
+# Debian package that provides it.  A command may be looked up in /sbin and
+# /usr/sbin too (non-root PATHs often lack them).
+export PATH="$PATH:/usr/sbin:/sbin"
+need_tools() {
+    local spec cmd pkg missing=() pkgs=()
+    for spec in "$@"; do
+        cmd=${spec%%:*}; pkg=${spec#*:}
+        if ! command -v "$cmd" >/dev/null 2>&1; then
+            missing+=("$cmd (Debian package: $pkg)")
+            [[ " ${pkgs[*]} " == *" $pkg "* ]] || pkgs+=("$pkg")
+        fi
+    done
+    if [[ ${#missing[@]} -gt 0 ]]; then
+        printf '%s: error: missing tool: %s\n' "$PI_PROG" "${missing[@]}" >&2
+        printf '%s: install with: apt-get install %s\n' "$PI_PROG" "${pkgs[*]}" >&2
+        exit 3
+    fi
+}
+
+# --------------------------------------------------------------- temp dirs --
+PI_TMP=""
+_pi_cleanup_hooks=()
+# on_exit CMD...: run CMD (a string, eval'd) at exit, last registered first.
+on_exit() { _pi_cleanup_hooks+=("$*"); }
+_pi_exit() {
+    local rc=$? i
+    set +e
+    for (( i=${#_pi_cleanup_hooks[@]}-1; i>=0; i-- )); do
+        eval "${_pi_cleanup_hooks[$i]}"
+    done
+    [[ -n "$PI_TMP" && -d "$PI_TMP" ]] && rm -rf --one-file-system "$PI_TMP"
+    exit "$rc"
+}
+trap _pi_exit EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+# make_tmp: create the script's temp dir (under $TMPDIR, default /tmp).
+make_tmp() {
+    [[ -n "$PI_TMP" ]] && return 0
+    PI_TMP=$(mktemp -d "${TMPDIR:-/tmp}/clconv-pi.XXXXXX")
+}
+
+# ------------------------------------------------------------------- sizes --
+# to_bytes SIZE: 8G, 512M, 100K, 4096, 1.5G (binary units; an optional
+# trailing "iB" or "B" is accepted).
+to_bytes() {
+    local s=${1^^}
+    s=${s%IB}; s=${s%B}
+    [[ "$s" =~ ^([0-9]+)(\.[0-9]+)?([KMGT]?)$ ]] || die "not a size: '$1' (use e.g. 8G, 512M, 4096)"
+    local int=${BASH_REMATCH[1]} frac=${BASH_REMATCH[2]} unit=${BASH_REMATCH[3]} mult=1
+    case $unit in K) mult=1024 ;; M) mult=$((1024**2)) ;; G) mult=$((1024**3)) ;; T) mult=$((1024**4)) ;; esac
+    if [[ -n "$frac" ]]; then
+        local digits=${frac#.}
+        local scale=$((10**${#digits}))
+        echo $(( (int * scale + 10#$digits) * mult / scale ))
+    else
+        echo $(( int * mult ))
+    fi
+}
+# next_pow2 N: smallest power of two >= N.
+next_pow2() {
+    local n=$1 p=1
+    while (( p < n )); do p=$((p * 2)); done
+    echo "$p"
+}
+is_pow2() { local n=$1; (( n > 0 && (n & (n - 1)) == 0 )); }
+# human BYTES: 8.0G style.
+human() { numfmt --to=iec-i --suffix=B --format='%.1f' "$1" 2>/dev/null || echo "$1 bytes"; }
+file_size() { stat -L -c %s "$1"; }
+
+# ---------------------------------------------------------- image checks --
+# check_image_file IMAGE: exists, is a regular file, readable.
+check_image_file() {
+    local img=$1
+    [[ -e "$img" ]] || die "no such file: $img"
+    [[ -f "$img" ]] || die "not a regular file: $img (pass an image file, not a device)"
+    [[ -r "$img" ]] || die "cannot read: $img"
+}
+# check_not_in_use IMAGE: refuse an image attached to a loop device, listed
+# as a mount source in /proc/mounts, or held open by a process.
+check_not_in_use() {
+    local img real
+    img=$1; real=$(realpath -e "$img")
+    if command -v losetup >/dev/null 2>&1; then
+        local loops
+        loops=$(losetup -j "$real" 2>/dev/null || true)
+        [[ -z "$loops" ]] || die "image is attached to a loop device: ${loops%%:*} (detach it first: losetup -d ${loops%%:*})"
+    fi
+    if awk -v f="$real" '$1 == f { found = 1 } END { exit !found }' /proc/mounts 2>/dev/null; then
+        die "image is mounted (see /proc/mounts): $real"
+    fi
+    if command -v fuser >/dev/null 2>&1; then
+        local pids
+        pids=$(fuser "$real" 2>/dev/null || true)
+        pids=${pids//[[:space:]]/ }
+        [[ -z "${pids// /}" ]] || die "image is in use by process(es):$pids (e.g. a running QEMU); stop them first"
+    else
+        info "fuser not found (Debian package psmisc): cannot check for processes using the image"
+    fi
+}
+
+# -------------------------------------------------------- partition table --
+# pt_read IMAGE: read the partition table with `sfdisk --json` into
+#   PT_LABEL (dos|gpt), PT_SECTOR (bytes), PT_ID, and arrays indexed 0..PT_COUNT-1
+#   PT_NUM (partition number), PT_START, PT_SIZE (sectors), PT_TYPE.
+# Returns 1 (without output) if IMAGE has no partition table.
+pt_read() {
+    local img=$1 json
+    json=$(sfdisk --json "$img" 2>/dev/null) || return 1
+    [[ -n "$json" ]] || return 1
+    PT_LABEL=""; PT_SECTOR=512; PT_ID=""; PT_COUNT=0
+    PT_NUM=(); PT_START=(); PT_SIZE=(); PT_TYPE=()
+    local line key val node="" start="" size="" type=""
+    while IFS= read -r line; do
+        # one "key": value pair per line in sfdisk's JSON
+        [[ "$line" =~ \"([a-z]+)\":\ *\"?([^\",]*)\"? ]] || continue
+        key=${BASH_REMATCH[1]}; val=${BASH_REMATCH[2]}
+        case $key in
+            label) PT_LABEL=$val ;;
+            id) PT_ID=$val ;;
+            sectorsize) PT_SECTOR=$val ;;
+            node) node=$val; start=""; size=""; type="" ;;
+            start) start=$val ;;
+            size) size=$val ;;
+            type) type=$val ;;
+        esac
+        if [[ -n "$node" && -n "$start" && -n "$size" && -n "$type" ]]; then
+            local n=${node##*[!0-9]}
+            PT_NUM+=("$n"); PT_START+=("$start"); PT_SIZE+=("$size"); PT_TYPE+=("$type")
+            PT_COUNT=$((PT_COUNT + 1)); node=""
+        fi
+    done <<< "$json"
+    [[ -n "$PT_LABEL" ]] || return 1
+}
+# pt_require IMAGE: pt_read or die with a clear message.
+pt_require() {
+    pt_read "$1" || die "$1: no partition table found — not a disk image (expected an SD card image with an MBR, e.g. a Raspberry Pi OS .img)"
+    [[ "$PT_COUNT" -gt 0 ]] || die "$1: partition table has no partitions"
+}
+# pt_check_complete IMAGE: every partition lies inside the file.
+pt_check_complete() {
+    local img=$1 i end fsize
+    fsize=$(file_size "$img")
+    for (( i=0; i<PT_COUNT; i++ )); do
+        end=$(( (PT_START[i] + PT_SIZE[i]) * PT_SECTOR ))
+        if (( end > fsize )); then
+            die "$img is truncated: partition ${PT_NUM[i]} ends at byte $end but the file has only $fsize bytes (incomplete download or copy?)"
+        fi
+    done
+}
+# is_fat_type TYPE: MBR FAT ids and the GPT basic-data / ESP GUIDs.
+is_fat_type() {
+    case ${1,,} in
+        1|4|6|b|c|e|ef|ebd0a0a2-b9e5-4433-87c0-68b6b72699c7|c12a7328-f81f-11d2-ba4b-00a0c93ec93b) return 0 ;;
+    esac
+    return 1
+}
+is_extended_type() { case ${1,,} in 5|f|85) return 0 ;; esac; return 1; }
+# has_fat_signature IMAGE OFFSET: boot sector says FAT12/16/32.
+has_fat_signature() {
+    local sig
+    sig=$(dd if="$1" bs=1 skip=$(( $2 + 54 )) count=3 status=none 2>/dev/null | tr -d '\0')
+    [[ "$sig" == FAT ]] && return 0
+    sig=$(dd if="$1" bs=1 skip=$(( $2 + 82 )) count=5 status=none 2>/dev/null | tr -d '\0')
+    [[ "$sig" == FAT32 ]]
+}
+# has_ext_signature IMAGE OFFSET: ext2/3/4 superblock magic 0xEF53.
+has_ext_signature() {
+    local m
+    m=$(dd if="$1" bs=1 skip=$(( $2 + 1024 + 56 )) count=2 status=none 2>/dev/null | od -An -tx1 | tr -d ' \n')
+    [[ "$m" == 53ef ]]
+}
+# find_boot_partition IMAGE: print the index (into PT_*) of the first FAT
+# partition (by type id, confirmed by the boot sector).  pt_read first.
+find_boot_partition() {
+    local img=$1 i
+    for (( i=0; i<PT_COUNT; i++ )); do
+        if is_fat_type "${PT_TYPE[i]}" && has_fat_signature "$img" $(( PT_START[i] * PT_SECTOR )); then
+            echo "$i"; return 0
+        fi
+    done
+    for (( i=0; i<PT_COUNT; i++ )); do
+        if has_fat_signature "$img" $(( PT_START[i] * PT_SECTOR )); then echo "$i"; return 0; fi
+    done
+    return 1
+}
+# print_table IMAGE TITLE
+print_table() {
+    printf '%s\n' "--- $2" >&2
+    sfdisk --list "$1" 2>/dev/null | sed -n '/^Disk \|^Device\|^\//,$p' | grep -v '^Units\|^Sector size\|^I/O size' >&2 || true
+}
+
+# --------------------------------------------------------- mtools (no root) --
+export MTOOLS_SKIP_CHECK=1
+# fat_spec IMAGE OFFSET -> "IMAGE@@OFFSET" for mtools' -i option.
+fat_spec() { printf '%s@@%s' "$1" "$2"; }
+# fat_list SPEC: bare names of the files in the FAT root directory.
+fat_list() { mdir -b -i "$1" ::/ 2>/dev/null | sed -e 's|^::/||' -e 's|/$||'; }
+# fat_put SPEC FILE DEST: copy FILE into the FAT filesystem as DEST (overwrite).
+fat_put() { mcopy -o -i "$1" "$2" "::/$3"; }
+fat_mkdir() { mmd -i "$1" "::/$2" 2>/dev/null || true; }
+
+# -------------------------------------------------------------- compression --
+# prepare_output IMAGE IN_PLACE OUT: set WORK to the file the caller may
+# modify.  With IN_PLACE=1 that is IMAGE itself (refused for .xz); otherwise a
+# sparse copy (or, for .xz, the decompressed image) at OUT.
+prepare_output() {
+    local img=$1 in_place=$2 out=$3
+    if [[ "$in_place" == 1 ]]; then
+        [[ "$img" != *.xz ]] || die "--in-place cannot modify a compressed image ($img); decompress it first (xz -dk) or drop --in-place"
+        WORK=$img; return 0
+    fi
+    [[ -n "$out" ]] || die "internal: no output path"
+    if [[ -e "$out" ]] && [[ "$(realpath "$out")" == "$(realpath "$img")" ]]; then
+        die "output $out is the input image; use --in-place to modify it"
+    fi
+    [[ ! -e "$out" || "${PI_FORCE:-0}" == 1 ]] || die "output exists: $out (remove it, choose another -o, or pass --force)"
+    mkdir -p "$(dirname "$out")"
+    if [[ "$img" == *.xz ]]; then
+        need_tools xz:xz-utils
+        info "decompressing $img -> $out"
+        xz -dc -- "$img" > "$out.part" || { rm -f "$out.part"; die "cannot decompress $img (corrupt or not xz?)"; }
+        mv -f "$out.part" "$out"
+    else
+        info "copying $img -> $out (the original is left unchanged)"
+        cp --sparse=always --reflink=auto -- "$img" "$out.part" && mv -f "$out.part" "$out"
+    fi
+    WORK=$out
+}
+# default_out IMAGE SUFFIX: foo.img.xz -> foo-SUFFIX.img next to it.
+default_out() {
+    local img=$1 base
+    base=${img%.xz}; base=${base%.img}
+    printf '%s-%s.img' "$base" "$2"
+}
+# dd helpers with byte offsets (GNU dd).
+dd_extract() { dd if="$1" of="$2" bs=4M iflag=skip_bytes,count_bytes skip="$3" count="$4" conv=sparse status=none; }
+dd_insert() { dd if="$1" of="$2" bs=4M oflag=seek_bytes seek="$3" conv=notrunc,sparse status=none; }
+
+# --------------------------------------------------------------- emulation --
+# deb_arch ARCH -> multiarch triplet; qemu_user_name ARCH -> binfmt entry name
+triplet() { case $1 in arm64) echo aarch64-linux-gnu ;; armhf) echo arm-linux-gnueabihf ;; *) die "unknown arch: $1" ;; esac; }
+qemu_user_name() { case $1 in arm64) echo qemu-aarch64 ;; armhf) echo qemu-arm ;; *) die "unknown arch: $1" ;; esac; }
+check_arch() { [[ "$1" == arm64 || "$1" == armhf ]] || die "--arch must be arm64 or armhf (got '$1')"; }
+# setup_binfmt ARCH: make foreign ARCH binaries runnable (qemu-user-static).
+setup_binfmt() {
+    local name
+    name=$(qemu_user_name "$1")
+    [[ -e "/proc/sys/fs/binfmt_misc/$name" ]] && grep -q '^enabled' "/proc/sys/fs/binfmt_misc/$name" && return 0
+    need_tools update-binfmts:binfmt-support
+    [[ -e "/usr/libexec/qemu-binfmt/${name#qemu-}-binfmt-P" || -e "/usr/bin/$name-static" ]] \
+        || die 3 "qemu-user-static is not installed (apt-get install qemu-user-static binfmt-support)"
+    [[ $EUID -eq 0 ]] || die 4 "binfmt_misc entry $name is not enabled and enabling it needs root: sudo update-binfmts --enable $name"
+    if [[ ! -e /proc/sys/fs/binfmt_misc/status ]]; then
+        mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc || die 4 "cannot mount binfmt_misc"
+    fi
+    update-binfmts --enable "$name" >/dev/null 2>&1 || update-binfmts --import "$name" >/dev/null 2>&1 || true
+    grep -q '^enabled' "/proc/sys/fs/binfmt_misc/$name" 2>/dev/null || die 4 "could not enable binfmt_misc entry $name"
+}
+# cache_key ARCH: identifies a rootfs by suite, arch and package list.
+cache_key() {
+    local h
+    h=$(printf '%s|%s|%s|%s|apt' "$PI_SUITE" "$1" "$PI_ROOTFS_PACKAGES" "$PI_MIRROR" | sha256sum | cut -c1-10)
+    printf '%s-%s-%s' "$PI_SUITE" "$1" "$h"
+}
+rootfs_tar_path() { printf '%s/rootfs-%s.tar' "$PI_CACHE" "$(cache_key "$1")"; }
+# repo_tar DIR OUT: tar of a source tree without VCS data, caches, venvs.
+repo_tar() {
+    tar -C "$1" --exclude=.git --exclude=__pycache__ --exclude='*.pyc' --exclude=.pytest_cache \
+        --exclude=.hypothesis --exclude=.mypy_cache --exclude=.ruff_cache --exclude=.venv --exclude=venv \
+        --exclude=.tox --exclude=build --exclude=dist --exclude='*.egg-info' --exclude='*.img' \
+        --exclude='*.img.xz' --owner=0 --group=0 -cf "$2" .
+}
+
+# apt_download ARCH DESTDIR PKG...: download Debian packages of ARCH into
+# DESTDIR with a private apt configuration (no root, host apt untouched).
+# Prints nothing; PKG may be a virtual/meta package name, resolved one level
+# by apt_resolve.
+_apt_dir=""
+_apt_opts=()
+_apt_init() {
+    local arch=$1
+    [[ -n "$_apt_dir" ]] && return 0
+    make_tmp
+    _apt_dir=$PI_TMP/apt
+    mkdir -p "$_apt_dir"/etc/apt/apt.conf.d "$_apt_dir"/etc/apt/preferences.d "$_apt_dir"/etc/apt/sources.list.d \
+        "$_apt_dir"/var/lib/apt/lists/partial "$_apt_dir"/var/cache/apt/archives/partial "$_apt_dir"/var/lib/dpkg
+    : > "$_apt_dir/var/lib/dpkg/status"; : > "$_apt_dir/apt.conf"
+    local mirror=${PI_MIRROR:-http://deb.debian.org/debian} key=/usr/share/keyrings/debian-archive-keyring.gpg
+    [[ -r "$key" ]] || die 3 "missing $key (Debian package: debian-archive-keyring)"
+    printf 'deb [signed-by=%s] %s %s main\n' "$key" "$mirror" "$PI_SUITE" > "$_apt_dir/etc/apt/sources.list"
+    _apt_opts=(-q -o "Dir=$_apt_dir" -o "Dir::State::status=$_apt_dir/var/lib/dpkg/status"
+        -o "Dir::Etc::Parts=$_apt_dir/etc/apt/apt.conf.d" -o "APT::Architecture=$arch"
+        -o "APT::Architectures::=$arch" -o Debug::NoLocking=1 -o APT::Sandbox::User=root)
+    APT_CONFIG=$_apt_dir/apt.conf apt-get "${_apt_opts[@]}" update >"$PI_TMP/apt-update.log" 2>&1 \
+        || { cat "$PI_TMP/apt-update.log" >&2; die 1 "apt-get update (private, $arch) failed"; }
+}
+apt_depends() {  # apt_depends ARCH PKG: first Depends: of PKG
+    _apt_init "$1"
+    APT_CONFIG=$_apt_dir/apt.conf apt-cache "${_apt_opts[@]}" depends "$2" 2>/dev/null \
+        | awk '/^ *Depends:/ { print $2; exit }'
+}
+apt_download() {
+    local arch=$1 dest=$2; shift 2
+    _apt_init "$arch"
+    mkdir -p "$dest"
+    ( cd "$dest" && APT_CONFIG=$_apt_dir/apt.conf apt-get "${_apt_opts[@]}" download "$@" ) >"$PI_TMP/apt-dl.log" 2>&1 \
+        || { cat "$PI_TMP/apt-dl.log" >&2; die 1 "apt-get download $* failed"; }
+}
