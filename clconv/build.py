@@ -119,3 +119,23 @@ def launch(runtime, kernel: cl.Kernel, n_items: int, *args) -> cl.Event:
     global_size = -(-n_items // local) * local
     return kernel(runtime.queue, (global_size,), (local,), np.int32(n_items),
                   *[_as_arg(a) for a in args])
+
+
+def launch_grid(runtime, kernel: cl.Kernel, items, local, *args) -> cl.Event:
+    """Run `kernel` over an N-D grid of `items` work-items with local size `local`.
+
+    `local` is shrunk to the device profile's and the kernel's work-group limits; the
+    global size is each item count rounded up to a multiple of the local size (kernels
+    return early past the end). Arguments are passed as they are, after `_as_arg`.
+    """
+    profile = runtime.profile
+    device = runtime.context.devices[0]
+    kernel_limit = kernel.get_work_group_info(cl.kernel_work_group_info.WORK_GROUP_SIZE, device)
+    limit = max(1, min(profile.max_work_group_size, kernel_limit))
+    local = [max(1, min(int(l), int(n), profile.max_work_item_sizes[min(d, len(profile.max_work_item_sizes) - 1)]))
+             for d, (l, n) in enumerate(zip(local, items))]
+    while int(np.prod(local)) > limit:  # shrink the largest dimension until it fits
+        d = int(np.argmax(local))
+        local[d] = max(1, local[d] // 2)
+    global_size = tuple(-(-int(n) // l) * l for n, l in zip(items, local))
+    return kernel(runtime.queue, global_size, tuple(local), *[_as_arg(a) for a in args])

@@ -1,0 +1,86 @@
+// Layout kernels for the GEMM convolution variants, NCHW float32:
+//   im2col: col[row, p] with row = ((n*C + c)*kh + ky)*kw + kx and p = oy*Wo + ox,
+//           row length ldc (>= Ho*Wo; the padding columns are written as zeros);
+//   col2im: the gather that sums columns back into an image (grad_input);
+//   transpose_batched: (B, R, Ccols) -> (B, Ccols, ldo) for the grad_weight GEMM.
+// Global dimension 0 runs along the contiguous axis, dimension 1 over rows; work-items
+// past the end return, so any work-group size works.
+
+__kernel void im2col(
+    __global const float *x, __global float *col,
+    const int rows, const int ldc,
+    const int C, const int H, const int W, const int Ho, const int Wo,
+    const int kh, const int kw, const int sh, const int sw,
+    const int ph, const int pw, const int dh, const int dw)
+{
+    // One work-item per (row, oy): it writes the Wo columns of output row oy.
+    const int oy = get_global_id(0);
+    const int row = get_global_id(1);
+    if (oy >= Ho || row >= rows) return;
+    const int kx = row % kw;
+    const int ky = (row / kw) % kh;
+    const int nc = row / (kw * kh);       // n*C + c
+    __global float *dst = col + row * ldc + oy * Wo;
+    const int iy = oy * sh - ph + ky * dh;
+    if (iy < 0 || iy >= H) {
+        for (int ox = 0; ox < Wo; ++ox) dst[ox] = 0.0f;
+    } else {
+        __global const float *src = x + (nc * H + iy) * W;
+        const int x0 = kx * dw - pw;
+        // columns whose ix = ox*sw + x0 lies inside [0, W)
+        const int lo = x0 >= 0 ? 0 : min(Wo, (-x0 + sw - 1) / sw);
+        const int hi = W - x0 <= 0 ? 0 : min(Wo, (W - x0 + sw - 1) / sw);
+        for (int ox = 0; ox < lo; ++ox) dst[ox] = 0.0f;
+        if (sw == 1) {
+            for (int ox = lo; ox < hi; ++ox) dst[ox] = src[ox + x0];
+        } else {
+            for (int ox = lo; ox < hi; ++ox) dst[ox] = src[ox * sw + x0];
+        }
+        for (int ox = max(lo, hi); ox < Wo; ++ox) dst[ox] = 0.0f;
+    }
+    if (oy == Ho - 1)
+        for (int p = Ho * Wo; p < ldc; ++p) col[row * ldc + p] = 0.0f;
+}
+
+// dx[n, c, iy, ix] = sum_{ky, kx} col[((n*C + c)*kh + ky)*kw + kx, oy*Wo + ox]
+// over the (ky, kx) whose output position (oy, ox) lands on (iy, ix).
+__kernel void col2im(
+    __global const float *col, __global float *dx,
+    const int NC, const int ldc,
+    const int H, const int W, const int Ho, const int Wo,
+    const int kh, const int kw, const int sh, const int sw,
+    const int ph, const int pw, const int dh, const int dw)
+{
+    const int q = get_global_id(0);      // iy*W + ix
+    const int nc = get_global_id(1);
+    if (q >= H * W || nc >= NC) return;
+    const int iy = q / W, ix = q - (q / W) * W;
+    float acc = 0.0f;
+    for (int ky = 0; ky < kh; ++ky) {
+        const int ty = iy + ph - ky * dh;
+        if (ty < 0 || ty % sh != 0) continue;
+        const int oy = ty / sh;
+        if (oy >= Ho) continue;
+        for (int kx = 0; kx < kw; ++kx) {
+            const int tx = ix + pw - kx * dw;
+            if (tx < 0 || tx % sw != 0) continue;
+            const int ox = tx / sw;
+            if (ox >= Wo) continue;
+            acc += col[((nc * kh + ky) * kw + kx) * ldc + oy * Wo + ox];
+        }
+    }
+    dx[nc * H * W + q] = acc;
+}
+
+// out[b, j, i] = in[b, i, j] for i < R, j < Ccols; out rows have length ldo >= R and
+// the padding columns are written as zeros.
+__kernel void transpose_batched(
+    __global const float *in, __global float *out,
+    const int R, const int Ccols, const int ldo, const int batches)
+{
+    const int i = get_global_id(0);      // along out's contiguous axis
+    const int jb = get_global_id(1);     // b*Ccols + j
+    if (i >= ldo || jb >= batches * Ccols) return;
+    const int b = jb / Ccols, j = jb - (jb / Ccols) * Ccols;
+    out[jb * ldo + i] = i < R ? in[(b * R + i) * Ccols + j] : 0.0f;
+}
