@@ -6,7 +6,7 @@ import importlib
 import sys
 
 # Subcommand modules, in the order `--help` lists them.
-COMMANDS = ("devices", "check")
+COMMANDS = ("devices", "check", "bench", "tune")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -43,9 +43,11 @@ __kernel void im2col(
 }
 
 // dx[n, c, iy, ix] = sum_{ky, kx} col[((n*C + c)*kh + ky)*kw + kx, oy*Wo + ox]
-// over the (ky, kx) whose output position (oy, ox) lands on (iy, ix).
+// over the (ky, kx) whose output position (oy, ox) lands on (iy, ix), plus bias[c]
+// when has_bias (conv_transpose2d).
 __kernel void col2im(
     __global const float *col, __global float *dx,
+    __global const float *bias, const int has_bias, const int C,
     const int NC, const int ldc,
     const int H, const int W, const int Ho, const int Wo,
     const int kh, const int kw, const int sh, const int sw,
@@ -55,7 +57,7 @@ __kernel void col2im(
     const int nc = get_global_id(1);
     if (q >= H * W || nc >= NC) return;
     const int iy = q / W, ix = q - (q / W) * W;
-    float acc = 0.0f;
+    float acc = has_bias ? bias[nc % C] : 0.0f;
     for (int ky = 0; ky < kh; ++ky) {
         const int ty = iy + ph - ky * dh;
         if (ty < 0 || ty % sh != 0) continue;

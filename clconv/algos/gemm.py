@@ -99,7 +99,7 @@ def forward(rt, geo, params, x, w, bias, out, relu=False):
     return out
 
 
-def grad_input(rt, geo, params, grad_out, w, out):
+def grad_input(rt, geo, params, grad_out, w, out, bias=None):
     G, P = geo.groups, geo.Ho * geo.Wo
     Kg, crs = geo.K // G, (geo.C // G) * geo.kh * geo.kw
     pointwise = is_pointwise(geo)
@@ -108,12 +108,13 @@ def grad_input(rt, geo, params, grad_out, w, out):
          w, crs, (0, Kg * crs, 0),
          grad_out, P, (geo.K * P, Kg * P, 0),
          dcol, P, (G * crs * P, crs * P),
-         geo.N * G, G, a_kmajor=True)
+         geo.N * G, G, a_kmajor=True, bias=bias if pointwise else None)
     if not pointwise:
         kernel = get_kernel(rt, LAYOUT, "col2im")
         NC, HW = geo.N * geo.C, geo.H * geo.W
         launch_grid(rt, kernel, (HW, NC), (min(HW, rt.profile.max_work_group_size), 1),
-                    dcol, out, NC, P, geo.H, geo.W, geo.Ho, geo.Wo, *_window(geo))
+                    dcol, out, bias if bias is not None else dcol, bias is not None, geo.C,
+                    NC, P, geo.H, geo.W, geo.Ho, geo.Wo, *_window(geo))
     return out
 
 
@@ -136,13 +137,19 @@ def grad_weight(rt, geo, params, x, grad_out, out):
 
 
 def space(profile, geo, op):
-    wgs = sorted({w for w in (1, 4, 8, 12, 16, 32, 64) if w <= profile.max_work_group_size}
-                 | {min(12, profile.max_work_group_size)})
+    """Tunables the tuner samples: tile shapes up to float16 vectors (VC4CL's width),
+    both loop orders, mad/fma, and work-groups up to the device limit (12 included)."""
+    limit = profile.max_work_group_size
+    wgs = sorted({w for w in (1, 4, 8, 12, 16, 32, 64) if w <= limit} | {min(12, limit)})
     out = []
     for tn in (4, 8, 16):
         for tm in (2, 4, 8):
-            for wg in wgs:
-                out.append({"TM": tm, "TN": tn, "WG": wg, "KUNROLL": 1})
+            for nv in (1, 2):
+                for mfast in (0, 1):
+                    for fma in (0, 1):
+                        for wg in wgs:
+                            out.append({"TM": tm, "TN": tn, "NV": nv, "WG": wg,
+                                        "MFAST": mfast, "FMA": fma})
     return out
 
 
