@@ -33,7 +33,8 @@ CASES = [(c.input_shape, c.weight_shape, c.bias, c.kwargs) for c in CONFIGS] + \
 GEMM_PARAMS = [
     {"TM": 3, "TN": 4, "NV": 2, "WG": 5, "MFAST": 0, "FMA": 0},
     {"TM": 8, "TN": 16, "NV": 1, "WG": 12, "MFAST": 1, "FMA": 1},
-    {"TM": 1, "TN": 2, "NV": 1, "WG": 1, "MFAST": 1, "KUNROLL": 4},
+    {"TM": 1, "TN": 2, "NV": 1, "WG": 1, "MFAST": 1, "KUNROLL": 4, "GI": 2},
+    {"TM": 2, "TN": 8, "NV": 1, "WG": 3, "MFAST": 1, "GI": 1},
 ]
 
 

@@ -7,7 +7,7 @@ with P = Ho*Wo and CgRS = C/groups * kh * kw. The GEMM kernel is `gemm.cl`.
 """
 from __future__ import annotations
 
-from ..build import get_kernel, launch_grid
+from ..build import DEFAULT_GROUP_SIZE, get_kernel, launch_grid
 from .base import Variant, round_up, scratch
 
 GEMM = "gemm.cl"
@@ -40,6 +40,8 @@ def validate_params(profile, params):
         return f"WG={wg} exceeds the device's max work-group size {profile.max_work_group_size}"
     if wg < 1 or unroll < 1:
         return "WG and KUNROLL must be positive"
+    if int(params.get("GI", 0)) not in (0, 1, 2):
+        return "GI must be 0 (auto), 1 (flipped-weight forward) or 2 (GEMM + col2im)"
     return None
 
 
@@ -70,9 +72,17 @@ def im2col(rt, x, geo, ldc):
     rows = geo.N * geo.C * geo.kh * geo.kw
     col = scratch(rt, (rows, ldc))
     kernel = get_kernel(rt, LAYOUT, "im2col")
-    launch_grid(rt, kernel, (geo.Ho, rows), (min(geo.Ho, rt.profile.max_work_group_size), 1),
-                x, col, rows, ldc, geo.C, geo.H, geo.W, geo.Ho, geo.Wo, *_window(geo))
+    # whole images per work-item on a CPU (each work-item has a cost), rows elsewhere
+    chunk = geo.Ho if rt.profile.device_type.startswith("CPU") else 1
+    chunks = -(-geo.Ho // chunk)
+    launch_grid(rt, kernel, (chunks, rows), (1, _group(rt, rows)),
+                x, col, rows, ldc, chunk, geo.C, geo.H, geo.W, geo.Ho, geo.Wo, *_window(geo))
     return col
+
+
+def _group(rt, items: int) -> int:
+    """Work-group size for the layout kernels: the device limit, capped to the items."""
+    return max(1, min(items, rt.profile.max_work_group_size, DEFAULT_GROUP_SIZE))
 
 
 def _window(geo):
@@ -99,7 +109,44 @@ def forward(rt, geo, params, x, w, bias, out, relu=False):
     return out
 
 
+def transposed_geometry(geo):
+    """For stride 1: the forward convolution whose output is `geo`'s input gradient
+    (input grad_out, flipped weights, padding d*(k-1) - p, possibly negative)."""
+    from ..ops.conv import ConvGeometry
+
+    return ConvGeometry(geo.N, geo.K, geo.Ho, geo.Wo, geo.C, geo.kh, geo.kw, geo.H, geo.W,
+                        (1, 1), geo.dilation[0] * (geo.kh - 1) - geo.pad_top,
+                        geo.dilation[1] * (geo.kw - 1) - geo.pad_left, geo.dilation,
+                        geo.groups)
+
+
+def _flip_path(geo, params) -> bool:
+    """grad_input as a forward conv with flipped weights (stride 1 only)? Tunable GI:
+    1 flip, 2 GEMM + col2im, 0 (default) flip unless the weights (flipped on every
+    call) outnumber the columns col2im would gather (late layers, small images)."""
+    if geo.stride != (1, 1) or is_pointwise(geo):
+        return False
+    mode = int(params.get("GI", 0))
+    if mode:
+        return mode == 1
+    return geo.K // geo.groups <= geo.N * geo.Ho * geo.Wo
+
+
+def flip_weights(rt, geo, w):
+    G = geo.groups
+    wt = scratch(rt, (geo.C, geo.K // G, geo.kh, geo.kw))
+    kernel = get_kernel(rt, LAYOUT, "flip_weights")
+    launch_grid(rt, kernel, (geo.C,), (_group(rt, geo.C),),
+                w, wt, geo.C, geo.C // G, geo.K // G, geo.kh * geo.kw)
+    return wt
+
+
 def grad_input(rt, geo, params, grad_out, w, out, bias=None):
+    if _flip_path(geo, params):
+        # a forward convolution of grad_out with the flipped weights: one big GEMM
+        # instead of a GEMM with a short K followed by col2im
+        tgeo = transposed_geometry(geo)
+        return forward(rt, tgeo, params, grad_out, flip_weights(rt, geo, w), bias, out)
     G, P = geo.groups, geo.Ho * geo.Wo
     Kg, crs = geo.K // G, (geo.C // G) * geo.kh * geo.kw
     pointwise = is_pointwise(geo)
@@ -126,7 +173,7 @@ def grad_weight(rt, geo, params, x, grad_out, out):
     ldk = round_up(Kg, tile_n(params))
     dyt = scratch(rt, (geo.N * G, P, ldk))
     kernel = get_kernel(rt, LAYOUT, "transpose_batched")
-    launch_grid(rt, kernel, (ldk, geo.N * G * P), (min(ldk, rt.profile.max_work_group_size), 1),
+    launch_grid(rt, kernel, (geo.N * G * P,), (_group(rt, geo.N * G * P),),
                 grad_out, dyt, Kg, P, ldk, geo.N * G)
     gemm(rt, params, crs, Kg, P, geo.N,
          col, ld, (0, crs * ld, G * crs * ld),
@@ -150,6 +197,8 @@ def space(profile, geo, op):
                         for wg in wgs:
                             out.append({"TM": tm, "TN": tn, "NV": nv, "WG": wg,
                                         "MFAST": mfast, "FMA": fma})
+    if op == "grad_input" and geo.stride == (1, 1):
+        out = [dict(p, GI=gi) for p in out for gi in (1, 2)]
     return out
 
 
