@@ -22,6 +22,9 @@ CONFIGS = conv_configs(40, seed=11) + conv_configs(1, seed=5)
 EXTRA = [
     ((2, 6, 9, 7), (6, 1, 3, 3), dict(stride=1, padding=1, dilation=1, groups=6)),
     ((1, 4, 11, 10), (8, 1, 3, 3), dict(stride=2, padding="valid", dilation=1, groups=4)),
+    ((2, 5, 12, 19), (5, 1, 3, 3), dict(stride=2, padding=1, dilation=1, groups=5)),
+    ((1, 3, 9, 21), (3, 1, 5, 3), dict(stride=1, padding="same", dilation=2, groups=3)),
+    ((1, 3, 9, 21), (3, 1, 3, 3), dict(stride=(1, 3), padding=3, dilation=1, groups=3)),
     ((2, 5, 7, 9), (11, 5, 1, 1), dict(stride=1, padding=0, dilation=1, groups=1)),
     ((1, 6, 6, 6), (10, 3, 1, 1), dict(stride=1, padding=0, dilation=2, groups=2)),
     ((2, 3, 13, 12), (17, 3, 3, 3), dict(stride=1, padding="same", dilation=2, groups=1)),
@@ -52,6 +55,9 @@ def _settings(profile, geo, op):
         if variant.name in ("im2col", "gemm1x1"):
             candidates += [dict(p, WG=min(p["WG"], profile.max_work_group_size))
                            for p in GEMM_PARAMS]
+        if variant.name == "depthwise":
+            candidates += [{"TW": 3, "WG": 5, "PAD": 0}, {"TW": 8, "WG": 3, "PAD": 0}, {"TW": 4, "WG": 7, "PAD": 1},
+                           {"TW": 16, "WG": 1, "PAD": 1}]
         for params in candidates:
             if algos.valid(profile, variant, geo, op, params):
                 out.append((variant, params))
@@ -149,8 +155,8 @@ def test_validate_rejects_bad_tunables_and_geometries():
     assert one.validate(profile, _geo(w=(6, 4, 1, 1), padding=0), "forward",
                         {"TM": 4, "TN": 8, "WG": 1}) is None
     assert "depthwise" in dw.validate(profile, _geo(), "forward", {"TW": 8, "WG": 1})
-    assert "forward only" in dw.validate(profile, _geo(w=(4, 1, 3, 3), groups=4),
-                                         "grad_input", {"TW": 8, "WG": 1})
+    assert dw.validate(profile, _geo(w=(4, 1, 3, 3), groups=4), "grad_input",
+                       {"TW": 8, "WG": 1}) is None
 
 
 def test_heuristic_is_deterministic_and_sensible():
@@ -158,7 +164,7 @@ def test_heuristic_is_deterministic_and_sensible():
     assert algos.heuristic(profile, _geo(), "forward") == "im2col"
     assert algos.heuristic(profile, _geo(w=(6, 4, 1, 1), padding=0), "forward") == "gemm1x1"
     assert algos.heuristic(profile, _geo(w=(4, 1, 3, 3), groups=4), "forward") == "depthwise"
-    assert algos.heuristic(profile, _geo(w=(4, 1, 3, 3), groups=4), "grad_weight") == "direct"
+    assert algos.heuristic(profile, _geo(w=(4, 1, 3, 3), groups=4), "grad_weight") == "depthwise"
 
 
 def test_clconv_algo_forces_a_variant(monkeypatch):

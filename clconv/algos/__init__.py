@@ -77,7 +77,7 @@ def valid(profile, variant: Variant, geo, op: str, params: dict) -> bool:
 def heuristic(profile, geo, op: str) -> str:
     """The untuned choice; deterministic, from the geometry only."""
     if is_depthwise(geo) and geo.C > 1:
-        return "depthwise" if op == "forward" else "direct"
+        return "depthwise"
     cg = geo.C // geo.groups
     kg = geo.K // geo.groups
     if cg * geo.kh * geo.kw < 4 and kg < 4:
