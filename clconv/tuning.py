@@ -112,7 +112,10 @@ def default_params(profile, algo: str) -> dict | None:
     """Shipped untuned tunables for `algo` on this kind of device: by device kind (e.g.
     VC4CL), then by vendor substring, then by device type (CPU/GPU); None if none."""
     table = shipped_defaults()
-    for section, value in (("kind", profile.kind.name), ("device_type", profile.device_type)):
+    keys = [("kind", profile.kind.name)]
+    # pyopencl spells some types as 'ALL | CPU': try each word
+    keys += [("device_type", part.strip()) for part in profile.device_type.split("|")]
+    for section, value in keys:
         entry = table.get(section, {}).get(value, {}).get(algo)
         if entry is not None:
             return dict(entry)

@@ -244,3 +244,14 @@ def test_repeated_calls_build_and_choose_nothing_new(monkeypatch):
         F.conv2d(x, w, padding=1)
         F.conv2d_backward(np.ones((2, 12, 10, 10), np.float32), x, w, padding=1)
     assert built == [] and chosen == []
+
+
+def test_shipped_defaults_apply_to_this_device_type():
+    """POCL reports its type as 'ALL | CPU'; the CPU defaults must still be found."""
+    import dataclasses
+
+    profile = clconv.current_runtime().profile
+    for spelled in ("CPU", "ALL | CPU"):
+        cpu = dataclasses.replace(profile, device_type=spelled, kind=algos.DeviceKind.POCL_CPU)
+        assert tuning.default_params(cpu, "im2col") == \
+            tuning.shipped_defaults()["device_type"]["CPU"]["im2col"]

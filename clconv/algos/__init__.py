@@ -15,6 +15,7 @@ import contextlib
 import os
 
 from .. import tuning
+from ..device import DeviceKind
 from .base import OPS, Variant
 from .depthwise import DEPTHWISE, is_depthwise
 from .direct import DIRECT

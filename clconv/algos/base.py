@@ -37,3 +37,12 @@ def scratch(rt, shape) -> cla.Array:
 
 def round_up(value: int, multiple: int) -> int:
     return -(-value // multiple) * multiple
+
+
+def is_cpu(profile) -> bool:
+    """A CPU device. pyopencl spells POCL's type 'ALL | CPU', so look for the word."""
+    return "CPU" in device_types(profile)
+
+
+def device_types(profile) -> set:
+    return {part.strip() for part in profile.device_type.split("|")}

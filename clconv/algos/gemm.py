@@ -8,7 +8,7 @@ with P = Ho*Wo and CgRS = C/groups * kh * kw. The GEMM kernel is `gemm.cl`.
 from __future__ import annotations
 
 from ..build import DEFAULT_GROUP_SIZE, get_kernel, launch_grid
-from .base import Variant, round_up, scratch
+from .base import Variant, is_cpu, round_up, scratch
 
 GEMM = "gemm.cl"
 LAYOUT = "im2col.cl"
@@ -65,7 +65,7 @@ def gemm(rt, params, M, N, Kd, R, A, lda, sa, B, ldb, sb, C, ldc, sc, batches, N
 
 def _fma_default(profile) -> int:
     """fma() where the device is a CPU (hardware FMA); mad() elsewhere (VC4CL has no FMA)."""
-    return int(profile.device_type.startswith("CPU"))
+    return int(is_cpu(profile))
 
 
 def im2col(rt, x, geo, ldc):
@@ -73,7 +73,7 @@ def im2col(rt, x, geo, ldc):
     col = scratch(rt, (rows, ldc))
     kernel = get_kernel(rt, LAYOUT, "im2col")
     # whole images per work-item on a CPU (each work-item has a cost), rows elsewhere
-    chunk = geo.Ho if rt.profile.device_type.startswith("CPU") else 1
+    chunk = geo.Ho if is_cpu(rt.profile) else 1
     chunks = -(-geo.Ho // chunk)
     launch_grid(rt, kernel, (chunks, rows), (1, _group(rt, rows)),
                 x, col, rows, ldc, chunk, geo.C, geo.H, geo.W, geo.Ho, geo.Wo, *_window(geo))
@@ -203,7 +203,7 @@ def space(profile, geo, op):
 
 
 def defaults(profile, geo, op):
-    return {"TM": 4, "TN": 16 if profile.device_type.startswith("CPU") else 8,
+    return {"TM": 4, "TN": 16 if is_cpu(profile) else 8,
             "WG": min(16, profile.max_work_group_size), "KUNROLL": 1}
 
 

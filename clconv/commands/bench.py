@@ -42,6 +42,12 @@ def machine() -> str:
 
 
 def run(args) -> int:
+    import os
+
+    # OpenMP threads that spin after each torch call starve POCL's threads and, with
+    # POCL's threads about, make torch itself ~20x slower here: let them sleep instead.
+    # (libgomp reads this when torch loads, which is below.)
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     from .. import bench
     from ..runtime import current
 
@@ -59,7 +65,6 @@ def run(args) -> int:
         return EXIT_USAGE
     rt = current()
     p = rt.profile
-    import os
     cpus = os.cpu_count()
     print(f"device:  {p.label} ({p.kind.name}, driver {p.driver_version})"
           + (f", limits imitate {p.limits_name}" if p.limits_name else ""))
@@ -68,6 +73,10 @@ def run(args) -> int:
     for name, reason in status.items():
         print(f"peer {name}: " + ("measured in the same run" if reason is None
                                    else f"skipped: {reason}"))
+    if status.get("torch", "") is None:
+        import torch
+        print(f"torch {torch.__version__}: {torch.get_num_threads()} threads, "
+              f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY')}")
     peers = {n: r for n, r in status.items() if r is None}
     results = []
     for layer in layers:
