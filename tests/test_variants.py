@@ -165,6 +165,9 @@ def test_heuristic_is_deterministic_and_sensible():
     assert algos.heuristic(profile, _geo(w=(6, 4, 1, 1), padding=0), "forward") == "gemm1x1"
     assert algos.heuristic(profile, _geo(w=(4, 1, 3, 3), groups=4), "forward") == "depthwise"
     assert algos.heuristic(profile, _geo(w=(4, 1, 3, 3), groups=4), "grad_weight") == "depthwise"
+    lenet = _geo(x=(2, 1, 28, 28), w=(6, 1, 5, 5), padding=0)
+    assert algos.heuristic(profile, lenet, "forward") == "depthwise"
+    assert algos.heuristic(profile, lenet, "grad_input") == "im2col"
 
 
 def test_clconv_algo_forces_a_variant(monkeypatch):

@@ -77,7 +77,9 @@ def valid(profile, variant: Variant, geo, op: str, params: dict) -> bool:
 
 def heuristic(profile, geo, op: str) -> str:
     """The untuned choice; deterministic, from the geometry only."""
-    if is_depthwise(geo) and geo.C > 1:
+    if is_depthwise(geo):  # groups == in_channels, single-channel inputs included
+        if op == "grad_input" and geo.K != geo.C:
+            return "im2col"  # the depthwise grad_input is only fast for multiplier 1
         return "depthwise"
     cg = geo.C // geo.groups
     kg = geo.K // geo.groups
