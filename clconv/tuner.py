@@ -10,8 +10,10 @@ import random
 import time
 
 import numpy as np
+import pyopencl as cl
 
 from . import algos, tuning
+from .build import KernelBuildError
 from .arrays import empty, on_device
 from .compare import scaled_error
 
@@ -80,13 +82,17 @@ def tune_layer(rt, geo, op, max_per_variant=12, rounds=3, progress=None, seed=0)
     scale = max(float(np.abs(reference).max()), 1e-30)
     measured = []
     for variant, params in candidates(rt.profile, geo, op, max_per_variant, seed):
-        out = _call(rt, variant, params, geo, op, bufs).get()
-        ok = scaled_error(out, reference, scale) <= 1e-3
-        seconds = time_candidate(rt, variant, params, geo, op, bufs, rounds) if ok else None
+        try:
+            out = _call(rt, variant, params, geo, op, bufs).get()
+            ok = scaled_error(out, reference, scale) <= 1e-3
+            seconds = time_candidate(rt, variant, params, geo, op, bufs, rounds) if ok else None
+            error = None if ok else "result differs from the direct kernel"
+        except (KernelBuildError, cl.Error) as failure:  # e.g. out of resources on a Pi
+            ok, seconds, error = False, None, f"{type(failure).__name__}: {failure}"[:200]
         measured.append({"algo": variant.name, "params": params, "ms": None if seconds is None
-                         else seconds * 1e3, "ok": ok})
+                         else seconds * 1e3, "ok": ok, "error": error})
         if progress is not None:
-            progress(variant.name, params, seconds)
+            progress(variant.name, params, seconds, error)
     good = [m for m in measured if m["ok"]]
     best = min(good, key=lambda m: m["ms"])
     return {"algo": best["algo"], "params": best["params"], "ms": best["ms"]}, measured

@@ -146,6 +146,18 @@ def test_validate_rejects_the_videocore4_limits_on_any_device():
     assert algos.params_for(profile, algos.VARIANTS["im2col"], _geo(), "forward")["WG"] <= 12
 
 
+def test_validate_rejects_column_buffers_beyond_the_max_allocation():
+    import dataclasses
+
+    profile = clconv.current_runtime().profile
+    small = dataclasses.replace(profile, max_mem_alloc_size=1 << 16)
+    params = {"TM": 4, "TN": 8, "NV": 1, "WG": 1}
+    geo = _geo(x=(2, 16, 32, 32), w=(16, 16, 3, 3))
+    assert "max allocation" in algos.VARIANTS["im2col"].validate(small, geo, "forward", params)
+    assert algos.VARIANTS["im2col"].validate(profile, geo, "forward", params) is None
+    assert algos.choose(small, geo, "forward")[0].name == "direct"
+
+
 def test_validate_rejects_bad_tunables_and_geometries():
     profile = clconv.current_runtime().profile
     im2col, one, dw = (algos.VARIANTS[n] for n in ("im2col", "gemm1x1", "depthwise"))

@@ -1,7 +1,8 @@
 """GEMM convolution variants: im2col + tiled GEMM, and 1x1 convolution as a plain GEMM.
 
 forward:     out[n, g] (Kg x P)     = W[g] (Kg x CgRS) . col[n, g] (CgRS x P)  (+bias)
-grad_input:  dcol[n, g] (CgRS x P)  = W[g]^T . dY[n, g]; then col2im (skipped for 1x1)
+grad_input:  stride 1: the forward above applied to dY with flipped weights (one big GEMM);
+             else dcol[n, g] (CgRS x P) = W[g]^T . dY[n, g], then col2im (none for 1x1)
 grad_weight: dW[g]^T (CgRS x Kg)    = sum_n col[n, g] . dY[n, g]^T (dY transposed first)
 with P = Ho*Wo and CgRS = C/groups * kh * kw. The GEMM kernel is `gemm.cl`.
 """
@@ -211,7 +212,16 @@ def _validate(pointwise_only):
     def validate(profile, geo, op, params):
         if pointwise_only and not is_pointwise(geo):
             return "only 1x1 convolutions with stride 1 and no padding"
-        return validate_params(profile, params)
+        reason = validate_params(profile, params)
+        if reason is None and not is_pointwise(geo):
+            # the column scratch buffer must fit one allocation (small on 32-bit Pi GPUs)
+            taps = geo.kh * geo.kw
+            P = round_up(max(geo.Ho * geo.Wo, geo.H * geo.W), tile_n(params))
+            nbytes = 4 * geo.N * max(geo.C, geo.K) * taps * P
+            if nbytes > profile.max_mem_alloc_size:
+                reason = (f"column buffer of {nbytes} bytes exceeds the device's max "
+                          f"allocation {profile.max_mem_alloc_size}")
+        return reason
     return validate
 
 

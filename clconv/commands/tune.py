@@ -31,8 +31,8 @@ def _progress_printer():
         tqdm = None
     bar = tqdm(unit="cfg", file=sys.stderr) if tqdm is not None else None
 
-    def progress(name, params, seconds):
-        text = f"{name} {params}: " + ("wrong result" if seconds is None
+    def progress(name, params, seconds, error=None):
+        text = f"{name} {params}: " + (error or "failed" if seconds is None
                                        else f"{seconds * 1e3:.3f} ms")
         if bar is not None:
             bar.set_postfix_str(text[:70])
