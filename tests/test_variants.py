@@ -56,7 +56,7 @@ def _settings(profile, geo, op):
             candidates += [dict(p, WG=min(p["WG"], profile.max_work_group_size))
                            for p in GEMM_PARAMS]
         if variant.name == "depthwise":
-            candidates += [{"TW": 3, "WG": 5, "PAD": 0}, {"TW": 8, "WG": 3, "PAD": 0}, {"TW": 4, "WG": 7, "PAD": 1},
+            candidates += [{"TW": 3, "WG": 5, "PAD": 0}, {"TW": 4, "WG": 7, "PAD": 1},
                            {"TW": 16, "WG": 1, "PAD": 1}]
         for params in candidates:
             if algos.valid(profile, variant, geo, op, params):
@@ -90,7 +90,9 @@ def test_every_valid_variant_matches_the_reference(case):
     bd = on_device(rt, b) if b is not None else None
     ran = set()
     for variant, params in _settings(rt.profile, geo, "forward"):
-        for relu in (False, True):
+        # the fused relu once per variant (with its defaults): every build costs time
+        default = params == algos.params_for(rt.profile, variant, geo, "forward")
+        for relu in (False, True) if default else (False,):
             out = empty(rt, geo.output_shape)
             variant.run["forward"](rt, geo, params, xd, wd, bd, out, relu=relu)
             want = np.maximum(y_ref, 0) if relu else y_ref
