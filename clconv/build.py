@@ -132,7 +132,8 @@ def launch_grid(runtime, kernel: cl.Kernel, items, local, *args) -> cl.Event:
     device = runtime.context.devices[0]
     kernel_limit = kernel.get_work_group_info(cl.kernel_work_group_info.WORK_GROUP_SIZE, device)
     limit = max(1, min(profile.max_work_group_size, kernel_limit))
-    local = [max(1, min(int(l), int(n), profile.max_work_item_sizes[min(d, len(profile.max_work_item_sizes) - 1)]))
+    sizes = profile.max_work_item_sizes
+    local = [max(1, min(int(l), int(n), sizes[min(d, len(sizes) - 1)]))
              for d, (l, n) in enumerate(zip(local, items))]
     while int(np.prod(local)) > limit:  # shrink the largest dimension until it fits
         d = int(np.argmax(local))

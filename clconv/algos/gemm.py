@@ -51,8 +51,9 @@ def gemm(rt, params, M, N, Kd, R, A, lda, sa, B, ldb, sb, C, ldc, sc, batches, N
     """Enqueue the batched GEMM; sa/sb are (s1, s2, sr), sc is (s1, s2)."""
     tm, tn, wg, unroll = _params(params)
     nv, mfast = int(params.get("NV", 1)), int(params.get("MFAST", 1))
-    defines = {"TM": tm, "TN": tn, "NV": nv, "MFAST": mfast, "A_KMAJOR": int(a_kmajor), "C_TRANS": int(c_trans),
-               "HAS_BIAS": int(bias is not None), "ACT": int(relu), "KUNROLL": unroll,
+    defines = {"TM": tm, "TN": tn, "NV": nv, "MFAST": mfast, "A_KMAJOR": int(a_kmajor),
+               "C_TRANS": int(c_trans), "HAS_BIAS": int(bias is not None), "ACT": int(relu),
+               "KUNROLL": unroll,
                "USE_FMA": int(params.get("FMA", _fma_default(rt.profile)))}
     kernel = get_kernel(rt, GEMM, "gemm_tiled", defines)
     tiles_n, tiles_m = -(-N // (tn * nv)), -(-M // tm)
