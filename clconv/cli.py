@@ -6,7 +6,8 @@ import importlib
 import sys
 
 # Subcommand modules, in the order `--help` lists them.
-COMMANDS = ("demo", "check", "devices", "run_model", "inspect_model", "bench_model")
+COMMANDS = ("demo", "check", "devices", "bench", "tune", "run_model", "inspect_model",
+            "bench_model")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -5,6 +5,10 @@
 // Every kernel gets the work-item count first and returns past it, because the
 // host rounds the global size up to a multiple of the local size.
 
+#ifndef ACT
+#define ACT 0  // conv2d_forward epilogue: 0 none, 1 relu
+#endif
+
 // out[n, k, oy, ox] = bias[k] + sum_{c in group, ky, kx} x[n, c, iy, ix] * w[k, c_local, ky, kx]
 // with iy = oy*sh - ph + ky*dh (zero outside the input).
 __kernel void conv2d_forward(
@@ -39,6 +43,9 @@ __kernel void conv2d_forward(
             }
         }
     }
+#if ACT == 1
+    acc = fmax(acc, 0.0f);
+#endif
     out[gid] = acc;
 }
 

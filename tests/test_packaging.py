@@ -41,6 +41,8 @@ def test_wheel_install_contains_and_finds_the_kernels(tmp_path):
     assert install.returncode == 0, install.stdout + install.stderr
     shipped = sorted(p.name for p in (target / "clconv" / "kernels_cl").glob("*.cl"))
     assert shipped == sorted(p.name for p in (REPO / "kernels_cl").glob("*.cl"))
+    assert (target / "clconv" / "tuning_defaults.json").is_file()
+    assert (target / "clconv" / "algos" / "gemm.py").is_file()
     # Import the installed copy (not the checkout) and ask where its kernels are.
     probe = ("import clconv, clconv.build; print(clconv.__file__); "
              "print(clconv.build.kernel_dir())")

@@ -5,13 +5,16 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .. import params
+from .. import algos, params
 from ..arrays import empty, on_device
 from ..build import get_kernel, launch
 from ..runtime import current
 from ..validation import check_array, check_int, check_shape
 
 KERNELS = "conv2d.cl"
+
+# Each op below validates its arguments, then `algos.run` enqueues the variant chosen for
+# the layer (forced by CLCONV_ALGO, tuned by `clconv tune`, or the heuristic).
 
 
 @dataclass(frozen=True)
@@ -91,6 +94,15 @@ def _check_bias(bias, runtime, channels: int):
 
 def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     """2-D convolution (cross-correlation) like torch.nn.functional.conv2d."""
+    return _conv2d(input, weight, bias, stride, padding, dilation, groups, relu=False)
+
+
+def conv2d_relu(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+    """relu(conv2d(...)) in one pass: the activation is fused into the conv's epilogue."""
+    return _conv2d(input, weight, bias, stride, padding, dilation, groups, relu=True)
+
+
+def _conv2d(input, weight, bias, stride, padding, dilation, groups, relu):
     rt = current()
     x_shape = check_array("input", input, rt, "(N, C, H, W)")
     w_shape = check_array("weight", weight, rt, "(out_channels, in_channels/groups, kH, kW)")
@@ -99,9 +111,7 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     x, w = on_device(rt, input), on_device(rt, weight)
     b = on_device(rt, bias) if bias is not None else None
     out = empty(rt, geo.output_shape)
-    kernel = get_kernel(rt, KERNELS, "conv2d_forward")
-    launch(rt, kernel, out.size, x, w, b if b is not None else w, b is not None, out,
-           geo.C, geo.H, geo.W, geo.K, geo.Ho, geo.Wo, *geo.kernel_args())
+    algos.run(rt, "forward", geo, x, w, b, out, relu=relu)
     return out
 
 
@@ -110,19 +120,13 @@ def _transposed_conv(rt, src, w, bias, out_shape, geo: ConvGeometry):
 
     `geo` is the forward convolution that maps out_shape to src's shape."""
     out = empty(rt, out_shape)
-    kernel = get_kernel(rt, KERNELS, "conv_transpose2d_forward")
-    _, S, Hs, Ws = src.shape
-    _, O, Ho, Wo = out_shape
-    launch(rt, kernel, out.size, src, w, bias if bias is not None else w, bias is not None,
-           out, S, Hs, Ws, O, Ho, Wo, *geo.kernel_args())
+    algos.run(rt, "grad_input", geo, src, w, out, bias=bias)
     return out
 
 
 def _grad_weight(rt, x, grad_out, geo: ConvGeometry):
     grad_w = empty(rt, geo.weight_shape)
-    kernel = get_kernel(rt, KERNELS, "conv2d_grad_weight")
-    launch(rt, kernel, grad_w.size, x, grad_out, grad_w,
-           geo.N, geo.C, geo.H, geo.W, geo.K, geo.Ho, geo.Wo, *geo.kernel_args())
+    algos.run(rt, "grad_weight", geo, x, grad_out, grad_w)
     return grad_w
 
 
@@ -225,9 +229,7 @@ def conv_transpose2d_backward(grad_output, input, weight, stride=1, padding=0,
     grad_input = grad_weight = grad_bias = None
     if want_input:  # the forward convolution of grad_output with the same weight
         grad_input = empty(rt, geo.output_shape)
-        launch(rt, get_kernel(rt, KERNELS, "conv2d_forward"), grad_input.size,
-               g, on_device(rt, weight), g, False, grad_input,
-               geo.C, geo.H, geo.W, geo.K, geo.Ho, geo.Wo, *geo.kernel_args())
+        algos.run(rt, "forward", geo, g, on_device(rt, weight), None, grad_input)
     if want_weight:  # roles swap: grad_output is the conv input, input its grad_output
         grad_weight = _grad_weight(rt, g, on_device(rt, input), geo)
     if want_bias:

@@ -1,0 +1,147 @@
+"""Convolution variants and how one is chosen for a layer.
+
+Order of choice for an op on a geometry:
+1. `CLCONV_ALGO=name` (or `force(name)`) forces a variant wherever it is valid; a name
+   that is not a variant is an error listing the valid names;
+2. the variant `clconv tune` stored for this layer and device, if still valid;
+3. a deterministic heuristic (`heuristic`).
+Tunables come from the tuning database, else the shipped defaults for the device kind /
+type (`tuning_defaults.json`), else the variant's own defaults, clamped to the device.
+Choices are memoised per (device, layer, op), so repeated calls do no lookup work.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+
+from .. import tuning
+from ..device import DeviceKind
+from .base import OPS, Variant
+from .depthwise import DEPTHWISE, is_depthwise
+from .direct import DIRECT
+from .gemm import GEMM_1X1, IM2COL, is_pointwise
+
+ENV_ALGO = "CLCONV_ALGO"
+VARIANTS: dict[str, Variant] = {v.name: v for v in (DIRECT, IM2COL, GEMM_1X1, DEPTHWISE)}
+
+_forced: str | None = None
+_memo: dict = {}
+
+
+class UnknownAlgorithmError(ValueError):
+    pass
+
+
+def check_name(name: str) -> Variant:
+    try:
+        return VARIANTS[name]
+    except KeyError:
+        raise UnknownAlgorithmError(
+            f"{ENV_ALGO}: unknown convolution algorithm {name!r}; valid names: "
+            f"{', '.join(VARIANTS)}") from None
+
+
+def forced_name() -> str | None:
+    if _forced is not None:
+        return _forced
+    return os.environ.get(ENV_ALGO, "").strip() or None
+
+
+@contextlib.contextmanager
+def force(name: str | None):
+    """Within the block, ops use variant `name` wherever it is valid (like CLCONV_ALGO)."""
+    global _forced
+    if name is not None:
+        check_name(name)
+    previous, _forced = _forced, name
+    try:
+        yield
+    finally:
+        _forced = previous
+
+
+def params_for(profile, variant: Variant, geo, op: str) -> dict:
+    """Untuned tunables: shipped defaults for the device, else the variant's, clamped."""
+    params = tuning.default_params(profile, variant.name)
+    if params is None:
+        params = variant.defaults(profile, geo, op)
+    params = dict(params)
+    if "WG" in params:
+        params["WG"] = max(1, min(int(params["WG"]), profile.max_work_group_size))
+    return params
+
+
+def valid(profile, variant: Variant, geo, op: str, params: dict) -> bool:
+    return op in variant.ops and variant.validate(profile, geo, op, params) is None
+
+
+def heuristic(profile, geo, op: str) -> str:
+    """The untuned choice; deterministic, from the geometry only."""
+    if is_depthwise(geo):  # groups == in_channels, single-channel inputs included
+        if op == "grad_input" and geo.K != geo.C:
+            return "im2col"  # the depthwise grad_input is only fast for multiplier 1
+        return "depthwise"
+    cg = geo.C // geo.groups
+    kg = geo.K // geo.groups
+    if cg * geo.kh * geo.kw < 4 and kg < 4:
+        return "direct"  # too little work per GEMM to pay for the layout passes
+    if is_pointwise(geo):
+        return "gemm1x1"
+    return "im2col"
+
+
+def choose(profile, geo, op: str):
+    """(variant, params, how) for `op` on `geo`; `how` says why (forced/tuned/heuristic)."""
+    if op not in OPS:
+        raise ValueError(f"op: expected one of {OPS}, got {op!r}")
+    forced = forced_name()
+    memo_key = (profile, geo, op, forced, tuning.generation,
+                os.environ.get(tuning.ENV_DIR, ""))
+    hit = _memo.get(memo_key)
+    if hit is not None:
+        return hit
+    result = None
+    if forced is not None:
+        variant = check_name(forced)
+        params = params_for(profile, variant, geo, op)
+        tuned = tuning.lookup(profile, geo, op)
+        if tuned is not None and tuned[0] == forced:
+            params = tuned[1]
+        if valid(profile, variant, geo, op, params):
+            result = (variant, params, "forced")
+    if result is None:
+        tuned = tuning.lookup(profile, geo, op)
+        if tuned is not None and tuned[0] in VARIANTS:
+            variant = VARIANTS[tuned[0]]
+            if valid(profile, variant, geo, op, tuned[1]):
+                result = (variant, tuned[1], "tuned")
+    if result is None:
+        variant = VARIANTS[heuristic(profile, geo, op)]
+        params = params_for(profile, variant, geo, op)
+        if not valid(profile, variant, geo, op, params):
+            variant, params = DIRECT, {}
+        result = (variant, params, "heuristic")
+    _memo[memo_key] = result
+    return result
+
+
+def valid_variants(profile, geo, op: str):
+    """[(variant, params)] for every variant that can run `op` on `geo` (default tunables)."""
+    out = []
+    for variant in VARIANTS.values():
+        params = params_for(profile, variant, geo, op)
+        if valid(profile, variant, geo, op, params):
+            out.append((variant, params))
+    return out
+
+
+def run(rt, op: str, geo, *args, variant: Variant | None = None, params: dict | None = None,
+        **kwargs):
+    """Enqueue `op` with the chosen (or given) variant."""
+    if variant is None:
+        variant, params, _ = choose(rt.profile, geo, op)
+    return variant.run[op](rt, geo, params or {}, *args, **kwargs)
+
+
+def clear_memo():
+    _memo.clear()

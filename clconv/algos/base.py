@@ -1,0 +1,48 @@
+"""What every convolution variant provides, and the helpers they share."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+import pyopencl.array as cla
+
+OPS = ("forward", "grad_input", "grad_weight")
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One algorithm family for conv2d and its gradients.
+
+    `validate(profile, geo, op, params)` returns None when the variant can run `op` on
+    geometry `geo` with tunables `params` on a device with `profile`, else the reason.
+    `run[op](rt, geo, params, ...)` enqueues it. `space(profile, geo, op)` lists the
+    tunable settings the tuner tries; `defaults(profile, geo, op)` is the untuned choice.
+    """
+
+    name: str
+    description: str
+    validate: Callable
+    run: dict
+    space: Callable
+    defaults: Callable
+    ops: tuple = field(default=OPS)
+
+
+def scratch(rt, shape) -> cla.Array:
+    """A scratch device array from the runtime's memory pool (never poisoned: the
+    kernels that fill scratch buffers write every element)."""
+    return cla.empty(rt.queue, tuple(int(s) for s in shape), np.float32, allocator=rt.allocator)
+
+
+def round_up(value: int, multiple: int) -> int:
+    return -(-value // multiple) * multiple
+
+
+def is_cpu(profile) -> bool:
+    """A CPU device. pyopencl spells POCL's type 'ALL | CPU', so look for the word."""
+    return "CPU" in device_types(profile)
+
+
+def device_types(profile) -> set:
+    return {part.strip() for part in profile.device_type.split("|")}

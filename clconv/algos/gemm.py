@@ -1,0 +1,234 @@
+"""GEMM convolution variants: im2col + tiled GEMM, and 1x1 convolution as a plain GEMM.
+
+forward:     out[n, g] (Kg x P)     = W[g] (Kg x CgRS) . col[n, g] (CgRS x P)  (+bias)
+grad_input:  stride 1: the forward above applied to dY with flipped weights (one big GEMM);
+             else dcol[n, g] (CgRS x P) = W[g]^T . dY[n, g], then col2im (none for 1x1)
+grad_weight: dW[g]^T (CgRS x Kg)    = sum_n col[n, g] . dY[n, g]^T (dY transposed first)
+with P = Ho*Wo and CgRS = C/groups * kh * kw. The GEMM kernel is `gemm.cl`.
+"""
+from __future__ import annotations
+
+from ..build import DEFAULT_GROUP_SIZE, get_kernel, launch_grid
+from .base import Variant, is_cpu, round_up, scratch
+
+GEMM = "gemm.cl"
+LAYOUT = "im2col.cl"
+VECTOR_WIDTHS = (2, 4, 8, 16)
+
+
+def is_pointwise(geo) -> bool:
+    """A 1x1, stride-1, unpadded convolution: the input already is the column matrix."""
+    return (geo.kh == geo.kw == 1 and geo.stride == (1, 1) and geo.pad_top == 0
+            and geo.pad_left == 0 and geo.Ho == geo.H and geo.Wo == geo.W)
+
+
+def _params(params):
+    return int(params["TM"]), int(params["TN"]), int(params["WG"]), int(params.get("KUNROLL", 1))
+
+
+def tile_n(params) -> int:
+    """Columns of C per work-item."""
+    return int(params["TN"]) * int(params.get("NV", 1))
+
+
+def validate_params(profile, params):
+    tm, tn, wg, unroll = _params(params)
+    if tn not in VECTOR_WIDTHS:
+        return f"TN={tn} is not an OpenCL vector width in {VECTOR_WIDTHS}"
+    if not 1 <= tm <= 16:
+        return f"TM={tm} outside 1..16"
+    if wg > profile.max_work_group_size:
+        return f"WG={wg} exceeds the device's max work-group size {profile.max_work_group_size}"
+    if wg < 1 or unroll < 1:
+        return "WG and KUNROLL must be positive"
+    if int(params.get("GI", 0)) not in (0, 1, 2):
+        return "GI must be 0 (auto), 1 (flipped-weight forward) or 2 (GEMM + col2im)"
+    return None
+
+
+def gemm(rt, params, M, N, Kd, R, A, lda, sa, B, ldb, sb, C, ldc, sc, batches, NB2,
+         a_kmajor=False, c_trans=False, bias=None, relu=False):
+    """Enqueue the batched GEMM; sa/sb are (s1, s2, sr), sc is (s1, s2)."""
+    tm, tn, wg, unroll = _params(params)
+    nv, mfast = int(params.get("NV", 1)), int(params.get("MFAST", 1))
+    defines = {"TM": tm, "TN": tn, "NV": nv, "MFAST": mfast, "A_KMAJOR": int(a_kmajor),
+               "C_TRANS": int(c_trans), "HAS_BIAS": int(bias is not None), "ACT": int(relu),
+               "KUNROLL": unroll,
+               "USE_FMA": int(params.get("FMA", _fma_default(rt.profile)))}
+    kernel = get_kernel(rt, GEMM, "gemm_tiled", defines)
+    tiles_n, tiles_m = -(-N // (tn * nv)), -(-M // tm)
+    fast, slow = (tiles_m, tiles_n) if mfast else (tiles_n, tiles_m)
+    lx = min(wg, fast)
+    ly = max(1, min(wg // lx, slow))
+    return launch_grid(rt, kernel, (fast, slow, batches), (lx, ly, 1),
+                       M, N, Kd, R, A, lda, *sa, B, ldb, *sb, C, ldc, *sc,
+                       bias if bias is not None else C, 0 if bias is None else M, NB2)
+
+
+def _fma_default(profile) -> int:
+    """fma() where the device is a CPU (hardware FMA); mad() elsewhere (VC4CL has no FMA)."""
+    return int(is_cpu(profile))
+
+
+def im2col(rt, x, geo, ldc):
+    rows = geo.N * geo.C * geo.kh * geo.kw
+    col = scratch(rt, (rows, ldc))
+    kernel = get_kernel(rt, LAYOUT, "im2col")
+    # whole images per work-item on a CPU (each work-item has a cost), rows elsewhere
+    chunk = geo.Ho if is_cpu(rt.profile) else 1
+    chunks = -(-geo.Ho // chunk)
+    launch_grid(rt, kernel, (chunks, rows), (1, _group(rt, rows)),
+                x, col, rows, ldc, chunk, geo.C, geo.H, geo.W, geo.Ho, geo.Wo, *_window(geo))
+    return col
+
+
+def _group(rt, items: int) -> int:
+    """Work-group size for the layout kernels: the device limit, capped to the items."""
+    return max(1, min(items, rt.profile.max_work_group_size, DEFAULT_GROUP_SIZE))
+
+
+def _window(geo):
+    return (geo.kh, geo.kw, *geo.stride, geo.pad_top, geo.pad_left, *geo.dilation)
+
+
+def _columns(rt, x, geo, params):
+    """(col, ld): the column matrix of x and its row length."""
+    if is_pointwise(geo):
+        return x, geo.H * geo.W
+    ld = round_up(geo.Ho * geo.Wo, tile_n(params))
+    return im2col(rt, x, geo, ld), ld
+
+
+def forward(rt, geo, params, x, w, bias, out, relu=False):
+    G, P = geo.groups, geo.Ho * geo.Wo
+    Kg, crs = geo.K // G, (geo.C // G) * geo.kh * geo.kw
+    col, ld = _columns(rt, x, geo, params)
+    gemm(rt, params, Kg, P, crs, 1,
+         w, crs, (0, Kg * crs, 0),
+         col, ld, (G * crs * ld, crs * ld, 0),
+         out, P, (geo.K * P, Kg * P),
+         geo.N * G, G, bias=bias, relu=relu)
+    return out
+
+
+def transposed_geometry(geo):
+    """For stride 1: the forward convolution whose output is `geo`'s input gradient
+    (input grad_out, flipped weights, padding d*(k-1) - p, possibly negative)."""
+    from ..ops.conv import ConvGeometry
+
+    return ConvGeometry(geo.N, geo.K, geo.Ho, geo.Wo, geo.C, geo.kh, geo.kw, geo.H, geo.W,
+                        (1, 1), geo.dilation[0] * (geo.kh - 1) - geo.pad_top,
+                        geo.dilation[1] * (geo.kw - 1) - geo.pad_left, geo.dilation,
+                        geo.groups)
+
+
+def _flip_path(geo, params) -> bool:
+    """grad_input as a forward conv with flipped weights (stride 1 only)? Tunable GI:
+    1 flip, 2 GEMM + col2im, 0 (default) flip unless the weights (flipped on every
+    call) outnumber the columns col2im would gather (late layers, small images)."""
+    if geo.stride != (1, 1) or is_pointwise(geo):
+        return False
+    mode = int(params.get("GI", 0))
+    if mode:
+        return mode == 1
+    return geo.K // geo.groups <= geo.N * geo.Ho * geo.Wo
+
+
+def flip_weights(rt, geo, w):
+    G = geo.groups
+    wt = scratch(rt, (geo.C, geo.K // G, geo.kh, geo.kw))
+    kernel = get_kernel(rt, LAYOUT, "flip_weights")
+    launch_grid(rt, kernel, (geo.C,), (_group(rt, geo.C),),
+                w, wt, geo.C, geo.C // G, geo.K // G, geo.kh * geo.kw)
+    return wt
+
+
+def grad_input(rt, geo, params, grad_out, w, out, bias=None):
+    if _flip_path(geo, params):
+        # a forward convolution of grad_out with the flipped weights: one big GEMM
+        # instead of a GEMM with a short K followed by col2im
+        tgeo = transposed_geometry(geo)
+        return forward(rt, tgeo, params, grad_out, flip_weights(rt, geo, w), bias, out)
+    G, P = geo.groups, geo.Ho * geo.Wo
+    Kg, crs = geo.K // G, (geo.C // G) * geo.kh * geo.kw
+    pointwise = is_pointwise(geo)
+    dcol = out if pointwise else scratch(rt, (geo.N * geo.C * geo.kh * geo.kw, P))
+    gemm(rt, params, crs, P, Kg, 1,
+         w, crs, (0, Kg * crs, 0),
+         grad_out, P, (geo.K * P, Kg * P, 0),
+         dcol, P, (G * crs * P, crs * P),
+         geo.N * G, G, a_kmajor=True, bias=bias if pointwise else None)
+    if not pointwise:
+        kernel = get_kernel(rt, LAYOUT, "col2im")
+        NC, HW = geo.N * geo.C, geo.H * geo.W
+        launch_grid(rt, kernel, (HW, NC), (min(HW, rt.profile.max_work_group_size), 1),
+                    dcol, out, bias if bias is not None else dcol, bias is not None, geo.C,
+                    NC, P, geo.H, geo.W, geo.Ho, geo.Wo, *_window(geo))
+    return out
+
+
+def grad_weight(rt, geo, params, x, grad_out, out):
+    G, P = geo.groups, geo.Ho * geo.Wo
+    Kg, crs = geo.K // G, (geo.C // G) * geo.kh * geo.kw
+    col, ld = _columns(rt, x, geo, params)
+    # dY (N*K, P) -> dYt (N*G, P, ldk): each group's (Kg x P) block transposed.
+    ldk = round_up(Kg, tile_n(params))
+    dyt = scratch(rt, (geo.N * G, P, ldk))
+    kernel = get_kernel(rt, LAYOUT, "transpose_batched")
+    launch_grid(rt, kernel, (geo.N * G * P,), (_group(rt, geo.N * G * P),),
+                grad_out, dyt, Kg, P, ldk, geo.N * G)
+    gemm(rt, params, crs, Kg, P, geo.N,
+         col, ld, (0, crs * ld, G * crs * ld),
+         dyt, ldk, (0, P * ldk, G * P * ldk),
+         out, crs, (0, Kg * crs),
+         G, G, c_trans=True)
+    return out
+
+
+def space(profile, geo, op):
+    """Tunables the tuner samples: tile shapes up to float16 vectors (VC4CL's width),
+    both loop orders, mad/fma, and work-groups up to the device limit (12 included)."""
+    limit = profile.max_work_group_size
+    wgs = sorted({w for w in (1, 4, 8, 12, 16, 32, 64) if w <= limit} | {min(12, limit)})
+    out = []
+    for tn in (4, 8, 16):
+        for tm in (2, 4, 8):
+            for nv in (1, 2):
+                for mfast in (0, 1):
+                    for fma in (0, 1):
+                        for wg in wgs:
+                            out.append({"TM": tm, "TN": tn, "NV": nv, "WG": wg,
+                                        "MFAST": mfast, "FMA": fma})
+    if op == "grad_input" and geo.stride == (1, 1):
+        out = [dict(p, GI=gi) for p in out for gi in (1, 2)]
+    return out
+
+
+def defaults(profile, geo, op):
+    return {"TM": 4, "TN": 16 if is_cpu(profile) else 8,
+            "WG": min(16, profile.max_work_group_size), "KUNROLL": 1}
+
+
+def _validate(pointwise_only):
+    def validate(profile, geo, op, params):
+        if pointwise_only and not is_pointwise(geo):
+            return "only 1x1 convolutions with stride 1 and no padding"
+        reason = validate_params(profile, params)
+        if reason is None and not is_pointwise(geo):
+            # the column scratch buffer must fit one allocation (small on 32-bit Pi GPUs)
+            taps = geo.kh * geo.kw
+            P = round_up(max(geo.Ho * geo.Wo, geo.H * geo.W), tile_n(params))
+            nbytes = 4 * geo.N * max(geo.C, geo.K) * taps * P
+            if nbytes > profile.max_mem_alloc_size:
+                reason = (f"column buffer of {nbytes} bytes exceeds the device's max "
+                          f"allocation {profile.max_mem_alloc_size}")
+        return reason
+    return validate
+
+
+RUN = {"forward": forward, "grad_input": grad_input, "grad_weight": grad_weight}
+
+IM2COL = Variant("im2col", "im2col into a register-tiled, vectorised GEMM (col2im for grad_input)",
+                 _validate(False), RUN, space, defaults)
+GEMM_1X1 = Variant("gemm1x1", "1x1 stride-1 convolution as a plain GEMM on the input",
+                   _validate(True), RUN, space, defaults)

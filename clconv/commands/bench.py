@@ -1,0 +1,102 @@
+"""`clconv bench`: conv2d GFLOP/s per layer against PyTorch CPU and tinygrad DEV=CL."""
+import json
+import platform
+import sys
+
+from . import EXIT_OK
+
+EXIT_USAGE = 3
+
+
+def register(subparsers):
+    parser = subparsers.add_parser(
+        "bench", help="measure conv2d forward and forward+backward GFLOP/s on a layer suite, "
+                      "side by side with PyTorch CPU and tinygrad DEV=CL when installed")
+    parser.add_argument("--suite", choices=("default", "smoke"), default="default",
+                        help="layer suite (default: LeNet, ResNet-18, MobileNet, VGG, "
+                             "stride-2 and dilated layers; smoke: one tiny layer)")
+    parser.add_argument("--layer", action="append", metavar="NAME",
+                        help="only this layer of the suites (repeatable)")
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="rounds; the best round counts (default 3)")
+    parser.add_argument("--min-time", type=float, default=0.05,
+                        help="seconds of calls per implementation per round (default 0.05)")
+    parser.add_argument("--no-torch", action="store_true", help="do not measure PyTorch")
+    parser.add_argument("--no-tinygrad", action="store_true", help="do not measure tinygrad")
+    parser.add_argument("--json", metavar="PATH", help="write the numbers as JSON")
+    parser.add_argument("--plot", metavar="PNG",
+                        help="draw GFLOP/s per layer against the peers (needs matplotlib: "
+                             "pip install 'clconv[bench]')")
+    parser.set_defaults(func=run)
+
+
+def machine() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def run(args) -> int:
+    import os
+
+    # OpenMP threads that spin after each torch call starve POCL's threads and, with
+    # POCL's threads about, make torch itself ~20x slower here: let them sleep instead.
+    # (libgomp reads this when torch loads, which is below.)
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    from .. import bench
+    from ..runtime import current
+
+    if args.plot:
+        try:
+            import matplotlib  # noqa: F401
+        except ImportError:
+            print("clconv bench: --plot needs matplotlib: pip install 'clconv[bench]' "
+                  "(or pip install matplotlib)", file=sys.stderr)
+            return EXIT_USAGE
+    try:
+        layers = bench.pick_layers(args.suite, args.layer)
+    except ValueError as error:
+        print(f"clconv bench: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    rt = current()
+    p = rt.profile
+    cpus = os.cpu_count()
+    print(f"device:  {p.label} ({p.kind.name}, driver {p.driver_version})"
+          + (f", limits imitate {p.limits_name}" if p.limits_name else ""))
+    print(f"machine: {machine()}, {cpus} logical CPUs, {platform.system()} {platform.release()}")
+    status = bench.peers_available(not args.no_torch, not args.no_tinygrad)
+    for name, reason in status.items():
+        print(f"peer {name}: " + ("measured in the same run" if reason is None
+                                   else f"skipped: {reason}"))
+    if status.get("torch", "") is None:
+        import torch
+        print(f"torch {torch.__version__}: {torch.get_num_threads()} threads, "
+              f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY')}")
+    peers = {n: r for n, r in status.items() if r is None}
+    results = []
+    for layer in layers:
+        print(f"  {layer.name} ...", file=sys.stderr, flush=True)
+        result = bench.run_layer(layer, peers, rounds=args.rounds, min_time=args.min_time)
+        for name, error in result.get("peer_errors", {}).items():
+            print(f"  {layer.name}: peer {name} failed: {error}", file=sys.stderr)
+        results.append(result)
+    measured = [n for n in peers if any(f"fwd_gflops_{n}" in r for r in results)]
+    summary = bench.summarise(results, measured)
+    print()
+    print(bench.format_table(results, summary, measured))
+    if args.json:
+        data = {"device": p.label, "driver": p.driver_version, "limits": p.limits_name,
+                "machine": machine(), "cpus": cpus, "peers": status,
+                "layers": results, "summary": summary}
+        with open(args.json, "w") as f:
+            json.dump(data, f, indent=1)
+        print(f"wrote {args.json}")
+    if args.plot:
+        bench.plot(results, measured, args.plot)
+        print(f"wrote {args.plot}")
+    return EXIT_OK

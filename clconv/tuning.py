@@ -1,0 +1,122 @@
+"""The per-device database of tuned convolution variants, and the shipped defaults.
+
+The user database is one JSON file per device in the user cache directory
+(`platformdirs.user_cache_dir("clconv")/tuning`, or `CLCONV_TUNING_DIR`), keyed by the
+normalised device name and driver version. It is written only by `clconv tune`; ops only
+read it. `tuning_defaults.json`, shipped in the package, holds untuned tunables per
+device kind / type, used when a layer was never tuned.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+from pathlib import Path
+
+ENV_DIR = "CLCONV_TUNING_DIR"
+SCHEMA = 1
+
+_defaults_cache: dict | None = None
+_db_cache: dict[tuple, dict] = {}
+generation = 0  # bumped whenever a database changes, so memoised choices are redone
+
+
+def device_key(profile) -> str:
+    """Normalised 'device name | driver version' (limits imposed are part of the key)."""
+    def norm(text):
+        return re.sub(r"[^a-z0-9.+-]+", "-", text.lower()).strip("-")
+    key = f"{norm(profile.device_name)}__{norm(profile.driver_version)}"
+    if profile.limits_name:
+        key += f"__limits-{profile.limits_name}"
+    return key
+
+
+def layer_key(geo, op: str) -> str:
+    return (f"{op}:n{geo.N}c{geo.C}h{geo.H}w{geo.W}k{geo.K}r{geo.kh}x{geo.kw}"
+            f"s{geo.stride[0]}x{geo.stride[1]}p{geo.pad_top}x{geo.pad_left}"
+            f"o{geo.Ho}x{geo.Wo}d{geo.dilation[0]}x{geo.dilation[1]}g{geo.groups}")
+
+
+def tuning_dir() -> Path:
+    override = os.environ.get(ENV_DIR, "").strip()
+    if override:
+        return Path(override)
+    try:
+        import platformdirs
+        return Path(platformdirs.user_cache_dir("clconv")) / "tuning"
+    except ImportError:  # optional: fall back to the XDG default
+        base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+        return Path(base) / "clconv" / "tuning"
+
+
+def db_path(profile) -> Path:
+    return tuning_dir() / f"{device_key(profile)}.json"
+
+
+def load(profile) -> dict:
+    """The tuned entries for this device: {layer_key: {"algo": name, "params": {...}, ...}}."""
+    key = (os.environ.get(ENV_DIR, ""), profile)
+    if key not in _db_cache:
+        path = db_path(profile)
+        entries = {}
+        if path.is_file():
+            try:
+                data = json.loads(path.read_text())
+                if data.get("schema") == SCHEMA:
+                    entries = data.get("entries", {})
+            except (OSError, ValueError):
+                entries = {}
+        _db_cache[key] = entries
+    return _db_cache[key]
+
+
+def save(profile, entries: dict) -> Path:
+    """Merge `entries` into the device's database file and write it."""
+    path = db_path(profile)
+    merged = dict(load(profile))
+    merged.update(entries)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    data = {"schema": SCHEMA, "device": profile.label, "driver": profile.driver_version,
+            "limits": profile.limits_name, "entries": merged}
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(data, indent=1, sort_keys=True))
+    tmp.replace(path)
+    forget_cache()
+    return path
+
+
+def forget_cache():
+    """Drop the in-memory copies (after a database or the directory changed)."""
+    global generation
+    _db_cache.clear()
+    generation += 1
+
+
+def lookup(profile, geo, op: str):
+    """(algo, params) tuned for this layer on this device, or None."""
+    entry = load(profile).get(layer_key(geo, op))
+    if entry is None:
+        return None
+    return entry["algo"], dict(entry.get("params", {}))
+
+
+def shipped_defaults() -> dict:
+    global _defaults_cache
+    if _defaults_cache is None:
+        path = Path(__file__).resolve().parent / "tuning_defaults.json"
+        _defaults_cache = json.loads(path.read_text()) if path.is_file() else {}
+    return _defaults_cache
+
+
+def default_params(profile, algo: str) -> dict | None:
+    """Shipped untuned tunables for `algo` on this kind of device: by device kind (e.g.
+    VC4CL), then by vendor substring, then by device type (CPU/GPU); None if none."""
+    table = shipped_defaults()
+    keys = [("kind", profile.kind.name)]
+    # pyopencl spells some types as 'ALL | CPU': try each word
+    keys += [("device_type", part.strip()) for part in profile.device_type.split("|")]
+    for section, value in keys:
+        entry = table.get(section, {}).get(value, {}).get(algo)
+        if entry is not None:
+            return dict(entry)
+    return None

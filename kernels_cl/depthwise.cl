@@ -1,0 +1,330 @@
+// Depthwise convolution forward (groups == in_channels, out_channels = multiplier * C),
+// NCHW float32. Each work-item computes TW neighbouring outputs of one output row;
+// the window size is compiled in (KH, KW) so the loops unroll. No local memory, any
+// work-group size works.
+
+#ifndef KH
+#define KH 3
+#endif
+#ifndef KW
+#define KW 3
+#endif
+#ifndef TW
+#define TW 8            // outputs along a row per work-item
+#endif
+#ifndef ACT
+#define ACT 0           // 0: none, 1: relu
+#endif
+
+__kernel void depthwise_forward(
+    __global const float *x, __global const float *w,
+    __global const float *bias, const int has_bias,
+    __global float *out,
+    const int C, const int H, const int W, const int K, const int Ho, const int Wo,
+    const int sh, const int sw, const int ph, const int pw, const int dh, const int dw)
+{
+    const int ox0 = get_global_id(0) * TW;
+    const int oy = get_global_id(1);
+    const int nk = get_global_id(2);
+    if (ox0 >= Wo || oy >= Ho) return;
+    const int k = nk % K;
+    const int n = nk / K;
+    const int c = k / (K / C);
+    __global const float *src = x + (n * C + c) * H * W;
+    __global const float *wp = w + k * (KH * KW);
+    const float b = has_bias ? bias[k] : 0.0f;
+    float acc[TW];
+#pragma unroll
+    for (int j = 0; j < TW; ++j) acc[j] = b;
+#pragma unroll
+    for (int ky = 0; ky < KH; ++ky) {
+        const int iy = oy * sh - ph + ky * dh;
+        if (iy < 0 || iy >= H) continue;
+        __global const float *row = src + iy * W;
+#pragma unroll
+        for (int kx = 0; kx < KW; ++kx) {
+            const float wv = wp[ky * KW + kx];
+            const int x0 = kx * dw - pw;
+#pragma unroll
+            for (int j = 0; j < TW; ++j) {
+                const int ix = (ox0 + j) * sw + x0;
+                const float v = row[clamp(ix, 0, W - 1)];
+                acc[j] += (ix >= 0 && ix < W) ? v * wv : 0.0f;
+            }
+        }
+    }
+    __global float *dst = out + (nk * Ho + oy) * Wo;
+#pragma unroll
+    for (int j = 0; j < TW; ++j) {
+        float v = acc[j];
+#if ACT == 1
+        v = fmax(v, 0.0f);
+#endif
+        if (ox0 + j < Wo) dst[ox0 + j] = v;
+    }
+}
+
+// Depthwise input gradient: dx[n, c, iy, ix] = sum over the multiplier's output
+// channels k of c and the window taps whose output (oy, ox) reads (iy, ix) of
+// dy[n, k, oy, ox] * w[k, ky, kx]. TW neighbouring inputs of one row per work-item.
+__kernel void depthwise_grad_input(
+    __global const float *dy, __global const float *w,
+    __global const float *bias, const int has_bias,
+    __global float *dx,
+    const int C, const int H, const int W, const int K, const int Ho, const int Wo,
+    const int sh, const int sw, const int ph, const int pw, const int dh, const int dw)
+{
+    const int ix0 = get_global_id(0) * TW;
+    const int iy = get_global_id(1);
+    const int nc = get_global_id(2);
+    if (ix0 >= W || iy >= H) return;
+    const int c = nc % C;
+    const int n = nc / C;
+    const int mult = K / C;
+    float acc[TW];
+    const float b = has_bias ? bias[c] : 0.0f;
+#pragma unroll
+    for (int j = 0; j < TW; ++j) acc[j] = b;
+    for (int m = 0; m < mult; ++m) {
+        const int k = c * mult + m;
+        __global const float *src = dy + (n * K + k) * Ho * Wo;
+        __global const float *wp = w + k * (KH * KW);
+#pragma unroll
+        for (int ky = 0; ky < KH; ++ky) {
+            const int ty = iy + ph - ky * dh;
+            if (ty < 0 || ty % sh != 0) continue;
+            const int oy = ty / sh;
+            if (oy >= Ho) continue;
+            __global const float *row = src + oy * Wo;
+#pragma unroll
+            for (int kx = 0; kx < KW; ++kx) {
+                const float wv = wp[ky * KW + kx];
+#pragma unroll
+                for (int j = 0; j < TW; ++j) {
+                    const int tx = ix0 + j + pw - kx * dw;
+                    const int ox = tx / sw;
+                    const int ok = tx >= 0 && ox * sw == tx && ox < Wo;
+                    const float v = row[clamp(ox, 0, Wo - 1)];
+                    acc[j] += ok ? v * wv : 0.0f;
+                }
+            }
+        }
+    }
+    __global float *dst = dx + (nc * H + iy) * W;
+#pragma unroll
+    for (int j = 0; j < TW; ++j)
+        if (ix0 + j < W) dst[ix0 + j] = acc[j];
+}
+
+// Depthwise weight gradient, pass 1: partial[k, n*Ho + oy, t] = sum_ox dy[n, k, oy, ox]
+// * x[n, c, iy, ix] for each window tap t = ky*KW + kx. No atomics: pass 2 sums rows.
+__kernel void depthwise_grad_weight_partial(
+    __global const float *x, __global const float *dy, __global float *partial,
+    const int N, const int C, const int H, const int W, const int K, const int Ho,
+    const int Wo, const int sh, const int sw, const int ph, const int pw, const int dh,
+    const int dw)
+{
+    const int noy = get_global_id(0);    // n*Ho + oy
+    const int k = get_global_id(1);
+    if (noy >= N * Ho || k >= K) return;
+    const int n = noy / Ho, oy = noy - (noy / Ho) * Ho;
+    const int c = k / (K / C);
+    __global const float *src = x + (n * C + c) * H * W;
+    __global const float *g = dy + ((n * K + k) * Ho + oy) * Wo;
+    float acc[KH * KW];
+#pragma unroll
+    for (int t = 0; t < KH * KW; ++t) acc[t] = 0.0f;
+    for (int ox = 0; ox < Wo; ++ox) {
+        const float gv = g[ox];
+#pragma unroll
+        for (int ky = 0; ky < KH; ++ky) {
+            const int iy = oy * sh - ph + ky * dh;
+            const int oky = iy >= 0 && iy < H;
+            __global const float *row = src + clamp(iy, 0, H - 1) * W;
+#pragma unroll
+            for (int kx = 0; kx < KW; ++kx) {
+                const int ix = ox * sw - pw + kx * dw;
+                const float v = row[clamp(ix, 0, W - 1)];
+                acc[ky * KW + kx] += (oky && ix >= 0 && ix < W) ? gv * v : 0.0f;
+            }
+        }
+    }
+    __global float *dst = partial + (k * N * Ho + noy) * (KH * KW);
+#pragma unroll
+    for (int t = 0; t < KH * KW; ++t) dst[t] = acc[t];
+}
+
+// Pass 2: grad_w[k, t] = sum_r partial[k, r, t] over the rows r < rows.
+__kernel void depthwise_grad_weight_reduce(
+    __global const float *partial, __global float *grad_w, const int K, const int rows)
+{
+    const int kt = get_global_id(0);     // k*KH*KW + t
+    if (kt >= K * KH * KW) return;
+    const int k = kt / (KH * KW), t = kt - (kt / (KH * KW)) * (KH * KW);
+    __global const float *src = partial + k * rows * (KH * KW) + t;
+    float acc = 0.0f;
+    for (int r = 0; r < rows; ++r) acc += src[r * (KH * KW)];
+    grad_w[kt] = acc;
+}
+
+// ---- padded variants: the input is first copied into a zero-bordered buffer, so the
+// inner loops need no bounds checks and load TW outputs' inputs as one vector.
+#ifndef SW
+#define SW 1            // compiled-in column stride: 1 or 2 vectorise, 0 = runtime sw
+#endif
+
+#define DW_CAT_(a, b) a##b
+#define DW_CAT(a, b) DW_CAT_(a, b)
+#define DVEC DW_CAT(float, TW)
+#define DVLOAD DW_CAT(vload, TW)
+#define DVSTORE DW_CAT(vstore, TW)
+
+// xp[p, py, px] = x[p, (py - ph) / uy, (px - pw) / ux] where both divide exactly, zero
+// elsewhere and outside; p runs over the planes. uy = ux = 1 is plain zero padding;
+// larger factors insert zeros between the source elements (a strided conv's gradient).
+__kernel void pad_planes(
+    __global const float *x, __global float *xp,
+    const int planes, const int H, const int W, const int Hp, const int Wp,
+    const int ph, const int pw, const int uy, const int ux)
+{
+    const int py = get_global_id(0);
+    const int p = get_global_id(1);
+    if (py >= Hp || p >= planes) return;
+    __global float *dst = xp + (p * Hp + py) * Wp;
+    const int ty = py - ph;
+    const int iy = ty / uy;
+    if (ty < 0 || iy * uy != ty || iy >= H) {
+        for (int px = 0; px < Wp; ++px) dst[px] = 0.0f;
+        return;
+    }
+    __global const float *src = x + (p * H + iy) * W;
+    if (ux == 1) {
+        const int lo = min(max(pw, 0), Wp), hi = min(max(W + pw, lo), Wp);
+        for (int px = 0; px < lo; ++px) dst[px] = 0.0f;
+        for (int px = lo; px < hi; ++px) dst[px] = src[px - pw];
+        for (int px = hi; px < Wp; ++px) dst[px] = 0.0f;
+    } else {
+        for (int px = 0; px < Wp; ++px) {
+            const int tx = px - pw;
+            const int ix = tx / ux;
+            dst[px] = (tx >= 0 && ix * ux == tx && ix < W) ? src[ix] : 0.0f;
+        }
+    }
+}
+
+#if TW == 4 || TW == 8 || TW == 16
+// out[n, k, oy, ox0 .. ox0+TW) from the padded planes xp (N*C, Hp, Wp).
+__kernel void depthwise_forward_padded(
+    __global const float *xp, __global const float *w,
+    __global const float *bias, const int has_bias,
+    __global float *out,
+    const int C, const int Hp, const int Wp, const int K, const int Ho, const int Wo,
+    const int sh, const int sw, const int dh, const int dw)
+{
+    const int ox0 = get_global_id(0) * TW;
+    const int oy = get_global_id(1);
+    const int nk = get_global_id(2);
+    if (ox0 >= Wo || oy >= Ho) return;
+    const int k = nk % K;
+    const int n = nk / K;
+    const int c = k / (K / C);
+    __global const float *src = xp + ((n * C + c) * Hp + oy * sh) * Wp;
+    __global const float *wp = w + k * (KH * KW);
+    DVEC acc = (DVEC)(has_bias ? bias[k] : 0.0f);
+#pragma unroll
+    for (int ky = 0; ky < KH; ++ky) {
+        __global const float *row = src + ky * dh * Wp;
+#pragma unroll
+        for (int kx = 0; kx < KW; ++kx) {
+            const int x0 = ox0 * SW + kx * dw;
+#if SW == 1
+            const DVEC v = DVLOAD(0, row + x0);
+#elif SW == 2 && TW == 4
+            const DVEC v = vload8(0, row + x0).even;
+#elif SW == 2 && TW == 8
+            const DVEC v = vload16(0, row + x0).even;
+#else
+            float t[TW];
+#pragma unroll
+            for (int j = 0; j < TW; ++j) t[j] = row[(ox0 + j) * sw + kx * dw];
+            const DVEC v = DVLOAD(0, t);
+#endif
+            acc = mad(v, (DVEC)(wp[ky * KW + kx]), acc);
+        }
+    }
+#if ACT == 1
+    acc = fmax(acc, (DVEC)(0.0f));
+#endif
+    __global float *dst = out + (nk * Ho + oy) * Wo + ox0;
+    if (ox0 + TW <= Wo) {
+        DVSTORE(acc, 0, dst);
+    } else {
+        float t[TW];
+        DVSTORE(acc, 0, t);
+        for (int j = 0; j < TW && ox0 + j < Wo; ++j) dst[j] = t[j];
+    }
+}
+#endif
+
+#if TW == 4 || TW == 8 || TW == 16
+// Weight gradient pass 1 from padded planes: partial[k, n*Ho + oy, t] for every tap t,
+// TW outputs of the row at a time (vector multiply-adds), then reduced across lanes.
+__kernel void depthwise_grad_weight_partial_padded(
+    __global const float *xp, __global const float *dy, __global float *partial,
+    const int N, const int C, const int Hp, const int Wp, const int K, const int Ho,
+    const int Wo, const int sh, const int sw, const int dh, const int dw)
+{
+    const int noy = get_global_id(0);    // n*Ho + oy
+    const int k = get_global_id(1);
+    if (noy >= N * Ho || k >= K) return;
+    const int n = noy / Ho, oy = noy - (noy / Ho) * Ho;
+    const int c = k / (K / C);
+    __global const float *src = xp + ((n * C + c) * Hp + oy * sh) * Wp;
+    __global const float *g = dy + ((n * K + k) * Ho + oy) * Wo;
+    DVEC acc[KH * KW];
+#pragma unroll
+    for (int t = 0; t < KH * KW; ++t) acc[t] = (DVEC)(0.0f);
+    for (int ox0 = 0; ox0 < Wo; ox0 += TW) {
+        DVEC gv;
+        if (ox0 + TW <= Wo) {
+            gv = DVLOAD(0, g + ox0);
+        } else {
+            float t[TW];
+#pragma unroll
+            for (int j = 0; j < TW; ++j) t[j] = ox0 + j < Wo ? g[ox0 + j] : 0.0f;
+            gv = DVLOAD(0, t);
+        }
+#pragma unroll
+        for (int ky = 0; ky < KH; ++ky) {
+            __global const float *row = src + ky * dh * Wp;
+#pragma unroll
+            for (int kx = 0; kx < KW; ++kx) {
+                const int x0 = ox0 * SW + kx * dw;
+#if SW == 1
+                const DVEC v = DVLOAD(0, row + x0);
+#elif SW == 2 && TW == 4
+                const DVEC v = vload8(0, row + x0).even;
+#elif SW == 2 && TW == 8
+                const DVEC v = vload16(0, row + x0).even;
+#else
+                float t[TW];
+#pragma unroll
+                for (int j = 0; j < TW; ++j) t[j] = row[(ox0 + j) * sw + kx * dw];
+                const DVEC v = DVLOAD(0, t);
+#endif
+                acc[ky * KW + kx] = mad(gv, v, acc[ky * KW + kx]);
+            }
+        }
+    }
+    __global float *dst = partial + (k * N * Ho + noy) * (KH * KW);
+#pragma unroll
+    for (int t = 0; t < KH * KW; ++t) {
+        float lanes[TW];
+        DVSTORE(acc[t], 0, lanes);
+        float s = 0.0f;
+#pragma unroll
+        for (int j = 0; j < TW; ++j) s += lanes[j];
+        dst[t] = s;
+    }
+}
+#endif

@@ -1,0 +1,162 @@
+// Register-tiled, vectorised batched GEMM with a fused epilogue; the core of the
+// im2col, 1x1 and backward convolution variants.
+//
+//   C[b] (M x N) = sum_{r < R} A[b, r] (M x Kd) . B[b, r] (Kd x N)  (+ bias[m]) (relu)
+//
+// B is row-major with unit stride along N (loaded as TN-wide vectors). A is row-major
+// (A_KMAJOR=0: A[m*lda + k]) or stored K-major (A_KMAJOR=1: A[k*lda + m]). C is row-major
+// (C_TRANS=0: C[m*ldc + n]) or transposed (C_TRANS=1: C[n*ldc + m]).
+// The batch index b (global dimension 2) splits as b1 = b / NB2, b2 = b % NB2 and each
+// matrix is offset by b1*s1 + b2*s2 (and by r*sr for the reduction batch).
+// Each work-item computes a TM x TN tile of C, holding it in TM vector registers: the
+// K loop is an outer product of TM scalars of A with one TN-vector of B. No local memory
+// and no barriers, so any work-group size works (VideoCore IV allows 12).
+
+#ifndef TM
+#define TM 4            // rows of C per work-item
+#endif
+#ifndef TN
+#define TN 8            // columns of C per work-item: the vector width, 2/4/8/16
+#endif
+#ifndef A_KMAJOR
+#define A_KMAJOR 0
+#endif
+#ifndef C_TRANS
+#define C_TRANS 0
+#endif
+#ifndef HAS_BIAS
+#define HAS_BIAS 0
+#endif
+#ifndef ACT
+#define ACT 0           // 0: none, 1: relu
+#endif
+#ifndef NV
+#define NV 1            // TN-vectors per row of the tile: the tile is TM x (NV*TN)
+#endif
+#ifndef MFAST
+#define MFAST 1         // 1: global dimension 0 runs over row tiles (work-items that share
+#endif                  // a column panel of B run one after another), 0: over column tiles
+#ifndef KUNROLL
+#define KUNROLL 1       // unroll factor hint for the K loop
+#endif
+
+#ifndef USE_FMA
+#define USE_FMA 0       // 1: fma() (fused; fast where the hardware has FMA), 0: mad()
+#endif
+#if USE_FMA
+#define MAD(a, b, c) fma(a, b, c)
+#else
+#define MAD(a, b, c) mad(a, b, c)
+#endif
+
+#define CAT_(a, b) a##b
+#define CAT(a, b) CAT_(a, b)
+#define VEC CAT(float, TN)
+#define VLOAD CAT(vload, TN)
+#define VSTORE CAT(vstore, TN)
+
+#if A_KMAJOR
+#define A_AT(m, k) a[(k) * lda + (m)]
+#else
+#define A_AT(m, k) a[(m) * lda + (k)]
+#endif
+
+__kernel void gemm_tiled(
+    const int M, const int N, const int Kd, const int R,
+    __global const float *A, const int lda, const int sa1, const int sa2, const int sar,
+    __global const float *B, const int ldb, const int sb1, const int sb2, const int sbr,
+    __global float *C, const int ldc, const int sc1, const int sc2,
+    __global const float *bias, const int sbias2,
+    const int NB2)
+{
+#if MFAST
+    const int m0 = get_global_id(0) * TM;
+    const int n0 = get_global_id(1) * (TN * NV);
+#else
+    const int n0 = get_global_id(0) * (TN * NV);
+    const int m0 = get_global_id(1) * TM;
+#endif
+    const int b = get_global_id(2);
+    if (n0 >= N || m0 >= M) return;
+    const int b1 = b / NB2, b2 = b - (b / NB2) * NB2;
+    __global const float *a0 = A + b1 * sa1 + b2 * sa2;
+    __global const float *bb0 = B + b1 * sb1 + b2 * sb2;
+    int rows[TM];
+    #pragma unroll
+    for (int i = 0; i < TM; ++i) rows[i] = min(m0 + i, M - 1);
+    VEC acc[TM][NV];
+    #pragma unroll
+    for (int i = 0; i < TM; ++i)
+        #pragma unroll
+        for (int v = 0; v < NV; ++v) acc[i][v] = (VEC)(0.0f);
+    const int full = n0 + TN * NV <= N;
+    for (int r = 0; r < R; ++r) {
+        __global const float *a = a0 + r * sar;
+        __global const float *bp = bb0 + r * sbr + n0;
+        if (full) {
+#if KUNROLL > 1
+#pragma unroll KUNROLL
+#endif
+            for (int k = 0; k < Kd; ++k) {
+                VEC bv[NV];
+                #pragma unroll
+                for (int v = 0; v < NV; ++v) bv[v] = VLOAD(v, bp + k * ldb);
+                #pragma unroll
+                for (int i = 0; i < TM; ++i) {
+                    const VEC av = (VEC)(A_AT(rows[i], k));
+                    #pragma unroll
+                    for (int v = 0; v < NV; ++v) acc[i][v] = MAD(av, bv[v], acc[i][v]);
+                }
+            }
+        } else {
+            for (int k = 0; k < Kd; ++k) {
+                float bs[TN * NV];
+                #pragma unroll
+                for (int j = 0; j < TN * NV; ++j) bs[j] = (n0 + j < N) ? bp[k * ldb + j] : 0.0f;
+                VEC bv[NV];
+                #pragma unroll
+                for (int v = 0; v < NV; ++v) bv[v] = VLOAD(v, bs);
+                #pragma unroll
+                for (int i = 0; i < TM; ++i) {
+                    const VEC av = (VEC)(A_AT(rows[i], k));
+                    #pragma unroll
+                    for (int v = 0; v < NV; ++v) acc[i][v] = MAD(av, bv[v], acc[i][v]);
+                }
+            }
+        }
+    }
+    __global float *c = C + b1 * sc1 + b2 * sc2;
+    #pragma unroll
+    for (int i = 0; i < TM; ++i) {
+        const int m = m0 + i;
+        if (m >= M) break;
+        #pragma unroll
+        for (int v = 0; v < NV; ++v) {
+            const int nv = n0 + v * TN;
+            VEC val = acc[i][v];
+#if HAS_BIAS
+            val += (VEC)(bias[b2 * sbias2 + m]);
+#endif
+#if ACT == 1
+            val = fmax(val, (VEC)(0.0f));
+#endif
+#if C_TRANS
+            float vs[TN];
+            VSTORE(val, 0, vs);
+            #pragma unroll
+            for (int j = 0; j < TN; ++j)
+                if (nv + j < N) c[(nv + j) * ldc + m] = vs[j];
+#else
+            if (nv + TN <= N) {
+                VSTORE(val, 0, c + m * ldc + nv);
+            } else {
+                float vs[TN];
+                VSTORE(val, 0, vs);
+                #pragma unroll
+                for (int j = 0; j < TN; ++j)
+                    if (nv + j < N) c[m * ldc + nv + j] = vs[j];
+            }
+#endif
+        }
+    }
+}

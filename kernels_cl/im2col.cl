@@ -1,0 +1,114 @@
+// Layout kernels for the GEMM convolution variants, NCHW float32:
+//   im2col: col[row, p] with row = ((n*C + c)*kh + ky)*kw + kx and p = oy*Wo + ox,
+//           row length ldc (>= Ho*Wo; the padding columns are written as zeros);
+//   col2im: the gather that sums columns back into an image (grad_input);
+//   transpose_batched: (B, R, Ccols) -> (B, Ccols, ldo) for the grad_weight GEMM.
+// Global dimension 0 runs along the contiguous axis, dimension 1 over rows; work-items
+// past the end return, so any work-group size works.
+
+__kernel void im2col(
+    __global const float *x, __global float *col,
+    const int rows, const int ldc, const int oy_chunk,
+    const int C, const int H, const int W, const int Ho, const int Wo,
+    const int kh, const int kw, const int sh, const int sw,
+    const int ph, const int pw, const int dh, const int dw)
+{
+    // One work-item per (row, chunk of oy_chunk output rows): it writes those rows'
+    // Wo columns each. The host picks the chunk (whole rows on a CPU, where each
+    // work-item costs a little, 1 on a GPU, which wants many work-items).
+    const int oy0 = get_global_id(0) * oy_chunk;
+    const int row = get_global_id(1);
+    if (oy0 >= Ho || row >= rows) return;
+    const int kx = row % kw;
+    const int ky = (row / kw) % kh;
+    const int nc = row / (kw * kh);       // n*C + c
+    const int x0 = kx * dw - pw;
+    // columns whose ix = ox*sw + x0 lies inside [0, W)
+    const int lo = x0 >= 0 ? 0 : min(Wo, (-x0 + sw - 1) / sw);
+    const int hi = max(lo, W - x0 <= 0 ? 0 : min(Wo, (W - x0 + sw - 1) / sw));
+    const int oy1 = min(Ho, oy0 + oy_chunk);
+    for (int oy = oy0; oy < oy1; ++oy) {
+        __global float *dst = col + row * ldc + oy * Wo;
+        const int iy = oy * sh - ph + ky * dh;
+        if (iy < 0 || iy >= H) {
+            for (int ox = 0; ox < Wo; ++ox) dst[ox] = 0.0f;
+            continue;
+        }
+        __global const float *src = x + (nc * H + iy) * W;
+        for (int ox = 0; ox < lo; ++ox) dst[ox] = 0.0f;
+        if (sw == 1) {
+            for (int ox = lo; ox < hi; ++ox) dst[ox] = src[ox + x0];
+        } else {
+            for (int ox = lo; ox < hi; ++ox) dst[ox] = src[ox * sw + x0];
+        }
+        for (int ox = hi; ox < Wo; ++ox) dst[ox] = 0.0f;
+    }
+    if (oy1 == Ho)
+        for (int p = Ho * Wo; p < ldc; ++p) col[row * ldc + p] = 0.0f;
+}
+
+// dx[n, c, iy, ix] = sum_{ky, kx} col[((n*C + c)*kh + ky)*kw + kx, oy*Wo + ox]
+// over the (ky, kx) whose output position (oy, ox) lands on (iy, ix), plus bias[c]
+// when has_bias (conv_transpose2d).
+__kernel void col2im(
+    __global const float *col, __global float *dx,
+    __global const float *bias, const int has_bias, const int C,
+    const int NC, const int ldc,
+    const int H, const int W, const int Ho, const int Wo,
+    const int kh, const int kw, const int sh, const int sw,
+    const int ph, const int pw, const int dh, const int dw)
+{
+    const int q = get_global_id(0);      // iy*W + ix
+    const int nc = get_global_id(1);
+    if (q >= H * W || nc >= NC) return;
+    const int iy = q / W, ix = q - (q / W) * W;
+    float acc = has_bias ? bias[nc % C] : 0.0f;
+    for (int ky = 0; ky < kh; ++ky) {
+        const int ty = iy + ph - ky * dh;
+        if (ty < 0 || ty % sh != 0) continue;
+        const int oy = ty / sh;
+        if (oy >= Ho) continue;
+        for (int kx = 0; kx < kw; ++kx) {
+            const int tx = ix + pw - kx * dw;
+            if (tx < 0 || tx % sw != 0) continue;
+            const int ox = tx / sw;
+            if (ox >= Wo) continue;
+            acc += col[((nc * kh + ky) * kw + kx) * ldc + oy * Wo + ox];
+        }
+    }
+    dx[nc * H * W + q] = acc;
+}
+
+// out[b, j, i] = in[b, i, j] for i < R, j < Ccols; out rows have length ldo >= R and
+// the padding columns are written as zeros. One work-item per output row (b, j).
+__kernel void transpose_batched(
+    __global const float *in, __global float *out,
+    const int R, const int Ccols, const int ldo, const int batches)
+{
+    const int jb = get_global_id(0);     // b*Ccols + j
+    if (jb >= batches * Ccols) return;
+    const int b = jb / Ccols, j = jb - (jb / Ccols) * Ccols;
+    __global const float *src = in + b * R * Ccols + j;
+    __global float *dst = out + jb * ldo;
+    for (int i = 0; i < R; ++i) dst[i] = src[i * Ccols];
+    for (int i = R; i < ldo; ++i) dst[i] = 0.0f;
+}
+
+// The weights of a stride-1 convolution's input gradient as a forward convolution:
+// wt[g*Cg + c, kk, ky, kx] = w[g*Kg + kk, c, kh-1-ky, kw-1-kx]
+// (w is (K, Cg, kh, kw), wt is (C, Kg, kh, kw), C = groups*Cg, K = groups*Kg).
+__kernel void flip_weights(
+    __global const float *w, __global float *wt,
+    const int C, const int Cg, const int Kg, const int taps)
+{
+    // One work-item per input channel cc = g*Cg + c: it writes the Kg rows (cc, kk) of
+    // wt. Flipping both window axes reverses the flat tap index.
+    const int cc = get_global_id(0);
+    if (cc >= C) return;
+    const int g = cc / Cg, c = cc - (cc / Cg) * Cg;
+    for (int kk = 0; kk < Kg; ++kk) {
+        __global const float *src = w + ((g * Kg + kk) * Cg + c) * taps;
+        __global float *dst = wt + (cc * Kg + kk) * taps;
+        for (int t = 0; t < taps; ++t) dst[t] = src[taps - 1 - t];
+    }
+}

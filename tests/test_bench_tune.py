@@ -1,0 +1,73 @@
+"""`clconv bench` and `clconv tune` smoke tests on one tiny layer. No timing assertions:
+only that they run, print, write JSON / the database, and skip absent peers with a
+printed reason."""
+import builtins
+import json
+
+import pytest
+
+from clconv import tuning
+from clconv.cli import main
+
+
+@pytest.fixture
+def no_peers(monkeypatch):
+    """tinygrad and matplotlib look absent (whether or not they are installed)."""
+    real_import = builtins.__import__
+    real_find = __import__("importlib.util").util.find_spec
+
+    def fake_import(name, *args, **kwargs):
+        if name.split(".")[0] in ("tinygrad", "matplotlib"):
+            raise ImportError(f"No module named {name!r}")
+        return real_import(name, *args, **kwargs)
+
+    def fake_find(name, *args, **kwargs):
+        if name.split(".")[0] in ("tinygrad", "matplotlib"):
+            return None
+        return real_find(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", fake_import)
+    monkeypatch.setattr("importlib.util.find_spec", fake_find)
+
+
+def test_bench_smoke_writes_json_and_skips_absent_peers(tmp_path, capsys, no_peers):
+    out = tmp_path / "bench.json"
+    assert main(["bench", "--suite", "smoke", "--rounds", "1", "--min-time", "0",
+                 "--json", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "peer tinygrad: skipped: tinygrad not installed" in text
+    assert "tiny-3x3" in text and "median" in text
+    data = json.loads(out.read_text())
+    layer = data["layers"][0]
+    assert layer["layer"] == "tiny-3x3"
+    assert layer["fwd_gflops_clconv"] > 0 and layer["fwdbwd_gflops_clconv"] > 0
+    assert set(layer["algos"]) == {"forward", "grad_input", "grad_weight"}
+    assert "median_fwd_gflops_clconv" in data["summary"]
+    assert data["peers"]["tinygrad"].startswith("tinygrad not installed")
+
+
+def test_bench_plot_without_matplotlib_says_what_to_install(tmp_path, capsys, no_peers):
+    code = main(["bench", "--suite", "smoke", "--no-torch", "--plot", str(tmp_path / "p.png")])
+    assert code != 0
+    assert "pip install" in capsys.readouterr().err
+
+
+def test_bench_unknown_layer_is_a_usage_error(capsys):
+    assert main(["bench", "--layer", "no-such-layer"]) != 0
+    assert "resnet18-3x3-56" in capsys.readouterr().err
+
+
+def test_tune_smoke_stores_the_winners(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv(tuning.ENV_DIR, str(tmp_path))
+    tuning.forget_cache()
+    try:
+        assert main(["tune", "--suite", "smoke", "--max-configs", "2", "--rounds", "1"]) == 0
+        out = capsys.readouterr().out
+        assert "saved to" in out
+        files = list(tmp_path.glob("*.json"))
+        assert len(files) == 1
+        entries = json.loads(files[0].read_text())["entries"]
+        assert len(entries) == 3  # forward, grad_input, grad_weight of the tiny layer
+        assert all(e["algo"] and e["ms"] > 0 for e in entries.values())
+    finally:
+        tuning.forget_cache()

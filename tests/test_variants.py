@@ -1,0 +1,274 @@
+"""Every convolution variant that is valid for a configuration — forced, not only the one
+the heuristic picks — against the float64 reference, for forward, grad_input and
+grad_weight, on a seeded sweep (groups, depthwise, stride, dilation, padding 'same', odd
+sizes). Also: `validate` rejections, CLCONV_ALGO forcing, and the tuning database."""
+import zlib
+
+import numpy as np
+import pytest
+from sweeps import conv_configs
+
+import clconv
+import clconv.functional as F
+from clconv import algos, reference as R, tuning
+from clconv.algos import gemm
+from clconv.arrays import empty, on_device
+from clconv.compare import scaled_error
+from clconv.ops.conv import conv_geometry
+
+TOL = 1e-4
+CONFIGS = conv_configs(40, seed=11) + conv_configs(1, seed=5)
+# Shapes that reach the vector tails and the depthwise / 1x1 variants on purpose.
+EXTRA = [
+    ((2, 6, 9, 7), (6, 1, 3, 3), dict(stride=1, padding=1, dilation=1, groups=6)),
+    ((1, 4, 11, 10), (8, 1, 3, 3), dict(stride=2, padding="valid", dilation=1, groups=4)),
+    ((2, 5, 12, 19), (5, 1, 3, 3), dict(stride=2, padding=1, dilation=1, groups=5)),
+    ((1, 3, 9, 21), (3, 1, 5, 3), dict(stride=1, padding="same", dilation=2, groups=3)),
+    ((1, 3, 9, 21), (3, 1, 3, 3), dict(stride=(1, 3), padding=3, dilation=1, groups=3)),
+    ((2, 5, 7, 9), (11, 5, 1, 1), dict(stride=1, padding=0, dilation=1, groups=1)),
+    ((1, 6, 6, 6), (10, 3, 1, 1), dict(stride=1, padding=0, dilation=2, groups=2)),
+    ((2, 3, 13, 12), (17, 3, 3, 3), dict(stride=1, padding="same", dilation=2, groups=1)),
+    ((1, 8, 9, 9), (20, 8, 5, 5), dict(stride=(2, 1), padding=(2, 1), dilation=1, groups=1)),
+]
+CASES = [(c.input_shape, c.weight_shape, c.bias, c.kwargs) for c in CONFIGS] + \
+        [(x, w, True, kw) for x, w, kw in EXTRA]
+# Non-default GEMM tunables: tails in M and N, both loop orders, mad and fma.
+GEMM_PARAMS = [
+    {"TM": 3, "TN": 4, "NV": 2, "WG": 5, "MFAST": 0, "FMA": 0},
+    {"TM": 8, "TN": 16, "NV": 1, "WG": 12, "MFAST": 1, "FMA": 1},
+    {"TM": 1, "TN": 2, "NV": 1, "WG": 1, "MFAST": 1, "KUNROLL": 4, "GI": 2},
+    {"TM": 2, "TN": 8, "NV": 1, "WG": 3, "MFAST": 1, "GI": 1},
+]
+
+
+def _case_id(case):
+    x, w, b, kw = case
+    return f"x{x}-w{w}-b{int(b)}-" + ",".join(f"{k}={v}" for k, v in kw.items())
+
+
+def _settings(profile, geo, op):
+    """(variant, params) to run: each valid variant with its defaults, and the GEMM
+    variants also with the non-default tunables."""
+    out = []
+    for variant in algos.VARIANTS.values():
+        candidates = [algos.params_for(profile, variant, geo, op)]
+        if variant.name in ("im2col", "gemm1x1"):
+            candidates += [dict(p, WG=min(p["WG"], profile.max_work_group_size))
+                           for p in GEMM_PARAMS]
+        if variant.name == "depthwise":
+            candidates += [{"TW": 3, "WG": 5, "PAD": 0}, {"TW": 4, "WG": 7, "PAD": 1},
+                           {"TW": 16, "WG": 1, "PAD": 1}]
+        for params in candidates:
+            if algos.valid(profile, variant, geo, op, params):
+                out.append((variant, params))
+    return out
+
+
+def _check(name, got, want, scale):
+    error = scaled_error(clconv.to_numpy(got), want, scale)
+    assert error <= TOL, f"{name}: scaled error {error:.3g} > {TOL:g}"
+
+
+@pytest.mark.parametrize("case", CASES, ids=[_case_id(c) for c in CASES])
+def test_every_valid_variant_matches_the_reference(case):
+    x_shape, w_shape, has_bias, kw = case
+    rng = np.random.default_rng(zlib.crc32(_case_id(case).encode()))
+    x = rng.standard_normal(x_shape).astype(np.float32)
+    w = rng.standard_normal(w_shape).astype(np.float32)
+    b = rng.standard_normal(w_shape[0]).astype(np.float32) if has_bias else None
+    rt = clconv.current_runtime()
+    geo = conv_geometry(x_shape, w_shape, kw["stride"], kw["padding"], kw["dilation"],
+                        kw["groups"])
+    ab = np.abs(b) if b is not None else None
+    y_ref = R.conv2d(x, w, b, **kw)
+    y_scale = R.conv2d(np.abs(x), np.abs(w), ab, **kw)
+    g = rng.standard_normal(y_ref.shape).astype(np.float32)
+    gi_ref, gw_ref, _ = R.conv2d_backward(g, x, w, output_mask=(True, True, False), **kw)
+    gi_scale, gw_scale, _ = R.conv2d_backward(np.abs(g), np.abs(x), np.abs(w),
+                                              output_mask=(True, True, False), **kw)
+    xd, wd, gd = on_device(rt, x), on_device(rt, w), on_device(rt, g)
+    bd = on_device(rt, b) if b is not None else None
+    ran = set()
+    for variant, params in _settings(rt.profile, geo, "forward"):
+        # the fused relu once per variant (with its defaults): every build costs time
+        default = params == algos.params_for(rt.profile, variant, geo, "forward")
+        for relu in (False, True) if default else (False,):
+            out = empty(rt, geo.output_shape)
+            variant.run["forward"](rt, geo, params, xd, wd, bd, out, relu=relu)
+            want = np.maximum(y_ref, 0) if relu else y_ref
+            _check(f"{variant.name} {params} forward relu={relu}", out, want, y_scale)
+        ran.add(("forward", variant.name))
+    for variant, params in _settings(rt.profile, geo, "grad_input"):
+        out = empty(rt, geo.input_shape)
+        variant.run["grad_input"](rt, geo, params, gd, wd, out)
+        _check(f"{variant.name} {params} grad_input", out, gi_ref, gi_scale)
+        ran.add(("grad_input", variant.name))
+    for variant, params in _settings(rt.profile, geo, "grad_weight"):
+        out = empty(rt, geo.weight_shape)
+        variant.run["grad_weight"](rt, geo, params, xd, gd, out)
+        _check(f"{variant.name} {params} grad_weight", out, gw_ref, gw_scale)
+        ran.add(("grad_weight", variant.name))
+    assert {("forward", "direct"), ("grad_input", "direct"), ("grad_weight", "direct")} <= ran
+
+
+def test_the_sweep_reaches_every_variant():
+    profile = clconv.current_runtime().profile
+    seen = set()
+    for x_shape, w_shape, _, kw in CASES:
+        geo = conv_geometry(x_shape, w_shape, kw["stride"], kw["padding"], kw["dilation"],
+                            kw["groups"])
+        seen |= {v.name for v, _ in _settings(profile, geo, "forward")}
+    assert seen == set(algos.VARIANTS)
+
+
+def _geo(x=(1, 4, 8, 8), w=(6, 4, 3, 3), **kw):
+    kw = {"stride": 1, "padding": 1, "dilation": 1, "groups": 1, **kw}
+    return conv_geometry(x, w, **kw)
+
+
+def test_validate_rejects_work_groups_beyond_the_device_limit():
+    profile = clconv.current_runtime().profile
+    too_big = {"TM": 4, "TN": 8, "NV": 1, "WG": profile.max_work_group_size + 1}
+    reason = algos.VARIANTS["im2col"].validate(profile, _geo(), "forward", too_big)
+    assert reason and "work-group" in reason
+    reason = algos.VARIANTS["depthwise"].validate(
+        profile, _geo(w=(4, 1, 3, 3), groups=4), "forward",
+        {"TW": 8, "WG": profile.max_work_group_size + 1})
+    assert reason and "work-group" in reason
+
+
+def test_validate_rejects_the_videocore4_limits_on_any_device():
+    """A tuned 16-item work-group is invalid on a VideoCore IV (12 items)."""
+    profile = clconv.current_runtime().profile.with_limits("videocore4")
+    params = {"TM": 4, "TN": 16, "NV": 1, "WG": 16}
+    assert "work-group" in algos.VARIANTS["im2col"].validate(profile, _geo(), "forward", params)
+    params["WG"] = 12
+    assert algos.VARIANTS["im2col"].validate(profile, _geo(), "forward", params) is None
+    # the shipped defaults are clamped to the device
+    assert algos.params_for(profile, algos.VARIANTS["im2col"], _geo(), "forward")["WG"] <= 12
+
+
+def test_validate_rejects_column_buffers_beyond_the_max_allocation():
+    import dataclasses
+
+    profile = clconv.current_runtime().profile
+    small = dataclasses.replace(profile, max_mem_alloc_size=1 << 16)
+    params = {"TM": 4, "TN": 8, "NV": 1, "WG": 1}
+    geo = _geo(x=(2, 16, 32, 32), w=(16, 16, 3, 3))
+    assert "max allocation" in algos.VARIANTS["im2col"].validate(small, geo, "forward", params)
+    assert algos.VARIANTS["im2col"].validate(profile, geo, "forward", params) is None
+    assert algos.choose(small, geo, "forward")[0].name == "direct"
+
+
+def test_validate_rejects_bad_tunables_and_geometries():
+    profile = clconv.current_runtime().profile
+    im2col, one, dw = (algos.VARIANTS[n] for n in ("im2col", "gemm1x1", "depthwise"))
+    assert "vector width" in im2col.validate(profile, _geo(), "forward",
+                                             {"TM": 4, "TN": 3, "WG": 1})
+    assert "1x1" in one.validate(profile, _geo(), "forward", {"TM": 4, "TN": 8, "WG": 1})
+    assert one.validate(profile, _geo(w=(6, 4, 1, 1), padding=0), "forward",
+                        {"TM": 4, "TN": 8, "WG": 1}) is None
+    assert "depthwise" in dw.validate(profile, _geo(), "forward", {"TW": 8, "WG": 1})
+    assert dw.validate(profile, _geo(w=(4, 1, 3, 3), groups=4), "grad_input",
+                       {"TW": 8, "WG": 1}) is None
+
+
+def test_heuristic_is_deterministic_and_sensible():
+    profile = clconv.current_runtime().profile
+    assert algos.heuristic(profile, _geo(), "forward") == "im2col"
+    assert algos.heuristic(profile, _geo(w=(6, 4, 1, 1), padding=0), "forward") == "gemm1x1"
+    assert algos.heuristic(profile, _geo(w=(4, 1, 3, 3), groups=4), "forward") == "depthwise"
+    assert algos.heuristic(profile, _geo(w=(4, 1, 3, 3), groups=4), "grad_weight") == "depthwise"
+    lenet = _geo(x=(2, 1, 28, 28), w=(6, 1, 5, 5), padding=0)
+    assert algos.heuristic(profile, lenet, "forward") == "depthwise"
+    assert algos.heuristic(profile, lenet, "grad_input") == "im2col"
+
+
+def test_clconv_algo_forces_a_variant(monkeypatch):
+    profile = clconv.current_runtime().profile
+    geo = _geo()
+    monkeypatch.setenv("CLCONV_ALGO", "direct")
+    variant, _, how = algos.choose(profile, geo, "forward")
+    assert (variant.name, how) == ("direct", "forced")
+    monkeypatch.setenv("CLCONV_ALGO", "gemm1x1")  # not valid for 3x3: falls back
+    variant, _, how = algos.choose(profile, geo, "forward")
+    assert variant.name != "gemm1x1" and how != "forced"
+    x = np.ones((1, 4, 8, 8), np.float32)
+    w = np.ones((6, 4, 3, 3), np.float32)
+    for name in algos.VARIANTS:
+        monkeypatch.setenv("CLCONV_ALGO", name)
+        np.testing.assert_allclose(clconv.to_numpy(F.conv2d(x, w, padding=1)),
+                                   R.conv2d(x, w, padding=1), rtol=1e-5)
+
+
+def test_unknown_algorithm_name_lists_the_valid_ones(monkeypatch):
+    monkeypatch.setenv("CLCONV_ALGO", "winograd9000")
+    with pytest.raises(algos.UnknownAlgorithmError) as info:
+        F.conv2d(np.ones((1, 1, 4, 4), np.float32), np.ones((1, 1, 3, 3), np.float32))
+    message = str(info.value)
+    assert "winograd9000" in message
+    for name in algos.VARIANTS:
+        assert name in message
+    with pytest.raises(algos.UnknownAlgorithmError):
+        with algos.force("nope"):
+            pass
+
+
+def test_tuning_database_round_trip(tmp_path, monkeypatch):
+    monkeypatch.setenv(tuning.ENV_DIR, str(tmp_path))
+    tuning.forget_cache()
+    profile = clconv.current_runtime().profile
+    geo = _geo()
+    assert tuning.lookup(profile, geo, "forward") is None
+    params = {"TM": 2, "TN": 4, "NV": 1, "WG": 1, "MFAST": 0, "FMA": 0}
+    path = tuning.save(profile, {tuning.layer_key(geo, "forward"):
+                                 {"algo": "im2col", "params": params, "ms": 1.0}})
+    assert path.parent == tmp_path and path.is_file()
+    assert tuning.device_key(profile) in path.name
+    tuning.forget_cache()
+    assert tuning.lookup(profile, geo, "forward") == ("im2col", params)
+    variant, got, how = algos.choose(profile, geo, "forward")
+    assert (variant.name, got, how) == ("im2col", params, "tuned")
+    # an entry that no longer validates (e.g. written for a bigger device) is ignored
+    bad = dict(params, WG=profile.max_work_group_size + 1)
+    tuning.save(profile, {tuning.layer_key(geo, "forward"): {"algo": "im2col", "params": bad}})
+    assert algos.choose(profile, geo, "forward")[2] == "heuristic"
+    tuning.forget_cache()
+
+
+def test_shipped_defaults_exist_for_the_pi_and_cpus():
+    table = tuning.shipped_defaults()
+    assert table["kind"]["VC4CL"]["im2col"]["WG"] == 12
+    assert table["kind"]["VC4CL"]["im2col"]["TN"] == 16  # float16 vectors
+    assert "CPU" in table["device_type"]
+
+
+def test_repeated_calls_build_and_choose_nothing_new(monkeypatch):
+    """Same shapes again: the choice is memoised and every kernel comes from the cache."""
+    from clconv import build
+
+    x = np.ones((2, 8, 10, 10), np.float32)
+    w = np.ones((12, 8, 3, 3), np.float32)
+    F.conv2d(x, w, padding=1)
+    F.conv2d_backward(np.ones((2, 12, 10, 10), np.float32), x, w, padding=1)
+    built = []
+    original = build._build
+    monkeypatch.setattr(build, "_build", lambda *a: built.append(a) or original(*a))
+    chosen = []
+    original_choose = algos.heuristic
+    monkeypatch.setattr(algos, "heuristic", lambda *a: chosen.append(a) or original_choose(*a))
+    for _ in range(3):
+        F.conv2d(x, w, padding=1)
+        F.conv2d_backward(np.ones((2, 12, 10, 10), np.float32), x, w, padding=1)
+    assert built == [] and chosen == []
+
+
+def test_shipped_defaults_apply_to_this_device_type():
+    """POCL reports its type as 'ALL | CPU'; the CPU defaults must still be found."""
+    import dataclasses
+
+    profile = clconv.current_runtime().profile
+    for spelled in ("CPU", "ALL | CPU"):
+        cpu = dataclasses.replace(profile, device_type=spelled, kind=algos.DeviceKind.POCL_CPU)
+        assert tuning.default_params(cpu, "im2col") == \
+            tuning.shipped_defaults()["device_type"]["CPU"]["im2col"]
