@@ -5,36 +5,49 @@
 // Max pooling. Padding never wins (as -inf); ties keep the first maximum in row-major
 // window order; a NaN wins (the last one), as in torch. idx holds the flat index iy*W + ix of the
 // maximum in its plane (int32: OpenCL 1.2 on the Pi has no 64-bit integers).
+// Launched on a 3-D grid (ox, oy, plane): no integer division to find the output,
+// which matters on CPUs and more on VC4CL, where division is emulated.
 __kernel void max_pool2d_forward(
-    const int n_items,
     __global const float *x, __global float *out, __global int *idx, const int write_idx,
-    const int H, const int W, const int Ho, const int Wo,
+    const int planes, const int H, const int W, const int Ho, const int Wo,
     const int kh, const int kw, const int sh, const int sw,
     const int ph, const int pw, const int dh, const int dw)
 {
-    const int gid = get_global_id(0);
-    if (gid >= n_items) return;
-    const int ox = gid % Wo;
-    const int oy = (gid / Wo) % Ho;
-    const int plane = gid / (Wo * Ho);
+    const int ox = get_global_id(0), oy = get_global_id(1), plane = get_global_id(2);
+    if (ox >= Wo || oy >= Ho || plane >= planes) return;
     __global const float *xp = x + plane * H * W;
+    // The taps that fall inside the input, so the loops need no bounds tests.
+    const int ty = ph - oy * sh, tx = pw - ox * sw;
+    const int ky0 = ty > 0 ? (ty + dh - 1) / dh : 0;
+    const int kx0 = tx > 0 ? (tx + dw - 1) / dw : 0;
+    const int ky1 = min(kh, (H - 1 + ty) / dh + 1), kx1 = min(kw, (W - 1 + tx) / dw + 1);
     float best = -INFINITY;
     int best_i = -1;
-    for (int ky = 0; ky < kh; ++ky) {
-        const int iy = oy * sh - ph + ky * dh;
-        if (iy < 0 || iy >= H) continue;
-        for (int kx = 0; kx < kw; ++kx) {
-            const int ix = ox * sw - pw + kx * dw;
-            if (ix < 0 || ix >= W) continue;
-            const float v = xp[iy * W + ix];
-            if (best_i < 0 || v > best || isnan(v)) {
+    if (ky0 < ky1 && kx0 < kx1) {
+        best_i = (ky0 * dh - ty) * W + kx0 * dw - tx;
+        best = xp[best_i];
+    }
+    int nan_i = -1;  // a NaN wins, the last one, as in torch; tracked apart so the
+                     // comparison stays a single select the compiler can vectorise
+    for (int ky = ky0; ky < ky1; ++ky) {
+        const int row = (ky * dh - ty) * W - tx;
+        for (int kx = kx0; kx < kx1; ++kx) {
+            const int i = row + kx * dw;
+            const float v = xp[i];
+            if (v > best) {
                 best = v;
-                best_i = iy * W + ix;
+                best_i = i;
             }
+            nan_i = v != v ? i : nan_i;
         }
     }
-    out[gid] = best;
-    if (write_idx) idx[gid] = best_i;
+    if (nan_i >= 0) {
+        best = xp[nan_i];
+        best_i = nan_i;
+    }
+    const int o = (plane * Ho + oy) * Wo + ox;
+    out[o] = best;
+    if (write_idx) idx[o] = best_i;
 }
 
 // grad_in[plane, idx[plane, o]] += gout[plane, o]. One work-item per plane walks its
@@ -70,18 +83,15 @@ int avg_pool_divisor(const int oy, const int ox, const int H, const int W,
     return (y1 - y0) * (x1 - x0);
 }
 
+// 3-D grid (ox, oy, plane), as max_pool2d_forward.
 __kernel void avg_pool2d_forward(
-    const int n_items,
     __global const float *x, __global float *out,
-    const int H, const int W, const int Ho, const int Wo,
+    const int planes, const int H, const int W, const int Ho, const int Wo,
     const int kh, const int kw, const int sh, const int sw,
     const int ph, const int pw, const int count_include_pad)
 {
-    const int gid = get_global_id(0);
-    if (gid >= n_items) return;
-    const int ox = gid % Wo;
-    const int oy = (gid / Wo) % Ho;
-    const int plane = gid / (Wo * Ho);
+    const int ox = get_global_id(0), oy = get_global_id(1), plane = get_global_id(2);
+    if (ox >= Wo || oy >= Ho || plane >= planes) return;
     __global const float *xp = x + plane * H * W;
     const int y0 = max(oy * sh - ph, 0), y1 = min(oy * sh - ph + kh, H);
     const int x0 = max(ox * sw - pw, 0), x1 = min(ox * sw - pw + kw, W);
@@ -89,7 +99,7 @@ __kernel void avg_pool2d_forward(
     for (int iy = y0; iy < y1; ++iy)
         for (int ix = x0; ix < x1; ++ix) acc += xp[iy * W + ix];
     const int divisor = avg_pool_divisor(oy, ox, H, W, kh, kw, sh, sw, ph, pw, count_include_pad);
-    out[gid] = divisor > 0 ? acc / (float)divisor : 0.0f;
+    out[(plane * Ho + oy) * Wo + ox] = divisor > 0 ? acc / (float)divisor : 0.0f;
 }
 
 // Gather: each input element sums gout / divisor over the windows that contain it.

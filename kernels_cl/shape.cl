@@ -76,15 +76,6 @@ __kernel void pad_nd(const int n_items, __global const float *x, __global float 
     y[gid] = x[((((i0 * n1 + i1) * n2 + i2) * n3 + i3) * n4 + i4) * n5 + i5];
 }
 
-// Copy x, seen as (outer, inner_x), into columns [offset, offset + inner_x) of y
-// seen as (outer, inner_y): one input of a concatenation.
-__kernel void concat_copy(const int n_items, __global const float *x, __global float *y,
-                          const int inner_x, const int inner_y, const int offset)
-{
-    const int i = get_global_id(0);
-    if (i >= n_items) return;
-    y[(i / inner_x) * inner_y + offset + i % inner_x] = x[i];
-}
 
 // y[o, j, i] = x[o, idx[j], i] with x seen as (outer, D, inner), idx in [0, D).
 __kernel void gather_axis(const int n_items, __global const float *x,

@@ -8,6 +8,7 @@ from ..arrays import empty, on_device
 from ..build import get_kernel, launch
 from ..runtime import current
 from ..validation import check_array
+from .pool import max_pool2d_windows
 
 
 def _check(rt, input, out_size, kernel, stride, dilation):
@@ -25,13 +26,9 @@ def max_pool2d_padded(input, kernel, stride, pads_begin, out_size, dilation=(1, 
 
     Indices (int32) are flat iy*W + ix within each plane."""
     rt = current()
-    N, C, H, W = _check(rt, input, out_size, kernel, stride, dilation)
-    out = empty(rt, (N, C) + tuple(out_size))
-    indices = empty(rt, out.shape, np.int32) if return_indices else out
-    launch(rt, get_kernel(rt, "pool2d.cl", "max_pool2d_forward"), out.size,
-           on_device(rt, input), out, indices, bool(return_indices), H, W, *out_size,
-           *kernel, *stride, *pads_begin, *dilation)
-    return (out, indices) if return_indices else out
+    _check(rt, input, out_size, kernel, stride, dilation)
+    return max_pool2d_windows(rt, on_device(rt, input), out_size, kernel, stride, pads_begin,
+                              dilation, return_indices)
 
 
 def avg_pool2d_padded(input, kernel, stride, pads, out_size, dilation=(1, 1),

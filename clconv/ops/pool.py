@@ -7,7 +7,7 @@ import numpy as np
 
 from .. import params
 from ..arrays import empty, on_device
-from ..build import get_kernel, launch
+from ..build import DEFAULT_GROUP_SIZE, get_kernel, launch, launch_grid
 from ..runtime import current
 from ..validation import check_array, check_shape
 
@@ -60,12 +60,29 @@ def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode
     rt = current()
     shape = check_array("input", input, rt, "(N, C, H, W)")
     geo = pool_geometry(shape, kernel_size, stride, padding, dilation, bool(ceil_mode))
-    x = on_device(rt, input)
-    out = empty(rt, geo.output_shape)
-    indices = empty(rt, geo.output_shape, np.int32) if return_indices else out
-    launch(rt, get_kernel(rt, KERNELS, "max_pool2d_forward"), out.size,
-           x, out, indices, bool(return_indices), geo.H, geo.W, geo.Ho, geo.Wo,
-           *geo.kernel, *geo.stride, *geo.padding, *geo.dilation)
+    return max_pool2d_windows(rt, on_device(rt, input), (geo.Ho, geo.Wo), geo.kernel,
+                              geo.stride, geo.padding, geo.dilation, return_indices)
+
+
+def plane_grid(rt, kernel, out_shape, *args):
+    """Launch a pooling kernel on a (Wo, Ho, planes) grid; a row of outputs per group."""
+    N, C, Ho, Wo = out_shape
+    width = min(Wo, DEFAULT_GROUP_SIZE)
+    launch_grid(rt, kernel, (Wo, Ho, N * C), (width, max(1, DEFAULT_GROUP_SIZE // width), 1),
+                *args)
+
+
+def max_pool2d_windows(rt, x, out_size, kernel, stride, pads_begin, dilation, return_indices):
+    """Max over windows starting at o*stride - pads_begin, for validated arguments.
+
+    Shared by max_pool2d and ONNX's MaxPool (asymmetric pads, explicit output size)."""
+    N, C, H, W = x.shape
+    out = empty(rt, (N, C) + tuple(out_size))
+    indices = empty(rt, out.shape, np.int32) if return_indices else out
+    plane_grid(rt, get_kernel(rt, KERNELS, "max_pool2d_forward"), out.shape,
+               x.data, out.data, indices.data, np.int32(bool(return_indices)),
+               *[np.int32(v) for v in (N * C, H, W, *out_size, *kernel, *stride,
+                                       *pads_begin, *dilation)])
     return (out, indices) if return_indices else out
 
 
@@ -108,9 +125,11 @@ def avg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False,
     shape = check_array("input", input, rt, "(N, C, H, W)")
     geo = pool_geometry(shape, kernel_size, stride, padding, 1, bool(ceil_mode))
     out = empty(rt, geo.output_shape)
-    launch(rt, get_kernel(rt, KERNELS, "avg_pool2d_forward"), out.size,
-           on_device(rt, input), out, geo.H, geo.W, geo.Ho, geo.Wo,
-           *geo.kernel, *geo.stride, *geo.padding, bool(count_include_pad))
+    plane_grid(rt, get_kernel(rt, KERNELS, "avg_pool2d_forward"), out.shape,
+               on_device(rt, input).data, out.data,
+               *[np.int32(v) for v in (geo.N * geo.C, geo.H, geo.W, geo.Ho, geo.Wo,
+                                       *geo.kernel, *geo.stride, *geo.padding,
+                                       bool(count_include_pad))])
     return out
 
 
