@@ -111,6 +111,16 @@ def _as_arg(value):
     return value
 
 
+def group_size(limit: int, n_items: int) -> int:
+    """`limit` work-items, or for launches smaller than that the largest power of two
+    that fits: POCL compiles a kernel once per distinct local size, so small launches
+    must not each bring a new size."""
+    limit = max(1, int(limit))
+    if n_items >= limit:
+        return limit
+    return 1 << (max(1, int(n_items)).bit_length() - 1)
+
+
 def launch(runtime, kernel: cl.Kernel, n_items: int, *args) -> cl.Event:
     """Run `kernel` over `n_items` work-items (1-D), local size from the device profile.
 
@@ -120,8 +130,8 @@ def launch(runtime, kernel: cl.Kernel, n_items: int, *args) -> cl.Event:
     profile = runtime.profile
     device = runtime.context.devices[0]
     kernel_limit = kernel.get_work_group_info(cl.kernel_work_group_info.WORK_GROUP_SIZE, device)
-    local = max(1, min(DEFAULT_GROUP_SIZE, profile.max_work_group_size,
-                       profile.max_work_item_sizes[0], kernel_limit, n_items))
+    local = group_size(min(DEFAULT_GROUP_SIZE, profile.max_work_group_size,
+                           profile.max_work_item_sizes[0], kernel_limit), n_items)
     global_size = -(-n_items // local) * local
     return _invoke(runtime, kernel, (global_size,), (local,),
                    [np.int32(n_items)] + [_as_arg(a) for a in args])
@@ -139,7 +149,7 @@ def launch_grid(runtime, kernel: cl.Kernel, items, local, *args) -> cl.Event:
     kernel_limit = kernel.get_work_group_info(cl.kernel_work_group_info.WORK_GROUP_SIZE, device)
     limit = max(1, min(profile.max_work_group_size, kernel_limit))
     sizes = profile.max_work_item_sizes
-    local = [max(1, min(int(l), int(n), sizes[min(d, len(sizes) - 1)]))
+    local = [group_size(min(int(l), sizes[min(d, len(sizes) - 1)]), int(n))
              for d, (l, n) in enumerate(zip(local, items))]
     while int(np.prod(local)) > limit:  # shrink the largest dimension until it fits
         d = int(np.argmax(local))

@@ -69,6 +69,7 @@ def _check(name, got, want, scale):
     assert error <= TOL, f"{name}: scaled error {error:.3g} > {TOL:g}"
 
 
+@pytest.mark.exhaustive
 @pytest.mark.parametrize("case", CASES, ids=[_case_id(c) for c in CASES])
 def test_every_valid_variant_matches_the_reference(case):
     x_shape, w_shape, has_bias, kw = case

@@ -7,7 +7,7 @@ import numpy as np
 
 from .. import params
 from ..arrays import empty, on_device
-from ..build import DEFAULT_GROUP_SIZE, get_kernel, launch, launch_grid
+from ..build import DEFAULT_GROUP_SIZE, get_kernel, group_size, launch, launch_grid
 from ..runtime import current
 from ..validation import check_array, check_shape
 
@@ -67,7 +67,7 @@ def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode
 def plane_grid(rt, kernel, out_shape, *args):
     """Launch a pooling kernel on a (Wo, Ho, planes) grid; a row of outputs per group."""
     N, C, Ho, Wo = out_shape
-    width = min(Wo, DEFAULT_GROUP_SIZE)
+    width = group_size(DEFAULT_GROUP_SIZE, Wo)
     launch_grid(rt, kernel, (Wo, Ho, N * C), (width, max(1, DEFAULT_GROUP_SIZE // width), 1),
                 *args)
 
