@@ -1,12 +1,23 @@
 """Seeded random configurations for the op tests: shapes and parameters across stride,
 padding (int, pair, 'valid', 'same'), dilation, groups (depthwise included), odd sizes
 and batch > 1. Only configurations the ops accept are kept."""
+import os
 import random
 from dataclasses import dataclass, field
 
 from clconv import params
 from clconv.ops.conv import conv_geometry, transpose_geometry
 from clconv.ops.pool import pool_geometry
+
+
+# Fraction of each sweep to run. The emulated Raspberry Pi tiers use a smaller sweep:
+# under qemu-user every new OpenCL build (kernel sizes and strides are compile-time
+# constants of some variants) takes about 10 s.
+SCALE = float(os.environ.get("CLCONV_TEST_SWEEP_SCALE", "1"))
+
+
+def _scaled(count: int) -> int:
+    return max(1, round(count * SCALE))
 
 
 @dataclass(frozen=True)
@@ -33,6 +44,7 @@ def _channels(rng):
 def conv_configs(count: int, seed: int = 0) -> list[Conv]:
     rng = random.Random(seed)
     configs = []
+    count = _scaled(count)
     while len(configs) < count:
         c_in, c_out, groups = _channels(rng)
         kh, kw = rng.randint(1, 4), rng.randint(1, 4)
@@ -55,6 +67,7 @@ def conv_configs(count: int, seed: int = 0) -> list[Conv]:
 def conv_transpose_configs(count: int, seed: int = 0) -> list[Conv]:
     rng = random.Random(seed)
     configs = []
+    count = _scaled(count)
     while len(configs) < count:
         c_in, c_out, groups = _channels(rng)
         kh, kw = rng.randint(1, 4), rng.randint(1, 4)
@@ -88,6 +101,7 @@ class Pool:
 def pool_configs(count: int, seed: int = 0, max_pool: bool = True) -> list[Pool]:
     rng = random.Random(seed)
     configs = []
+    count = _scaled(count)
     while len(configs) < count:
         kernel = rng.choice((1, 2, 3, 4, (2, 3), (3, 1)))
         k = params.pair("k", kernel)
