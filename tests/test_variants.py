@@ -216,6 +216,7 @@ def test_unknown_algorithm_name_lists_the_valid_ones(monkeypatch):
 
 
 def test_tuning_database_round_trip(tmp_path, monkeypatch):
+    monkeypatch.delenv(algos.ENV_ALGO, raising=False)  # a forced variant would win
     monkeypatch.setenv(tuning.ENV_DIR, str(tmp_path))
     tuning.forget_cache()
     profile = clconv.current_runtime().profile
