@@ -78,7 +78,12 @@ if [[ -n "$system" ]]; then
     fi
     if [[ -z "$command" ]]; then
         [[ ${#pytest_args[@]} -gt 0 ]] || pytest_args=(-q -k smoke)
-        command="cd /repo && python3 -m pytest tests $(printf '%q ' "${pytest_args[@]}")"
+        # CLCONV_* settings reach the guest as they reach the qemu-user chroot.
+        guest_env=()
+        while IFS= read -r name; do
+            [[ "$name" == CLCONV_PI_* ]] || guest_env+=("$name=${!name}")
+        done < <(compgen -e | grep '^CLCONV_' || true)
+        command="cd /repo && ${guest_env[*]:+env $(printf '%q ' "${guest_env[@]}")}python3 -m pytest tests $(printf '%q ' "${pytest_args[@]}")"
     fi
     model=pi3; [[ $system == virt ]] && model=virt
     rc=0
