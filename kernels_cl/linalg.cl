@@ -1,32 +1,6 @@
 // Matrix products for imported models (Gemm, MatMul). One work-item per output.
 
-// 0 none, 1 relu, 2 leaky_relu(alpha), 3 clip(alpha=min, beta=max), 4 sigmoid,
-// 5 tanh, 6 hard_sigmoid(alpha, beta), 7 hard_swish  (as in elementwise.cl)
-#ifndef ACTIVATION
-#define ACTIVATION 0
-#endif
-
-float activate(const float v, const float alpha, const float beta)
-{
-#if ACTIVATION == 1
-    return v > 0.0f ? v : (isnan(v) ? v : 0.0f);
-#elif ACTIVATION == 2
-    return v >= 0.0f ? v : v * alpha;
-#elif ACTIVATION == 3
-    return fmin(fmax(v, alpha), beta);
-#elif ACTIVATION == 4
-    const float e = exp(-fabs(v));
-    return v >= 0.0f ? 1.0f / (1.0f + e) : e / (1.0f + e);
-#elif ACTIVATION == 5
-    return tanh(v);
-#elif ACTIVATION == 6
-    return fmin(fmax(alpha * v + beta, 0.0f), 1.0f);
-#elif ACTIVATION == 7
-    return v * fmin(fmax(v * (1.0f / 6.0f) + 0.5f, 0.0f), 1.0f);
-#else
-    return v;
-#endif
-}
+#include "activation.h"
 
 // y[m, n] = act(scale_ab * sum_k a[m*a_m + k*a_k] * b[k*b_k + n*b_n] + scale_c * c[m*c_m + n*c_n])
 // Strides let the host express transA/transB and a broadcast C without copies.

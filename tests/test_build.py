@@ -40,7 +40,10 @@ FORBIDDEN = {
 }
 
 
-@pytest.mark.parametrize("path", SOURCES, ids=lambda p: p.name)
+HEADERS = sorted(kernel_dir().glob("*.h"))
+
+
+@pytest.mark.parametrize("path", SOURCES + HEADERS, ids=lambda p: p.name)
 def test_kernel_sources_follow_the_portability_rules(path):
     code = re.sub(r"//.*|/\*.*?\*/", "", path.read_text(), flags=re.S)
     for pattern, what in FORBIDDEN.items():
