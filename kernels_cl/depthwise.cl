@@ -1,7 +1,6 @@
-// Depthwise convolution forward (groups == in_channels, out_channels = multiplier * C),
-// NCHW float32. Each work-item computes TW neighbouring outputs of one output row;
-// the window size is compiled in (KH, KW) so the loops unroll. No local memory, any
-// work-group size works.
+// Depthwise convolution (groups == in_channels, out_channels = multiplier * C) and its
+// gradients, NCHW float32. The window size is compiled in (KH, KW) so the loops unroll.
+// No local memory, any work-group size works.
 
 #ifndef KH
 #define KH 3
@@ -12,57 +11,24 @@
 #ifndef TW
 #define TW 8            // outputs along a row per work-item
 #endif
+#ifndef TH
+#define TH 1            // output rows per work-item (depthwise_rows)
+#endif
 #ifndef ACT
 #define ACT 0           // 0: none, 1: relu
 #endif
-
-__kernel void depthwise_forward(
-    __global const float *x, __global const float *w,
-    __global const float *bias, const int has_bias,
-    __global float *out,
-    const int C, const int H, const int W, const int K, const int Ho, const int Wo,
-    const int sh, const int sw, const int ph, const int pw, const int dh, const int dw)
-{
-    const int ox0 = get_global_id(0) * TW;
-    const int oy = get_global_id(1);
-    const int nk = get_global_id(2);
-    if (ox0 >= Wo || oy >= Ho) return;
-    const int k = nk % K;
-    const int n = nk / K;
-    const int c = k / (K / C);
-    __global const float *src = x + (n * C + c) * H * W;
-    __global const float *wp = w + k * (KH * KW);
-    const float b = has_bias ? bias[k] : 0.0f;
-    float acc[TW];
-#pragma unroll
-    for (int j = 0; j < TW; ++j) acc[j] = b;
-#pragma unroll
-    for (int ky = 0; ky < KH; ++ky) {
-        const int iy = oy * sh - ph + ky * dh;
-        if (iy < 0 || iy >= H) continue;
-        __global const float *row = src + iy * W;
-#pragma unroll
-        for (int kx = 0; kx < KW; ++kx) {
-            const float wv = wp[ky * KW + kx];
-            const int x0 = kx * dw - pw;
-#pragma unroll
-            for (int j = 0; j < TW; ++j) {
-                const int ix = (ox0 + j) * sw + x0;
-                const float v = row[clamp(ix, 0, W - 1)];
-                acc[j] += (ix >= 0 && ix < W) ? v * wv : 0.0f;
-            }
-        }
-    }
-    __global float *dst = out + (nk * Ho + oy) * Wo;
-#pragma unroll
-    for (int j = 0; j < TW; ++j) {
-        float v = acc[j];
-#if ACT == 1
-        v = fmax(v, 0.0f);
+#ifndef R
+#define R 1             // depthwise_local: input planes summed per output plane
 #endif
-        if (ox0 + j < Wo) dst[ox0 + j] = v;
-    }
-}
+#ifndef SH
+#define SH 1            // depthwise_local: row stride and dilation, compiled in
+#endif
+#ifndef DH
+#define DH 1
+#endif
+#ifndef DW
+#define DW 1
+#endif
 
 // Depthwise input gradient: dx[n, c, iy, ix] = sum over the multiplier's output
 // channels k of c and the window taps whose output (oy, ox) reads (iy, ix) of
@@ -325,6 +291,116 @@ __kernel void depthwise_grad_weight_partial_padded(
 #pragma unroll
         for (int j = 0; j < TW; ++j) s += lanes[j];
         dst[t] = s;
+    }
+}
+#endif
+
+#if TW == 4 || TW == 8 || TW == 16
+// Copy rows [iy0, iy0 + bh) x columns [ix0, ix0 + bw) of a plane into blk, zero outside
+// the plane: the work-group's rows are shared out over its work-items.
+void fill_block(__local float *blk, __global const float *src, const int H, const int W,
+                const int iy0, const int ix0, const int bh, const int bw)
+{
+    const int lsize = get_local_size(0) * get_local_size(1);
+    const int lo = clamp(-ix0, 0, bw), hi = clamp(W - ix0, lo, bw);
+    for (int r = get_local_id(1) * get_local_size(0) + get_local_id(0); r < bh; r += lsize) {
+        __local float *d = blk + r * bw;
+        const int iy = iy0 + r;
+        if (iy < 0 || iy >= H) {
+            for (int c = 0; c < bw; ++c) d[c] = 0.0f;
+            continue;
+        }
+        __global const float *s = src + iy * W + ix0;
+        for (int c = 0; c < lo; ++c) d[c] = 0.0f;
+        int c = lo;
+        for (; c + 4 <= hi; c += 4) vstore4(vload4(0, s + c), 0, d + c);
+        for (; c < hi; ++c) d[c] = s[c];
+        for (c = hi; c < bw; ++c) d[c] = 0.0f;
+    }
+}
+
+// A TH x TW block of output plane p = n*Ko + o per work-item. The work-group first
+// copies the input block it reads, zero border included, into local memory `blk`
+// (R blocks; sized by the host from the local size), so neither a padding pass nor bounds checks
+// in the inner loops are needed. The plane sums R input planes c = (o / mult) * R + r,
+// r < R, each with window w[R == 1 ? o : c]. The row stride and the dilation are
+// compiled in (SH, DH, DW), so the compiler sees which taps read the same block row
+// and loads each once for all TH rows:
+//   forward:                                            mult = multiplier, R = 1;
+//   grad_input (stride 1, flipped windows, padding d*(k-1)-p):  mult = 1, R = multiplier.
+__kernel void depthwise_local(
+    __global const float *x, __global const float *w,
+    __global const float *bias, const int has_bias,
+    __global float *out, __local float *blk,
+    const int Ci, const int H, const int W, const int Ko, const int Ho, const int Wo,
+    const int mult, const int sw, const int ph, const int pw)
+{
+    const int lx = get_local_id(0), ly = get_local_id(1);
+    const int tiles_x = get_local_size(0) * TW, tiles_y = get_local_size(1) * TH;
+    // SW=2 loads 2*TW columns per tap: one more column than the window needs
+    const int bw = (tiles_x - 1) * sw + (KW - 1) * DW + 1 + (SW == 2);
+    const int bh = (tiles_y - 1) * SH + (KH - 1) * DH + 1;
+    const int ox0 = get_group_id(0) * tiles_x + lx * TW;
+    const int oy0 = get_group_id(1) * tiles_y + ly * TH;
+    const int p = get_global_id(2);  // the local size along z is 1: one plane per group
+    const int o = p % Ko, n = p / Ko;
+    const int base = (o / mult) * R;
+    // every plane's block first, then one barrier: private values live across a
+    // barrier cost a save and restore per work-item on CPU implementations
+#pragma unroll
+    for (int r = 0; r < R; ++r)
+        fill_block(blk + r * bh * bw, x + (n * Ci + base + r) * H * W, H, W,
+                   get_group_id(1) * tiles_y * SH - ph, get_group_id(0) * tiles_x * sw - pw,
+                   bh, bw);
+    barrier(CLK_LOCAL_MEM_FENCE);
+    DVEC acc[TH];
+    const float b = has_bias ? bias[o] : 0.0f;
+#pragma unroll
+    for (int t = 0; t < TH; ++t) acc[t] = (DVEC)(b);
+#pragma unroll
+    for (int r = 0; r < R; ++r) {
+        __global const float *wp = w + (R == 1 ? o : base + r) * (KH * KW);
+#pragma unroll
+        for (int t = 0; t < TH; ++t) {
+#pragma unroll
+            for (int ky = 0; ky < KH; ++ky) {
+                __local const float *row = blk + (r * bh + (ly * TH + t) * SH + ky * DH) * bw;
+#pragma unroll
+                for (int kx = 0; kx < KW; ++kx) {
+                    const int x0 = lx * TW * sw + kx * DW;
+#if SW == 1
+                    const DVEC v = DVLOAD(0, row + x0);
+#elif SW == 2 && TW == 4
+                    const DVEC v = vload8(0, row + x0).even;
+#elif SW == 2 && TW == 8
+                    const DVEC v = vload16(0, row + x0).even;
+#else
+                    float e[TW];
+#pragma unroll
+                    for (int j = 0; j < TW; ++j) e[j] = row[x0 + j * sw];
+                    const DVEC v = DVLOAD(0, e);
+#endif
+                    acc[t] = mad(v, (DVEC)(wp[ky * KW + kx]), acc[t]);
+                }
+            }
+        }
+    }
+    if (ox0 >= Wo) return;  // past the barriers: padding work-items may leave now
+#pragma unroll
+    for (int t = 0; t < TH; ++t) {
+        if (oy0 + t >= Ho) continue;  // not break: the loop must stay unrollable
+        DVEC v = acc[t];
+#if ACT == 1
+        v = select((DVEC)(0.0f), v, (v > (DVEC)(0.0f)) | isnan(v));  // NaN passes, as in torch
+#endif
+        __global float *dst = out + (p * Ho + oy0 + t) * Wo + ox0;
+        if (ox0 + TW <= Wo) {
+            DVSTORE(v, 0, dst);
+        } else {
+            float s[TW];
+            DVSTORE(v, 0, s);
+            for (int j = 0; j < TW && ox0 + j < Wo; ++j) dst[j] = s[j];
+        }
     }
 }
 #endif

@@ -25,6 +25,12 @@ EXTRA = [
     ((2, 5, 12, 19), (5, 1, 3, 3), dict(stride=2, padding=1, dilation=1, groups=5)),
     ((1, 3, 9, 21), (3, 1, 5, 3), dict(stride=1, padding="same", dilation=2, groups=3)),
     ((1, 3, 9, 21), (3, 1, 3, 3), dict(stride=(1, 3), padding=3, dilation=1, groups=3)),
+    # depthwise multipliers: LeNet's first layer, a dilated one, a row stride, one past
+    # what depthwise_local sums for grad_input
+    ((2, 1, 12, 13), (6, 1, 5, 5), dict(stride=1, padding=0, dilation=1, groups=1)),
+    ((1, 2, 10, 9), (6, 1, 3, 3), dict(stride=1, padding=2, dilation=(2, 1), groups=2)),
+    ((1, 2, 11, 17), (4, 1, 3, 2), dict(stride=(2, 1), padding=(1, 0), dilation=1, groups=2)),
+    ((1, 1, 6, 7), (9, 1, 3, 3), dict(stride=1, padding=1, dilation=1, groups=1)),
     ((2, 5, 7, 9), (11, 5, 1, 1), dict(stride=1, padding=0, dilation=1, groups=1)),
     ((1, 6, 6, 6), (10, 3, 1, 1), dict(stride=1, padding=0, dilation=2, groups=2)),
     ((2, 3, 13, 12), (17, 3, 3, 3), dict(stride=1, padding="same", dilation=2, groups=1)),
@@ -56,8 +62,9 @@ def _settings(profile, geo, op):
             candidates += [dict(p, WG=min(p["WG"], profile.max_work_group_size))
                            for p in GEMM_PARAMS]
         if variant.name == "depthwise":
-            candidates += [{"TW": 3, "WG": 5, "PAD": 0}, {"TW": 4, "WG": 7, "PAD": 1},
-                           {"TW": 16, "WG": 1, "PAD": 1}]
+            candidates += [{"TW": 4, "TH": 3, "WG": 5, "PAD": 0}, {"TW": 4, "WG": 7, "PAD": 1},
+                           {"TW": 16, "TH": 2, "WG": 1, "PAD": 1}, {"TW": 8, "TH": 1, "WG": 3, "PAD": 0},
+                           {"TW": 16, "TH": 3, "WG": 8, "PAD": 0}]
         for params in candidates:
             if algos.valid(profile, variant, geo, op, params):
                 out.append((variant, params))
@@ -182,7 +189,9 @@ def test_heuristic_is_deterministic_and_sensible():
     assert algos.heuristic(profile, _geo(w=(4, 1, 3, 3), groups=4), "grad_weight") == "depthwise"
     lenet = _geo(x=(2, 1, 28, 28), w=(6, 1, 5, 5), padding=0)
     assert algos.heuristic(profile, lenet, "forward") == "depthwise"
-    assert algos.heuristic(profile, lenet, "grad_input") == "im2col"
+    assert algos.heuristic(profile, lenet, "grad_input") == "depthwise"
+    strided = _geo(x=(2, 2, 28, 28), w=(6, 1, 3, 3), stride=2, groups=2)
+    assert algos.heuristic(profile, strided, "grad_input") == "im2col"
 
 
 def test_clconv_algo_forces_a_variant(monkeypatch):
@@ -272,5 +281,10 @@ def test_shipped_defaults_apply_to_this_device_type():
     profile = clconv.current_runtime().profile
     for spelled in ("CPU", "ALL | CPU"):
         cpu = dataclasses.replace(profile, device_type=spelled, kind=algos.DeviceKind.POCL_CPU)
-        assert tuning.default_params(cpu, "im2col") == \
-            tuning.shipped_defaults()["device_type"]["CPU"]["im2col"]
+        shipped = tuning.shipped_defaults()["device_type"]["CPU"]["im2col"]
+        common = {k: v for k, v in shipped.items() if not isinstance(v, dict)}
+        assert tuning.default_params(cpu, "im2col") == common
+        # an op-named member overrides the common tunables for that op only
+        assert tuning.default_params(cpu, "im2col", "grad_input") == \
+            {**common, **shipped["grad_input"]}
+        assert tuning.default_params(cpu, "im2col", "forward") == common

@@ -17,7 +17,7 @@ import os
 from .. import tuning
 from ..device import DeviceKind
 from .base import OPS, Variant
-from .depthwise import DEPTHWISE, is_depthwise
+from .depthwise import DEPTHWISE, MAX_LOCAL_REDUCE, is_depthwise
 from .direct import DIRECT
 from .gemm import GEMM_1X1, IM2COL, is_pointwise
 
@@ -62,7 +62,7 @@ def force(name: str | None):
 
 def params_for(profile, variant: Variant, geo, op: str) -> dict:
     """Untuned tunables: shipped defaults for the device, else the variant's, clamped."""
-    params = tuning.default_params(profile, variant.name)
+    params = tuning.default_params(profile, variant.name, op)
     if params is None:
         params = variant.defaults(profile, geo, op)
     params = dict(params)
@@ -78,8 +78,9 @@ def valid(profile, variant: Variant, geo, op: str, params: dict) -> bool:
 def heuristic(profile, geo, op: str) -> str:
     """The untuned choice; deterministic, from the geometry only."""
     if is_depthwise(geo):  # groups == in_channels, single-channel inputs included
-        if op == "grad_input" and geo.K != geo.C:
-            return "im2col"  # the depthwise grad_input is only fast for multiplier 1
+        if op == "grad_input" and geo.K != geo.C and (
+                geo.stride != (1, 1) or geo.K // geo.C > MAX_LOCAL_REDUCE):
+            return "im2col"  # the depthwise grad_input is slow for these multipliers
         return "depthwise"
     cg = geo.C // geo.groups
     kg = geo.K // geo.groups

@@ -1,9 +1,15 @@
-"""Depthwise convolution (groups == in_channels) and its gradients, window compiled in:
-forward and grad_input compute a run of TW outputs of one row per work-item;
+"""Depthwise convolution (groups == in_channels) and its gradients, window compiled in.
+
+forward and stride-1 grad_input: a TH x TW block of outputs per work-item. PAD=0: each
+work-group copies the input block it reads, zero border included, into local memory;
+PAD=1: a pass first writes a zero-bordered copy of the whole input to global memory
+(strided grad_input always takes it, to spread grad_out out by the stride).
 grad_weight sums per (image row, channel) partials, then reduces them (no atomics)."""
 from __future__ import annotations
 
-from ..build import get_kernel, launch_grid
+import pyopencl as cl
+
+from ..build import get_kernel, launch_grid, resolve_local
 from .base import Variant, scratch
 
 KERNELS = "depthwise.cl"
@@ -19,13 +25,24 @@ def validate(profile, geo, op, params):
         return "only depthwise convolutions (groups == in_channels)"
     if geo.kh * geo.kw > MAX_WINDOW:
         return f"window {geo.kh}x{geo.kw} larger than {MAX_WINDOW} elements"
-    tw, wg = int(params["TW"]), int(params["WG"])
-    if not 1 <= tw <= 32:
-        return f"TW={tw} outside 1..32"
-    if int(params.get("PAD", 1)) and tw not in (4, 8, 16):
-        return f"PAD=1 needs TW in 4/8/16 (a vector width), got {tw}"
+    tw, wg, th = int(params["TW"]), int(params["WG"]), int(params.get("TH", 1))
+    if tw not in (4, 8, 16):
+        return f"TW={tw}: expected a vector width, 4, 8 or 16"
+    if not 1 <= th <= 8:
+        return f"TH={th} outside 1..8"
     if not 1 <= wg <= profile.max_work_group_size:
         return f"WG={wg} exceeds the device's max work-group size {profile.max_work_group_size}"
+    block_geo, reduce = geo, 1
+    if op == "grad_input":
+        if not _grad_input_is_local(geo, params):
+            return None  # the padded or the gathering kernel: no local memory
+        block_geo, reduce = _transposed(geo), geo.K // geo.C
+    if not int(params.get("PAD", 1)):
+        _, _, lx, ly = _local_shape(profile, block_geo, params)
+        need = _block_bytes(block_geo, params, lx, ly, reduce)
+        if need > profile.local_mem_size:
+            return f"input block needs {need} bytes of local memory, the device has " \
+                   f"{profile.local_mem_size}"
     return None
 
 
@@ -58,56 +75,123 @@ def forward(rt, geo, params, x, w, bias, out, relu=False, source=None):
     """`source` = (H, W, uy, ux): x is really (N, C, H, W), to be spread out by
     (uy, ux) into geo's input (see pad_planes); None means x has geo's input shape."""
     tw, wg = int(params["TW"]), int(params["WG"])
-    if int(params.get("PAD", 1)) and tw in (4, 8, 16):
-        hp, wp = padded_extent(geo, tw)
-        sh_, sw_, uy, ux = source if source is not None else (geo.H, geo.W, 1, 1)
-        xp = pad(rt, x, geo, geo.N * geo.C, sh_, sw_, hp, wp, geo.pad_top,
-                 geo.pad_left, wg, (uy, ux))
-        kernel = get_kernel(rt, KERNELS, "depthwise_forward_padded",
-                            {"KH": geo.kh, "KW": geo.kw, "TW": tw, "ACT": int(relu),
-                             "SW": _sw(geo, tw)})
-        tiles = -(-geo.Wo // tw)
-        lx = min(wg, tiles)
-        ly = max(1, min(wg // lx, geo.Ho))
-        launch_grid(rt, kernel, (tiles, geo.Ho, geo.N * geo.K), (lx, ly, 1),
-                    xp, w, bias if bias is not None else w, bias is not None, out,
-                    geo.C, hp, wp, geo.K, geo.Ho, geo.Wo, *geo.stride, *geo.dilation)
-        return out
-    _rows(rt, geo, params, "depthwise_forward", geo.Wo, geo.Ho, geo.N * geo.K,
-          x, w, bias, out, relu)
+    if source is None and not int(params.get("PAD", 1)):
+        return _local(rt, geo, params, x, w, bias, out, geo.K, geo.K // geo.C, 1,
+                     (geo.pad_top, geo.pad_left), relu)
+    hp, wp = padded_extent(geo, tw)
+    sh_, sw_, uy, ux = source if source is not None else (geo.H, geo.W, 1, 1)
+    xp = pad(rt, x, geo, geo.N * geo.C, sh_, sw_, hp, wp, geo.pad_top,
+             geo.pad_left, wg, (uy, ux))
+    kernel = get_kernel(rt, KERNELS, "depthwise_forward_padded",
+                        {"KH": geo.kh, "KW": geo.kw, "TW": tw, "ACT": int(relu),
+                         "SW": _sw(geo, tw)})
+    tiles = -(-geo.Wo // tw)
+    lx = min(wg, tiles)
+    ly = max(1, min(wg // lx, geo.Ho))
+    launch_grid(rt, kernel, (tiles, geo.Ho, geo.N * geo.K), (lx, ly, 1),
+                xp, w, bias if bias is not None else w, bias is not None, out,
+                geo.C, hp, wp, geo.K, geo.Ho, geo.Wo, *geo.stride, *geo.dilation)
     return out
 
 
-def _rows(rt, geo, params, name, width, height, planes, src, w, bias, out, relu=False):
-    tw, wg = int(params["TW"]), int(params["WG"])
-    kernel = get_kernel(rt, KERNELS, name,
-                        {"KH": geo.kh, "KW": geo.kw, "TW": tw, "ACT": int(relu)})
-    tiles = -(-width // tw)
+def _local_shape(profile, geo, params):
+    """(tiles, bands, lx, ly): TW x TH output blocks across and down a plane, and the
+    local size asked for (one plane per work-group). Groups shrink until there are a
+    few per compute unit: a group's work-items share one input block, so too few
+    groups would leave compute units idle."""
+    tw, wg, th = int(params["TW"]), int(params["WG"]), int(params.get("TH", 1))
+    tiles, bands = -(-geo.Wo // tw), -(-geo.Ho // th)
     lx = min(wg, tiles)
-    ly = max(1, min(wg // lx, height))
-    launch_grid(rt, kernel, (tiles, height, planes), (lx, ly, 1),
-                src, w, bias if bias is not None else w, bias is not None, out,
-                geo.C, geo.H, geo.W, geo.K, geo.Ho, geo.Wo, *geo.stride,
-                geo.pad_top, geo.pad_left, *geo.dilation)
+    ly = max(1, min(wg // lx, bands))
+    planes = geo.N * geo.K  # output planes (geo is the transposed one for grad_input)
+
+    def groups():
+        return planes * -(-tiles // lx) * -(-bands // ly)
+
+    while groups() < 4 * profile.compute_units and lx * ly > 1:
+        if ly > 1:
+            ly //= 2
+        else:
+            lx //= 2
+    return tiles, bands, lx, ly
+
+
+def _block_bytes(geo, params, lx, ly, reduce=1):
+    """Local memory for the `reduce` input blocks a work-group of (lx, ly) reads."""
+    tw, th = int(params["TW"]), int(params.get("TH", 1))
+    (sh, sw), (dh, dw) = geo.stride, geo.dilation
+    bw = (lx * tw - 1) * sw + (geo.kw - 1) * dw + 1 + (_sw(geo, tw) == 2)
+    bh = (ly * th - 1) * sh + (geo.kh - 1) * dh + 1
+    return 4 * bw * bh * reduce
+
+
+def _local(rt, geo, params, x, w, bias, out, planes_out, mult, reduce, padding, relu=False):
+    """depthwise_local: output plane o of `planes_out` sums `reduce` input planes of
+    geo's input, starting at (o // mult) * reduce (see depthwise.cl)."""
+    tw, th = int(params["TW"]), int(params.get("TH", 1))
+    kernel = get_kernel(rt, KERNELS, "depthwise_local",
+                        {"KH": geo.kh, "KW": geo.kw, "TW": tw, "TH": th, "ACT": int(relu),
+                         "SW": _sw(geo, tw), "SH": geo.stride[0], "DH": geo.dilation[0],
+                         "DW": geo.dilation[1], "R": reduce})
+    tiles, bands, lx, ly = _local_shape(rt.profile, geo, params)
+    items = (tiles, bands, geo.N * planes_out)
+    local = resolve_local(rt, kernel, items, (lx, ly, 1))
+    block = cl.LocalMemory(_block_bytes(geo, params, local[0], local[1], reduce))
+    launch_grid(rt, kernel, items, local,
+                x, w, bias if bias is not None else w, bias is not None, out, block,
+                geo.C, geo.H, geo.W, planes_out, geo.Ho, geo.Wo, mult, geo.stride[1],
+                *padding)
+    return out
+
+
+MAX_LOCAL_REDUCE = 8  # grad_input sums this many planes at most in depthwise_local
+
+
+def _grad_input_is_local(geo, params) -> bool:
+    return geo.stride == (1, 1) and geo.K // geo.C <= MAX_LOCAL_REDUCE \
+        and not int(params.get("PAD", 1))
+
+
+def _transposed(geo):
+    """grad_input as a stride-1 convolution of grad_out with the flipped windows,
+    padded by dilation*(k-1) - padding."""
+    from ..ops.conv import ConvGeometry
+
+    (dh, dw) = geo.dilation
+    return ConvGeometry(geo.N, geo.K, geo.Ho, geo.Wo, geo.C, geo.kh, geo.kw, geo.H, geo.W,
+                        (1, 1), dh * (geo.kh - 1) - geo.pad_top,
+                        dw * (geo.kw - 1) - geo.pad_left, geo.dilation, geo.groups)
 
 
 def grad_input(rt, geo, params, grad_out, w, out, bias=None):
-    tw = int(params["TW"])
-    if geo.K == geo.C and int(params.get("PAD", 1)) and tw in (4, 8, 16):
-        # multiplier 1: a stride-1 depthwise forward, with flipped windows, of grad_out
-        # spread out by the stride (zeros between its elements)
-        from ..ops.conv import ConvGeometry
-        from .gemm import flip_weights
+    from ..ops.conv import ConvGeometry
+    from .gemm import flip_weights
 
-        (sh, sw), (dh, dw) = geo.stride, geo.dilation
+    (sh, sw) = geo.stride
+    mult = geo.K // geo.C
+    if _grad_input_is_local(geo, params):
+        tgeo = _transposed(geo)
+        return _local(rt, tgeo, params, grad_out, flip_weights(rt, geo, w), bias, out,
+                      geo.C, 1, mult, (tgeo.pad_top, tgeo.pad_left))
+    if mult == 1:
+        # spread grad_out out by the stride (zeros between its elements) in the padding
+        # pass, then a stride-1 convolution
         hd, wd = (geo.Ho - 1) * sh + 1, (geo.Wo - 1) * sw + 1
+        t = _transposed(geo)
         tgeo = ConvGeometry(geo.N, geo.K, hd, wd, geo.C, geo.kh, geo.kw, geo.H, geo.W, (1, 1),
-                            dh * (geo.kh - 1) - geo.pad_top, dw * (geo.kw - 1) - geo.pad_left,
-                            geo.dilation, geo.groups)
-        return forward(rt, tgeo, params, grad_out, flip_weights(rt, geo, w), bias, out,
-                       source=(geo.Ho, geo.Wo, sh, sw))
-    _rows(rt, geo, params, "depthwise_grad_input", geo.W, geo.H, geo.N * geo.C,
-          grad_out, w, bias, out)
+                            t.pad_top, t.pad_left, geo.dilation, geo.groups)
+        return forward(rt, tgeo, dict(params, PAD=1), grad_out, flip_weights(rt, geo, w),
+                       bias, out, source=(geo.Ho, geo.Wo, sh, sw))
+    tw, wg = int(params["TW"]), int(params["WG"])
+    kernel = get_kernel(rt, KERNELS, "depthwise_grad_input",
+                        {"KH": geo.kh, "KW": geo.kw, "TW": tw})
+    tiles = -(-geo.W // tw)
+    lx = min(wg, tiles)
+    ly = max(1, min(wg // lx, geo.H))
+    launch_grid(rt, kernel, (tiles, geo.H, geo.N * geo.C), (lx, ly, 1),
+                grad_out, w, bias if bias is not None else w, bias is not None, out,
+                geo.C, geo.H, geo.W, geo.K, geo.Ho, geo.Wo, *geo.stride,
+                geo.pad_top, geo.pad_left, *geo.dilation)
     return out
 
 
@@ -142,12 +226,12 @@ def grad_weight(rt, geo, params, x, grad_out, out):
 def space(profile, geo, op):
     limit = profile.max_work_group_size
     wgs = sorted({w for w in (1, 4, 8, 12, 16, 32, 64, 128) if w <= limit} | {min(12, limit)})
-    return [{"TW": tw, "WG": wg, "PAD": pad} for tw in (4, 8, 16) for wg in wgs
-            for pad in (0, 1)]
+    return [{"TW": tw, "TH": th, "WG": wg, "PAD": pad} for tw in (4, 8, 16)
+            for th in (1, 2, 4) for wg in wgs for pad in (0, 1)]
 
 
 def defaults(profile, geo, op):
-    return {"TW": 8, "WG": profile.max_work_group_size}
+    return {"TW": 8, "TH": 2, "WG": profile.max_work_group_size, "PAD": 0}
 
 
 DEPTHWISE = Variant("depthwise", "depthwise convolution, a row of outputs per work-item",
