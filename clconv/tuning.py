@@ -108,9 +108,10 @@ def shipped_defaults() -> dict:
     return _defaults_cache
 
 
-def default_params(profile, algo: str) -> dict | None:
+def default_params(profile, algo: str, op: str | None = None) -> dict | None:
     """Shipped untuned tunables for `algo` on this kind of device: by device kind (e.g.
-    VC4CL), then by vendor substring, then by device type (CPU/GPU); None if none."""
+    VC4CL), then by device type (CPU/GPU); None if none. An entry may carry per-op
+    overrides under the op's name (e.g. "grad_input": {...})."""
     table = shipped_defaults()
     keys = [("kind", profile.kind.name)]
     # pyopencl spells some types as 'ALL | CPU': try each word
@@ -118,5 +119,7 @@ def default_params(profile, algo: str) -> dict | None:
     for section, value in keys:
         entry = table.get(section, {}).get(value, {}).get(algo)
         if entry is not None:
-            return dict(entry)
+            params = {k: v for k, v in entry.items() if not isinstance(v, dict)}
+            params.update(entry.get(op, {}) if op else {})
+            return params
     return None
