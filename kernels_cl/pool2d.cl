@@ -70,6 +70,34 @@ __kernel void max_pool2d_backward(
     }
 }
 
+// The same gradient when the windows are known: a 3-D grid (ix, iy, plane), each input
+// element summing grad_out over the windows that contain it and chose it. Windows are
+// visited in output order, as max_pool2d_backward adds them, so both agree exactly.
+__kernel void max_pool2d_backward_windows(
+    __global const float *gout, __global const int *idx, __global float *grad_in,
+    const int planes, const int H, const int W, const int Ho, const int Wo,
+    const int kh, const int kw, const int sh, const int sw,
+    const int ph, const int pw, const int dh, const int dw)
+{
+    const int ix = get_global_id(0), iy = get_global_id(1), plane = get_global_id(2);
+    if (ix >= W || iy >= H || plane >= planes) return;
+    const int i = iy * W + ix;
+    __global const float *g = gout + plane * Ho * Wo;
+    __global const int *ip = idx + plane * Ho * Wo;
+    // windows oy with oy*sh - ph <= iy <= oy*sh - ph + (kh-1)*dh
+    const int ty = iy + ph, tx = ix + pw;
+    const int oy_lo = max(0, (ty - (kh - 1) * dh + sh - 1) / sh);
+    const int ox_lo = max(0, (tx - (kw - 1) * dw + sw - 1) / sw);
+    const int oy_hi = min(Ho - 1, ty / sh), ox_hi = min(Wo - 1, tx / sw);
+    float acc = 0.0f;
+    for (int oy = oy_lo; oy <= oy_hi; ++oy)
+        for (int ox = ox_lo; ox <= ox_hi; ++ox) {
+            const int o = oy * Wo + ox;
+            acc += ip[o] == i ? g[o] : 0.0f;
+        }
+    grad_in[plane * H * W + i] = acc;
+}
+
 // Number of elements torch's avg_pool2d divides window (oy, ox) by.
 int avg_pool_divisor(const int oy, const int ox, const int H, const int W,
                      const int kh, const int kw, const int sh, const int sw,

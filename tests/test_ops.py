@@ -128,6 +128,9 @@ def test_max_pool2d_and_gradient(cfg):
     gx = F.max_pool2d_backward(g, idx, x.shape)
     assert_close("max_pool2d_backward", gx, R.max_pool2d_backward(g, ridx, x.shape),
                  R.max_pool2d_backward(np.abs(g), ridx, x.shape))
+    # given the window, each input gathers in parallel, adding in the same order
+    gw = F.max_pool2d_backward(g, idx, x.shape, **cfg.kwargs)
+    np.testing.assert_array_equal(to_numpy(gw), to_numpy(gx))
     if HAVE_TORCH:
         import torch
 

@@ -109,7 +109,8 @@ class MaxPool2d(Module):
         return out
 
     def backward(self, grad_output):
-        return F.max_pool2d_backward(grad_output, self._indices, self._input_shape)
+        return F.max_pool2d_backward(grad_output, self._indices, self._input_shape,
+                                     **self.kwargs)
 
     def extra_repr(self):
         return ", ".join(f"{k}={v}" for k, v in self.kwargs.items())

@@ -86,8 +86,14 @@ def max_pool2d_windows(rt, x, out_size, kernel, stride, pads_begin, dilation, re
     return (out, indices) if return_indices else out
 
 
-def max_pool2d_backward(grad_output, indices, input_shape):
-    """Route grad_output to the input positions recorded in `indices`."""
+def max_pool2d_backward(grad_output, indices, input_shape, kernel_size=None, stride=None,
+                        padding=0, dilation=1, ceil_mode=False):
+    """Route grad_output to the input positions recorded in `indices`.
+
+    Given the forward pass's window (kernel_size, stride, padding, dilation, ceil_mode,
+    as in torch's max_pool2d_with_indices_backward), every input element gathers its
+    gradient in parallel; without it, indices may be arbitrary and each plane is walked
+    by one work-item."""
     rt = current()
     input_shape = _check_input_shape(input_shape)
     g_shape = check_array("grad_output", grad_output, rt, "(N, C, Ho, Wo)")
@@ -96,6 +102,11 @@ def max_pool2d_backward(grad_output, indices, input_shape):
     if g_shape[:2] != input_shape[:2]:
         raise ValueError(f"grad_output: expected shape {input_shape[:2] + g_shape[2:]} "
                          f"(N, C of input_shape {input_shape}), got {g_shape}")
+    geo = None
+    if kernel_size is not None:
+        geo = pool_geometry(input_shape, kernel_size, stride, padding, dilation,
+                            bool(ceil_mode))
+        check_shape("grad_output", g_shape, geo.output_shape)
     planes = g_shape[0] * g_shape[1]
     plane_size = input_shape[2] * input_shape[3]
     if isinstance(indices, np.ndarray) and (indices.min() < 0 or indices.max() >= plane_size):
@@ -106,6 +117,14 @@ def max_pool2d_backward(grad_output, indices, input_shape):
     else:  # a device array of another integer type, e.g. int64 from elsewhere
         idx = on_device(rt, indices.astype(np.int32))
     grad_input = empty(rt, input_shape)
+    if geo is not None:
+        N, C, H, W = input_shape
+        width = group_size(DEFAULT_GROUP_SIZE, W)
+        launch_grid(rt, get_kernel(rt, KERNELS, "max_pool2d_backward_windows"),
+                    (W, H, N * C), (width, max(1, DEFAULT_GROUP_SIZE // width), 1),
+                    on_device(rt, grad_output), idx, grad_input, N * C, H, W, geo.Ho, geo.Wo,
+                    *geo.kernel, *geo.stride, *geo.padding, *geo.dilation)
+        return grad_input
     launch(rt, get_kernel(rt, KERNELS, "max_pool2d_backward"), planes,
            on_device(rt, grad_output), idx, grad_input, plane_size, g_shape[2] * g_shape[3])
     return grad_input
