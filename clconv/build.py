@@ -128,34 +128,61 @@ def launch(runtime, kernel: cl.Kernel, n_items: int, *args) -> cl.Event:
     `n_items` as their first argument and return early past it.
     """
     profile = runtime.profile
-    device = runtime.context.devices[0]
-    kernel_limit = kernel.get_work_group_info(cl.kernel_work_group_info.WORK_GROUP_SIZE, device)
     local = group_size(min(DEFAULT_GROUP_SIZE, profile.max_work_group_size,
-                           profile.max_work_item_sizes[0], kernel_limit), n_items)
+                           profile.max_work_item_sizes[0], _kernel_limit(runtime, kernel)),
+                       n_items)
     global_size = -(-n_items // local) * local
     return _invoke(runtime, kernel, (global_size,), (local,),
                    [np.int32(n_items)] + [_as_arg(a) for a in args])
 
 
-def launch_grid(runtime, kernel: cl.Kernel, items, local, *args) -> cl.Event:
-    """Run `kernel` over an N-D grid of `items` work-items with local size `local`.
+def resolve_local(runtime, kernel: cl.Kernel, items, local) -> tuple[int, ...]:
+    """The local size `launch_grid` will use for `local` over `items`: shrunk to the
+    device profile's and the kernel's work-group limits, powers of two for small
+    launches. Kernels that size local memory by it ask for it first. Memoised: the
+    same launch shapes recur on every call of a layer."""
+    key = (kernel, tuple(int(n) for n in items), tuple(int(l) for l in local))
+    resolved = _resolved_local.get(key)
+    if resolved is None:
+        resolved = _resolved_local[key] = _resolve_local(runtime, kernel, *key[1:])
+    return resolved
 
-    `local` is shrunk to the device profile's and the kernel's work-group limits; the
-    global size is each item count rounded up to a multiple of the local size (kernels
-    return early past the end). Arguments are passed as they are, after `_as_arg`.
-    """
+
+_resolved_local: dict = {}
+_kernel_limits: dict = {}
+
+
+def _kernel_limit(runtime, kernel: cl.Kernel) -> int:
+    """The most work-items per group this kernel allows on the runtime's device."""
+    limit = _kernel_limits.get(kernel)
+    if limit is None:
+        device = runtime.context.devices[0]
+        limit = _kernel_limits[kernel] = kernel.get_work_group_info(
+            cl.kernel_work_group_info.WORK_GROUP_SIZE, device)
+    return limit
+
+
+def _resolve_local(runtime, kernel, items, local) -> tuple[int, ...]:
     profile = runtime.profile
-    device = runtime.context.devices[0]
-    kernel_limit = kernel.get_work_group_info(cl.kernel_work_group_info.WORK_GROUP_SIZE, device)
-    limit = max(1, min(profile.max_work_group_size, kernel_limit))
+    limit = max(1, min(profile.max_work_group_size, _kernel_limit(runtime, kernel)))
     sizes = profile.max_work_item_sizes
-    local = [group_size(min(int(l), sizes[min(d, len(sizes) - 1)]), int(n))
-             for d, (l, n) in enumerate(zip(local, items))]
-    while int(np.prod(local)) > limit:  # shrink the largest dimension until it fits
-        d = int(np.argmax(local))
-        local[d] = max(1, local[d] // 2)
+    resolved = [group_size(min(int(l), sizes[min(d, len(sizes) - 1)]), int(n))
+                for d, (l, n) in enumerate(zip(local, items))]
+    while int(np.prod(resolved)) > limit:  # shrink the largest dimension until it fits
+        d = int(np.argmax(resolved))
+        resolved[d] = max(1, resolved[d] // 2)
+    return tuple(resolved)
+
+
+def launch_grid(runtime, kernel: cl.Kernel, items, local, *args) -> cl.Event:
+    """Run `kernel` over an N-D grid of `items` work-items with local size `local`
+    (as `resolve_local` shrinks it); the global size is each item count rounded up to
+    a multiple of the local size (kernels return early past the end). Arguments are
+    passed as they are, after `_as_arg`.
+    """
+    local = resolve_local(runtime, kernel, items, local)
     global_size = tuple(-(-int(n) // l) * l for n, l in zip(items, local))
-    return _invoke(runtime, kernel, global_size, tuple(local), [_as_arg(a) for a in args])
+    return _invoke(runtime, kernel, global_size, local, [_as_arg(a) for a in args])
 
 
 _typed: set = set()  # kernels whose scalar argument types pyopencl has been told
