@@ -69,7 +69,22 @@ _programs: dict[tuple, dict[str, cl.Kernel]] = {}
 
 def get_kernel(runtime, filename: str, kernel_name: str,
                defines: Mapping[str, object] | None = None) -> cl.Kernel:
-    """The kernel `kernel_name` from `kernels_cl/filename` built for `runtime`."""
+    """The kernel `kernel_name` from `kernels_cl/filename` built for `runtime`.
+
+    Memoised on the call's own arguments first: layers ask for their kernels on every
+    call, and formatting the build options each time costs more than some launches."""
+    fast_key = (runtime.context, runtime.profile, filename, kernel_name,
+                tuple(defines.items()) if defines else ())
+    kernel = _kernels.get(fast_key)
+    if kernel is None:
+        kernel = _kernels[fast_key] = _get_kernel(runtime, filename, kernel_name, defines)
+    return kernel
+
+
+_kernels: dict = {}
+
+
+def _get_kernel(runtime, filename, kernel_name, defines) -> cl.Kernel:
     options = build_options(runtime.profile, defines or {})
     key = (runtime.context, filename, options)
     with _lock:
@@ -94,7 +109,10 @@ def _build(context: cl.Context, path: Path, options: tuple[str, ...]) -> dict[st
 
 
 def _as_arg(value):
-    if isinstance(value, cla.Array):
+    kind = type(value)
+    if kind is int:  # the common case first: sizes and flags
+        return np.int32(value)
+    if kind is cla.Array or isinstance(value, cla.Array):
         return value.data  # callers pass offset-0 arrays (see arrays.as_device)
     if isinstance(value, (np.int64, np.uint64)):  # e.g. from numpy shape arithmetic
         return np.int32(value)

@@ -4,11 +4,20 @@ Every failure names the argument, what it got and what was expected.
 """
 from __future__ import annotations
 
+import functools
 import math
 import numbers
 
 import numpy as np
 import pyopencl.array as cla
+
+
+@functools.lru_cache(maxsize=None)
+def _parse_layout(layout: str) -> tuple[bool, int]:
+    """(any leading axes allowed, rank) of a layout such as "(N, C, H, W)"."""
+    axes = [a.strip() for a in layout.strip("()").split(",") if a.strip()]
+    any_leading = axes[0] == "*"
+    return any_leading, len(axes) - 1 if any_leading else len(axes)
 
 
 def check_array(name: str, value, runtime, layout: str, dtype=np.float32) -> tuple[int, ...]:
@@ -18,9 +27,7 @@ def check_array(name: str, value, runtime, layout: str, dtype=np.float32) -> tup
     A leading "*" (as in "(*, in_features)") allows any number of leading axes.
     dtype "int" accepts any integer dtype (it is converted to int32 for the kernel).
     """
-    axes = [a.strip() for a in layout.strip("()").split(",") if a.strip()]
-    any_leading = axes[0] == "*"
-    ndim = len(axes) - 1 if any_leading else len(axes)
+    any_leading, ndim = _parse_layout(layout)
     if isinstance(value, cla.Array):
         if value.context != runtime.context:
             raise ValueError(

@@ -1,6 +1,7 @@
 """conv2d, conv_transpose2d and their gradients (torch.nn.functional semantics, NCHW)."""
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -62,6 +63,18 @@ def _check_groups(groups, channels: int, name: str, channel_axis: str) -> int:
 
 
 def conv_geometry(input_shape, weight_shape, stride, padding, dilation, groups) -> ConvGeometry:
+    """The validated geometry; memoised, as a layer asks with the same arguments on every
+    call (arguments that cannot be hashed, such as lists, are computed each time)."""
+    args = (tuple(input_shape), tuple(weight_shape), stride, padding, dilation, groups)
+    try:
+        return _cached_geometry(*args)
+    except TypeError as error:
+        if "unhashable" not in str(error):
+            raise
+        return _conv_geometry(*args)
+
+
+def _conv_geometry(input_shape, weight_shape, stride, padding, dilation, groups) -> ConvGeometry:
     N, C, H, W = input_shape
     K, c_per_group, kh, kw = weight_shape
     groups = _check_groups(groups, C, "input", "input channels")
@@ -83,6 +96,9 @@ def conv_geometry(input_shape, weight_shape, stride, padding, dilation, groups) 
             f"weight: kernel {(kh, kw)} with dilation {dilation} spans {effective}, larger "
             f"than the padded input {(H + top + bottom, W + left + right)}")
     return ConvGeometry(N, C, H, W, K, kh, kw, Ho, Wo, stride, top, left, dilation, groups)
+
+
+_cached_geometry = functools.lru_cache(maxsize=1024)(_conv_geometry)
 
 
 def _check_bias(bias, runtime, channels: int):
