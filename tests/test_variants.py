@@ -32,6 +32,10 @@ EXTRA = [
     ((1, 2, 11, 17), (4, 1, 3, 2), dict(stride=(2, 1), padding=(1, 0), dilation=1, groups=2)),
     ((1, 1, 6, 7), (9, 1, 3, 3), dict(stride=1, padding=1, dilation=1, groups=1)),
     ((2, 5, 7, 9), (11, 5, 1, 1), dict(stride=1, padding=0, dilation=1, groups=1)),
+    # Winograd: odd output sizes (half tiles), a tile row past 8 tiles, padding 0 and 2
+    ((2, 5, 9, 11), (7, 5, 3, 3), dict(stride=1, padding=1, dilation=1, groups=1)),
+    ((1, 3, 6, 37), (4, 3, 3, 3), dict(stride=1, padding=0, dilation=1, groups=1)),
+    ((1, 2, 5, 4), (3, 2, 3, 3), dict(stride=1, padding=(2, 1), dilation=1, groups=1)),
     ((1, 6, 6, 6), (10, 3, 1, 1), dict(stride=1, padding=0, dilation=2, groups=2)),
     ((2, 3, 13, 12), (17, 3, 3, 3), dict(stride=1, padding="same", dilation=2, groups=1)),
     ((1, 8, 9, 9), (20, 8, 5, 5), dict(stride=(2, 1), padding=(2, 1), dilation=1, groups=1)),
@@ -192,6 +196,14 @@ def test_heuristic_is_deterministic_and_sensible():
     assert algos.heuristic(profile, lenet, "grad_input") == "depthwise"
     strided = _geo(x=(2, 2, 28, 28), w=(6, 1, 3, 3), stride=2, groups=2)
     assert algos.heuristic(profile, strided, "grad_input") == "im2col"
+    wide = _geo(x=(1, 128, 28, 28), w=(128, 128, 3, 3))  # many channels and tiles
+    assert [algos.heuristic(profile, wide, op) for op in algos.OPS] == \
+        ["winograd", "winograd", "im2col"]
+    for few in (_geo(x=(1, 64, 56, 56), w=(64, 64, 3, 3)),
+                _geo(x=(1, 256, 14, 14), w=(256, 256, 3, 3)),
+                _geo(x=(1, 128, 28, 28), w=(128, 128, 3, 3), stride=2)):
+        assert algos.heuristic(profile, few, "forward") == "im2col"
+        assert algos.heuristic(profile, few, "grad_input") == "im2col"
 
 
 def test_clconv_algo_forces_a_variant(monkeypatch):

@@ -20,9 +20,11 @@ from .base import OPS, Variant
 from .depthwise import DEPTHWISE, MAX_LOCAL_REDUCE, is_depthwise
 from .direct import DIRECT
 from .gemm import GEMM_1X1, IM2COL, is_pointwise
+from .winograd import WINOGRAD, pays as winograd_pays
 
 ENV_ALGO = "CLCONV_ALGO"
-VARIANTS: dict[str, Variant] = {v.name: v for v in (DIRECT, IM2COL, GEMM_1X1, DEPTHWISE)}
+VARIANTS: dict[str, Variant] = {v.name: v for v in (DIRECT, IM2COL, GEMM_1X1, DEPTHWISE,
+                                                    WINOGRAD)}
 
 _forced: str | None = None
 _memo: dict = {}
@@ -88,6 +90,8 @@ def heuristic(profile, geo, op: str) -> str:
         return "direct"  # too little work per GEMM to pay for the layout passes
     if is_pointwise(geo):
         return "gemm1x1"
+    if winograd_pays(geo, op):
+        return "winograd"
     return "im2col"
 
 
