@@ -145,6 +145,50 @@ __kernel void depthwise_grad_weight_reduce(
 #define DVLOAD DW_CAT(vload, TW)
 #define DVSTORE DW_CAT(vstore, TW)
 
+#if TW == 4 || TW == 8 || TW == 16
+// The inputs of one window tap for TW neighbouring outputs: columns x0, x0 + sw, ...
+// of `row`, as one vector load where the column stride is compiled in (SW = 1 or 2).
+#if SW == 1
+#define SPAN_LOAD(row, x0, sw) return DVLOAD(0, (row) + (x0))
+#elif SW == 2 && TW == 4
+#define SPAN_LOAD(row, x0, sw) return vload8(0, (row) + (x0)).even
+#elif SW == 2 && TW == 8
+#define SPAN_LOAD(row, x0, sw) return vload16(0, (row) + (x0)).even
+#else
+// unrolled: a loop here, inside the kernels' unrolled tap loops, made POCL's
+// work-group compilation of depthwise_local run for many minutes
+#define SPAN_LOAD(row, x0, sw) \
+    float e[TW]; \
+    _Pragma("unroll") \
+    for (int j = 0; j < TW; ++j) e[j] = (row)[(x0) + j * (sw)]; \
+    return DVLOAD(0, e)
+#endif
+DVEC span_global(__global const float *row, const int x0, const int sw)
+{
+    SPAN_LOAD(row, x0, sw);
+}
+
+DVEC span_local(__local const float *row, const int x0, const int sw)
+{
+    SPAN_LOAD(row, x0, sw);
+}
+
+// TW outputs to dst, the activation applied; only the first n where the row ends sooner.
+void store_span(DVEC v, __global float *dst, const int n)
+{
+#if ACT == 1
+    v = select((DVEC)(0.0f), v, (v > (DVEC)(0.0f)) | isnan(v));  // NaN passes, as in torch
+#endif
+    if (n >= TW) {
+        DVSTORE(v, 0, dst);
+        return;
+    }
+    float s[TW];
+    DVSTORE(v, 0, s);
+    for (int j = 0; j < n; ++j) dst[j] = s[j];
+}
+#endif
+
 // xp[p, py, px] = x[p, (py - ph) / uy, (px - pw) / ux] where both divide exactly, zero
 // elsewhere and outside; p runs over the planes. uy = ux = 1 is plain zero padding;
 // larger factors insert zeros between the source elements (a strided conv's gradient).
@@ -201,34 +245,11 @@ __kernel void depthwise_forward_padded(
     for (int ky = 0; ky < KH; ++ky) {
         __global const float *row = src + ky * dh * Wp;
 #pragma unroll
-        for (int kx = 0; kx < KW; ++kx) {
-            const int x0 = ox0 * SW + kx * dw;
-#if SW == 1
-            const DVEC v = DVLOAD(0, row + x0);
-#elif SW == 2 && TW == 4
-            const DVEC v = vload8(0, row + x0).even;
-#elif SW == 2 && TW == 8
-            const DVEC v = vload16(0, row + x0).even;
-#else
-            float t[TW];
-#pragma unroll
-            for (int j = 0; j < TW; ++j) t[j] = row[(ox0 + j) * sw + kx * dw];
-            const DVEC v = DVLOAD(0, t);
-#endif
-            acc = mad(v, (DVEC)(wp[ky * KW + kx]), acc);
-        }
+        for (int kx = 0; kx < KW; ++kx)
+            acc = mad(span_global(row, ox0 * sw + kx * dw, sw), (DVEC)(wp[ky * KW + kx]),
+                      acc);
     }
-#if ACT == 1
-    acc = fmax(acc, (DVEC)(0.0f));
-#endif
-    __global float *dst = out + (nk * Ho + oy) * Wo + ox0;
-    if (ox0 + TW <= Wo) {
-        DVSTORE(acc, 0, dst);
-    } else {
-        float t[TW];
-        DVSTORE(acc, 0, t);
-        for (int j = 0; j < TW && ox0 + j < Wo; ++j) dst[j] = t[j];
-    }
+    store_span(acc, out + (nk * Ho + oy) * Wo + ox0, Wo - ox0);
 }
 #endif
 
@@ -265,20 +286,8 @@ __kernel void depthwise_grad_weight_partial_padded(
             __global const float *row = src + ky * dh * Wp;
 #pragma unroll
             for (int kx = 0; kx < KW; ++kx) {
-                const int x0 = ox0 * SW + kx * dw;
-#if SW == 1
-                const DVEC v = DVLOAD(0, row + x0);
-#elif SW == 2 && TW == 4
-                const DVEC v = vload8(0, row + x0).even;
-#elif SW == 2 && TW == 8
-                const DVEC v = vload16(0, row + x0).even;
-#else
-                float t[TW];
-#pragma unroll
-                for (int j = 0; j < TW; ++j) t[j] = row[(ox0 + j) * sw + kx * dw];
-                const DVEC v = DVLOAD(0, t);
-#endif
-                acc[ky * KW + kx] = mad(gv, v, acc[ky * KW + kx]);
+                acc[ky * KW + kx] = mad(gv, span_global(row, ox0 * sw + kx * dw, sw),
+                                        acc[ky * KW + kx]);
             }
         }
     }
@@ -367,20 +376,8 @@ __kernel void depthwise_local(
                 __local const float *row = blk + (r * bh + (ly * TH + t) * SH + ky * DH) * bw;
 #pragma unroll
                 for (int kx = 0; kx < KW; ++kx) {
-                    const int x0 = lx * TW * sw + kx * DW;
-#if SW == 1
-                    const DVEC v = DVLOAD(0, row + x0);
-#elif SW == 2 && TW == 4
-                    const DVEC v = vload8(0, row + x0).even;
-#elif SW == 2 && TW == 8
-                    const DVEC v = vload16(0, row + x0).even;
-#else
-                    float e[TW];
-#pragma unroll
-                    for (int j = 0; j < TW; ++j) e[j] = row[x0 + j * sw];
-                    const DVEC v = DVLOAD(0, e);
-#endif
-                    acc[t] = mad(v, (DVEC)(wp[ky * KW + kx]), acc[t]);
+                    acc[t] = mad(span_local(row, lx * TW * sw + kx * DW, sw),
+                                 (DVEC)(wp[ky * KW + kx]), acc[t]);
                 }
             }
         }
@@ -388,19 +385,8 @@ __kernel void depthwise_local(
     if (ox0 >= Wo) return;  // past the barriers: padding work-items may leave now
 #pragma unroll
     for (int t = 0; t < TH; ++t) {
-        if (oy0 + t >= Ho) continue;  // not break: the loop must stay unrollable
-        DVEC v = acc[t];
-#if ACT == 1
-        v = select((DVEC)(0.0f), v, (v > (DVEC)(0.0f)) | isnan(v));  // NaN passes, as in torch
-#endif
-        __global float *dst = out + (p * Ho + oy0 + t) * Wo + ox0;
-        if (ox0 + TW <= Wo) {
-            DVSTORE(v, 0, dst);
-        } else {
-            float s[TW];
-            DVSTORE(v, 0, s);
-            for (int j = 0; j < TW && ox0 + j < Wo; ++j) dst[j] = s[j];
-        }
+        if (oy0 + t < Ho)  // not break: the loop must stay unrollable
+            store_span(acc[t], out + (p * Ho + oy0 + t) * Wo + ox0, Wo - ox0);
     }
 }
 #endif
