@@ -293,7 +293,9 @@ setup_binfmt() {
         || die 3 "qemu-user-static is not installed (apt-get install qemu-user-static binfmt-support)"
     [[ $EUID -eq 0 ]] || die 4 "binfmt_misc entry $name is not enabled and enabling it needs root: sudo update-binfmts --enable $name"
     if [[ ! -e /proc/sys/fs/binfmt_misc/status ]]; then
-        mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc || die 4 "cannot mount binfmt_misc"
+        # the arm64 and armhf tiers run side by side: the other may mount it first
+        mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc 2>/dev/null \
+            || [[ -e /proc/sys/fs/binfmt_misc/status ]] || die 4 "cannot mount binfmt_misc"
     fi
     update-binfmts --enable "$name" >/dev/null 2>&1 || update-binfmts --import "$name" >/dev/null 2>&1 || true
     grep -q '^enabled' "/proc/sys/fs/binfmt_misc/$name" 2>/dev/null || die 4 "could not enable binfmt_misc entry $name"
