@@ -29,7 +29,9 @@ def _progress_printer():
         from tqdm import tqdm
     except ImportError:
         tqdm = None
-    bar = tqdm(unit="cfg", file=sys.stderr) if tqdm is not None else None
+    # a bar on a terminal; a line per setting in a log, where a bar's refreshes pile up
+    bar = tqdm(unit="cfg", file=sys.stderr) if tqdm is not None and sys.stderr.isatty() \
+        else None
 
     def progress(name, params, seconds, error=None):
         text = f"{name} {params}: " + (error or "failed" if seconds is None
