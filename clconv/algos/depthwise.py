@@ -11,6 +11,7 @@ import pyopencl as cl
 
 from ..build import get_kernel, launch_grid, resolve_local
 from .base import Variant, scratch
+from .gemm import flip_weights, transposed_geometry
 
 KERNELS = "depthwise.cl"
 MAX_WINDOW = 49  # kh*kw compiled in and unrolled; bigger windows take another variant
@@ -36,7 +37,7 @@ def validate(profile, geo, op, params):
     if op == "grad_input":
         if not _grad_input_is_local(geo, params):
             return None  # the padded or the gathering kernel: no local memory
-        block_geo, reduce = _transposed(geo), geo.K // geo.C
+        block_geo, reduce = transposed_geometry(geo), geo.K // geo.C
     if not int(params.get("PAD", 1)):
         _, _, lx, ly = _local_shape(profile, block_geo, params)
         need = _block_bytes(block_geo, params, lx, ly, reduce)
@@ -152,32 +153,20 @@ def _grad_input_is_local(geo, params) -> bool:
         and not int(params.get("PAD", 1))
 
 
-def _transposed(geo):
-    """grad_input as a stride-1 convolution of grad_out with the flipped windows,
-    padded by dilation*(k-1) - padding."""
-    from ..ops.conv import ConvGeometry
-
-    (dh, dw) = geo.dilation
-    return ConvGeometry(geo.N, geo.K, geo.Ho, geo.Wo, geo.C, geo.kh, geo.kw, geo.H, geo.W,
-                        (1, 1), dh * (geo.kh - 1) - geo.pad_top,
-                        dw * (geo.kw - 1) - geo.pad_left, geo.dilation, geo.groups)
-
-
 def grad_input(rt, geo, params, grad_out, w, out, bias=None):
     from ..ops.conv import ConvGeometry
-    from .gemm import flip_weights
 
     (sh, sw) = geo.stride
     mult = geo.K // geo.C
     if _grad_input_is_local(geo, params):
-        tgeo = _transposed(geo)
+        tgeo = transposed_geometry(geo)
         return _local(rt, tgeo, params, grad_out, flip_weights(rt, geo, w), bias, out,
                       geo.C, 1, mult, (tgeo.pad_top, tgeo.pad_left))
     if mult == 1:
         # spread grad_out out by the stride (zeros between its elements) in the padding
         # pass, then a stride-1 convolution
         hd, wd = (geo.Ho - 1) * sh + 1, (geo.Wo - 1) * sw + 1
-        t = _transposed(geo)
+        t = transposed_geometry(geo)
         tgeo = ConvGeometry(geo.N, geo.K, hd, wd, geo.C, geo.kh, geo.kw, geo.H, geo.W, (1, 1),
                             t.pad_top, t.pad_left, geo.dilation, geo.groups)
         return forward(rt, tgeo, dict(params, PAD=1), grad_out, flip_weights(rt, geo, w),
