@@ -1,6 +1,6 @@
 // Depthwise convolution (groups == in_channels, out_channels = multiplier * C) and its
 // gradients, NCHW float32. The window size is compiled in (KH, KW) so the loops unroll.
-// No local memory, any work-group size works.
+// Any work-group size works; only depthwise_local uses local memory, sized by the host.
 
 #ifndef KH
 #define KH 3
@@ -12,7 +12,7 @@
 #define TW 8            // outputs along a row per work-item
 #endif
 #ifndef TH
-#define TH 1            // output rows per work-item (depthwise_rows)
+#define TH 1            // output rows per work-item (depthwise_local)
 #endif
 #ifndef ACT
 #define ACT 0           // 0: none, 1: relu
@@ -329,9 +329,9 @@ void fill_block(__local float *blk, __global const float *src, const int H, cons
 }
 
 // A TH x TW block of output plane p = n*Ko + o per work-item. The work-group first
-// copies the input block it reads, zero border included, into local memory `blk`
-// (R blocks; sized by the host from the local size), so neither a padding pass nor bounds checks
-// in the inner loops are needed. The plane sums R input planes c = (o / mult) * R + r,
+// copies the input block it reads, zero border included, into local memory `blk` (R
+// blocks, sized by the host from the local size), so neither a padding pass nor bounds
+// checks in the inner loops are needed. The plane sums R input planes c = (o / mult) * R + r,
 // r < R, each with window w[R == 1 ? o : c]. The row stride and the dilation are
 // compiled in (SH, DH, DW), so the compiler sees which taps read the same block row
 // and loads each once for all TH rows:

@@ -6,8 +6,8 @@
 //   V[xi, c, t] = (B^T d[c, t] B)[xi]            input tiles t = (n, ty, tx), (16, C, ldt)
 //   M[xi, k, t] = sum_c U[xi, k, c] V[xi, c, t]  the GEMMs, (16, K, ldt)
 //   out[n, k, 2ty.., 2tx..] = A^T M[., k, t] A   (+ bias) (relu)
-// One work-item per (k, c) pair, per (tile, channel) or per (tile, output channel): no
-// local memory, no barriers.
+// Each work-item transforms 8 input channels of one (k) window, or 8 neighbouring tiles
+// of one channel, as float8 vectors: no local memory, no barriers.
 
 #ifndef ACT
 #define ACT 0           // 0: none, 1: relu
