@@ -70,6 +70,19 @@ __kernel void max_pool2d_backward(
     }
 }
 
+// The windows o along one axis (stride s, padding p, k taps d apart, n windows) that
+// hold element i, o*s - p <= i <= o*s - p + (k-1)*d, are first_window .. last_window
+// (none when first > last): the gathering gradients visit them.
+int first_window(const int i, const int p, const int k, const int d, const int s)
+{
+    return max(0, (i + p - (k - 1) * d + s - 1) / s);
+}
+
+int last_window(const int i, const int p, const int s, const int n)
+{
+    return min(n - 1, (i + p) / s);
+}
+
 // The same gradient when the windows are known: a 3-D grid (ix, iy, plane), each input
 // element summing grad_out over the windows that contain it and chose it. Windows are
 // visited in output order, as max_pool2d_backward adds them, so both agree exactly.
@@ -84,11 +97,10 @@ __kernel void max_pool2d_backward_windows(
     const int i = iy * W + ix;
     __global const float *g = gout + plane * Ho * Wo;
     __global const int *ip = idx + plane * Ho * Wo;
-    // windows oy with oy*sh - ph <= iy <= oy*sh - ph + (kh-1)*dh
-    const int ty = iy + ph, tx = ix + pw;
-    const int oy_lo = max(0, (ty - (kh - 1) * dh + sh - 1) / sh);
-    const int ox_lo = max(0, (tx - (kw - 1) * dw + sw - 1) / sw);
-    const int oy_hi = min(Ho - 1, ty / sh), ox_hi = min(Wo - 1, tx / sw);
+    const int oy_lo = first_window(iy, ph, kh, dh, sh);
+    const int oy_hi = last_window(iy, ph, sh, Ho);
+    const int ox_lo = first_window(ix, pw, kw, dw, sw);
+    const int ox_hi = last_window(ix, pw, sw, Wo);
     float acc = 0.0f;
     for (int oy = oy_lo; oy <= oy_hi; ++oy)
         for (int ox = ox_lo; ox <= ox_hi; ++ox) {
@@ -144,11 +156,10 @@ __kernel void avg_pool2d_backward(
     const int iy = (gid / W) % H;
     const int plane = gid / (W * H);
     __global const float *gp = gout + plane * Ho * Wo;
-    // Windows oy with oy*sh - ph <= iy < oy*sh - ph + kh.
-    const int oy_lo = max(0, (iy + ph - kh + sh) / sh);
-    const int oy_hi = min(Ho - 1, (iy + ph) / sh);
-    const int ox_lo = max(0, (ix + pw - kw + sw) / sw);
-    const int ox_hi = min(Wo - 1, (ix + pw) / sw);
+    const int oy_lo = first_window(iy, ph, kh, 1, sh);
+    const int oy_hi = last_window(iy, ph, sh, Ho);
+    const int ox_lo = first_window(ix, pw, kw, 1, sw);
+    const int ox_hi = last_window(ix, pw, sw, Wo);
     float acc = 0.0f;
     for (int oy = oy_lo; oy <= oy_hi; ++oy) {
         for (int ox = ox_lo; ox <= ox_hi; ++ox) {

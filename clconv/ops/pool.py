@@ -64,11 +64,12 @@ def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode
                               geo.stride, geo.padding, geo.dilation, return_indices)
 
 
-def plane_grid(rt, kernel, out_shape, *args):
-    """Launch a pooling kernel on a (Wo, Ho, planes) grid; a row of outputs per group."""
-    N, C, Ho, Wo = out_shape
-    width = group_size(DEFAULT_GROUP_SIZE, Wo)
-    launch_grid(rt, kernel, (Wo, Ho, N * C), (width, max(1, DEFAULT_GROUP_SIZE // width), 1),
+def plane_grid(rt, kernel, shape, *args):
+    """Launch a pooling kernel on a (W, H, planes) grid over the NCHW `shape` (the output
+    for the forward kernels, the input for the gathering gradient); a row per group."""
+    N, C, H, W = shape
+    width = group_size(DEFAULT_GROUP_SIZE, W)
+    launch_grid(rt, kernel, (W, H, N * C), (width, max(1, DEFAULT_GROUP_SIZE // width), 1),
                 *args)
 
 
@@ -117,13 +118,10 @@ def max_pool2d_backward(grad_output, indices, input_shape, kernel_size=None, str
     else:  # a device array of another integer type, e.g. int64 from elsewhere
         idx = on_device(rt, indices.astype(np.int32))
     grad_input = empty(rt, input_shape)
-    if geo is not None:
-        N, C, H, W = input_shape
-        width = group_size(DEFAULT_GROUP_SIZE, W)
-        launch_grid(rt, get_kernel(rt, KERNELS, "max_pool2d_backward_windows"),
-                    (W, H, N * C), (width, max(1, DEFAULT_GROUP_SIZE // width), 1),
-                    on_device(rt, grad_output), idx, grad_input, N * C, H, W, geo.Ho, geo.Wo,
-                    *geo.kernel, *geo.stride, *geo.padding, *geo.dilation)
+    if geo is not None:  # a work-item per input element, on the input's plane grid
+        plane_grid(rt, get_kernel(rt, KERNELS, "max_pool2d_backward_windows"), input_shape,
+                   on_device(rt, grad_output), idx, grad_input, planes, geo.H, geo.W,
+                   geo.Ho, geo.Wo, *geo.kernel, *geo.stride, *geo.padding, *geo.dilation)
         return grad_input
     launch(rt, get_kernel(rt, KERNELS, "max_pool2d_backward"), planes,
            on_device(rt, grad_output), idx, grad_input, plane_size, g_shape[2] * g_shape[3])
