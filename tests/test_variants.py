@@ -183,6 +183,37 @@ def test_validate_rejects_bad_tunables_and_geometries():
     assert "depthwise" in dw.validate(profile, _geo(), "forward", {"TW": 8, "WG": 1})
     assert dw.validate(profile, _geo(w=(4, 1, 3, 3), groups=4), "grad_input",
                        {"TW": 8, "WG": 1}) is None
+    assert "TW=3" in dw.validate(profile, _geo(w=(4, 1, 3, 3), groups=4), "forward",
+                                 {"TW": 3, "WG": 1})
+    assert "TH=9" in dw.validate(profile, _geo(w=(4, 1, 3, 3), groups=4), "forward",
+                                 {"TW": 8, "TH": 9, "WG": 1})
+    wino = algos.VARIANTS["winograd"]
+    params = {"TM": 4, "TN": 8, "NV": 1, "WG": 1}
+    assert "3x3" in wino.validate(profile, _geo(w=(6, 4, 5, 5), padding=2), "forward", params)
+    assert "3x3" in wino.validate(profile, _geo(stride=2), "forward", params)
+    assert "padding 0..2" in wino.validate(profile, _geo(padding=3), "grad_input", params)
+    assert wino.validate(profile, _geo(padding=3), "forward", params) is None
+    assert "grad_weight" not in wino.ops
+
+
+def test_validate_rejects_local_memory_and_transform_buffers_beyond_the_device():
+    import dataclasses
+
+    profile = clconv.current_runtime().profile
+    dw = algos.VARIANTS["depthwise"]
+    geo = _geo(x=(1, 8, 64, 64), w=(8, 1, 3, 3), groups=8)
+    local = {"TW": 16, "TH": 4, "WG": 1, "PAD": 0}
+    tiny = dataclasses.replace(profile, local_mem_size=256)
+    assert "local memory" in dw.validate(tiny, geo, "forward", local)
+    assert "local memory" in dw.validate(tiny, geo, "grad_input", local)
+    assert dw.validate(tiny, geo, "forward", dict(local, PAD=1)) is None  # no local memory
+    assert dw.validate(profile, geo, "forward", local) is None
+    wino = algos.VARIANTS["winograd"]
+    params = {"TM": 4, "TN": 8, "NV": 1, "WG": 1}
+    wide = _geo(x=(2, 16, 32, 32), w=(16, 16, 3, 3))
+    small = dataclasses.replace(profile, max_mem_alloc_size=1 << 16)
+    assert "max allocation" in wino.validate(small, wide, "forward", params)
+    assert wino.validate(profile, wide, "forward", params) is None
 
 
 def test_heuristic_is_deterministic_and_sensible():

@@ -30,6 +30,12 @@ def _tiles(geo):
     return th, tw8, geo.N * th * tw8
 
 
+def _convolution_run(geo, op: str):
+    """The forward convolution `op` runs: geo itself, or for grad_input the convolution
+    of the output gradient with the flipped weights."""
+    return geo if op == "forward" else transposed_geometry(geo)
+
+
 def pays(geo, op: str) -> bool:
     """Where Winograd beat im2col + GEMM in `clconv bench` on POCL: enough channels that
     the GEMMs dominate the three transform passes, enough tiles for the GEMMs to run
@@ -37,7 +43,7 @@ def pays(geo, op: str) -> bool:
     grad_input is judged by the flipped convolution it runs."""
     if op not in ("forward", "grad_input") or not applies(geo):
         return False
-    conv = geo if op == "forward" else transposed_geometry(geo)
+    conv = _convolution_run(geo, op)
     _, _, tiles = _tiles(conv)
     return min(conv.C, conv.K) >= 128 and tiles >= 128
 
@@ -50,11 +56,13 @@ def validate(profile, geo, op, params):
     reason = validate_params(profile, params)
     if reason is not None:
         return reason
-    th, tw8, T = _tiles(geo)
+    conv = _convolution_run(geo, op)
+    _, _, T = _tiles(conv)
     ldt = round_up(T, tile_n(params))
-    nbytes = 4 * 16 * max(geo.C, geo.K) * ldt
+    # the largest buffer: weights (16, K, C), input tiles (16, C, ldt), products (16, K, ldt)
+    nbytes = 4 * 16 * max(conv.K * conv.C, conv.C * ldt, conv.K * ldt)
     if nbytes > profile.max_mem_alloc_size:
-        return (f"transformed tiles of {nbytes} bytes exceed the device's max allocation "
+        return (f"a transform buffer of {nbytes} bytes exceeds the device's max allocation "
                 f"{profile.max_mem_alloc_size}")
     return None
 
@@ -72,8 +80,8 @@ def forward(rt, geo, params, x, w, bias, out, relu=False):
     M = scratch(rt, (16, K, ldt))
     launch_grid(rt, get_kernel(rt, KERNELS, "winograd_weights"), (-(-C // 8), K),
                 (1, _group(rt, K)), w, U, K, C)
-    groups = (tw8 // 8, th, 0)
-    launch_grid(rt, get_kernel(rt, KERNELS, "winograd_input"), groups[:2] + (geo.N * C,),
+    tile_grid = (tw8 // 8, th)  # 8 tiles per work-item across, a tile row down
+    launch_grid(rt, get_kernel(rt, KERNELS, "winograd_input"), tile_grid + (geo.N * C,),
                 (1, _group(rt, th), 1), xp, V, C, hp, wp, th, tw8, ldt)
     gemm(rt, params, K, T, C, 1,
          U, C, (K * C, 0, 0),
@@ -81,7 +89,7 @@ def forward(rt, geo, params, x, w, bias, out, relu=False):
          M, ldt, (K * ldt, 0),
          16, 1)
     launch_grid(rt, get_kernel(rt, KERNELS, "winograd_output", {"ACT": int(relu)}),
-                groups[:2] + (geo.N * K,), (1, _group(rt, th), 1),
+                tile_grid + (geo.N * K,), (1, _group(rt, th), 1),
                 M, bias if bias is not None else M, bias is not None,
                 out, K, geo.Ho, geo.Wo, th, tw8, ldt)
     return out
