@@ -53,6 +53,15 @@ def test_non_positive_parameters(arg, value):
         F.conv2d(x4(1, 2, 8, 8), x4(2, 2, 3, 3), **{arg: value})
 
 
+@pytest.mark.parametrize("arg", ["stride", "dilation", "groups"])
+@pytest.mark.parametrize("value", [1.0, True])
+def test_non_int_parameters_are_rejected_even_after_the_int_was_memoised(arg, value):
+    """The geometry memo must not answer for 1.0 or True (equal to 1 as dict keys)."""
+    F.conv2d(x4(1, 2, 8, 8), x4(2, 2, 3, 3), **{arg: 1})
+    with pytest.raises(TypeError, match=f"{arg}: expected an int"):
+        F.conv2d(x4(1, 2, 8, 8), x4(2, 2, 3, 3), **{arg: value})
+
+
 def test_negative_padding_and_bad_padding_string():
     with pytest.raises(ValueError, match="padding: expected values >= 0"):
         F.conv2d(x4(1, 2, 8, 8), x4(2, 2, 3, 3), padding=-1)

@@ -64,14 +64,17 @@ def _check_groups(groups, channels: int, name: str, channel_axis: str) -> int:
 
 def conv_geometry(input_shape, weight_shape, stride, padding, dilation, groups) -> ConvGeometry:
     """The validated geometry; memoised, as a layer asks with the same arguments on every
-    call (arguments that cannot be hashed, such as lists, are computed each time)."""
+    call. Only plain ints, strings and tuples of ints are memo keys: 1.0 and True equal 1
+    as keys, yet validation rejects them, and lists cannot be keys."""
     args = (tuple(input_shape), tuple(weight_shape), stride, padding, dilation, groups)
-    try:
+    if all(_plain(a) for a in args):
         return _cached_geometry(*args)
-    except TypeError as error:
-        if "unhashable" not in str(error):
-            raise
-        return _conv_geometry(*args)
+    return _conv_geometry(*args)
+
+
+def _plain(value) -> bool:
+    return type(value) in (int, str) or \
+        type(value) is tuple and all(type(v) is int for v in value)
 
 
 def _conv_geometry(input_shape, weight_shape, stride, padding, dilation, groups) -> ConvGeometry:
