@@ -156,6 +156,13 @@ def test_max_pool2d_backward_indices():
     bad = np.full((1, 1, 2, 2), 16, np.int64)
     with pytest.raises(ValueError, match=r"indices: expected values in \[0, 16\)"):
         F.max_pool2d_backward(x4(1, 1, 2, 2), bad, (1, 1, 4, 4))
+    # given the forward's window, grad_output must have that window's output shape
+    idx = np.zeros((1, 1, 2, 2), np.int64)
+    with pytest.raises(ValueError, match=r"grad_output: expected shape \(1, 1, 1, 1\), got "
+                                         r"\(1, 1, 2, 2\)"):
+        F.max_pool2d_backward(x4(1, 1, 2, 2), idx, (1, 1, 4, 4), kernel_size=4)
+    with pytest.raises(ValueError, match="stride: expected .*>= 1"):
+        F.max_pool2d_backward(x4(1, 1, 2, 2), idx, (1, 1, 4, 4), kernel_size=2, stride=0)
 
 
 def test_nan_and_out_of_range_scalars():
