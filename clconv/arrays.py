@@ -1,6 +1,8 @@
 """Moving arrays between numpy and the device, and allocating outputs."""
 from __future__ import annotations
 
+import functools
+import inspect
 import os
 
 import numpy as np
@@ -15,10 +17,36 @@ def poison_outputs() -> bool:
     return os.environ.get(ENV_POISON, "") not in ("", "0")
 
 
+@functools.lru_cache(maxsize=4096)
+def _layout(shape: tuple, dtype: np.dtype):
+    """(size, C-contiguous strides) of a new array: shapes recur call after call."""
+    size, strides = 1, []
+    for extent in reversed(shape):
+        strides.append(size * dtype.itemsize)
+        size *= extent
+    return size, tuple(reversed(strides))
+
+
+# pyopencl's public constructor re-validates the shape with numpy on every call (about
+# 9 us, more than a small kernel runs); its internal fast path skips that. Shapes here
+# are already validated ints, so use it where this pyopencl has it.
+_HAS_FAST_ARRAY = "_fast" in inspect.signature(cla.Array.__init__).parameters
+
+
+def allocate(runtime, shape, dtype=np.float32) -> cla.Array:
+    """An uninitialised C-contiguous device array from the runtime's memory pool."""
+    shape, dtype = tuple(int(s) for s in shape), np.dtype(dtype)
+    if not _HAS_FAST_ARRAY or 0 in shape:
+        return cla.empty(runtime.queue, shape, dtype, allocator=runtime.allocator)
+    size, strides = _layout(shape, dtype)
+    return cla.Array(None, shape, dtype, allocator=runtime.allocator, strides=strides,
+                     _fast=True, _size=size, _context=runtime.context,
+                     _queue=runtime.queue)
+
+
 def empty(runtime, shape, dtype=np.float32) -> cla.Array:
-    """A new device array from the runtime's memory pool."""
-    out = cla.empty(runtime.queue, tuple(int(s) for s in shape), np.dtype(dtype),
-                    allocator=runtime.allocator)
+    """A new output array from the runtime's memory pool (see poison_outputs)."""
+    out = allocate(runtime, shape, dtype)
     if poison_outputs() and out.size:
         out.fill(np.nan if out.dtype.kind == "f" else -1)
     return out

@@ -109,24 +109,23 @@ def _build(context: cl.Context, path: Path, options: tuple[str, ...]) -> dict[st
 
 
 def _as_arg(value):
-    kind = type(value)
-    if kind is int:  # the common case first: sizes and flags
-        return np.int32(value)
-    if kind is cla.Array or isinstance(value, cla.Array):
-        return value.data  # callers pass offset-0 arrays (see arrays.as_device)
-    if isinstance(value, (np.int64, np.uint64)):  # e.g. from numpy shape arithmetic
-        return np.int32(value)
-    if isinstance(value, np.float64):
-        return np.float32(value)
-    if isinstance(value, np.generic):  # other explicit numpy scalars are kept (e.g. uint32)
-        return value
-    if isinstance(value, bool):
-        return np.int32(int(value))
-    if isinstance(value, int):
-        return np.int32(value)
-    if isinstance(value, float):
-        return np.float32(value)
-    return value
+    """A launch argument as pyopencl takes it: device arrays as their buffers (callers
+    pass offset-0 arrays, see arrays.on_device); scalars as they are, since pyopencl
+    packs plain Python numbers fastest once the kernel's scalar types are declared."""
+    return value.data if isinstance(value, cla.Array) else value
+
+
+def _scalar_dtype(value):
+    """The OpenCL type a scalar argument is declared as: Python and numpy integers and
+    bools are int, floats are float, other numpy scalars keep their type; None for
+    buffers and local memory."""
+    if isinstance(value, (bool, int, np.int64, np.uint64)):
+        return np.dtype(np.int32)
+    if isinstance(value, (float, np.float64)):
+        return np.dtype(np.float32)
+    if isinstance(value, np.generic):
+        return value.dtype
+    return None
 
 
 def group_size(limit: int, n_items: int) -> int:
@@ -151,7 +150,7 @@ def launch(runtime, kernel: cl.Kernel, n_items: int, *args) -> cl.Event:
                        n_items)
     global_size = -(-n_items // local) * local
     return _invoke(runtime, kernel, (global_size,), (local,),
-                   [np.int32(n_items)] + [_as_arg(a) for a in args])
+                   [n_items] + [_as_arg(a) for a in args])
 
 
 def resolve_local(runtime, kernel: cl.Kernel, items, local) -> tuple[int, ...]:
@@ -211,12 +210,12 @@ def _invoke(runtime, kernel: cl.Kernel, global_size, local_size, args) -> cl.Eve
 
     Without declared scalar types pyopencl sets each numpy scalar argument through a
     slow generic path (about 150 us per launch for 20 arguments with POCL on these
-    machines, more than many small kernels run). The types are fixed per kernel, so the
-    first launch declares them from its (already converted) arguments.
+    machines, more than many small kernels run); with them it packs plain Python
+    numbers directly. The types are fixed per kernel, so the first launch declares them
+    from its arguments (see _scalar_dtype).
     """
     if kernel not in _typed:
         with _lock:
-            kernel.set_scalar_arg_dtypes(
-                [a.dtype if isinstance(a, np.generic) else None for a in args])
+            kernel.set_scalar_arg_dtypes([_scalar_dtype(a) for a in args])
             _typed.add(kernel)
     return kernel(runtime.queue, global_size, local_size, *args)

@@ -111,3 +111,35 @@ def test_launch_respects_the_profile_work_group_limit(monkeypatch):
     for global_size, local_size in seen:
         assert local_size[0] <= rt.profile.max_work_group_size
         assert global_size[0] % local_size[0] == 0
+
+
+@pytest.mark.parametrize("shape, dtype", [((2, 3, 4, 5), "float32"), ((7,), "int32"),
+                                          ((1, 1), "float32"), ((0, 3), "float32")])
+def test_allocate_makes_the_array_pyopencl_would(shape, dtype):
+    """arrays.allocate takes pyopencl's internal fast constructor; the result must match
+    pyopencl.array.empty in every attribute ops and users read."""
+    import numpy as np
+    import pyopencl.array as cla
+
+    from clconv.arrays import allocate
+
+    rt = clconv.current_runtime()
+    ours = allocate(rt, shape, dtype)
+    theirs = cla.empty(rt.queue, shape, dtype)
+    for attribute in ("shape", "strides", "dtype", "size", "nbytes", "offset", "ndim"):
+        assert getattr(ours, attribute) == getattr(theirs, attribute), attribute
+    assert ours.flags.c_contiguous and ours.context == rt.context and ours.queue == rt.queue
+    if ours.size:
+        ours.fill(3)
+        assert (ours.get() == np.full(shape, 3, dtype)).all()
+
+
+def test_scalar_arguments_are_declared_from_their_python_types():
+    import numpy as np
+
+    from clconv.build import _scalar_dtype
+
+    assert _scalar_dtype(3) == _scalar_dtype(True) == _scalar_dtype(np.int64(3)) == np.int32
+    assert _scalar_dtype(0.5) == _scalar_dtype(np.float64(0.5)) == np.float32
+    assert _scalar_dtype(np.uint32(5)) == np.uint32
+    assert _scalar_dtype(cl.LocalMemory(16)) is None

@@ -4,8 +4,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable
 
-import numpy as np
 import pyopencl.array as cla
+
+from ..arrays import allocate
 
 OPS = ("forward", "grad_input", "grad_weight")
 
@@ -32,7 +33,7 @@ class Variant:
 def scratch(rt, shape) -> cla.Array:
     """A scratch device array from the runtime's memory pool (never poisoned: the
     kernels that fill scratch buffers write every element)."""
-    return cla.empty(rt.queue, tuple(int(s) for s in shape), np.float32, allocator=rt.allocator)
+    return allocate(rt, shape)
 
 
 def round_up(value: int, multiple: int) -> int:
