@@ -183,9 +183,23 @@ void store_span(DVEC v, __global float *dst, const int n)
         DVSTORE(v, 0, dst);
         return;
     }
+    // a row's last, partial span: the widest vector stores that fit, then single floats
     float s[TW];
     DVSTORE(v, 0, s);
-    for (int j = 0; j < n; ++j) dst[j] = s[j];
+    int j = 0;
+#if TW == 16
+    if (n >= 8) {
+        vstore8(vload8(0, s), 0, dst);
+        j = 8;
+    }
+#endif
+#if TW >= 8
+    if (n - j >= 4) {
+        vstore4(vload4(0, s + j), 0, dst + j);
+        j += 4;
+    }
+#endif
+    for (; j < n; ++j) dst[j] = s[j];
 }
 #endif
 
@@ -306,12 +320,24 @@ __kernel void depthwise_grad_weight_partial_padded(
 
 #if TW == 4 || TW == 8 || TW == 16
 // Copy rows [iy0, iy0 + bh) x columns [ix0, ix0 + bw) of a plane into blk, zero outside
-// the plane: the work-group's rows are shared out over its work-items.
+// the plane: the work-group's rows are shared out over its work-items. With a column
+// stride of 2 (SW == 2) each block row holds its even columns first, then its odd ones
+// (block_column), so every tap's TW inputs are one contiguous vector load.
+#if SW == 2
+#define BLOCK_HALF(bw) (((bw) + 1) >> 1)
+#define block_column(c, odd0) ((((c) & 1) * (odd0)) + ((c) >> 1))
+#else
+#define block_column(c, odd0) (c)
+#endif
+
 void fill_block(__local float *blk, __global const float *src, const int H, const int W,
                 const int iy0, const int ix0, const int bh, const int bw)
 {
     const int lsize = get_local_size(0) * get_local_size(1);
     const int lo = clamp(-ix0, 0, bw), hi = clamp(W - ix0, lo, bw);
+#if SW == 2
+    const int odd0 = BLOCK_HALF(bw);  // where the odd columns start
+#endif
     for (int r = get_local_id(1) * get_local_size(0) + get_local_id(0); r < bh; r += lsize) {
         __local float *d = blk + r * bw;
         const int iy = iy0 + r;
@@ -320,12 +346,37 @@ void fill_block(__local float *blk, __global const float *src, const int H, cons
             continue;
         }
         __global const float *s = src + iy * W + ix0;
-        for (int c = 0; c < lo; ++c) d[c] = 0.0f;
-        int c = lo;
-        for (; c + 4 <= hi; c += 4) vstore4(vload4(0, s + c), 0, d + c);
-        for (; c < hi; ++c) d[c] = s[c];
-        for (c = hi; c < bw; ++c) d[c] = 0.0f;
+        int c = 0;
+        for (; c < lo; ++c) d[block_column(c, odd0)] = 0.0f;
+#if SW == 2
+        for (; c < hi && (c & 1); ++c) d[block_column(c, odd0)] = s[c];
+        for (; c + 8 <= hi; c += 8) {  // even c: 4 even and 4 odd columns
+            const float8 v = vload8(0, s + c);
+            vstore4(v.even, 0, d + (c >> 1));
+            vstore4(v.odd, 0, d + odd0 + (c >> 1));
+        }
+#else
+        for (; c + 8 <= hi; c += 8) vstore8(vload8(0, s + c), 0, d + c);
+        if (c + 4 <= hi) {
+            vstore4(vload4(0, s + c), 0, d + c);
+            c += 4;
+        }
+#endif
+        for (; c < hi; ++c) d[block_column(c, odd0)] = s[c];
+        for (; c < bw; ++c) d[block_column(c, odd0)] = 0.0f;
     }
+}
+
+// The inputs of window column kx for the TW outputs from block column x0 / sw on.
+DVEC block_tap(__local const float *row, const int x0, const int kx, const int sw,
+               const int bw)
+{
+#if SW == 2
+    const int c = kx * DW;
+    return DVLOAD(0, row + block_column(c, BLOCK_HALF(bw)) + x0);
+#else
+    return span_local(row, x0 * sw + kx * DW, sw);
+#endif
 }
 
 // A TH x TW block of output plane p = n*Ko + o per work-item. The work-group first
@@ -346,8 +397,7 @@ __kernel void depthwise_local(
 {
     const int lx = get_local_id(0), ly = get_local_id(1);
     const int tiles_x = get_local_size(0) * TW, tiles_y = get_local_size(1) * TH;
-    // SW=2 loads 2*TW columns per tap: one more column than the window needs
-    const int bw = (tiles_x - 1) * sw + (KW - 1) * DW + 1 + (SW == 2);
+    const int bw = (tiles_x - 1) * sw + (KW - 1) * DW + 1;
     const int bh = (tiles_y - 1) * SH + (KH - 1) * DH + 1;
     const int ox0 = get_group_id(0) * tiles_x + lx * TW;
     const int oy0 = get_group_id(1) * tiles_y + ly * TH;
@@ -376,7 +426,7 @@ __kernel void depthwise_local(
                 __local const float *row = blk + (r * bh + (ly * TH + t) * SH + ky * DH) * bw;
 #pragma unroll
                 for (int kx = 0; kx < KW; ++kx) {
-                    acc[t] = mad(span_local(row, lx * TW * sw + kx * DW, sw),
+                    acc[t] = mad(block_tap(row, lx * TW, kx, sw, bw),
                                  (DVEC)(wp[ky * KW + kx]), acc[t]);
                 }
             }

@@ -31,6 +31,10 @@ EXTRA = [
     ((1, 2, 10, 9), (6, 1, 3, 3), dict(stride=1, padding=2, dilation=(2, 1), groups=2)),
     ((1, 2, 11, 17), (4, 1, 3, 2), dict(stride=(2, 1), padding=(1, 0), dilation=1, groups=2)),
     ((1, 1, 6, 7), (9, 1, 3, 3), dict(stride=1, padding=1, dilation=1, groups=1)),
+    # column stride 2 (deinterleaved block): rows long enough for the vector fill, odd
+    # taps with dilation, a multiplier with a 5-wide window and padding 2
+    ((1, 3, 9, 41), (3, 1, 3, 3), dict(stride=2, padding=2, dilation=(1, 3), groups=3)),
+    ((1, 2, 7, 57), (4, 1, 5, 5), dict(stride=(1, 2), padding=2, dilation=1, groups=2)),
     ((2, 5, 7, 9), (11, 5, 1, 1), dict(stride=1, padding=0, dilation=1, groups=1)),
     # Winograd: odd output sizes (half tiles), a tile row past 8 tiles, padding 0 and 2
     ((2, 5, 9, 11), (7, 5, 3, 3), dict(stride=1, padding=1, dilation=1, groups=1)),

@@ -63,6 +63,12 @@ def _sw(geo, tw) -> int:
     return sw if sw == 1 or (sw == 2 and tw <= 8) else 0
 
 
+def _local_sw(geo) -> int:
+    """depthwise_local's compiled-in column stride: 1, or 2 (its block is stored
+    deinterleaved, see fill_block), else 0 (gathered)."""
+    return geo.stride[1] if geo.stride[1] in (1, 2) else 0
+
+
 def pad(rt, x, geo, planes, H, W, hp, wp, top, left, wg, upsample=(1, 1)):
     xp = scratch(rt, (planes, hp, wp))
     kernel = get_kernel(rt, KERNELS, "pad_planes")
@@ -121,7 +127,7 @@ def _block_bytes(geo, params, lx, ly, reduce=1):
     """Local memory for the `reduce` input blocks a work-group of (lx, ly) reads."""
     tw, th = int(params["TW"]), int(params.get("TH", 1))
     (sh, sw), (dh, dw) = geo.stride, geo.dilation
-    bw = (lx * tw - 1) * sw + (geo.kw - 1) * dw + 1 + (_sw(geo, tw) == 2)
+    bw = (lx * tw - 1) * sw + (geo.kw - 1) * dw + 1
     bh = (ly * th - 1) * sh + (geo.kh - 1) * dh + 1
     return 4 * bw * bh * reduce
 
@@ -132,7 +138,7 @@ def _local(rt, geo, params, x, w, bias, out, planes_out, mult, reduce, padding, 
     tw, th = int(params["TW"]), int(params.get("TH", 1))
     kernel = get_kernel(rt, KERNELS, "depthwise_local",
                         {"KH": geo.kh, "KW": geo.kw, "TW": tw, "TH": th, "ACT": int(relu),
-                         "SW": _sw(geo, tw), "SH": geo.stride[0], "DH": geo.dilation[0],
+                         "SW": _local_sw(geo), "SH": geo.stride[0], "DH": geo.dilation[0],
                          "DW": geo.dilation[1], "R": reduce})
     tiles, bands, lx, ly = _local_shape(rt.profile, geo, params)
     items = (tiles, bands, geo.N * planes_out)
@@ -216,7 +222,7 @@ def space(profile, geo, op):
     limit = profile.max_work_group_size
     wgs = sorted({w for w in (1, 4, 8, 12, 16, 32, 64, 128) if w <= limit} | {min(12, limit)})
     return [{"TW": tw, "TH": th, "WG": wg, "PAD": pad} for tw in (4, 8, 16)
-            for th in (1, 2, 4) for wg in wgs for pad in (0, 1)]
+            for th in (1, 2, 4, 7) for wg in wgs for pad in (0, 1)]
 
 
 def defaults(profile, geo, op):
