@@ -227,12 +227,10 @@ __kernel void pad_planes(
         for (int px = 0; px < lo; ++px) dst[px] = 0.0f;
         for (int px = lo; px < hi; ++px) dst[px] = src[px - pw];
         for (int px = hi; px < Wp; ++px) dst[px] = 0.0f;
-    } else {
-        for (int px = 0; px < Wp; ++px) {
-            const int tx = px - pw;
-            const int ix = tx / ux;
-            dst[px] = (tx >= 0 && ix * ux == tx && ix < W) ? src[ix] : 0.0f;
-        }
+    } else {  // zero the row, then scatter the sources: no division per element
+        for (int px = 0; px < Wp; ++px) dst[px] = 0.0f;
+        const int first = max(0, (-pw + ux - 1) / ux);  // first ix with pw + ix*ux >= 0
+        for (int ix = first; ix < W && pw + ix * ux < Wp; ++ix) dst[pw + ix * ux] = src[ix];
     }
 }
 
