@@ -20,6 +20,9 @@
 #ifndef R
 #define R 1             // depthwise_local: input planes summed per output plane
 #endif
+#ifndef MB
+#define MB 1            // depthwise_local: output planes per work-item (R == 1)
+#endif
 #ifndef SH
 #define SH 1            // depthwise_local: row stride and dilation, compiled in
 #endif
@@ -377,13 +380,14 @@ DVEC block_tap(__local const float *row, const int x0, const int kx, const int s
 #endif
 }
 
-// A TH x TW block of output plane p = n*Ko + o per work-item. The work-group first
+// A TH x TW block of MB output planes p = n*Ko + o per work-item. The work-group first
 // copies the input block it reads, zero border included, into local memory `blk` (R
 // blocks, sized by the host from the local size), so neither a padding pass nor bounds
 // checks in the inner loops are needed. The plane sums R input planes c = (o / mult) * R + r,
 // r < R, each with window w[R == 1 ? o : c]. The row stride and the dilation are
 // compiled in (SH, DH, DW), so the compiler sees which taps read the same block row
 // and loads each once for all TH rows:
+// With a channel multiplier, MB of its planes share each loaded tap (forward only).
 //   forward:                                            mult = multiplier, R = 1;
 //   grad_input (stride 1, flipped windows, padding d*(k-1)-p):  mult = 1, R = multiplier.
 __kernel void depthwise_local(
@@ -399,9 +403,10 @@ __kernel void depthwise_local(
     const int bh = (tiles_y - 1) * SH + (KH - 1) * DH + 1;
     const int ox0 = get_group_id(0) * tiles_x + lx * TW;
     const int oy0 = get_group_id(1) * tiles_y + ly * TH;
-    const int p = get_global_id(2);  // the local size along z is 1: one plane per group
-    const int o = p % Ko, n = p / Ko;
-    const int base = (o / mult) * R;
+    // the local size along z is 1: one group of MB output planes o0 .. o0 + MB per
+    // work-group, all reading one input plane (MB divides the multiplier)
+    const int o0 = get_global_id(2) % (Ko / MB) * MB, n = get_global_id(2) / (Ko / MB);
+    const int base = (o0 / mult) * R;
     // every plane's block first, then one barrier: private values live across a
     // barrier cost a save and restore per work-item on CPU implementations
 #pragma unroll
@@ -410,13 +415,15 @@ __kernel void depthwise_local(
                    get_group_id(1) * tiles_y * SH - ph, get_group_id(0) * tiles_x * sw - pw,
                    bh, bw);
     barrier(CLK_LOCAL_MEM_FENCE);
-    DVEC acc[TH];
-    const float b = has_bias ? bias[o] : 0.0f;
+    DVEC acc[MB * TH];
 #pragma unroll
-    for (int t = 0; t < TH; ++t) acc[t] = (DVEC)(b);
+    for (int m = 0; m < MB; ++m) {
+        const float b = has_bias ? bias[o0 + m] : 0.0f;
+#pragma unroll
+        for (int t = 0; t < TH; ++t) acc[m * TH + t] = (DVEC)(b);
+    }
 #pragma unroll
     for (int r = 0; r < R; ++r) {
-        __global const float *wp = w + (R == 1 ? o : base + r) * (KH * KW);
 #pragma unroll
         for (int t = 0; t < TH; ++t) {
 #pragma unroll
@@ -424,17 +431,26 @@ __kernel void depthwise_local(
                 __local const float *row = blk + (r * bh + (ly * TH + t) * SH + ky * DH) * bw;
 #pragma unroll
                 for (int kx = 0; kx < KW; ++kx) {
-                    acc[t] = mad(block_tap(row, lx * TW, kx, sw, bw),
-                                 (DVEC)(wp[ky * KW + kx]), acc[t]);
+                    const DVEC v = block_tap(row, lx * TW, kx, sw, bw);
+#pragma unroll
+                    for (int m = 0; m < MB; ++m) {  // each loaded tap serves MB windows
+                        const int window = R == 1 ? o0 + m : base + r;
+                        acc[m * TH + t] = mad(v, (DVEC)(w[window * (KH * KW) + ky * KW + kx]),
+                                              acc[m * TH + t]);
+                    }
                 }
             }
         }
     }
     if (ox0 >= Wo) return;  // past the barriers: padding work-items may leave now
 #pragma unroll
-    for (int t = 0; t < TH; ++t) {
-        if (oy0 + t < Ho)  // not break: the loop must stay unrollable
-            store_span(acc[t], out + (p * Ho + oy0 + t) * Wo + ox0, Wo - ox0);
+    for (int m = 0; m < MB; ++m) {
+        const int p = n * Ko + o0 + m;
+#pragma unroll
+        for (int t = 0; t < TH; ++t) {
+            if (oy0 + t < Ho)  // not break: the loop must stay unrollable
+                store_span(acc[m * TH + t], out + (p * Ho + oy0 + t) * Wo + ox0, Wo - ox0);
+        }
     }
 }
 #endif

@@ -70,7 +70,9 @@ def _settings(profile, geo, op):
             candidates += [dict(p, WG=min(p["WG"], profile.max_work_group_size))
                            for p in GEMM_PARAMS]
         if variant.name == "depthwise":
-            candidates += [{"TW": 4, "TH": 3, "WG": 5, "PAD": 0}, {"TW": 4, "WG": 7, "PAD": 1},
+            candidates += [{"TW": 4, "TH": 3, "WG": 5, "PAD": 0, "MB": 4},
+                           {"TW": 8, "TH": 2, "WG": 2, "PAD": 0, "MB": 2},
+                           {"TW": 4, "WG": 7, "PAD": 1},
                            {"TW": 16, "TH": 2, "WG": 1, "PAD": 1}, {"TW": 8, "TH": 1, "WG": 3, "PAD": 0},
                            {"TW": 16, "TH": 3, "WG": 8, "PAD": 0}]
         for params in candidates:
@@ -212,6 +214,7 @@ def test_validate_rejects_local_memory_and_transform_buffers_beyond_the_device()
     assert "local memory" in dw.validate(tiny, geo, "grad_input", local)
     assert dw.validate(tiny, geo, "forward", dict(local, PAD=1)) is None  # no local memory
     assert dw.validate(profile, geo, "forward", local) is None
+    assert "MB=9" in dw.validate(profile, geo, "forward", dict(local, MB=9))
     wino = algos.VARIANTS["winograd"]
     params = {"TM": 4, "TN": 8, "NV": 1, "WG": 1}
     wide = _geo(x=(2, 16, 32, 32), w=(16, 16, 3, 3))

@@ -3,7 +3,9 @@
 forward and stride-1 grad_input: a TH x TW block of outputs per work-item. PAD=0: each
 work-group copies the input block it reads, zero border included, into local memory;
 PAD=1: a pass first writes a zero-bordered copy of the whole input to global memory
-(strided grad_input always takes it, to spread grad_out out by the stride).
+(strided grad_input always takes it, to spread grad_out out by the stride). With a
+channel multiplier (LeNet's first layer: 1 -> 6 channels), a forward work-item computes
+MB of the multiplier's output planes from each tap it loads.
 grad_weight sums per (image row, channel) partials, then reduces them (no atomics)."""
 from __future__ import annotations
 
@@ -31,6 +33,8 @@ def validate(profile, geo, op, params):
         return f"TW={tw}: expected a vector width, 4, 8 or 16"
     if not 1 <= th <= 8:
         return f"TH={th} outside 1..8"
+    if not 1 <= int(params.get("MB", 1)) <= 8:
+        return f"MB={params['MB']} outside 1..8"
     if not 1 <= wg <= profile.max_work_group_size:
         return f"WG={wg} exceeds the device's max work-group size {profile.max_work_group_size}"
     block_geo, reduce = geo, 1
@@ -39,7 +43,8 @@ def validate(profile, geo, op, params):
             return None  # the padded or the gathering kernel: no local memory
         block_geo, reduce = transposed_geometry(geo), geo.K // geo.C
     if not int(params.get("PAD", 1)):
-        _, _, lx, ly = _local_shape(profile, block_geo, params)
+        _, _, lx, ly = _local_shape(profile, block_geo, params,
+                                    _planes_per_item(geo, op, params))
         need = _block_bytes(block_geo, params, lx, ly, reduce)
         if need > profile.local_mem_size:
             return f"input block needs {need} bytes of local memory, the device has " \
@@ -84,7 +89,8 @@ def forward(rt, geo, params, x, w, bias, out, relu=False, source=None):
     tw, wg = int(params["TW"]), int(params["WG"])
     if source is None and not int(params.get("PAD", 1)):
         return _local(rt, geo, params, x, w, bias, out, geo.K, geo.K // geo.C, 1,
-                     (geo.pad_top, geo.pad_left), relu)
+                     (geo.pad_top, geo.pad_left), relu,
+                     _planes_per_item(geo, "forward", params))
     hp, wp = padded_extent(geo, tw)
     sh_, sw_, uy, ux = source if source is not None else (geo.H, geo.W, 1, 1)
     xp = pad(rt, x, geo, geo.N * geo.C, sh_, sw_, hp, wp, geo.pad_top,
@@ -101,7 +107,19 @@ def forward(rt, geo, params, x, w, bias, out, relu=False, source=None):
     return out
 
 
-def _local_shape(profile, geo, params):
+def _planes_per_item(geo, op, params) -> int:
+    """MB: the output planes of one channel multiplier a work-item computes together
+    (forward only; grad_input sums the multiplier instead). A tunable of up to 8, cut to
+    the largest divisor of the multiplier, since shared loads pay only where it is > 1."""
+    if op != "forward":
+        return 1
+    mult, mb = geo.K // geo.C, max(1, int(params.get("MB", 1)))
+    while mult % mb:
+        mb -= 1
+    return mb
+
+
+def _local_shape(profile, geo, params, mb=1):
     """(tiles, bands, lx, ly): TW x TH output blocks across and down a plane, and the
     local size asked for (one plane per work-group). Groups shrink until there are a
     few per compute unit: a group's work-items share one input block, so too few
@@ -110,7 +128,7 @@ def _local_shape(profile, geo, params):
     tiles, bands = -(-geo.Wo // tw), -(-geo.Ho // th)
     lx = min(wg, tiles)
     ly = max(1, min(wg // lx, bands))
-    planes = geo.N * geo.K  # output planes (geo is the transposed one for grad_input)
+    planes = geo.N * geo.K // mb  # plane groups (geo is the transposed one for grad_input)
 
     def groups():
         return planes * -(-tiles // lx) * -(-bands // ly)
@@ -132,16 +150,17 @@ def _block_bytes(geo, params, lx, ly, reduce=1):
     return 4 * bw * bh * reduce
 
 
-def _local(rt, geo, params, x, w, bias, out, planes_out, mult, reduce, padding, relu=False):
+def _local(rt, geo, params, x, w, bias, out, planes_out, mult, reduce, padding, relu=False,
+           mb=1):
     """depthwise_local: output plane o of `planes_out` sums `reduce` input planes of
     geo's input, starting at (o // mult) * reduce (see depthwise.cl)."""
     tw, th = int(params["TW"]), int(params.get("TH", 1))
     kernel = get_kernel(rt, KERNELS, "depthwise_local",
                         {"KH": geo.kh, "KW": geo.kw, "TW": tw, "TH": th, "ACT": int(relu),
                          "SW": _local_sw(geo), "SH": geo.stride[0], "DH": geo.dilation[0],
-                         "DW": geo.dilation[1], "R": reduce})
-    tiles, bands, lx, ly = _local_shape(rt.profile, geo, params)
-    items = (tiles, bands, geo.N * planes_out)
+                         "DW": geo.dilation[1], "R": reduce, "MB": mb})
+    tiles, bands, lx, ly = _local_shape(rt.profile, geo, params, mb)
+    items = (tiles, bands, geo.N * planes_out // mb)
     local = resolve_local(rt, kernel, items, (lx, ly, 1))
     block = cl.LocalMemory(_block_bytes(geo, params, local[0], local[1], reduce))
     launch_grid(rt, kernel, items, local,
@@ -221,12 +240,13 @@ def grad_weight(rt, geo, params, x, grad_out, out):
 def space(profile, geo, op):
     limit = profile.max_work_group_size
     wgs = sorted({w for w in (1, 4, 8, 12, 16, 32, 64, 128) if w <= limit} | {min(12, limit)})
-    return [{"TW": tw, "TH": th, "WG": wg, "PAD": pad} for tw in (4, 8, 16)
-            for th in (1, 2, 4, 7) for wg in wgs for pad in (0, 1)]
+    mbs = (1, 2, 4, 8) if op == "forward" and geo.K > geo.C else (1,)
+    return [{"TW": tw, "TH": th, "WG": wg, "PAD": pad, "MB": mb} for tw in (4, 8, 16)
+            for th in (1, 2, 4, 7) for wg in wgs for pad in (0, 1) for mb in mbs]
 
 
 def defaults(profile, geo, op):
-    return {"TW": 8, "TH": 2, "WG": profile.max_work_group_size, "PAD": 0}
+    return {"TW": 8, "TH": 2, "WG": profile.max_work_group_size, "PAD": 0, "MB": 1}
 
 
 DEPTHWISE = Variant("depthwise", "depthwise convolution, a row of outputs per work-item",
