@@ -321,60 +321,87 @@ __kernel void depthwise_grad_weight_partial_padded(
 
 #if TW == 4 || TW == 8 || TW == 16
 // Copy rows [iy0, iy0 + bh) x columns [ix0, ix0 + bw) of a plane into blk, zero outside
-// the plane: the work-group's rows are shared out over its work-items. With a column
-// stride of 2 (SW == 2) each block row holds its even columns first, then its odd ones
+// the plane: the work-group's rows are shared out over its work-items. Rows lie `bp`
+// floats apart, bw rounded up to 8 (block_pitch), so every store is a whole vector: a
+// row is zeroed first, then its columns inside the plane copied, the last vector
+// overlapping the one before rather than falling back to single floats. With a column
+// stride of 2 (SW == 2) each row holds its even columns first, its odd ones from bp/2
 // (block_column), so every tap's TW inputs are one contiguous vector load.
+#define block_pitch(bw) (((bw) + 7) & ~7)
 #if SW == 2
-#define BLOCK_HALF(bw) (((bw) + 1) >> 1)
-#define block_column(c, odd0) ((((c) & 1) * (odd0)) + ((c) >> 1))
+#define block_column(c, bp) ((((c) & 1) * ((bp) >> 1)) + ((c) >> 1))
 #else
-#define block_column(c, odd0) (c)
+#define block_column(c, bp) (c)
 #endif
+
+// Columns c .. c+7 of a row (c even where SW == 2).
+void copy8(__local float *d, __global const float *s, const int c, const int bp)
+{
+    const float8 v = vload8(0, s + c);
+#if SW == 2
+    vstore4(v.even, 0, d + (c >> 1));
+    vstore4(v.odd, 0, d + (bp >> 1) + (c >> 1));
+#else
+    vstore8(v, 0, d + c);
+#endif
+}
+
+// Zero d[from .. to) by whole float4 stores, from `from` rounded down to 4 (to is a
+// multiple of 4, or the range is empty).
+void zero4(__local float *d, const int from, const int to)
+{
+    for (int c = from & ~3; c < to; c += 4) vstore4((float4)(0.0f), 0, d + c);
+}
 
 void fill_block(__local float *blk, __global const float *src, const int H, const int W,
                 const int iy0, const int ix0, const int bh, const int bw)
 {
+    const int bp = block_pitch(bw);
     const int lsize = get_local_size(0) * get_local_size(1);
     const int lo = clamp(-ix0, 0, bw), hi = clamp(W - ix0, lo, bw);
-#if SW == 2
-    const int odd0 = BLOCK_HALF(bw);  // where the odd columns start
-#endif
     for (int r = get_local_id(1) * get_local_size(0) + get_local_id(0); r < bh; r += lsize) {
-        __local float *d = blk + r * bw;
+        __local float *d = blk + r * bp;
         const int iy = iy0 + r;
         if (iy < 0 || iy >= H) {
-            for (int c = 0; c < bw; ++c) d[c] = 0.0f;
+            for (int c = 0; c < bp; c += 8) vstore8((float8)(0.0f), 0, d + c);
             continue;
         }
-        __global const float *s = src + iy * W + ix0;
-        int c = 0;
-        for (; c < lo; ++c) d[block_column(c, odd0)] = 0.0f;
+        // the border columns, before the copy: whole vectors may overlap the inside
 #if SW == 2
-        for (; c < hi && (c & 1); ++c) d[block_column(c, odd0)] = s[c];
-        for (; c + 8 <= hi; c += 8) {  // even c: 4 even and 4 odd columns
-            const float8 v = vload8(0, s + c);
-            vstore4(v.even, 0, d + (c >> 1));
-            vstore4(v.odd, 0, d + odd0 + (c >> 1));
-        }
+        zero4(d, 0, (lo + 1) >> 1);                  // even columns < lo
+        zero4(d + (bp >> 1), 0, lo >> 1);            // odd columns < lo
+        zero4(d, (hi + 1) >> 1, bp >> 1);            // even columns >= hi
+        zero4(d + (bp >> 1), hi >> 1, bp >> 1);      // odd columns >= hi
 #else
-        for (; c + 8 <= hi; c += 8) vstore8(vload8(0, s + c), 0, d + c);
-        if (c + 4 <= hi) {
-            vstore4(vload4(0, s + c), 0, d + c);
-            c += 4;
-        }
+        zero4(d, 0, lo);
+        zero4(d, hi, bp);
 #endif
-        for (; c < hi; ++c) d[block_column(c, odd0)] = s[c];
-        for (; c < bw; ++c) d[block_column(c, odd0)] = 0.0f;
+        __global const float *s = src + iy * W + ix0;
+        int c = lo;
+        if (SW == 2 && (c & 1) && c < hi) {  // to an even column
+            d[block_column(c, bp)] = s[c];
+            ++c;
+        }
+        for (; c + 8 <= hi; c += 8) copy8(d, s, c, bp);
+        if (c < hi) {
+            // the last 8 columns again, from an even column
+            const int last = SW == 2 ? (hi - 8) & ~1 : hi - 8;
+            if (last >= lo) {
+                copy8(d, s, last, bp);
+                c = last + 8;
+            }
+            for (; c < hi; ++c) d[block_column(c, bp)] = s[c];
+        }
     }
 }
 
 // The inputs of window column kx for the TW outputs from block column x0 / sw on.
 DVEC block_tap(__local const float *row, const int x0, const int kx, const int sw,
-               const int bw)
+               const int bp)
 {
 #if SW == 2
     const int c = kx * DW;
-    return DVLOAD(0, row + block_column(c, BLOCK_HALF(bw)) + x0);
+    return DVLOAD(0, row + block_column(c, bp) + x0);
 #else
     return span_local(row, x0 * sw + kx * DW, sw);
 #endif
@@ -399,7 +426,7 @@ __kernel void depthwise_local(
 {
     const int lx = get_local_id(0), ly = get_local_id(1);
     const int tiles_x = get_local_size(0) * TW, tiles_y = get_local_size(1) * TH;
-    const int bw = (tiles_x - 1) * sw + (KW - 1) * DW + 1;
+    const int bw = (tiles_x - 1) * sw + (KW - 1) * DW + 1, bp = block_pitch(bw);
     const int bh = (tiles_y - 1) * SH + (KH - 1) * DH + 1;
     const int ox0 = get_group_id(0) * tiles_x + lx * TW;
     const int oy0 = get_group_id(1) * tiles_y + ly * TH;
@@ -411,7 +438,7 @@ __kernel void depthwise_local(
     // barrier cost a save and restore per work-item on CPU implementations
 #pragma unroll
     for (int r = 0; r < R; ++r)
-        fill_block(blk + r * bh * bw, x + (n * Ci + base + r) * H * W, H, W,
+        fill_block(blk + r * bh * bp, x + (n * Ci + base + r) * H * W, H, W,
                    get_group_id(1) * tiles_y * SH - ph, get_group_id(0) * tiles_x * sw - pw,
                    bh, bw);
     barrier(CLK_LOCAL_MEM_FENCE);
@@ -428,10 +455,10 @@ __kernel void depthwise_local(
         for (int t = 0; t < TH; ++t) {
 #pragma unroll
             for (int ky = 0; ky < KH; ++ky) {
-                __local const float *row = blk + (r * bh + (ly * TH + t) * SH + ky * DH) * bw;
+                __local const float *row = blk + (r * bh + (ly * TH + t) * SH + ky * DH) * bp;
 #pragma unroll
                 for (int kx = 0; kx < KW; ++kx) {
-                    const DVEC v = block_tap(row, lx * TW, kx, sw, bw);
+                    const DVEC v = block_tap(row, lx * TW, kx, sw, bp);
 #pragma unroll
                     for (int m = 0; m < MB; ++m) {  // each loaded tap serves MB windows
                         const int window = R == 1 ? o0 + m : base + r;

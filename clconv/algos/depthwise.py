@@ -146,8 +146,9 @@ def _block_bytes(geo, params, lx, ly, reduce=1):
     tw, th = int(params["TW"]), int(params.get("TH", 1))
     (sh, sw), (dh, dw) = geo.stride, geo.dilation
     bw = (lx * tw - 1) * sw + (geo.kw - 1) * dw + 1
+    pitch = -(-bw // 8) * 8  # rows padded to whole vectors (block_pitch in depthwise.cl)
     bh = (ly * th - 1) * sh + (geo.kh - 1) * dh + 1
-    return 4 * bw * bh * reduce
+    return 4 * pitch * bh * reduce
 
 
 def _local(rt, geo, params, x, w, bias, out, planes_out, mult, reduce, padding, relu=False,
