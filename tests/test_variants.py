@@ -304,6 +304,31 @@ def test_shipped_defaults_exist_for_the_pi_and_cpus():
     assert "CPU" in table["device_type"]
 
 
+def test_untuned_im2col_takes_one_column_vector_on_small_planes(tmp_path, monkeypatch):
+    """Variant.fit: NV=1 below SMALL_PLANE output pixels, the shipped NV above; a tuned
+    setting is used as measured."""
+    import dataclasses
+
+    from clconv.algos.gemm import SMALL_PLANE
+
+    profile = clconv.current_runtime().profile
+    cpu = dataclasses.replace(profile, device_type="CPU", kind=algos.DeviceKind.POCL_CPU)
+    im2col = algos.VARIANTS["im2col"]
+    small = _geo(x=(1, 32, 7, 7), w=(32, 32, 3, 3), padding=1)
+    large = _geo(x=(1, 32, 28, 28), w=(32, 32, 3, 3), padding=1)
+    assert small.Ho * small.Wo < SMALL_PLANE <= large.Ho * large.Wo
+    shipped = tuning.default_params(cpu, "im2col", "forward")["NV"]
+    assert shipped == 2  # else this test checks nothing
+    for op in ("forward", "grad_weight"):
+        assert algos.params_for(cpu, im2col, small, op)["NV"] == 1
+    assert algos.params_for(cpu, im2col, large, "forward")["NV"] == shipped
+    monkeypatch.setenv(tuning.ENV_DIR, str(tmp_path))
+    tuned = dict(algos.params_for(cpu, im2col, large, "forward"), NV=2)
+    tuning.save(cpu, {tuning.layer_key(small, "forward"): {"algo": "im2col", "params": tuned}})
+    algos.clear_memo()
+    assert algos.choose(cpu, small, "forward")[1]["NV"] == 2
+
+
 def test_repeated_calls_build_and_choose_nothing_new(monkeypatch):
     """Same shapes again: the choice is memoised and every kernel comes from the cache."""
     from clconv import build

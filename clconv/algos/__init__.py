@@ -63,11 +63,14 @@ def force(name: str | None):
 
 
 def params_for(profile, variant: Variant, geo, op: str) -> dict:
-    """Untuned tunables: shipped defaults for the device, else the variant's, clamped."""
+    """Untuned tunables: shipped defaults for the device, else the variant's, fitted to
+    the layer (Variant.fit) and clamped to the device."""
     params = tuning.default_params(profile, variant.name, op)
     if params is None:
         params = variant.defaults(profile, geo, op)
     params = dict(params)
+    if variant.fit is not None:
+        params = variant.fit(geo, op, params)
     if "WG" in params:
         params["WG"] = max(1, min(int(params["WG"]), profile.max_work_group_size))
     return params

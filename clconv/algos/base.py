@@ -19,6 +19,8 @@ class Variant:
     geometry `geo` with tunables `params` on a device with `profile`, else the reason.
     `run[op](rt, geo, params, ...)` enqueues it. `space(profile, geo, op)` lists the
     tunable settings the tuner tries; `defaults(profile, geo, op)` is the untuned choice.
+    `fit(geo, op, params)`, if given, adjusts untuned tunables (shipped or the
+    variant's defaults) to the layer's shape; tuned ones are used as they were measured.
     """
 
     name: str
@@ -28,6 +30,7 @@ class Variant:
     space: Callable
     defaults: Callable
     ops: tuple = field(default=OPS)
+    fit: Callable | None = None
 
 
 def scratch(rt, shape) -> cla.Array:
