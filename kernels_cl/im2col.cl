@@ -47,36 +47,70 @@ __kernel void im2col(
         for (int p = Ho * Wo; p < ldc; ++p) col[row * ldc + p] = 0.0f;
 }
 
-// dx[n, c, iy, ix] = sum_{ky, kx} col[((n*C + c)*kh + ky)*kw + kx, oy*Wo + ox]
+#ifndef KH
+#define KH 3            // col2im: the window, its stride and dilation, compiled in
+#endif
+#ifndef KW
+#define KW 3
+#endif
+#ifndef SH
+#define SH 1
+#endif
+#ifndef SW
+#define SW 1
+#endif
+#ifndef DH
+#define DH 1
+#endif
+#ifndef DW
+#define DW 1
+#endif
+
+// dx[n, c, iy, ix] = sum_{ky, kx} col[((n*C + c)*KH + ky)*KW + kx, oy*Wo + ox]
 // over the (ky, kx) whose output position (oy, ox) lands on (iy, ix), plus bias[c]
-// when has_bias (conv_transpose2d).
+// when has_bias (conv_transpose2d). The window is compiled in, so the taps unroll and
+// the stride tests are shifts or multiplies, not divisions (emulated on VC4CL, and most
+// of this kernel's time with runtime strides on POCL). Each work-item sums an SH x SW
+// block of inputs: which taps reach a block element then depends only on its place in
+// the block and the padding, the same in every work-item, so neighbours take the same
+// branches (CPU implementations run neighbouring work-items as vector lanes). Grid
+// (blocks across, blocks down, n*C).
 __kernel void col2im(
     __global const float *col, __global float *dx,
     __global const float *bias, const int has_bias, const int C,
     const int NC, const int ldc,
-    const int H, const int W, const int Ho, const int Wo,
-    const int kh, const int kw, const int sh, const int sw,
-    const int ph, const int pw, const int dh, const int dw)
+    const int H, const int W, const int Ho, const int Wo, const int ph, const int pw)
 {
-    const int q = get_global_id(0);      // iy*W + ix
-    const int nc = get_global_id(1);
-    if (q >= H * W || nc >= NC) return;
-    const int iy = q / W, ix = q - (q / W) * W;
-    float acc = has_bias ? bias[nc % C] : 0.0f;
-    for (int ky = 0; ky < kh; ++ky) {
-        const int ty = iy + ph - ky * dh;
-        if (ty < 0 || ty % sh != 0) continue;
-        const int oy = ty / sh;
-        if (oy >= Ho) continue;
-        for (int kx = 0; kx < kw; ++kx) {
-            const int tx = ix + pw - kx * dw;
-            if (tx < 0 || tx % sw != 0) continue;
-            const int ox = tx / sw;
-            if (ox >= Wo) continue;
-            acc += col[((nc * kh + ky) * kw + kx) * ldc + oy * Wo + ox];
+    const int ix0 = get_global_id(0) * SW, iy0 = get_global_id(1) * SH;
+    const int nc = get_global_id(2);
+    if (ix0 >= W || iy0 >= H || nc >= NC) return;
+    const float b = has_bias ? bias[nc % C] : 0.0f;
+    __global const float *src = col + nc * KH * KW * ldc;
+#pragma unroll
+    for (int jy = 0; jy < SH; ++jy) {
+#pragma unroll
+        for (int jx = 0; jx < SW; ++jx) {
+            const int iy = iy0 + jy, ix = ix0 + jx;
+            float acc = b;
+#pragma unroll
+            for (int ky = 0; ky < KH; ++ky) {
+                if ((jy + ph - ky * DH) % SH != 0) continue;  // as (iy + ph - ky*DH) % SH
+                const int ty = iy + ph - ky * DH;
+                const int oy = ty / SH;  // exact: negative ty gives a negative oy
+                const int row_ok = ty >= 0 && oy < Ho;
+#pragma unroll
+                for (int kx = 0; kx < KW; ++kx) {
+                    if ((jx + pw - kx * DW) % SW != 0) continue;
+                    const int tx = ix + pw - kx * DW;
+                    const int ox = tx / SW;
+                    const float v = src[(ky * KW + kx) * ldc + clamp(oy, 0, Ho - 1) * Wo +
+                                        clamp(ox, 0, Wo - 1)];
+                    acc += row_ok && tx >= 0 && ox < Wo ? v : 0.0f;
+                }
+            }
+            if (iy < H && ix < W) dx[(nc * H + iy) * W + ix] = acc;
         }
     }
-    dx[nc * H * W + q] = acc;
 }
 
 // out[b, j, i] = in[b, i, j] for i < R, j < Ccols; out rows have length ldo >= R and

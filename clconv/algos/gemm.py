@@ -159,11 +159,17 @@ def grad_input(rt, geo, params, grad_out, w, out, bias=None):
          dcol, P, (G * crs * P, crs * P),
          geo.N * G, G, a_kmajor=True, bias=bias if pointwise else None)
     if not pointwise:
-        kernel = get_kernel(rt, LAYOUT, "col2im")
-        NC, HW = geo.N * geo.C, geo.H * geo.W
-        launch_grid(rt, kernel, (HW, NC), (min(HW, rt.profile.max_work_group_size), 1),
+        kernel = get_kernel(rt, LAYOUT, "col2im",
+                            {"KH": geo.kh, "KW": geo.kw, "SH": geo.stride[0],
+                             "SW": geo.stride[1], "DH": geo.dilation[0],
+                             "DW": geo.dilation[1]})
+        NC = geo.N * geo.C
+        across, down = -(-geo.W // geo.stride[1]), -(-geo.H // geo.stride[0])
+        lx = min(across, DEFAULT_GROUP_SIZE)
+        launch_grid(rt, kernel, (across, down, NC),
+                    (lx, max(1, min(DEFAULT_GROUP_SIZE // lx, down)), 1),
                     dcol, out, bias if bias is not None else dcol, bias is not None, geo.C,
-                    NC, P, geo.H, geo.W, geo.Ho, geo.Wo, *_window(geo))
+                    NC, P, geo.H, geo.W, geo.Ho, geo.Wo, geo.pad_top, geo.pad_left)
     return out
 
 
