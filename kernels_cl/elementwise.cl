@@ -6,6 +6,7 @@
 // y may alias x (in-place): each work-item reads and writes only its own element.
 
 #include "activation.h"
+#include "strided6.h"
 
 // 0 add, 1 sub, 2 mul, 3 div
 #ifndef BINARY_OP
@@ -57,16 +58,10 @@ __kernel void binary_broadcast(const int n_items, __global const float *a,
 {
     const int gid = get_global_id(0);
     if (gid >= n_items) return;
-    int r = gid;
-    const int i5 = r % d5; r /= d5;
-    const int i4 = r % d4; r /= d4;
-    const int i3 = r % d3; r /= d3;
-    const int i2 = r % d2; r /= d2;
-    const int i1 = r % d1;
-    const int i0 = r / d1;
-    const int ia = i0 * a0 + i1 * a1 + i2 * a2 + i3 * a3 + i4 * a4 + i5 * a5;
-    const int ib = i0 * b0 + i1 * b1 + i2 * b2 + i3 * b3 + i4 * b4 + i5 * b5;
-    y[gid] = activate(combine(a[ia], b[ib]), alpha, beta);
+    int i[6];
+    unravel6(gid, d1, d2, d3, d4, d5, i);
+    y[gid] = activate(combine(a[offset6(i, a0, a1, a2, a3, a4, a5)],
+                              b[offset6(i, b0, b1, b2, b3, b4, b5)]), alpha, beta);
 }
 
 // y[n, c, i] = x[n, c, i] * scale[c] + shift[c], over (N, C, inner).

@@ -2,6 +2,8 @@
 // concatenation and gathering along an axis. Index arithmetic only; shapes and
 // indices are worked out on the host. One work-item per output element.
 
+#include "strided6.h"
+
 // 0 constant, 1 reflect, 2 edge, 3 wrap
 #ifndef PAD_MODE
 #define PAD_MODE 0
@@ -16,14 +18,9 @@ __kernel void strided_copy(const int n_items, __global const float *x, __global 
 {
     const int gid = get_global_id(0);
     if (gid >= n_items) return;
-    int r = gid;
-    const int i5 = r % d5; r /= d5;
-    const int i4 = r % d4; r /= d4;
-    const int i3 = r % d3; r /= d3;
-    const int i2 = r % d2; r /= d2;
-    const int i1 = r % d1;
-    const int i0 = r / d1;
-    y[gid] = x[i0 * s0 + i1 * s1 + i2 * s2 + i3 * s3 + i4 * s4 + i5 * s5];
+    int i[6];
+    unravel6(gid, d1, d2, d3, d4, d5, i);
+    y[gid] = x[offset6(i, s0, s1, s2, s3, s4, s5)];
 }
 
 // Map output coordinate o to an input coordinate along an axis of size n with
@@ -59,16 +56,11 @@ __kernel void pad_nd(const int n_items, __global const float *x, __global float 
 {
     const int gid = get_global_id(0);
     if (gid >= n_items) return;
-    int r = gid;
-    const int o5 = r % d5; r /= d5;
-    const int o4 = r % d4; r /= d4;
-    const int o3 = r % d3; r /= d3;
-    const int o2 = r % d2; r /= d2;
-    const int o1 = r % d1;
-    const int o0 = r / d1;
-    const int i0 = pad_source(o0, p0, n0), i1 = pad_source(o1, p1, n1);
-    const int i2 = pad_source(o2, p2, n2), i3 = pad_source(o3, p3, n3);
-    const int i4 = pad_source(o4, p4, n4), i5 = pad_source(o5, p5, n5);
+    int o[6];
+    unravel6(gid, d1, d2, d3, d4, d5, o);
+    const int i0 = pad_source(o[0], p0, n0), i1 = pad_source(o[1], p1, n1);
+    const int i2 = pad_source(o[2], p2, n2), i3 = pad_source(o[3], p3, n3);
+    const int i4 = pad_source(o[4], p4, n4), i5 = pad_source(o[5], p5, n5);
     if (i0 < 0 || i1 < 0 || i2 < 0 || i3 < 0 || i4 < 0 || i5 < 0) {
         y[gid] = value;
         return;

@@ -39,8 +39,9 @@ def test_wheel_install_contains_and_finds_the_kernels(tmp_path):
         [sys.executable, "-m", "pip", "install", "--no-deps", "--target", str(target),
          str(wheel)], capture_output=True, text=True)
     assert install.returncode == 0, install.stdout + install.stderr
-    shipped = sorted(p.name for p in (target / "clconv" / "kernels_cl").glob("*.cl"))
-    assert shipped == sorted(p.name for p in (REPO / "kernels_cl").glob("*.cl"))
+    for pattern in ("*.cl", "*.h"):  # sources and the headers they include
+        shipped = sorted(p.name for p in (target / "clconv" / "kernels_cl").glob(pattern))
+        assert shipped == sorted(p.name for p in (REPO / "kernels_cl").glob(pattern))
     assert (target / "clconv" / "tuning_defaults.json").is_file()
     assert (target / "clconv" / "algos" / "gemm.py").is_file()
     # Import the installed copy (not the checkout) and ask where its kernels are.
