@@ -23,8 +23,9 @@
 #ifndef MB
 #define MB 1            // depthwise_local: output planes per work-item (R == 1)
 #endif
+
 #ifndef SH
-#define SH 1            // depthwise_local: row stride and dilation, compiled in
+#define SH 1            // the row stride and the dilation, compiled in
 #endif
 #ifndef DH
 #define DH 1
@@ -32,58 +33,12 @@
 #ifndef DW
 #define DW 1
 #endif
-
-// Depthwise input gradient: dx[n, c, iy, ix] = sum over the multiplier's output
-// channels k of c and the window taps whose output (oy, ox) reads (iy, ix) of
-// dy[n, k, oy, ox] * w[k, ky, kx]. TW neighbouring inputs of one row per work-item.
-__kernel void depthwise_grad_input(
-    __global const float *dy, __global const float *w,
-    __global const float *bias, const int has_bias,
-    __global float *dx,
-    const int C, const int H, const int W, const int K, const int Ho, const int Wo,
-    const int sh, const int sw, const int ph, const int pw, const int dh, const int dw)
-{
-    const int ix0 = get_global_id(0) * TW;
-    const int iy = get_global_id(1);
-    const int nc = get_global_id(2);
-    if (ix0 >= W || iy >= H) return;
-    const int c = nc % C;
-    const int n = nc / C;
-    const int mult = K / C;
-    float acc[TW];
-    const float b = has_bias ? bias[c] : 0.0f;
-#pragma unroll
-    for (int j = 0; j < TW; ++j) acc[j] = b;
-    for (int m = 0; m < mult; ++m) {
-        const int k = c * mult + m;
-        __global const float *src = dy + (n * K + k) * Ho * Wo;
-        __global const float *wp = w + k * (KH * KW);
-#pragma unroll
-        for (int ky = 0; ky < KH; ++ky) {
-            const int ty = iy + ph - ky * dh;
-            if (ty < 0 || ty % sh != 0) continue;
-            const int oy = ty / sh;
-            if (oy >= Ho) continue;
-            __global const float *row = src + oy * Wo;
-#pragma unroll
-            for (int kx = 0; kx < KW; ++kx) {
-                const float wv = wp[ky * KW + kx];
-#pragma unroll
-                for (int j = 0; j < TW; ++j) {
-                    const int tx = ix0 + j + pw - kx * dw;
-                    const int ox = tx / sw;
-                    const int ok = tx >= 0 && ox * sw == tx && ox < Wo;
-                    const float v = row[clamp(ox, 0, Wo - 1)];
-                    acc[j] += ok ? v * wv : 0.0f;
-                }
-            }
-        }
-    }
-    __global float *dst = dx + (nc * H + iy) * W;
-#pragma unroll
-    for (int j = 0; j < TW; ++j)
-        if (ix0 + j < W) dst[ix0 + j] = acc[j];
-}
+#ifndef SW
+#define SW 1            // the column stride, compiled in: in the padded and block kernels
+#endif                  // 1 or 2 vectorise, 0 = runtime sw; depthwise_grad_input: any
+#ifndef TB
+#define TB 4            // depthwise_grad_input: block columns per work-item, a vector width
+#endif
 
 // Depthwise weight gradient, pass 1: partial[k, n*Ho + oy, t] = sum_ox dy[n, k, oy, ox]
 // * x[n, c, iy, ix] for each window tap t = ky*KW + kx. No atomics: pass 2 sums rows.
@@ -138,10 +93,6 @@ __kernel void depthwise_grad_weight_reduce(
 
 // ---- padded variants: the input is first copied into a zero-bordered buffer, so the
 // inner loops need no bounds checks and load TW outputs' inputs as one vector.
-#ifndef SW
-#define SW 1            // compiled-in column stride: 1 or 2 vectorise, 0 = runtime sw
-#endif
-
 #define DW_CAT_(a, b) a##b
 #define DW_CAT(a, b) DW_CAT_(a, b)
 #define DVEC DW_CAT(float, TW)
@@ -206,35 +157,26 @@ void store_span(DVEC v, __global float *dst, const int n)
 }
 #endif
 
-// xp[p, py, px] = x[p, (py - ph) / uy, (px - pw) / ux] where both divide exactly, zero
-// elsewhere and outside; p runs over the planes. uy = ux = 1 is plain zero padding;
-// larger factors insert zeros between the source elements (a strided conv's gradient).
+// xp[p, py, px] = x[p, py - ph, px - pw] inside x, zero elsewhere; p runs over the planes.
 __kernel void pad_planes(
     __global const float *x, __global float *xp,
     const int planes, const int H, const int W, const int Hp, const int Wp,
-    const int ph, const int pw, const int uy, const int ux)
+    const int ph, const int pw)
 {
     const int py = get_global_id(0);
     const int p = get_global_id(1);
     if (py >= Hp || p >= planes) return;
     __global float *dst = xp + (p * Hp + py) * Wp;
-    const int ty = py - ph;
-    const int iy = ty / uy;
-    if (ty < 0 || iy * uy != ty || iy >= H) {
+    const int iy = py - ph;
+    if (iy < 0 || iy >= H) {
         for (int px = 0; px < Wp; ++px) dst[px] = 0.0f;
         return;
     }
     __global const float *src = x + (p * H + iy) * W;
-    if (ux == 1) {
-        const int lo = min(max(pw, 0), Wp), hi = min(max(W + pw, lo), Wp);
-        for (int px = 0; px < lo; ++px) dst[px] = 0.0f;
-        for (int px = lo; px < hi; ++px) dst[px] = src[px - pw];
-        for (int px = hi; px < Wp; ++px) dst[px] = 0.0f;
-    } else {  // zero the row, then scatter the sources: no division per element
-        for (int px = 0; px < Wp; ++px) dst[px] = 0.0f;
-        const int first = max(0, (-pw + ux - 1) / ux);  // first ix with pw + ix*ux >= 0
-        for (int ix = first; ix < W && pw + ix * ux < Wp; ++ix) dst[pw + ix * ux] = src[ix];
-    }
+    const int lo = min(max(pw, 0), Wp), hi = min(max(W + pw, lo), Wp);
+    for (int px = 0; px < lo; ++px) dst[px] = 0.0f;
+    for (int px = lo; px < hi; ++px) dst[px] = src[px - pw];
+    for (int px = hi; px < Wp; ++px) dst[px] = 0.0f;
 }
 
 #if TW == 4 || TW == 8 || TW == 16
@@ -478,6 +420,96 @@ __kernel void depthwise_local(
             if (oy0 + t < Ho)  // not break: the loop must stay unrollable
                 store_span(acc[m * TH + t], out + (p * Ho + oy0 + t) * Wo + ox0, Wo - ox0);
         }
+    }
+}
+#endif
+
+// Depthwise input gradient by gathering, for strides > 1 and large multipliers:
+// dx[n, c, iy, ix] = sum over the multiplier's output channels k of c and the window
+// taps whose output (oy, ox) reads (iy, ix) of dy[n, k, oy, ox] * w[k, ky, kx]. Each
+// work-item sums an SH x (SW*TB) block of one input plane. Which taps reach a block
+// element depends only on its place in the block and the padding, the same in every
+// work-item (neighbouring work-items, run as vector lanes on a CPU, take the same
+// branches), and for one tap the block's TB columns of that place read TB neighbouring
+// gradients: one vector load from dyp, the gradient with a zero border (bt rows, bl
+// columns) wide enough that no load needs a bounds test. No tap reads a zero that a
+// spread-out gradient would hold.
+#if SW > 0  // SW = 0 builds (the block kernels' runtime stride) leave this kernel out
+#define GVEC DW_CAT(float, TB)
+#define GVLOAD DW_CAT(vload, TB)
+#define GVSTORE DW_CAT(vstore, TB)
+// stride 2: a block row is its two places' vectors interleaved, as one wider vector
+#if SW == 2 && TB == 2
+#define INTERLEAVED_STORE(a, b, dst) vstore4((float4)((a).s0, (b).s0, (a).s1, (b).s1), 0, dst)
+#elif SW == 2 && TB == 4
+#define INTERLEAVED_STORE(a, b, dst) \
+    vstore8((float8)((a).s0, (b).s0, (a).s1, (b).s1, (a).s2, (b).s2, (a).s3, (b).s3), 0, dst)
+#elif SW == 2 && TB == 8
+#define INTERLEAVED_STORE(a, b, dst) \
+    vstore16((float16)((a).s0, (b).s0, (a).s1, (b).s1, (a).s2, (b).s2, (a).s3, (b).s3, \
+                       (a).s4, (b).s4, (a).s5, (b).s5, (a).s6, (b).s6, (a).s7, (b).s7), 0, dst)
+#endif
+__kernel void depthwise_grad_input(
+    __global const float *dyp, __global const float *w,
+    __global const float *bias, const int has_bias,
+    __global float *dx,
+    const int C, const int H, const int W, const int K, const int Hq, const int Wq,
+    const int ph, const int pw, const int bt, const int bl)
+{
+    const int bx = get_global_id(0) * TB;  // first block column: input column bx*SW
+    const int by = get_global_id(1);       // block row: input rows by*SH ..
+    const int nc = get_global_id(2);
+    if (bx * SW >= W || by * SH >= H) return;
+    const int c = nc % C, n = nc / C, mult = K / C;
+    GVEC acc[SH][SW];
+    const float b = has_bias ? bias[c] : 0.0f;
+#pragma unroll
+    for (int jy = 0; jy < SH; ++jy)
+#pragma unroll
+        for (int jx = 0; jx < SW; ++jx) acc[jy][jx] = (GVEC)(b);
+    for (int m = 0; m < mult; ++m) {
+        const int k = c * mult + m;
+        __global const float *src = dyp + ((n * K + k) * Hq + by + bt) * Wq + bl + bx;
+        __global const float *wp = w + k * (KH * KW);
+#pragma unroll
+        for (int jy = 0; jy < SH; ++jy) {
+#pragma unroll
+            for (int ky = 0; ky < KH; ++ky) {
+                // (iy + ph - ky*DH) divisible by SH, iy = by*SH + jy; then oy = by + dy
+                if ((jy + ph - ky * DH) % SH != 0) continue;
+                __global const float *row = src + (jy + ph - ky * DH) / SH * Wq;
+#pragma unroll
+                for (int jx = 0; jx < SW; ++jx) {
+#pragma unroll
+                    for (int kx = 0; kx < KW; ++kx) {
+                        if ((jx + pw - kx * DW) % SW != 0) continue;
+                        acc[jy][jx] = mad(GVLOAD(0, row + (jx + pw - kx * DW) / SW),
+                                          (GVEC)(wp[ky * KW + kx]), acc[jy][jx]);
+                    }
+                }
+            }
+        }
+    }
+#pragma unroll
+    for (int jy = 0; jy < SH; ++jy) {
+        if (by * SH + jy >= H) continue;
+        __global float *dst = dx + (nc * H + by * SH + jy) * W + bx * SW;
+        const int n_out = min(SW * TB, W - bx * SW);
+#if SW == 1
+        if (n_out == TB) {
+            GVSTORE(acc[jy][0], 0, dst);
+            continue;
+        }
+#elif defined(INTERLEAVED_STORE)
+        if (n_out == 2 * TB) {
+            INTERLEAVED_STORE(acc[jy][0], acc[jy][1], dst);
+            continue;
+        }
+#endif
+        float lanes[SW][TB];  // the block row, its SW places interleaved on the way out
+#pragma unroll
+        for (int jx = 0; jx < SW; ++jx) GVSTORE(acc[jy][jx], 0, lanes[jx]);
+        for (int j = 0; j < n_out; ++j) dst[j] = lanes[j % SW][j / SW];
     }
 }
 #endif

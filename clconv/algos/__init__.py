@@ -17,7 +17,7 @@ import os
 from .. import tuning
 from ..device import DeviceKind
 from .base import OPS, Variant
-from .depthwise import DEPTHWISE, MAX_LOCAL_REDUCE, is_depthwise
+from .depthwise import DEPTHWISE, is_depthwise
 from .direct import DIRECT
 from .gemm import GEMM_1X1, IM2COL, is_pointwise
 from .winograd import WINOGRAD, pays as winograd_pays
@@ -83,9 +83,6 @@ def valid(profile, variant: Variant, geo, op: str, params: dict) -> bool:
 def heuristic(profile, geo, op: str) -> str:
     """The untuned choice; deterministic, from the geometry only."""
     if is_depthwise(geo):  # groups == in_channels, single-channel inputs included
-        if op == "grad_input" and geo.K != geo.C and (
-                geo.stride != (1, 1) or geo.K // geo.C > MAX_LOCAL_REDUCE):
-            return "im2col"  # the depthwise grad_input is slow for these multipliers
         return "depthwise"
     cg = geo.C // geo.groups
     kg = geo.K // geo.groups

@@ -2,8 +2,9 @@
 
 forward and stride-1 grad_input: a TH x TW block of outputs per work-item. PAD=0: each
 work-group copies the input block it reads, zero border included, into local memory;
-PAD=1: a pass first writes a zero-bordered copy of the whole input to global memory
-(strided grad_input always takes it, to spread grad_out out by the stride). With a
+PAD=1: a pass first writes a zero-bordered copy of the whole input to global memory.
+Strided grad_input (and a multiplier over 8) gathers instead: a block of input pixels
+per work-item, the taps that reach each compiled in (depthwise_grad_input). With a
 channel multiplier (LeNet's first layer: 1 -> 6 channels), a forward work-item computes
 MB of the multiplier's output planes from each tap it loads.
 grad_weight sums per (image row, channel) partials, then reduces them (no atomics)."""
@@ -74,27 +75,25 @@ def _local_sw(geo) -> int:
     return geo.stride[1] if geo.stride[1] in (1, 2) else 0
 
 
-def pad(rt, x, geo, planes, H, W, hp, wp, top, left, wg, upsample=(1, 1)):
+def pad(rt, x, planes, H, W, hp, wp, top, left, wg):
+    """The (H, W) planes of x in (hp, wp) planes, `top` rows and `left` columns of zeros
+    before them, zeros after."""
     xp = scratch(rt, (planes, hp, wp))
     kernel = get_kernel(rt, KERNELS, "pad_planes")
     lx = min(wg, hp)
     launch_grid(rt, kernel, (hp, planes), (lx, max(1, min(wg // lx, planes))),
-                x, xp, planes, H, W, hp, wp, top, left, *upsample)
+                x, xp, planes, H, W, hp, wp, top, left)
     return xp
 
 
-def forward(rt, geo, params, x, w, bias, out, relu=False, source=None):
-    """`source` = (H, W, uy, ux): x is really (N, C, H, W), to be spread out by
-    (uy, ux) into geo's input (see pad_planes); None means x has geo's input shape."""
+def forward(rt, geo, params, x, w, bias, out, relu=False):
     tw, wg = int(params["TW"]), int(params["WG"])
-    if source is None and not int(params.get("PAD", 1)):
+    if not int(params.get("PAD", 1)):
         return _local(rt, geo, params, x, w, bias, out, geo.K, geo.K // geo.C, 1,
                      (geo.pad_top, geo.pad_left), relu,
                      _planes_per_item(geo, "forward", params))
     hp, wp = padded_extent(geo, tw)
-    sh_, sw_, uy, ux = source if source is not None else (geo.H, geo.W, 1, 1)
-    xp = pad(rt, x, geo, geo.N * geo.C, sh_, sw_, hp, wp, geo.pad_top,
-             geo.pad_left, wg, (uy, ux))
+    xp = pad(rt, x, geo.N * geo.C, geo.H, geo.W, hp, wp, geo.pad_top, geo.pad_left, wg)
     kernel = get_kernel(rt, KERNELS, "depthwise_forward_padded",
                         {"KH": geo.kh, "KW": geo.kw, "TW": tw, "ACT": int(relu),
                          "SW": _sw(geo, tw)})
@@ -180,33 +179,36 @@ def _grad_input_is_local(geo, params) -> bool:
 
 
 def grad_input(rt, geo, params, grad_out, w, out, bias=None):
-    from ..ops.conv import ConvGeometry
-
-    (sh, sw) = geo.stride
     mult = geo.K // geo.C
     if _grad_input_is_local(geo, params):
         tgeo = transposed_geometry(geo)
         return _local(rt, tgeo, params, grad_out, flip_weights(rt, geo, w), bias, out,
                       geo.C, 1, mult, (tgeo.pad_top, tgeo.pad_left))
-    if mult == 1:
-        # spread grad_out out by the stride (zeros between its elements) in the padding
-        # pass, then a stride-1 convolution
-        hd, wd = (geo.Ho - 1) * sh + 1, (geo.Wo - 1) * sw + 1
-        t = transposed_geometry(geo)
-        tgeo = ConvGeometry(geo.N, geo.K, hd, wd, geo.C, geo.kh, geo.kw, geo.H, geo.W, (1, 1),
-                            t.pad_top, t.pad_left, geo.dilation, geo.groups)
-        return forward(rt, tgeo, dict(params, PAD=1), grad_out, flip_weights(rt, geo, w),
-                       bias, out, source=(geo.Ho, geo.Wo, sh, sw))
+    if geo.stride == (1, 1) and mult == 1:  # PAD=1: the padded forward, flipped windows
+        return forward(rt, transposed_geometry(geo), params, grad_out,
+                       flip_weights(rt, geo, w), bias, out)
+    # strided, or a multiplier too large to sum in local memory: gather
     tw, wg = int(params["TW"]), int(params["WG"])
+    (sh, sw), (dh, dw) = geo.stride, geo.dilation
+    tb = max(v for v in (2, 4, 8, 16) if v <= max(2, tw // sw))
+    across, down = -(-geo.W // (sw * tb)), -(-geo.H // sh)  # work-items: TB blocks, rows
+    # the gradient's zero border: every tap's rows and columns offsets (exact divisions)
+    rows = [(j + geo.pad_top - k * dh) // sh for j in range(sh) for k in range(geo.kh)
+            if (j + geo.pad_top - k * dh) % sh == 0]
+    cols = [(j + geo.pad_left - k * dw) // sw for j in range(sw) for k in range(geo.kw)
+            if (j + geo.pad_left - k * dw) % sw == 0]
+    top, left = max(0, -min(rows)), max(0, -min(cols))
+    hq = top + max(geo.Ho, down + max(rows))
+    wq = left + max(geo.Wo, across * tb + max(cols))
+    dyp = pad(rt, grad_out, geo.N * geo.K, geo.Ho, geo.Wo, hq, wq, top, left, wg)
     kernel = get_kernel(rt, KERNELS, "depthwise_grad_input",
-                        {"KH": geo.kh, "KW": geo.kw, "TW": tw})
-    tiles = -(-geo.W // tw)
-    lx = min(wg, tiles)
-    ly = max(1, min(wg // lx, geo.H))
-    launch_grid(rt, kernel, (tiles, geo.H, geo.N * geo.C), (lx, ly, 1),
-                grad_out, w, bias if bias is not None else w, bias is not None, out,
-                geo.C, geo.H, geo.W, geo.K, geo.Ho, geo.Wo, *geo.stride,
-                geo.pad_top, geo.pad_left, *geo.dilation)
+                        {"KH": geo.kh, "KW": geo.kw, "TB": tb, "SH": sh, "SW": sw,
+                         "DH": dh, "DW": dw})
+    lx = min(wg, across)
+    ly = max(1, min(wg // lx, down))
+    launch_grid(rt, kernel, (across, down, geo.N * geo.C), (lx, ly, 1),
+                dyp, w, bias if bias is not None else w, bias is not None, out,
+                geo.C, geo.H, geo.W, geo.K, hq, wq, geo.pad_top, geo.pad_left, top, left)
     return out
 
 
@@ -220,8 +222,8 @@ def grad_weight(rt, geo, params, x, grad_out, out):
     local = (lx, max(1, min(wg // lx, geo.K)))
     if int(params.get("PAD", 1)) and tw in (4, 8, 16):
         hp, wp = padded_extent(geo, tw)
-        xp = pad(rt, x, geo, geo.N * geo.C, geo.H, geo.W, hp, wp, geo.pad_top,
-                 geo.pad_left, wg, (1, 1))
+        xp = pad(rt, x, geo.N * geo.C, geo.H, geo.W, hp, wp, geo.pad_top, geo.pad_left,
+                 wg)
         kernel = get_kernel(rt, KERNELS, "depthwise_grad_weight_partial_padded",
                             dict(defines, TW=tw, SW=_sw(geo, tw)))
         launch_grid(rt, kernel, (rows, geo.K), local,

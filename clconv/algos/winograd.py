@@ -73,7 +73,7 @@ def forward(rt, geo, params, x, w, bias, out, relu=False):
     ldt = round_up(T, tile_n(params))
     # zero-bordered input covering every tile: no bounds tests in the input transform
     hp, wp = 2 * th + 2, 2 * tw8 + 2
-    xp = pad(rt, x, geo, geo.N * C, geo.H, geo.W, hp, wp, geo.pad_top, geo.pad_left,
+    xp = pad(rt, x, geo.N * C, geo.H, geo.W, hp, wp, geo.pad_top, geo.pad_left,
              int(params["WG"]))
     U = scratch(rt, (16, K, C))
     V = scratch(rt, (16, C, ldt))
