@@ -116,8 +116,9 @@ def _as_arg(value):
 
 
 def _scalar_dtype(value):
-    """The OpenCL type a scalar argument is declared as: Python and numpy integers and
-    bools are int, floats are float, other numpy scalars keep their type; None for
+    """The OpenCL type a scalar argument is declared as: Python ints and bools, numpy
+    int64 and uint64 (shape arithmetic) are int; Python floats and numpy float64 are
+    float; other numpy scalars keep their own type (e.g. uint32 for a seed); None for
     buffers and local memory."""
     if isinstance(value, (bool, int, np.int64, np.uint64)):
         return np.dtype(np.int32)

@@ -288,8 +288,8 @@ void copy8(__local float *d, __global const float *s, const int c, const int bp)
 #endif
 }
 
-// Zero d[from .. to) by whole float4 stores, from `from` rounded down to 4 (to is a
-// multiple of 4, or the range is empty).
+// Zero d[from .. to) by whole float4 stores: from `from` rounded down to 4 up to `to`
+// rounded up to 4. The extra elements are inside columns the copy writes next.
 void zero4(__local float *d, const int from, const int to)
 {
     for (int c = from & ~3; c < to; c += 4) vstore4((float4)(0.0f), 0, d + c);
@@ -424,7 +424,8 @@ __kernel void depthwise_local(
 }
 #endif
 
-// Depthwise input gradient by gathering, for strides > 1 and large multipliers:
+// Depthwise input gradient by gathering, where depthwise_local does not (strides > 1,
+// multipliers over 8, and multipliers with PAD=1):
 // dx[n, c, iy, ix] = sum over the multiplier's output channels k of c and the window
 // taps whose output (oy, ox) reads (iy, ix) of dy[n, k, oy, ox] * w[k, ky, kx]. Each
 // work-item sums an SH x (SW*TB) block of one input plane. Which taps reach a block

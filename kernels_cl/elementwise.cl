@@ -58,10 +58,9 @@ __kernel void binary_broadcast(const int n_items, __global const float *a,
 {
     const int gid = get_global_id(0);
     if (gid >= n_items) return;
-    int i[6];
-    unravel6(gid, d1, d2, d3, d4, d5, i);
-    y[gid] = activate(combine(a[offset6(i, a0, a1, a2, a3, a4, a5)],
-                              b[offset6(i, b0, b1, b2, b3, b4, b5)]), alpha, beta);
+    UNRAVEL6(i, gid, d1, d2, d3, d4, d5);
+    y[gid] = activate(combine(a[OFFSET6(i, a0, a1, a2, a3, a4, a5)],
+                              b[OFFSET6(i, b0, b1, b2, b3, b4, b5)]), alpha, beta);
 }
 
 // y[n, c, i] = x[n, c, i] * scale[c] + shift[c], over (N, C, inner).

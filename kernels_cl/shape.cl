@@ -18,9 +18,8 @@ __kernel void strided_copy(const int n_items, __global const float *x, __global 
 {
     const int gid = get_global_id(0);
     if (gid >= n_items) return;
-    int i[6];
-    unravel6(gid, d1, d2, d3, d4, d5, i);
-    y[gid] = x[offset6(i, s0, s1, s2, s3, s4, s5)];
+    UNRAVEL6(i, gid, d1, d2, d3, d4, d5);
+    y[gid] = x[OFFSET6(i, s0, s1, s2, s3, s4, s5)];
 }
 
 // Map output coordinate o to an input coordinate along an axis of size n with
@@ -56,11 +55,10 @@ __kernel void pad_nd(const int n_items, __global const float *x, __global float 
 {
     const int gid = get_global_id(0);
     if (gid >= n_items) return;
-    int o[6];
-    unravel6(gid, d1, d2, d3, d4, d5, o);
-    const int i0 = pad_source(o[0], p0, n0), i1 = pad_source(o[1], p1, n1);
-    const int i2 = pad_source(o[2], p2, n2), i3 = pad_source(o[3], p3, n3);
-    const int i4 = pad_source(o[4], p4, n4), i5 = pad_source(o[5], p5, n5);
+    UNRAVEL6(o, gid, d1, d2, d3, d4, d5);
+    const int i0 = pad_source(o0, p0, n0), i1 = pad_source(o1, p1, n1);
+    const int i2 = pad_source(o2, p2, n2), i3 = pad_source(o3, p3, n3);
+    const int i4 = pad_source(o4, p4, n4), i5 = pad_source(o5, p5, n5);
     if (i0 < 0 || i1 < 0 || i2 < 0 || i3 < 0 || i4 < 0 || i5 < 0) {
         y[gid] = value;
         return;

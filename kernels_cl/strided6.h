@@ -2,27 +2,23 @@
 // element count) read from another array through per-axis strides: 0 along a
 // broadcast axis, permuted for a transpose. Shared by the broadcasting element-wise
 // kernels and the layout kernels (#included; each including file still builds alone
-// with clconv's -I option).
+// with clconv's -I option). Macros rather than functions taking a private array, so
+// the coordinates stay plain registers on every driver.
 #ifndef CLCONV_STRIDED6_H
 #define CLCONV_STRIDED6_H
 
-// (i0..i5) of element `flat`.
-void unravel6(int flat, const int d1, const int d2, const int d3, const int d4,
-              const int d5, int *i)
-{
-    i[5] = flat % d5; flat /= d5;
-    i[4] = flat % d4; flat /= d4;
-    i[3] = flat % d3; flat /= d3;
-    i[2] = flat % d2; flat /= d2;
-    i[1] = flat % d1;
-    i[0] = flat / d1;
-}
+// Declares the coordinates i0..i5 of element `flat` (prefix p: p##0 .. p##5).
+#define UNRAVEL6(p, flat, d1, d2, d3, d4, d5) \
+    int p##r_ = (flat); \
+    const int p##5 = p##r_ % (d5); p##r_ /= (d5); \
+    const int p##4 = p##r_ % (d4); p##r_ /= (d4); \
+    const int p##3 = p##r_ % (d3); p##r_ /= (d3); \
+    const int p##2 = p##r_ % (d2); p##r_ /= (d2); \
+    const int p##1 = p##r_ % (d1); \
+    const int p##0 = p##r_ / (d1)
 
-// The offset of coordinates i through strides (s0..s5).
-int offset6(const int *i, const int s0, const int s1, const int s2, const int s3,
-            const int s4, const int s5)
-{
-    return i[0] * s0 + i[1] * s1 + i[2] * s2 + i[3] * s3 + i[4] * s4 + i[5] * s5;
-}
+// The offset of coordinates p##0 .. p##5 through strides (s0..s5).
+#define OFFSET6(p, s0, s1, s2, s3, s4, s5) \
+    (p##0 * (s0) + p##1 * (s1) + p##2 * (s2) + p##3 * (s3) + p##4 * (s4) + p##5 * (s5))
 
 #endif

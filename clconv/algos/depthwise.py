@@ -3,8 +3,9 @@
 forward and stride-1 grad_input: a TH x TW block of outputs per work-item. PAD=0: each
 work-group copies the input block it reads, zero border included, into local memory;
 PAD=1: a pass first writes a zero-bordered copy of the whole input to global memory.
-Strided grad_input (and a multiplier over 8) gathers instead: a block of input pixels
-per work-item, the taps that reach each compiled in (depthwise_grad_input). With a
+Other grad_inputs (strided, a multiplier over 8, or a multiplier with PAD=1) gather: a
+block of input pixels per work-item, the taps that reach each compiled in
+(depthwise_grad_input). With a
 channel multiplier (LeNet's first layer: 1 -> 6 channels), a forward work-item computes
 MB of the multiplier's output planes from each tap it loads.
 grad_weight sums per (image row, channel) partials, then reduces them (no atomics)."""
@@ -187,7 +188,7 @@ def grad_input(rt, geo, params, grad_out, w, out, bias=None):
     if geo.stride == (1, 1) and mult == 1:  # PAD=1: the padded forward, flipped windows
         return forward(rt, transposed_geometry(geo), params, grad_out,
                        flip_weights(rt, geo, w), bias, out)
-    # strided, or a multiplier too large to sum in local memory: gather
+    # strided, a multiplier over 8, or a multiplier with PAD=1: gather
     tw, wg = int(params["TW"]), int(params["WG"])
     (sh, sw), (dh, dw) = geo.stride, geo.dilation
     tb = max(v for v in (2, 4, 8, 16) if v <= max(2, tw // sw))
@@ -245,7 +246,8 @@ def space(profile, geo, op):
     wgs = sorted({w for w in (1, 4, 8, 12, 16, 32, 64, 128) if w <= limit} | {min(12, limit)})
     mbs = (1, 2, 4, 8) if op == "forward" and geo.K > geo.C else (1,)
     return [{"TW": tw, "TH": th, "WG": wg, "PAD": pad, "MB": mb} for tw in (4, 8, 16)
-            for th in (1, 2, 4, 7) for wg in wgs for pad in (0, 1) for mb in mbs]
+            for th in (1, 2, 4, 7) for wg in wgs for pad in (0, 1)
+            for mb in (mbs if pad == 0 else (1,))]  # the padded kernel has no MB
 
 
 def defaults(profile, geo, op):
