@@ -323,6 +323,7 @@ def test_untuned_im2col_takes_one_column_vector_on_small_planes(tmp_path, monkey
         assert algos.params_for(cpu, im2col, small, op)["NV"] == 1
     assert algos.params_for(cpu, im2col, large, "forward")["NV"] == shipped
     monkeypatch.setenv(tuning.ENV_DIR, str(tmp_path))
+    monkeypatch.delenv(algos.ENV_ALGO, raising=False)  # the emulated tiers force direct
     tuned = dict(algos.params_for(cpu, im2col, large, "forward"), NV=2)
     tuning.save(cpu, {tuning.layer_key(small, "forward"): {"algo": "im2col", "params": tuned}})
     algos.clear_memo()
