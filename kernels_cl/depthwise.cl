@@ -2,12 +2,10 @@
 // gradients, NCHW float32. The window size is compiled in (KH, KW) so the loops unroll.
 // Any work-group size works; only depthwise_local uses local memory, sized by the host.
 
-#ifndef KH
-#define KH 3
-#endif
-#ifndef KW
-#define KW 3
-#endif
+// The window (KH, KW, SH, DH, DW). SW, the column stride: in the padded and block
+// kernels 1 or 2 vectorise and 0 means the runtime sw; depthwise_grad_input takes any.
+#include "window.h"
+
 #ifndef TW
 #define TW 8            // outputs along a row per work-item
 #endif
@@ -23,19 +21,6 @@
 #ifndef MB
 #define MB 1            // depthwise_local: output planes per work-item (R == 1)
 #endif
-
-#ifndef SH
-#define SH 1            // the row stride and the dilation, compiled in
-#endif
-#ifndef DH
-#define DH 1
-#endif
-#ifndef DW
-#define DW 1
-#endif
-#ifndef SW
-#define SW 1            // the column stride, compiled in: in the padded and block kernels
-#endif                  // 1 or 2 vectorise, 0 = runtime sw; depthwise_grad_input: any
 #ifndef TB
 #define TB 4            // depthwise_grad_input: block columns per work-item, a vector width
 #endif

@@ -47,24 +47,7 @@ __kernel void im2col(
         for (int p = Ho * Wo; p < ldc; ++p) col[row * ldc + p] = 0.0f;
 }
 
-#ifndef KH
-#define KH 3            // col2im: the window, its stride and dilation, compiled in
-#endif
-#ifndef KW
-#define KW 3
-#endif
-#ifndef SH
-#define SH 1
-#endif
-#ifndef SW
-#define SW 1
-#endif
-#ifndef DH
-#define DH 1
-#endif
-#ifndef DW
-#define DW 1
-#endif
+#include "window.h"  // col2im: the window, its strides and dilation, compiled in
 
 // dx[n, c, iy, ix] = sum_{ky, kx} col[((n*C + c)*KH + ky)*KW + kx, oy*Wo + ox]
 // over the (ky, kx) whose output position (oy, ox) lands on (iy, ix), plus bias[c]
