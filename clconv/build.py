@@ -139,6 +139,14 @@ def group_size(limit: int, n_items: int) -> int:
     return 1 << (max(1, int(n_items)).bit_length() - 1)
 
 
+def group_2d(size: int, across: int, down: int) -> tuple[int, int]:
+    """A local size of up to `size` work-items over an (across, down) grid: as many
+    across as the grid has, the rest down. launch_grid still shrinks it to the device's
+    and the kernel's limits."""
+    lx = min(size, across)
+    return lx, max(1, min(size // lx, down))
+
+
 def launch(runtime, kernel: cl.Kernel, n_items: int, *args) -> cl.Event:
     """Run `kernel` over `n_items` work-items (1-D), local size from the device profile.
 

@@ -143,3 +143,12 @@ def test_scalar_arguments_are_declared_from_their_python_types():
     assert _scalar_dtype(0.5) == _scalar_dtype(np.float64(0.5)) == np.float32
     assert _scalar_dtype(np.uint32(5)) == np.uint32
     assert _scalar_dtype(cl.LocalMemory(16)) is None
+
+
+def test_group_2d_fills_across_first_then_down():
+    from clconv.build import group_2d
+
+    assert group_2d(64, 4, 100) == (4, 16)   # the rest of the group goes down
+    assert group_2d(64, 100, 100) == (64, 1)
+    assert group_2d(16, 3, 2) == (3, 2)      # never more rows than the grid has
+    assert group_2d(12, 5, 7) == (5, 2)      # VideoCore IV's 12: 10 work-items fit

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import pyopencl as cl
 
-from ..build import get_kernel, launch_grid, resolve_local
+from ..build import get_kernel, group_2d, launch_grid, resolve_local
 from .base import Variant, scratch
 from .gemm import flip_weights, transposed_geometry
 
@@ -81,8 +81,7 @@ def pad(rt, x, planes, H, W, hp, wp, top, left, wg):
     before them, zeros after."""
     xp = scratch(rt, (planes, hp, wp))
     kernel = get_kernel(rt, KERNELS, "pad_planes")
-    lx = min(wg, hp)
-    launch_grid(rt, kernel, (hp, planes), (lx, max(1, min(wg // lx, planes))),
+    launch_grid(rt, kernel, (hp, planes), group_2d(wg, hp, planes),
                 x, xp, planes, H, W, hp, wp, top, left)
     return xp
 
@@ -99,9 +98,7 @@ def forward(rt, geo, params, x, w, bias, out, relu=False):
                         {"KH": geo.kh, "KW": geo.kw, "TW": tw, "ACT": int(relu),
                          "SW": _sw(geo, tw)})
     tiles = -(-geo.Wo // tw)
-    lx = min(wg, tiles)
-    ly = max(1, min(wg // lx, geo.Ho))
-    launch_grid(rt, kernel, (tiles, geo.Ho, geo.N * geo.K), (lx, ly, 1),
+    launch_grid(rt, kernel, (tiles, geo.Ho, geo.N * geo.K), group_2d(wg, tiles, geo.Ho) + (1,),
                 xp, w, bias if bias is not None else w, bias is not None, out,
                 geo.C, hp, wp, geo.K, geo.Ho, geo.Wo, *geo.stride, *geo.dilation)
     return out
@@ -126,8 +123,7 @@ def _local_shape(profile, geo, params, mb=1):
     groups would leave compute units idle."""
     tw, wg, th = int(params["TW"]), int(params["WG"]), int(params.get("TH", 1))
     tiles, bands = -(-geo.Wo // tw), -(-geo.Ho // th)
-    lx = min(wg, tiles)
-    ly = max(1, min(wg // lx, bands))
+    lx, ly = group_2d(wg, tiles, bands)
     planes = geo.N * geo.K // mb  # plane groups (geo is the transposed one for grad_input)
 
     def groups():
@@ -205,9 +201,7 @@ def grad_input(rt, geo, params, grad_out, w, out, bias=None):
     kernel = get_kernel(rt, KERNELS, "depthwise_grad_input",
                         {"KH": geo.kh, "KW": geo.kw, "TB": tb, "SH": sh, "SW": sw,
                          "DH": dh, "DW": dw})
-    lx = min(wg, across)
-    ly = max(1, min(wg // lx, down))
-    launch_grid(rt, kernel, (across, down, geo.N * geo.C), (lx, ly, 1),
+    launch_grid(rt, kernel, (across, down, geo.N * geo.C), group_2d(wg, across, down) + (1,),
                 dyp, w, bias if bias is not None else w, bias is not None, out,
                 geo.C, geo.H, geo.W, geo.K, hq, wq, geo.pad_top, geo.pad_left, top, left)
     return out
@@ -219,8 +213,7 @@ def grad_weight(rt, geo, params, x, grad_out, out):
     rows = geo.N * geo.Ho
     taps = geo.kh * geo.kw
     partial = scratch(rt, (geo.K, rows, taps))
-    lx = min(wg, rows)
-    local = (lx, max(1, min(wg // lx, geo.K)))
+    local = group_2d(wg, rows, geo.K)
     if int(params.get("PAD", 1)) and tw in (4, 8, 16):
         hp, wp = padded_extent(geo, tw)
         xp = pad(rt, x, geo.N * geo.C, geo.H, geo.W, hp, wp, geo.pad_top, geo.pad_left,

@@ -8,7 +8,7 @@ with P = Ho*Wo and CgRS = C/groups * kh * kw. The GEMM kernel is `gemm.cl`.
 """
 from __future__ import annotations
 
-from ..build import DEFAULT_GROUP_SIZE, get_kernel, launch_grid
+from ..build import DEFAULT_GROUP_SIZE, get_kernel, group_2d, launch_grid
 from .base import Variant, is_cpu, round_up, scratch
 
 GEMM = "gemm.cl"
@@ -58,9 +58,7 @@ def gemm(rt, params, M, N, Kd, R, A, lda, sa, B, ldb, sb, C, ldc, sc, batches, N
     kernel = get_kernel(rt, GEMM, "gemm_tiled", defines)
     tiles_n, tiles_m = -(-N // (tn * nv)), -(-M // tm)
     fast, slow = (tiles_m, tiles_n) if mfast else (tiles_n, tiles_m)
-    lx = min(wg, fast)
-    ly = max(1, min(wg // lx, slow))
-    return launch_grid(rt, kernel, (fast, slow, batches), (lx, ly, 1),
+    return launch_grid(rt, kernel, (fast, slow, batches), group_2d(wg, fast, slow) + (1,),
                        M, N, Kd, R, A, lda, *sa, B, ldb, *sb, C, ldc, *sc,
                        bias if bias is not None else C, 0 if bias is None else M, NB2)
 
@@ -165,9 +163,8 @@ def grad_input(rt, geo, params, grad_out, w, out, bias=None):
                              "DW": geo.dilation[1]})
         NC = geo.N * geo.C
         across, down = -(-geo.W // geo.stride[1]), -(-geo.H // geo.stride[0])
-        lx = min(across, DEFAULT_GROUP_SIZE)
         launch_grid(rt, kernel, (across, down, NC),
-                    (lx, max(1, min(DEFAULT_GROUP_SIZE // lx, down)), 1),
+                    group_2d(DEFAULT_GROUP_SIZE, across, down) + (1,),
                     dcol, out, bias if bias is not None else dcol, bias is not None, geo.C,
                     NC, P, geo.H, geo.W, geo.Ho, geo.Wo, geo.pad_top, geo.pad_left)
     return out
