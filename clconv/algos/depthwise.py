@@ -5,9 +5,9 @@ work-group copies the input block it reads, zero border included, into local mem
 PAD=1: a pass first writes a zero-bordered copy of the whole input to global memory.
 Other grad_inputs (strided, a multiplier over 8, or a multiplier with PAD=1) gather: a
 block of input pixels per work-item, the taps that reach each compiled in
-(depthwise_grad_input). With a
-channel multiplier (LeNet's first layer: 1 -> 6 channels), a forward work-item computes
-MB of the multiplier's output planes from each tap it loads.
+(depthwise_grad_input). With a channel multiplier (LeNet's first layer: 1 -> 6
+channels), a forward work-item computes MB of the multiplier's output planes from each
+tap it loads.
 grad_weight sums per (image row, channel) partials, then reduces them (no atomics)."""
 from __future__ import annotations
 
