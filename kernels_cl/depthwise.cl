@@ -5,15 +5,10 @@
 // The window (KH, KW, SH, DH, DW). SW, the column stride: in the padded and block
 // kernels 1 or 2 vectorise and 0 means the runtime sw; depthwise_grad_input takes any.
 #include "window.h"
+#include "vector_span.h"
 
-#ifndef TW
-#define TW 8            // outputs along a row per work-item
-#endif
 #ifndef TH
 #define TH 1            // output rows per work-item (depthwise_local)
-#endif
-#ifndef ACT
-#define ACT 0           // 0: none, 1: relu
 #endif
 #ifndef R
 #define R 1             // depthwise_local: input planes summed per output plane
@@ -78,12 +73,6 @@ __kernel void depthwise_grad_weight_reduce(
 
 // ---- padded variants: the input is first copied into a zero-bordered buffer, so the
 // inner loops need no bounds checks and load TW outputs' inputs as one vector.
-#define DW_CAT_(a, b) a##b
-#define DW_CAT(a, b) DW_CAT_(a, b)
-#define DVEC DW_CAT(float, TW)
-#define DVLOAD DW_CAT(vload, TW)
-#define DVSTORE DW_CAT(vstore, TW)
-
 #if TW == 4 || TW == 8 || TW == 16
 // The inputs of one window tap for TW neighbouring outputs: columns x0, x0 + sw, ...
 // of `row`, as one vector load where the column stride is compiled in (SW = 1 or 2).
@@ -112,34 +101,6 @@ DVEC span_local(__local const float *row, const int x0, const int sw)
     SPAN_LOAD(row, x0, sw);
 }
 
-// TW outputs to dst, the activation applied; only the first n where the row ends sooner.
-void store_span(DVEC v, __global float *dst, const int n)
-{
-#if ACT == 1
-    v = select((DVEC)(0.0f), v, (v > (DVEC)(0.0f)) | isnan(v));  // NaN passes, as in torch
-#endif
-    if (n >= TW) {
-        DVSTORE(v, 0, dst);
-        return;
-    }
-    // a row's last, partial span: the widest vector stores that fit, then single floats
-    float s[TW];
-    DVSTORE(v, 0, s);
-    int j = 0;
-#if TW == 16
-    if (n >= 8) {
-        vstore8(vload8(0, s), 0, dst);
-        j = 8;
-    }
-#endif
-#if TW >= 8
-    if (n - j >= 4) {
-        vstore4(vload4(0, s + j), 0, dst + j);
-        j += 4;
-    }
-#endif
-    for (; j < n; ++j) dst[j] = s[j];
-}
 #endif
 
 // xp[p, py, px] = x[p, py - ph, px - pw] inside x, zero elsewhere; p runs over the planes.

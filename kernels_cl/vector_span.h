@@ -1,0 +1,50 @@
+// TW-wide float vectors (TW = 4, 8 or 16, compiled in) and storing them at a row's end,
+// shared by the depthwise kernels. ACT (0: none, 1: relu) is applied on store.
+#ifndef CLCONV_VECTOR_SPAN_H
+#define CLCONV_VECTOR_SPAN_H
+
+#ifndef TW
+#define TW 8            // outputs along a row per work-item
+#endif
+#ifndef ACT
+#define ACT 0           // 0: none, 1: relu
+#endif
+
+#define DW_CAT_(a, b) a##b
+#define DW_CAT(a, b) DW_CAT_(a, b)
+#define DVEC DW_CAT(float, TW)
+#define DVLOAD DW_CAT(vload, TW)
+#define DVSTORE DW_CAT(vstore, TW)
+
+#if TW == 4 || TW == 8 || TW == 16
+// TW outputs to dst, the activation applied; only the first n where the row ends sooner.
+void store_span(DVEC v, __global float *dst, const int n)
+{
+#if ACT == 1
+    v = select((DVEC)(0.0f), v, (v > (DVEC)(0.0f)) | isnan(v));  // NaN passes, as in torch
+#endif
+    if (n >= TW) {
+        DVSTORE(v, 0, dst);
+        return;
+    }
+    // a row's last, partial span: the widest vector stores that fit, then single floats
+    float s[TW];
+    DVSTORE(v, 0, s);
+    int j = 0;
+#if TW == 16
+    if (n >= 8) {
+        vstore8(vload8(0, s), 0, dst);
+        j = 8;
+    }
+#endif
+#if TW >= 8
+    if (n - j >= 4) {
+        vstore4(vload4(0, s + j), 0, dst + j);
+        j += 4;
+    }
+#endif
+    for (; j < n; ++j) dst[j] = s[j];
+}
+#endif
+
+#endif
