@@ -2,6 +2,7 @@
 the heuristic picks — against the float64 reference, for forward, grad_input and
 grad_weight, on a seeded sweep (groups, depthwise, stride, dilation, padding 'same', odd
 sizes). Also: `validate` rejections, CLCONV_ALGO forcing, and the tuning database."""
+import dataclasses
 import zlib
 
 import numpy as np
@@ -35,6 +36,12 @@ EXTRA = [
     # taps with dilation, a multiplier with a 5-wide window and padding 2
     ((1, 3, 9, 41), (3, 1, 3, 3), dict(stride=2, padding=2, dilation=(1, 3), groups=3)),
     ((1, 2, 7, 57), (4, 1, 5, 5), dict(stride=(1, 2), padding=2, dilation=1, groups=2)),
+    # depthwise_direct's lane shifts: 4 lanes with a dilated multiplier and rows of
+    # three spans, the last overlapping; stride 2 with an odd shift; a grad_input whose
+    # flipped padding is negative (3 > 3 - 1)
+    ((1, 2, 6, 37), (4, 1, 3, 5), dict(stride=1, padding=(1, 4), dilation=(1, 2), groups=2)),
+    ((1, 2, 5, 40), (2, 1, 3, 3), dict(stride=(1, 2), padding=3, dilation=1, groups=2)),
+    ((1, 2, 6, 20), (2, 1, 3, 3), dict(stride=1, padding=3, dilation=1, groups=2)),
     ((2, 5, 7, 9), (11, 5, 1, 1), dict(stride=1, padding=0, dilation=1, groups=1)),
     # Winograd: odd output sizes (half tiles), a tile row past 8 tiles, padding 0 and 2
     ((2, 5, 9, 11), (7, 5, 3, 3), dict(stride=1, padding=1, dilation=1, groups=1)),
@@ -75,6 +82,10 @@ def _settings(profile, geo, op):
                            {"TW": 4, "WG": 7, "PAD": 1},
                            {"TW": 16, "TH": 2, "WG": 1, "PAD": 1}, {"TW": 8, "TH": 1, "WG": 3, "PAD": 0},
                            {"TW": 16, "TH": 3, "WG": 8, "PAD": 0}]
+        if variant.name == "depthwise_direct":  # mad, row bands, the portable shifts
+            candidates += [{"TW": 4, "MB": 2, "TH": 1, "FMA": 0},
+                           {"TW": 16, "MB": 3, "TH": 4, "PORTABLE": 1},
+                           {"TW": 8, "MB": 1, "TH": 0, "PORTABLE": 1}]
         for params in candidates:
             if algos.valid(profile, variant, geo, op, params):
                 out.append((variant, params))
@@ -167,8 +178,6 @@ def test_validate_rejects_the_videocore4_limits_on_any_device():
 
 
 def test_validate_rejects_column_buffers_beyond_the_max_allocation():
-    import dataclasses
-
     profile = clconv.current_runtime().profile
     small = dataclasses.replace(profile, max_mem_alloc_size=1 << 16)
     params = {"TM": 4, "TN": 8, "NV": 1, "WG": 1}
@@ -202,9 +211,46 @@ def test_validate_rejects_bad_tunables_and_geometries():
     assert "grad_weight" not in wino.ops
 
 
-def test_validate_rejects_local_memory_and_transform_buffers_beyond_the_device():
-    import dataclasses
+def test_depthwise_direct_validates_fits_and_bands_its_work():
+    from clconv.algos import depthwise_direct as dd
 
+    profile = clconv.current_runtime().profile
+    direct = algos.VARIANTS["depthwise_direct"]
+    geo = _geo(x=(1, 4, 28, 28), w=(4, 1, 3, 3), groups=4)
+    params = {"TW": 16, "MB": 1}
+    assert direct.validate(profile, geo, "forward", params) is None
+    assert "depthwise" in direct.validate(profile, _geo(), "forward", params)
+    assert "TW=12" in direct.validate(profile, geo, "forward", dict(params, TW=12))
+    assert "MB=9" in direct.validate(profile, geo, "forward", dict(params, MB=9))
+    assert "TH=-1" in direct.validate(profile, geo, "forward", dict(params, TH=-1))
+    stride3 = _geo(x=(1, 4, 28, 28), w=(4, 1, 3, 3), groups=4, stride=(1, 3))
+    assert "column stride 3" in direct.validate(profile, stride3, "forward", params)
+    strided = _geo(x=(1, 4, 28, 28), w=(4, 1, 3, 3), groups=4, stride=2)
+    assert direct.validate(profile, strided, "forward", params) is None
+    assert "stride 1 only" in direct.validate(profile, strided, "grad_input", params)
+    many = _geo(x=(1, 1, 28, 28), w=(9, 1, 3, 3), padding=1)  # multiplier 9
+    assert "at most 8" in direct.validate(profile, many, "grad_input", params)
+    huge = _geo(x=(1, 2, 300, 1000), w=(16, 1, 7, 7), groups=2, padding=3)
+    assert "unrolled" in direct.validate(profile, huge, "forward", dict(params, MB=8))
+    assert direct.validate(profile, huge, "forward", params) is None  # MB=1: 63*49
+    assert "grad_weight" not in direct.ops
+    # TW: the widest the rows hold, at stride 2 twice over; tuned settings stay
+    assert direct.fit(geo, "forward", params)["TW"] == 16
+    small = _geo(x=(1, 4, 14, 14), w=(4, 1, 3, 3), groups=4)
+    assert direct.fit(small, "forward", params)["TW"] == 8
+    half = _geo(x=(1, 4, 28, 28), w=(4, 1, 3, 3), groups=4, stride=2)
+    assert direct.fit(half, "forward", params)["TW"] == 8  # 2 * 16 > 28
+    tiny = _geo(x=(1, 4, 3, 3), w=(4, 1, 3, 3), groups=4)
+    assert direct.fit(tiny, "forward", params)["TW"] == 4  # the smallest width
+    # rows per work-item: a whole plane where planes alone keep the compute units busy
+    busy = dataclasses.replace(profile, compute_units=2)
+    assert dd._rows_per_item(busy, 28, 128, 0) == 28
+    assert dd._rows_per_item(busy, 28, 2, 0) == 7  # 4 bands per plane
+    assert dd._rows_per_item(busy, 3, 1, 0) == 1
+    assert dd._rows_per_item(busy, 28, 2, 5) == 5  # TH given
+
+
+def test_validate_rejects_local_memory_and_transform_buffers_beyond_the_device():
     profile = clconv.current_runtime().profile
     dw = algos.VARIANTS["depthwise"]
     geo = _geo(x=(1, 8, 64, 64), w=(8, 1, 3, 3), groups=8)
@@ -227,12 +273,18 @@ def test_heuristic_is_deterministic_and_sensible():
     profile = clconv.current_runtime().profile
     assert algos.heuristic(profile, _geo(), "forward") == "im2col"
     assert algos.heuristic(profile, _geo(w=(6, 4, 1, 1), padding=0), "forward") == "gemm1x1"
-    assert algos.heuristic(profile, _geo(w=(4, 1, 3, 3), groups=4), "forward") == "depthwise"
-    assert algos.heuristic(profile, _geo(w=(4, 1, 3, 3), groups=4), "grad_weight") == "depthwise"
+    # depthwise: on a CPU straight from global memory where that kernel runs the op,
+    # on a GPU the local-memory block (a local size of 1 would leave its lanes idle)
+    gpu = dataclasses.replace(profile, device_type="GPU")
+    dw = _geo(w=(4, 1, 3, 3), groups=4)
     lenet = _geo(x=(2, 1, 28, 28), w=(6, 1, 5, 5), padding=0)
-    assert algos.heuristic(profile, lenet, "forward") == "depthwise"
-    assert algos.heuristic(profile, lenet, "grad_input") == "depthwise"
     strided = _geo(x=(2, 2, 28, 28), w=(6, 1, 3, 3), stride=2, groups=2)
+    for geo in (dw, lenet):
+        assert algos.heuristic(profile, geo, "forward") == "depthwise_direct"
+        assert algos.heuristic(profile, geo, "grad_input") == "depthwise_direct"
+        assert algos.heuristic(profile, geo, "grad_weight") == "depthwise"
+        assert {algos.heuristic(gpu, geo, op) for op in algos.OPS} == {"depthwise"}
+    assert algos.heuristic(profile, strided, "forward") == "depthwise_direct"
     assert algos.heuristic(profile, strided, "grad_input") == "depthwise"  # the gather
     wide = _geo(x=(1, 128, 28, 28), w=(128, 128, 3, 3))  # many channels and tiles
     assert [algos.heuristic(profile, wide, op) for op in algos.OPS] == \
@@ -307,7 +359,6 @@ def test_shipped_defaults_exist_for_the_pi_and_cpus():
 def test_untuned_im2col_takes_one_column_vector_on_small_planes(tmp_path, monkeypatch):
     """Variant.fit: NV=1 below SMALL_PLANE output pixels, the shipped NV above; a tuned
     setting is used as measured."""
-    import dataclasses
 
     from clconv.algos.gemm import SMALL_PLANE
 
@@ -352,7 +403,6 @@ def test_repeated_calls_build_and_choose_nothing_new(monkeypatch):
 
 def test_shipped_defaults_apply_to_this_device_type():
     """POCL reports its type as 'ALL | CPU'; the CPU defaults must still be found."""
-    import dataclasses
 
     profile = clconv.current_runtime().profile
     for spelled in ("CPU", "ALL | CPU"):

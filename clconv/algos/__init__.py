@@ -16,15 +16,16 @@ import os
 
 from .. import tuning
 from ..device import DeviceKind
-from .base import OPS, Variant
+from .base import OPS, Variant, is_cpu
 from .depthwise import DEPTHWISE, is_depthwise
+from .depthwise_direct import DEPTHWISE_DIRECT
 from .direct import DIRECT
 from .gemm import GEMM_1X1, IM2COL, is_pointwise
 from .winograd import WINOGRAD, pays as winograd_pays
 
 ENV_ALGO = "CLCONV_ALGO"
 VARIANTS: dict[str, Variant] = {v.name: v for v in (DIRECT, IM2COL, GEMM_1X1, DEPTHWISE,
-                                                    WINOGRAD)}
+                                                    DEPTHWISE_DIRECT, WINOGRAD)}
 
 _forced: str | None = None
 _memo: dict = {}
@@ -81,8 +82,12 @@ def valid(profile, variant: Variant, geo, op: str, params: dict) -> bool:
 
 
 def heuristic(profile, geo, op: str) -> str:
-    """The untuned choice; deterministic, from the geometry only."""
+    """The untuned choice; deterministic, from the geometry and the device type."""
     if is_depthwise(geo):  # groups == in_channels, single-channel inputs included
+        # a local size of 1 suits CPUs only (see depthwise_direct)
+        if is_cpu(profile) and valid(profile, DEPTHWISE_DIRECT, geo, op,
+                                     params_for(profile, DEPTHWISE_DIRECT, geo, op)):
+            return "depthwise_direct"
         return "depthwise"
     cg = geo.C // geo.groups
     kg = geo.K // geo.groups

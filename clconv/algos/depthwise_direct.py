@@ -1,0 +1,128 @@
+"""Depthwise convolution loading straight from global memory, for CPU devices.
+
+One work-item per MB output planes and band of rows, local size 1, the plane sizes and
+padding compiled in (depthwise_direct.cl): no padding pass, no local-memory block, no
+barrier. On POCL it ran the bench's small depthwise layers 2-4x faster than
+depthwise_local, whose block copy and work-group of vector lanes cost more than the
+convolution itself there. On GPUs a local size of 1 would leave most lanes idle, so the
+heuristic takes it on CPUs only.
+
+forward, and grad_input at stride 1 (the forward of the flipped windows, summing the
+multiplier's planes); strided grad_input and grad_weight are the depthwise variant's.
+"""
+from __future__ import annotations
+
+from ..build import get_kernel, launch_grid
+from .base import Variant
+from .depthwise import MAX_LOCAL_REDUCE, MAX_WINDOW, is_depthwise
+from .gemm import _fma_default, flip_weights, transposed_geometry
+
+KERNELS = "depthwise_direct.cl"
+WIDTHS = (4, 8, 16)
+MAX_UNROLLED = 4096  # multiply-adds per output row, all unrolled; past it, code bloats
+
+
+def validate(profile, geo, op, params):
+    if not is_depthwise(geo):
+        return "only depthwise convolutions (groups == in_channels)"
+    if geo.kh * geo.kw > MAX_WINDOW:
+        return f"window {geo.kh}x{geo.kw} larger than {MAX_WINDOW} elements"
+    tw, mb, th = int(params["TW"]), int(params.get("MB", 1)), int(params.get("TH", 0))
+    if tw not in WIDTHS:
+        return f"TW={tw}: expected a vector width, 4, 8 or 16"
+    if not 1 <= mb <= 8:
+        return f"MB={mb} outside 1..8"
+    if th < 0:
+        return f"TH={th}: expected rows per work-item, or 0 for the device's choice"
+    mult = geo.K // geo.C
+    if op == "grad_input":
+        if geo.stride != (1, 1):
+            return "grad_input at stride 1 only (the depthwise variant gathers strided ones)"
+        if mult > MAX_LOCAL_REDUCE:
+            return f"grad_input sums at most {MAX_LOCAL_REDUCE} planes, the multiplier is {mult}"
+        geo, reduce, mb = transposed_geometry(geo), mult, 1
+    else:
+        reduce, mb = 1, _planes_per_item(geo, params)
+    if geo.stride[1] not in (1, 2):
+        return f"column stride {geo.stride[1]}: vector loads need 1 or 2"
+    unrolled = -(-geo.Wo // tw) * geo.kh * geo.kw * mb  # not the R loop
+    if unrolled > MAX_UNROLLED:
+        return f"{unrolled} unrolled multiply-adds per output row, more than {MAX_UNROLLED}"
+    return None
+
+
+def _planes_per_item(geo, params) -> int:
+    """MB cut to the largest divisor of the channel multiplier (forward only)."""
+    mult, mb = geo.K // geo.C, max(1, int(params.get("MB", 1)))
+    while mult % mb:
+        mb -= 1
+    return mb
+
+
+def forward(rt, geo, params, x, w, bias, out, relu=False):
+    return _run(rt, geo, params, x, w, bias, out, geo.K, geo.K // geo.C, 1,
+                _planes_per_item(geo, params), relu)
+
+
+def grad_input(rt, geo, params, grad_out, w, out, bias=None):
+    """The forward of the flipped windows over grad_out, each input plane summing the
+    multiplier's gradient planes."""
+    mult = geo.K // geo.C
+    return _run(rt, transposed_geometry(geo), params, grad_out, flip_weights(rt, geo, w),
+                bias, out, geo.C, 1, mult, 1)
+
+
+def _run(rt, geo, params, x, w, bias, out, planes_out, mult, reduce, mb, relu=False):
+    """Output plane o of `planes_out` sums `reduce` planes of geo's input from
+    (o // mult) * reduce (see depthwise_direct.cl)."""
+    kernel = get_kernel(rt, KERNELS, "depthwise_direct", {
+        "KH": geo.kh, "KW": geo.kw, "SH": geo.stride[0], "SW": geo.stride[1],
+        "DH": geo.dilation[0], "DW": geo.dilation[1], "IN_H": geo.H, "IN_W": geo.W,
+        "OUT_H": geo.Ho, "OUT_W": geo.Wo, "PAD_T": geo.pad_top, "PAD_L": geo.pad_left,
+        "TW": int(params["TW"]), "MB": mb, "R": reduce, "ACT": int(relu),
+        "USE_FMA": int(params.get("FMA", _fma_default(rt.profile))),
+        "PORTABLE_SHIFTS": int(params.get("PORTABLE", 0))})
+    groups = geo.N * planes_out // mb
+    rows = _rows_per_item(rt.profile, geo.Ho, groups, int(params.get("TH", 0)))
+    launch_grid(rt, kernel, (groups, -(-geo.Ho // rows)), (1, 1),
+                x, w, bias if bias is not None else w, bias is not None, out,
+                geo.C, planes_out, mult, rows)
+    return out
+
+
+def _rows_per_item(profile, height, groups, rows) -> int:
+    """`rows` if set, else the whole plane, split into bands only until there are a few
+    work-items per compute unit."""
+    if rows:
+        return min(rows, height)
+    bands = min(height, -(-4 * profile.compute_units // groups))
+    return -(-height // bands)
+
+
+def fit(geo, op, params):
+    """Untuned TW: the widest that the rows hold (a span of TW outputs' inputs in one
+    load; narrower planes fall back to single loads)."""
+    params = dict(params)
+    tgeo = transposed_geometry(geo) if op == "grad_input" else geo
+    span = tgeo.stride[1] if tgeo.stride[1] in (1, 2) else 1
+    tw = int(params["TW"])
+    while tw > WIDTHS[0] and (tw * span > tgeo.W or tw > tgeo.Wo):
+        tw //= 2
+    params["TW"] = tw
+    return params
+
+
+def space(profile, geo, op):
+    mbs = (1, 2, 4, 8) if op == "forward" and geo.K > geo.C else (1,)
+    return [{"TW": tw, "MB": mb, "TH": th} for tw in WIDTHS for mb in mbs for th in (0, 1, 4)]
+
+
+def defaults(profile, geo, op):
+    return {"TW": 16, "MB": 8, "TH": 0}
+
+
+DEPTHWISE_DIRECT = Variant(
+    "depthwise_direct",
+    "depthwise convolution loading from global memory, no local memory (CPUs)",
+    validate, {"forward": forward, "grad_input": grad_input}, space, defaults,
+    ops=("forward", "grad_input"), fit=fit)
