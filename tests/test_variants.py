@@ -356,11 +356,10 @@ def test_shipped_defaults_exist_for_the_pi_and_cpus():
     assert "CPU" in table["device_type"]
 
 
-def test_untuned_im2col_takes_one_column_vector_on_small_planes(tmp_path, monkeypatch):
-    """Variant.fit: NV=1 below SMALL_PLANE output pixels, the shipped NV above; a tuned
-    setting is used as measured."""
-
-    from clconv.algos.gemm import SMALL_PLANE
+def test_untuned_gemms_take_one_column_vector_on_small_planes(tmp_path, monkeypatch):
+    """Variant.fit: NV=1 below SMALL_PLANE output pixels (gemm1x1: below
+    SMALL_POINTWISE_PLANE), the shipped NV above; a tuned setting is used as measured."""
+    from clconv.algos.gemm import SMALL_PLANE, SMALL_POINTWISE_PLANE
 
     profile = clconv.current_runtime().profile
     cpu = dataclasses.replace(profile, device_type="CPU", kind=algos.DeviceKind.POCL_CPU)
@@ -373,6 +372,15 @@ def test_untuned_im2col_takes_one_column_vector_on_small_planes(tmp_path, monkey
     for op in ("forward", "grad_weight"):
         assert algos.params_for(cpu, im2col, small, op)["NV"] == 1
     assert algos.params_for(cpu, im2col, large, "forward")["NV"] == shipped
+    one = algos.VARIANTS["gemm1x1"]
+    assert tuning.default_params(cpu, "gemm1x1", "forward")["NV"] == 2
+    at7, at14, at28 = (_geo(x=(1, 32, n, n), w=(32, 32, 1, 1), padding=0) for n in (7, 14, 28))
+    assert at7.Ho * at7.Wo < SMALL_PLANE <= at14.Ho * at14.Wo < SMALL_POINTWISE_PLANE \
+        <= at28.Ho * at28.Wo
+    assert [algos.params_for(cpu, one, g, "forward")["NV"] for g in (at7, at14, at28)] == \
+        [1, 1, 2]
+    assert [algos.params_for(cpu, one, g, "grad_weight")["NV"] for g in (at7, at14, at28)] \
+        == [1, 1, 2]
     monkeypatch.setenv(tuning.ENV_DIR, str(tmp_path))
     monkeypatch.delenv(algos.ENV_ALGO, raising=False)  # the emulated tiers force direct
     tuned = dict(algos.params_for(cpu, im2col, large, "forward"), NV=2)

@@ -213,16 +213,22 @@ def defaults(profile, geo, op):
 
 
 SMALL_PLANE = 100  # output pixels per image below which im2col's GEMMs take NV=1
+SMALL_POINTWISE_PLANE = 400  # the same for gemm1x1's
 
 
-def fit_im2col(geo, op, params):
-    """One vector of columns per work-item (NV=1) on small output planes: there the
-    forward GEMM is only Ho*Wo columns wide and the weight-gradient GEMM sums only
-    Ho*Wo terms, and two vectors cost 1.5x (forward) and 2x (grad_weight) on ResNet-18's
-    7x7 layer with POCL, while they win from 28x28 up."""
-    if geo.Ho * geo.Wo < SMALL_PLANE:
-        return dict(params, NV=1)
-    return params
+def fit_columns(small_plane):
+    """Untuned NV cut to one vector of columns per work-item (NV=1) below `small_plane`
+    output pixels per image, where the forward and grad_input GEMMs are only Ho*Wo
+    columns wide and the weight-gradient GEMM sums only Ho*Wo terms. With POCL, two
+    vectors cost im2col 1.5x (forward) and 2x (grad_weight) on ResNet-18's 7x7 layer and
+    won from 28x28 up. gemm1x1, with no column pass to amortise, lost 10-30 % with two
+    at 14x14 (512 channels) and 20-55 % at 7x7, and won up to 25 % from 28x28 up, mostly
+    (calls timed in turn; this machine's noise is of the same order)."""
+    def fit(geo, op, params):
+        if geo.Ho * geo.Wo < small_plane:
+            return dict(params, NV=1)
+        return params
+    return fit
 
 
 def _validate(pointwise_only):
@@ -245,6 +251,7 @@ def _validate(pointwise_only):
 RUN = {"forward": forward, "grad_input": grad_input, "grad_weight": grad_weight}
 
 IM2COL = Variant("im2col", "im2col into a register-tiled, vectorised GEMM (col2im for grad_input)",
-                 _validate(False), RUN, space, defaults, fit=fit_im2col)
+                 _validate(False), RUN, space, defaults, fit=fit_columns(SMALL_PLANE))
 GEMM_1X1 = Variant("gemm1x1", "1x1 stride-1 convolution as a plain GEMM on the input",
-                   _validate(True), RUN, space, defaults)
+                   _validate(True), RUN, space, defaults,
+                   fit=fit_columns(SMALL_POINTWISE_PLANE))
