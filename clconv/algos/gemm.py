@@ -178,7 +178,10 @@ def grad_weight(rt, geo, params, x, grad_out, out):
     ldk = round_up(Kg, tile_n(params))
     dyt = scratch(rt, (geo.N * G, P, ldk))
     kernel = get_kernel(rt, LAYOUT, "transpose_batched")
-    launch_grid(rt, kernel, (geo.N * G * P,), (_group(rt, geo.N * G * P),),
+    strips = -(-P // 4)  # four columns each
+    # a local size of 1 on a CPU: whole strips per work-item, not vector lanes
+    local = 1 if is_cpu(rt.profile) else _group(rt, strips)
+    launch_grid(rt, kernel, (strips, geo.N * G), (local, 1),
                 grad_out, dyt, Kg, P, ldk, geo.N * G)
     gemm(rt, params, crs, Kg, P, geo.N,
          col, ld, (0, crs * ld, G * crs * ld),
