@@ -185,9 +185,8 @@ DVEC tap(__global const float *row, const int s)
 #endif
 }
 
-// Output rows band*rows .. band*rows+rows-1 of MB
-// output planes p = n*Ko + o0 + m, work-item (n*Ko/MB + o0/MB, band). Output plane o
-// sums R input planes c = (o / mult) * R + r, each with window w[R == 1 ? o : c]:
+// Output rows band*rows .. band*rows+rows-1 of MB output planes p = n*Ko + o0 + m,
+// work-item (n*Ko/MB + o0/MB, band). Output plane o sums R input planes c = (o / mult) * R + r, each with window w[R == 1 ? o : c]:
 //   forward:                                              mult = multiplier, R = 1;
 //   grad_input (stride 1, flipped windows, padding d*(k-1)-p):  mult = 1, R = multiplier.
 __kernel void depthwise_direct(
@@ -235,5 +234,68 @@ __kernel void depthwise_direct(
                            OUT_W - ox0);
         }
     }
+}
+
+// Up to TW gradients of row `g` from column ox0 on, zero past its end (n < TW: a plane
+// narrower than TW).
+DVEC gradient_span(__global const float *g, const int n)
+{
+    if (n >= TW) return DVLOAD(0, g);
+    float e[TW];
+#pragma unroll
+    for (int j = 0; j < TW; ++j) e[j] = j < n ? g[j] : 0.0f;
+    return DVLOAD(0, e);
+}
+
+float lane_sum(const DVEC v)
+{
+    float lanes[TW];
+    DVSTORE(v, 0, lanes);
+    float s = 0.0f;
+#pragma unroll
+    for (int j = 0; j < TW; ++j) s += lanes[j];
+    return s;
+}
+
+// grad_w[k, ky, kx] = sum over n, oy, ox of dy[n, k, oy, ox] * x[n, k / mult, iy, ix]:
+// one work-item per output channel k, its KH*KW sums as TW-lane vectors over the same
+// tap loads as the forward, added up across lanes at the end. No partial sums, no
+// second pass. A row's last span overlaps the one before: its first lanes' gradients
+// are zeroed there (a shift down and back up), so no product counts twice.
+__kernel void depthwise_direct_grad_weight(
+    __global const float *restrict x, __global const float *restrict dy,
+    __global float *restrict grad_w, const int N, const int Ci, const int Ko,
+    const int mult)
+{
+    const int k = get_global_id(0);
+    if (k >= Ko) return;
+    DVEC acc[KH * KW];
+#pragma unroll
+    for (int t = 0; t < KH * KW; ++t) acc[t] = (DVEC)(0.0f);
+    for (int n = 0; n < N; ++n) {
+        __global const float *src = x + (n * Ci + k / mult) * (IN_H * IN_W);
+        __global const float *g = dy + (n * Ko + k) * (OUT_H * OUT_W);
+        for (int oy = 0; oy < OUT_H; ++oy) {
+#pragma unroll
+            for (int t = 0; t < OUT_W; t += TW) {
+                const int ox0 = OUT_W >= TW ? min(t, OUT_W - TW) : t;
+                const int seen = t - ox0;  // lanes the span before already summed
+                const DVEC gv = shift_lanes(shift_lanes(
+                    gradient_span(g + oy * OUT_W + ox0, OUT_W - ox0), seen), -seen);
+#pragma unroll
+                for (int ky = 0; ky < KH; ++ky) {
+                    const int iy = oy * SH - PAD_T + ky * DH;
+                    if (iy < 0 || iy >= IN_H) continue;  // the same for the whole row
+                    __global const float *row = src + iy * IN_W;
+#pragma unroll
+                    for (int kx = 0; kx < KW; ++kx)
+                        acc[ky * KW + kx] = MAD(tap(row, ox0 * SW - PAD_L + kx * DW), gv,
+                                                acc[ky * KW + kx]);
+                }
+            }
+        }
+    }
+#pragma unroll
+    for (int t = 0; t < KH * KW; ++t) grad_w[k * (KH * KW) + t] = lane_sum(acc[t]);
 }
 #endif

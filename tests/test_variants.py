@@ -233,7 +233,8 @@ def test_depthwise_direct_validates_fits_and_bands_its_work():
     huge = _geo(x=(1, 2, 300, 1000), w=(16, 1, 7, 7), groups=2, padding=3)
     assert "unrolled" in direct.validate(profile, huge, "forward", dict(params, MB=8))
     assert direct.validate(profile, huge, "forward", params) is None  # MB=1: 63*49
-    assert "grad_weight" not in direct.ops
+    assert direct.validate(profile, strided, "grad_weight", params) is None
+    assert "column stride 3" in direct.validate(profile, stride3, "grad_weight", params)
     # TW: the widest the rows hold, at stride 2 twice over; tuned settings stay
     assert direct.fit(geo, "forward", params)["TW"] == 16
     small = _geo(x=(1, 4, 14, 14), w=(4, 1, 3, 3), groups=4)
@@ -280,9 +281,7 @@ def test_heuristic_is_deterministic_and_sensible():
     lenet = _geo(x=(2, 1, 28, 28), w=(6, 1, 5, 5), padding=0)
     strided = _geo(x=(2, 2, 28, 28), w=(6, 1, 3, 3), stride=2, groups=2)
     for geo in (dw, lenet):
-        assert algos.heuristic(profile, geo, "forward") == "depthwise_direct"
-        assert algos.heuristic(profile, geo, "grad_input") == "depthwise_direct"
-        assert algos.heuristic(profile, geo, "grad_weight") == "depthwise"
+        assert {algos.heuristic(profile, geo, op) for op in algos.OPS} == {"depthwise_direct"}
         assert {algos.heuristic(gpu, geo, op) for op in algos.OPS} == {"depthwise"}
     assert algos.heuristic(profile, strided, "forward") == "depthwise_direct"
     assert algos.heuristic(profile, strided, "grad_input") == "depthwise"  # the gather

@@ -7,8 +7,9 @@ depthwise_local, whose block copy and work-group of vector lanes cost more than 
 convolution itself there. On GPUs a local size of 1 would leave most lanes idle, so the
 heuristic takes it on CPUs only.
 
-forward, and grad_input at stride 1 (the forward of the flipped windows, summing the
-multiplier's planes); strided grad_input and grad_weight are the depthwise variant's.
+forward; grad_input at stride 1 (the forward of the flipped windows, summing the
+multiplier's planes; the depthwise variant gathers strided ones); grad_weight, one
+work-item per output channel summing its taps' products over the images and rows.
 """
 from __future__ import annotations
 
@@ -41,6 +42,8 @@ def validate(profile, geo, op, params):
         if mult > MAX_LOCAL_REDUCE:
             return f"grad_input sums at most {MAX_LOCAL_REDUCE} planes, the multiplier is {mult}"
         geo, reduce, mb = transposed_geometry(geo), mult, 1
+    elif op == "grad_weight":
+        reduce, mb = 1, 1
     else:
         reduce, mb = 1, _planes_per_item(geo, params)
     if geo.stride[1] not in (1, 2):
@@ -72,16 +75,27 @@ def grad_input(rt, geo, params, grad_out, w, out, bias=None):
                 bias, out, geo.C, 1, mult, 1)
 
 
-def _run(rt, geo, params, x, w, bias, out, planes_out, mult, reduce, mb, relu=False):
-    """Output plane o of `planes_out` sums `reduce` planes of geo's input from
-    (o // mult) * reduce (see depthwise_direct.cl)."""
-    kernel = get_kernel(rt, KERNELS, "depthwise_direct", {
+def grad_weight(rt, geo, params, x, grad_out, out):
+    kernel = _kernel(rt, geo, params, "depthwise_direct_grad_weight")
+    launch_grid(rt, kernel, (geo.K,), (1,),
+                x, grad_out, out, geo.N, geo.C, geo.K, geo.K // geo.C)
+    return out
+
+
+def _kernel(rt, geo, params, name, **defines):
+    """`name` built for geo's window, plane sizes and padding, and the tunables."""
+    return get_kernel(rt, KERNELS, name, {
         "KH": geo.kh, "KW": geo.kw, "SH": geo.stride[0], "SW": geo.stride[1],
         "DH": geo.dilation[0], "DW": geo.dilation[1], "IN_H": geo.H, "IN_W": geo.W,
         "OUT_H": geo.Ho, "OUT_W": geo.Wo, "PAD_T": geo.pad_top, "PAD_L": geo.pad_left,
-        "TW": int(params["TW"]), "MB": mb, "R": reduce, "ACT": int(relu),
-        "USE_FMA": int(params.get("FMA", _fma_default(rt.profile))),
-        "PORTABLE_SHIFTS": int(params.get("PORTABLE", 0))})
+        "TW": int(params["TW"]), "USE_FMA": int(params.get("FMA", _fma_default(rt.profile))),
+        "PORTABLE_SHIFTS": int(params.get("PORTABLE", 0)), **defines})
+
+
+def _run(rt, geo, params, x, w, bias, out, planes_out, mult, reduce, mb, relu=False):
+    """Output plane o of `planes_out` sums `reduce` planes of geo's input from
+    (o // mult) * reduce (see depthwise_direct.cl)."""
+    kernel = _kernel(rt, geo, params, "depthwise_direct", MB=mb, R=reduce, ACT=int(relu))
     groups = geo.N * planes_out // mb
     rows = _rows_per_item(rt.profile, geo.Ho, groups, int(params.get("TH", 0)))
     launch_grid(rt, kernel, (groups, -(-geo.Ho // rows)), (1, 1),
@@ -113,6 +127,8 @@ def fit(geo, op, params):
 
 
 def space(profile, geo, op):
+    if op == "grad_weight":  # neither planes per work-item nor row bands
+        return [{"TW": tw} for tw in WIDTHS]
     mbs = (1, 2, 4, 8) if op == "forward" and geo.K > geo.C else (1,)
     return [{"TW": tw, "MB": mb, "TH": th} for tw in WIDTHS for mb in mbs for th in (0, 1, 4)]
 
@@ -124,5 +140,5 @@ def defaults(profile, geo, op):
 DEPTHWISE_DIRECT = Variant(
     "depthwise_direct",
     "depthwise convolution loading from global memory, no local memory (CPUs)",
-    validate, {"forward": forward, "grad_input": grad_input}, space, defaults,
-    ops=("forward", "grad_input"), fit=fit)
+    validate, {"forward": forward, "grad_input": grad_input, "grad_weight": grad_weight},
+    space, defaults, fit=fit)
