@@ -18,13 +18,15 @@ def poison_outputs() -> bool:
 
 
 @functools.lru_cache(maxsize=4096)
-def _layout(shape: tuple, dtype: np.dtype):
-    """(size, C-contiguous strides) of a new array: shapes recur call after call."""
+def _layout(shape: tuple, dtype):
+    """(shape as ints, dtype, size, C-contiguous strides) of a new array: shapes recur
+    call after call, so even the int conversions are done once per shape."""
+    shape, dtype = tuple(int(s) for s in shape), np.dtype(dtype)
     size, strides = 1, []
     for extent in reversed(shape):
         strides.append(size * dtype.itemsize)
         size *= extent
-    return size, tuple(reversed(strides))
+    return shape, dtype, size, tuple(reversed(strides))
 
 
 # pyopencl's public constructor re-validates the shape with numpy on every call (about
@@ -35,10 +37,9 @@ _HAS_FAST_ARRAY = "_fast" in inspect.signature(cla.Array.__init__).parameters
 
 def allocate(runtime, shape, dtype=np.float32) -> cla.Array:
     """An uninitialised C-contiguous device array from the runtime's memory pool."""
-    shape, dtype = tuple(int(s) for s in shape), np.dtype(dtype)
-    if not _HAS_FAST_ARRAY or 0 in shape:
+    shape, dtype, size, strides = _layout(tuple(shape), dtype)
+    if not _HAS_FAST_ARRAY or size == 0:
         return cla.empty(runtime.queue, shape, dtype, allocator=runtime.allocator)
-    size, strides = _layout(shape, dtype)
     return cla.Array(None, shape, dtype, allocator=runtime.allocator, strides=strides,
                      _fast=True, _size=size, _context=runtime.context,
                      _queue=runtime.queue)

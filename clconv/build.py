@@ -108,11 +108,11 @@ def _build(context: cl.Context, path: Path, options: tuple[str, ...]) -> dict[st
     return {kernel.function_name: kernel for kernel in program.all_kernels()}
 
 
-def _as_arg(value):
-    """A launch argument as pyopencl takes it: device arrays as their buffers (callers
+def _as_args(args) -> list:
+    """Launch arguments as pyopencl takes them: device arrays as their buffers (callers
     pass offset-0 arrays, see arrays.on_device); scalars as they are, since pyopencl
     packs plain Python numbers fastest once the kernel's scalar types are declared."""
-    return value.data if isinstance(value, cla.Array) else value
+    return [a.data if isinstance(a, cla.Array) else a for a in args]
 
 
 def _scalar_dtype(value):
@@ -159,22 +159,30 @@ def launch(runtime, kernel: cl.Kernel, n_items: int, *args) -> cl.Event:
                        n_items)
     global_size = -(-n_items // local) * local
     return _invoke(runtime, kernel, (global_size,), (local,),
-                   [n_items] + [_as_arg(a) for a in args])
+                   [n_items] + _as_args(args))
 
 
 def resolve_local(runtime, kernel: cl.Kernel, items, local) -> tuple[int, ...]:
     """The local size `launch_grid` will use for `local` over `items`: shrunk to the
     device profile's and the kernel's work-group limits, powers of two for small
-    launches. Kernels that size local memory by it ask for it first. Memoised: the
-    same launch shapes recur on every call of a layer."""
-    key = (kernel, tuple(int(n) for n in items), tuple(int(l) for l in local))
-    resolved = _resolved_local.get(key)
-    if resolved is None:
-        resolved = _resolved_local[key] = _resolve_local(runtime, kernel, *key[1:])
-    return resolved
+    launches. Kernels that size local memory by it ask for it first."""
+    return _launch_shape(runtime, kernel, items, local)[0]
 
 
-_resolved_local: dict = {}
+def _launch_shape(runtime, kernel, items, local):
+    """(local size, global size) for `local` over `items`. Memoised: the same launch
+    shapes recur on every call of a layer (numpy and Python ints hash alike)."""
+    key = (kernel, tuple(items), tuple(local))
+    shape = _launch_shapes.get(key)
+    if shape is None:
+        resolved = _resolve_local(runtime, kernel, [int(n) for n in items],
+                                  [int(n) for n in local])
+        global_size = tuple(-(-int(n) // l) * l for n, l in zip(items, resolved))
+        shape = _launch_shapes[key] = (resolved, global_size)
+    return shape
+
+
+_launch_shapes: dict = {}
 _kernel_limits: dict = {}
 
 
@@ -204,11 +212,10 @@ def launch_grid(runtime, kernel: cl.Kernel, items, local, *args) -> cl.Event:
     """Run `kernel` over an N-D grid of `items` work-items with local size `local`
     (as `resolve_local` shrinks it); the global size is each item count rounded up to
     a multiple of the local size (kernels return early past the end). Arguments are
-    passed as they are, after `_as_arg`.
+    passed as `_as_args` makes them.
     """
-    local = resolve_local(runtime, kernel, items, local)
-    global_size = tuple(-(-int(n) // l) * l for n, l in zip(items, local))
-    return _invoke(runtime, kernel, global_size, local, [_as_arg(a) for a in args])
+    local, global_size = _launch_shape(runtime, kernel, items, local)
+    return _invoke(runtime, kernel, global_size, local, _as_args(args))
 
 
 _typed: set = set()  # kernels whose scalar argument types pyopencl has been told
