@@ -83,13 +83,23 @@ def grad_weight(rt, geo, params, x, grad_out, out):
 
 
 def _kernel(rt, geo, params, name, **defines):
-    """`name` built for geo's window, plane sizes and padding, and the tunables."""
-    return get_kernel(rt, KERNELS, name, {
-        "KH": geo.kh, "KW": geo.kw, "SH": geo.stride[0], "SW": geo.stride[1],
-        "DH": geo.dilation[0], "DW": geo.dilation[1], "IN_H": geo.H, "IN_W": geo.W,
-        "OUT_H": geo.Ho, "OUT_W": geo.Wo, "PAD_T": geo.pad_top, "PAD_L": geo.pad_left,
-        "TW": int(params["TW"]), "USE_FMA": int(params.get("FMA", _fma_default(rt.profile))),
-        "PORTABLE_SHIFTS": int(params.get("PORTABLE", 0)), **defines})
+    """`name` built for geo's window, plane sizes and padding, and the tunables.
+    Memoised on the arguments: spelling out the build options is a dozen lookups, which
+    cost a small layer's call more than its launch."""
+    key = (rt.context, rt.profile, geo, name, tuple(params.items()), tuple(defines.items()))
+    kernel = _kernels.get(key)
+    if kernel is None:
+        kernel = _kernels[key] = get_kernel(rt, KERNELS, name, {
+            "KH": geo.kh, "KW": geo.kw, "SH": geo.stride[0], "SW": geo.stride[1],
+            "DH": geo.dilation[0], "DW": geo.dilation[1], "IN_H": geo.H, "IN_W": geo.W,
+            "OUT_H": geo.Ho, "OUT_W": geo.Wo, "PAD_T": geo.pad_top,
+            "PAD_L": geo.pad_left, "TW": int(params["TW"]),
+            "USE_FMA": int(params.get("FMA", _fma_default(rt.profile))),
+            "PORTABLE_SHIFTS": int(params.get("PORTABLE", 0)), **defines})
+    return kernel
+
+
+_kernels: dict = {}
 
 
 def _run(rt, geo, params, x, w, bias, out, planes_out, mult, reduce, mb, relu=False):
