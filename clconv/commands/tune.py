@@ -63,11 +63,12 @@ def run(args) -> int:
                               progress=progress, save=not args.dry_run)
     if bar is not None:
         bar.close()
-    print(f"\n{'layer':<20} {'op':<12} {'best':<10} {'ms':>9}  {'direct ms':>9}  params")
+    width = max([len("best")] + [len(best["algo"]) for _, _, best, _ in report])
+    print(f"\n{'layer':<20} {'op':<12} {'best':<{width}} {'ms':>9}  {'direct ms':>9}  params")
     for name, op, best, measured in report:
         direct = next((m["ms"] for m in measured if m["algo"] == "direct"), None)
         direct_text = f"{direct:9.3f}" if direct is not None else "-"
-        print(f"{name:<20} {op:<12} {best['algo']:<10} {best['ms']:9.3f}  {direct_text:>9}  "
+        print(f"{name:<20} {op:<12} {best['algo']:<{width}} {best['ms']:9.3f}  {direct_text:>9}  "
               f"{best['params']}")
     print(f"\nsaved to {path}" if path else "\ndry run: nothing saved")
     return EXIT_OK
