@@ -228,8 +228,8 @@ def test_depthwise_direct_validates_fits_and_bands_its_work():
     strided = _geo(x=(1, 4, 28, 28), w=(4, 1, 3, 3), groups=4, stride=2)
     assert direct.validate(profile, strided, "forward", params) is None
     assert "stride 1 only" in direct.validate(profile, strided, "grad_input", params)
-    many = _geo(x=(1, 1, 28, 28), w=(9, 1, 3, 3), padding=1)  # multiplier 9
-    assert "at most 8" in direct.validate(profile, many, "grad_input", params)
+    many = _geo(x=(1, 1, 28, 28), w=(9, 1, 3, 3), padding=1)  # a runtime loop sums them
+    assert direct.validate(profile, many, "grad_input", params) is None
     huge = _geo(x=(1, 2, 300, 1000), w=(16, 1, 7, 7), groups=2, padding=3)
     assert "unrolled" in direct.validate(profile, huge, "forward", dict(params, MB=8))
     assert direct.validate(profile, huge, "forward", params) is None  # MB=1: 63*49
@@ -249,6 +249,46 @@ def test_depthwise_direct_validates_fits_and_bands_its_work():
     assert dd._rows_per_item(busy, 28, 2, 0) == 7  # 4 bands per plane
     assert dd._rows_per_item(busy, 3, 1, 0) == 1
     assert dd._rows_per_item(busy, 28, 2, 5) == 5  # TH given
+
+
+def test_depthwise_direct_grad_weight_sums_each_product_once_even_an_inf():
+    """Lanes that are not a span's own outputs stay out of the weight gradient in both
+    factors: an inf that no output reads (the lanes past a row narrower than TW) leaves
+    it finite, and an inf read in a row's overlapping last span gives inf, as in torch,
+    not the NaN of inf * 0."""
+    rt = clconv.current_runtime()
+    direct = algos.VARIANTS["depthwise_direct"]
+    w = np.ones((1, 1, 1, 2), np.float32)
+    # (width, stride, dilation, column holding inf)
+    for width, stride, dilation, col in ((6, (1, 2), (1, 3), 4), (40, 1, 1, 25)):
+        geo = conv_geometry((1, 1, 3, width), w.shape, stride, 0, dilation, 1)
+        x = np.ones((1, 1, 3, width), np.float32)
+        x[..., col] = np.inf
+        g = np.ones(geo.output_shape, np.float32)
+        want = R.conv2d_backward(g, x, w, output_mask=(False, True, False), stride=stride,
+                                 padding=0, dilation=dilation, groups=1)[1]
+        assert np.isfinite(want).all() == (width == 6)  # else this test checks nothing
+        for tw in (4, 8, 16):
+            out = empty(rt, geo.weight_shape)
+            direct.run["grad_weight"](rt, geo, {"TW": tw}, on_device(rt, x), on_device(rt, g),
+                                      out)
+            np.testing.assert_array_equal(out.get(), want, err_msg=f"width {width} TW={tw}")
+
+
+def test_depthwise_direct_leaves_the_lane_shift_spelling_to_the_kernel(monkeypatch):
+    """Untuned, the kernel picks clang's builtin or the portable spelling itself
+    (#ifdef __clang__); PORTABLE=1 forces the portable one."""
+    from clconv.algos import depthwise_direct as dd
+
+    seen = []
+    monkeypatch.setattr(dd, "get_kernel", lambda rt, f, n, defines: seen.append(defines))
+    monkeypatch.setattr(dd, "_kernels", {})
+    rt = clconv.current_runtime()
+    geo = _geo(x=(1, 4, 28, 28), w=(4, 1, 3, 3), groups=4)
+    dd._kernel(rt, geo, {"TW": 16}, dd.KERNELS, "depthwise_direct")
+    dd._kernel(rt, geo, {"TW": 16, "PORTABLE": 1}, dd.KERNELS, "depthwise_direct")
+    assert "PORTABLE_SHIFTS" not in seen[0]
+    assert seen[1]["PORTABLE_SHIFTS"] == 1
 
 
 def test_validate_rejects_local_memory_and_transform_buffers_beyond_the_device():

@@ -2,7 +2,7 @@
 
 One work-item per MB output planes and band of rows, local size 1, the plane sizes and
 padding compiled in (depthwise_direct.cl): no padding pass, no local-memory block, no
-barrier. On POCL it ran the bench's small depthwise layers 2-4x faster than
+barrier. On POCL it ran the bench's small depthwise layers 1.7-4x faster than
 depthwise_local, whose block copy and work-group of vector lanes cost more than the
 convolution itself there. On GPUs a local size of 1 would leave most lanes idle, so the
 heuristic takes it on CPUs only.
@@ -15,10 +15,11 @@ from __future__ import annotations
 
 from ..build import get_kernel, launch_grid
 from .base import Variant
-from .depthwise import MAX_LOCAL_REDUCE, MAX_WINDOW, is_depthwise
+from .depthwise import MAX_WINDOW, is_depthwise
 from .gemm import _fma_default, flip_weights, transposed_geometry
 
 KERNELS = "depthwise_direct.cl"
+GRAD_WEIGHT_KERNELS = "depthwise_direct_grad_weight.cl"
 WIDTHS = (4, 8, 16)
 MAX_UNROLLED = 4096  # multiply-adds per output row, all unrolled; past it, code bloats
 
@@ -39,8 +40,6 @@ def validate(profile, geo, op, params):
     if op == "grad_input":
         if geo.stride != (1, 1):
             return "grad_input at stride 1 only (the depthwise variant gathers strided ones)"
-        if mult > MAX_LOCAL_REDUCE:
-            return f"grad_input sums at most {MAX_LOCAL_REDUCE} planes, the multiplier is {mult}"
         geo, reduce, mb = transposed_geometry(geo), mult, 1
     elif op == "grad_weight":
         reduce, mb = 1, 1
@@ -76,26 +75,27 @@ def grad_input(rt, geo, params, grad_out, w, out, bias=None):
 
 
 def grad_weight(rt, geo, params, x, grad_out, out):
-    kernel = _kernel(rt, geo, params, "depthwise_direct_grad_weight")
+    kernel = _kernel(rt, geo, params, GRAD_WEIGHT_KERNELS, "depthwise_direct_grad_weight")
     launch_grid(rt, kernel, (geo.K,), (1,),
                 x, grad_out, out, geo.N, geo.C, geo.K, geo.K // geo.C)
     return out
 
 
-def _kernel(rt, geo, params, name, **defines):
+def _kernel(rt, geo, params, filename, name, **defines):
     """`name` built for geo's window, plane sizes and padding, and the tunables.
     Memoised on the arguments: spelling out the build options is a dozen lookups, which
     cost a small layer's call more than its launch."""
     key = (rt.context, rt.profile, geo, name, tuple(params.items()), tuple(defines.items()))
     kernel = _kernels.get(key)
     if kernel is None:
-        kernel = _kernels[key] = get_kernel(rt, KERNELS, name, {
+        if "PORTABLE" in params:  # else the kernel picks: clang's builtin where it can
+            defines["PORTABLE_SHIFTS"] = int(params["PORTABLE"])
+        kernel = _kernels[key] = get_kernel(rt, filename, name, {
             "KH": geo.kh, "KW": geo.kw, "SH": geo.stride[0], "SW": geo.stride[1],
             "DH": geo.dilation[0], "DW": geo.dilation[1], "IN_H": geo.H, "IN_W": geo.W,
             "OUT_H": geo.Ho, "OUT_W": geo.Wo, "PAD_T": geo.pad_top,
             "PAD_L": geo.pad_left, "TW": int(params["TW"]),
-            "USE_FMA": int(params.get("FMA", _fma_default(rt.profile))),
-            "PORTABLE_SHIFTS": int(params.get("PORTABLE", 0)), **defines})
+            "USE_FMA": int(params.get("FMA", _fma_default(rt.profile))), **defines})
     return kernel
 
 
@@ -105,7 +105,8 @@ _kernels: dict = {}
 def _run(rt, geo, params, x, w, bias, out, planes_out, mult, reduce, mb, relu=False):
     """Output plane o of `planes_out` sums `reduce` planes of geo's input from
     (o // mult) * reduce (see depthwise_direct.cl)."""
-    kernel = _kernel(rt, geo, params, "depthwise_direct", MB=mb, R=reduce, ACT=int(relu))
+    kernel = _kernel(rt, geo, params, KERNELS, "depthwise_direct", MB=mb, R=reduce,
+                     ACT=int(relu))
     groups = geo.N * planes_out // mb
     rows = _rows_per_item(rt.profile, geo.Ho, groups, int(params.get("TH", 0)))
     launch_grid(rt, kernel, (groups, -(-geo.Ho // rows)), (1, 1),

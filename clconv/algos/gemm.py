@@ -221,8 +221,9 @@ SMALL_POINTWISE_PLANE = 400  # the same for gemm1x1's
 
 def fit_columns(small_plane):
     """Untuned NV cut to one vector of columns per work-item (NV=1) below `small_plane`
-    output pixels per image, where the forward and grad_input GEMMs are only Ho*Wo
-    columns wide and the weight-gradient GEMM sums only Ho*Wo terms. With POCL, two
+    output pixels per image, where the forward GEMM is only Ho*Wo columns wide (the
+    grad_input GEMMs about as few: Ho*Wo, or H*W on im2col's flipped path) and the
+    weight-gradient GEMM sums only Ho*Wo terms. With POCL, two
     vectors cost im2col 1.5x (forward) and 2x (grad_weight) on ResNet-18's 7x7 layer and
     won from 28x28 up. gemm1x1, with no column pass to amortise, lost 10-30 % with two
     at 14x14 (512 channels) and 20-55 % at 7x7, and won up to 25 % from 28x28 up, mostly
