@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from ..build import get_kernel, launch_grid
 from .base import Variant
-from .depthwise import MAX_WINDOW, is_depthwise
+from .depthwise import MAX_WINDOW, _planes_per_item, is_depthwise
 from .gemm import _fma_default, flip_weights, transposed_geometry
 
 KERNELS = "depthwise_direct.cl"
@@ -44,7 +44,7 @@ def validate(profile, geo, op, params):
     elif op == "grad_weight":
         reduce, mb = 1, 1
     else:
-        reduce, mb = 1, _planes_per_item(geo, params)
+        reduce, mb = 1, _planes_per_item(geo, "forward", params)
     if geo.stride[1] not in (1, 2):
         return f"column stride {geo.stride[1]}: vector loads need 1 or 2"
     unrolled = -(-geo.Wo // tw) * geo.kh * geo.kw * mb  # not the R loop
@@ -53,17 +53,9 @@ def validate(profile, geo, op, params):
     return None
 
 
-def _planes_per_item(geo, params) -> int:
-    """MB cut to the largest divisor of the channel multiplier (forward only)."""
-    mult, mb = geo.K // geo.C, max(1, int(params.get("MB", 1)))
-    while mult % mb:
-        mb -= 1
-    return mb
-
-
 def forward(rt, geo, params, x, w, bias, out, relu=False):
     return _run(rt, geo, params, x, w, bias, out, geo.K, geo.K // geo.C, 1,
-                _planes_per_item(geo, params), relu)
+                _planes_per_item(geo, "forward", params), relu)
 
 
 def grad_input(rt, geo, params, grad_out, w, out, bias=None):
