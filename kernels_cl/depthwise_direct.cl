@@ -49,12 +49,11 @@ __kernel void depthwise_direct(
                 __global const float *src = x + (n * Ci + base + r) * (IN_H * IN_W);
 #pragma unroll
                 for (int ky = 0; ky < KH; ++ky) {
-                    const int iy = oy * SH - PAD_T + ky * DH;
-                    if (iy < 0 || iy >= IN_H) continue;  // the same for the whole row
-                    __global const float *row = src + iy * IN_W;
+                    __global const float *row = tap_row(src, oy, ky);
+                    if (!row) continue;
 #pragma unroll
                     for (int kx = 0; kx < KW; ++kx) {
-                        const DVEC v = tap(row, ox0 * SW - PAD_L + kx * DW);
+                        const DVEC v = tap(row, ox0, kx);
 #pragma unroll
                         for (int m = 0; m < MB; ++m) {
                             const int window = R == 1 ? o0 + m : base + r;

@@ -3,6 +3,7 @@
 #ifndef CLCONV_DEPTHWISE_DIRECT_H
 #define CLCONV_DEPTHWISE_DIRECT_H
 
+#include "mad.h"
 #include "window.h"
 #include "vector_span.h"
 
@@ -26,15 +27,6 @@
 #endif
 
 #if (TW == 4 || TW == 8 || TW == 16) && (SW == 1 || SW == 2)
-
-#ifndef USE_FMA
-#define USE_FMA 0       // 1: fma() (fused; fast where the hardware has FMA), 0: mad()
-#endif
-#if USE_FMA
-#define MAD(a, b, c) fma(a, b, c)
-#else
-#define MAD(a, b, c) mad(a, b, c)
-#endif
 
 #define SPAN (SW * TW)  // input columns a tap's TW outputs span
 
@@ -134,12 +126,22 @@ DVEC shift_lanes(DVEC v, const int q)
     return v;
 }
 
-// The inputs of one tap for TW neighbouring outputs: columns s, s + SW, ... of an input
-// row, zero outside 0 .. IN_W-1. Inside the row, one load. At its ends, the SPAN
-// columns from `a`, s moved inside the row so that no load leaves it, then the lanes
-// shifted by the distance from a to s (at stride 2, of the even or odd columns).
-DVEC tap(__global const float *row, const int s)
+// The input row that tap row ky reads for output row oy, or 0 where that row is
+// padding: then the taps of the whole row add nothing and are skipped.
+__global const float *tap_row(__global const float *plane, const int oy, const int ky)
 {
+    const int iy = oy * SH - PAD_T + ky * DH;
+    return iy >= 0 && iy < IN_H ? plane + iy * IN_W : 0;
+}
+
+// The inputs of tap column kx for the TW outputs from column ox0 on: input columns
+// s, s + SW, ... of `row`, zero outside 0 .. IN_W-1. Inside the row, one load. At its
+// ends, the SPAN columns from `a`, s moved inside the row so that no load leaves it,
+// then the lanes shifted by the distance from a to s (at stride 2, of the even or odd
+// columns).
+DVEC tap(__global const float *row, const int ox0, const int kx)
+{
+    const int s = ox0 * SW - PAD_L + kx * DW;
 #if SPAN <= IN_W
 #if SW == 1
     if (s >= 0 && s + SPAN <= IN_W) return DVLOAD(0, row + s);

@@ -67,14 +67,12 @@ __kernel void depthwise_direct_grad_weight(
                 const DVEC gv = keep_lanes(gradient_span(g + oy * OUT_W + ox0, hi), lo, hi);
 #pragma unroll
                 for (int ky = 0; ky < KH; ++ky) {
-                    const int iy = oy * SH - PAD_T + ky * DH;
-                    if (iy < 0 || iy >= IN_H) continue;  // the same for the whole row
-                    __global const float *row = src + iy * IN_W;
+                    __global const float *row = tap_row(src, oy, ky);
+                    if (!row) continue;
 #pragma unroll
                     for (int kx = 0; kx < KW; ++kx)
-                        acc[ky * KW + kx] = MAD(
-                            keep_lanes(tap(row, ox0 * SW - PAD_L + kx * DW), lo, hi), gv,
-                            acc[ky * KW + kx]);
+                        acc[ky * KW + kx] = MAD(keep_lanes(tap(row, ox0, kx), lo, hi), gv,
+                                                acc[ky * KW + kx]);
                 }
             }
         }

@@ -40,14 +40,7 @@
 #define KUNROLL 1       // unroll factor hint for the K loop
 #endif
 
-#ifndef USE_FMA
-#define USE_FMA 0       // 1: fma() (fused; fast where the hardware has FMA), 0: mad()
-#endif
-#if USE_FMA
-#define MAD(a, b, c) fma(a, b, c)
-#else
-#define MAD(a, b, c) mad(a, b, c)
-#endif
+#include "mad.h"
 
 #define CAT_(a, b) a##b
 #define CAT(a, b) CAT_(a, b)
