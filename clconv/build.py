@@ -1,8 +1,9 @@
 """Find `.cl` sources, build them with `-D` options, memoise programs and kernels, launch.
 
 Programs are memoised per (context, file, options); each kernel object is retrieved
-once. Compiled binaries are cached on disk by pyopencl itself (its default
-`Program.build` cache), so this module keeps no cache of its own on disk.
+once. Compiled binaries are cached on disk by POCL itself on POCL devices, and by
+pyopencl's `Program.build` cache elsewhere (see `uses_pyopencl_cache`), so this module
+keeps no cache of its own on disk.
 """
 from __future__ import annotations
 
@@ -98,11 +99,25 @@ def _get_kernel(runtime, filename, kernel_name, defines) -> cl.Kernel:
         raise KeyError(f"{filename} has no kernel {kernel_name!r}; it has {sorted(kernels)}") from None
 
 
+POCL_PLATFORM = "Portable Computing Language"
+
+
+def uses_pyopencl_cache(context: cl.Context) -> bool:
+    """Whether builds go through pyopencl's binary cache: not on POCL, which caches its
+    builds itself (pyopencl >= 2024 skips its cache there too; Debian bookworm's 2022.3
+    does not). That cache reads CL_PROGRAM_BINARIES, for which POCL compiles every
+    kernel of the program once more, for any local size, and serialises them all: a
+    second compile that is seconds per kernel on a Pi, and the step where 32-bit ARM
+    POCL 3.1 crashed now and then under qemu-user with a smashed stack."""
+    return context.devices[0].platform.name.strip() != POCL_PLATFORM
+
+
 def _build(context: cl.Context, path: Path, options: tuple[str, ...]) -> dict[str, cl.Kernel]:
     source = path.read_text()
     all_options = list(options) + ["-I", str(path.parent)]
+    cache_dir = None if uses_pyopencl_cache(context) else False
     try:
-        program = cl.Program(context, source).build(options=all_options)
+        program = cl.Program(context, source).build(options=all_options, cache_dir=cache_dir)
     except cl.Error as error:
         raise KernelBuildError(path, tuple(all_options), str(error)) from None
     return {kernel.function_name: kernel for kernel in program.all_kernels()}

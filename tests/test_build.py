@@ -6,7 +6,8 @@ import pyopencl as cl
 import pytest
 
 import clconv
-from clconv.build import KernelBuildError, _build, build_options, get_kernel, kernel_dir
+from clconv.build import (KernelBuildError, _build, build_options, get_kernel, kernel_dir,
+                          uses_pyopencl_cache)
 
 SOURCES = sorted(kernel_dir().glob("*.cl"))
 OUR_KERNELS = {name for path in SOURCES
@@ -63,6 +64,34 @@ def test_programs_and_kernels_are_memoised_without_pyopencl_warnings():
             clconv.functional.relu(__import__("numpy").ones(5, "float32"))
     other = get_kernel(rt, "activation.cl", "relu_forward", {"UNUSED_TUNABLE": 2})
     assert other is not first  # different options, different program
+
+
+def test_pocl_builds_from_source_and_other_drivers_through_pyopencls_cache(monkeypatch,
+                                                                           tmp_path):
+    """POCL caches its builds itself; pyopencl's binary cache would make it compile and
+    serialise every kernel of a program a second time (see uses_pyopencl_cache)."""
+    def context_on(platform_name):
+        platform = type("P", (), {"name": platform_name})()
+        return type("C", (), {"devices": [type("D", (), {"platform": platform})()]})()
+
+    assert not uses_pyopencl_cache(context_on("Portable Computing Language"))
+    assert uses_pyopencl_cache(context_on("VideoCore IV GPU"))
+    assert uses_pyopencl_cache(context_on("NVIDIA CUDA"))
+
+    seen = []
+    real_build = cl.Program.build
+
+    def build(self, options=None, devices=None, cache_dir=None):
+        seen.append(cache_dir)
+        return real_build(self, options, devices, cache_dir)
+
+    monkeypatch.setattr(cl.Program, "build", build)
+    source = tmp_path / "one.cl"
+    source.write_text("__kernel void one(__global float *a) { a[0] = 1.0f; }\n")
+    rt = clconv.current_runtime()
+    assert "one" in _build(rt.context, source, ("-cl-std=CL1.2",))
+    on_pocl = rt.profile.platform_name == "Portable Computing Language"
+    assert seen == [False if on_pocl else None]
 
 
 def test_unknown_kernel_name_lists_the_file_kernels():

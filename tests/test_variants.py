@@ -3,7 +3,6 @@ the heuristic picks — against the float64 reference, for forward, grad_input a
 grad_weight, on a seeded sweep (groups, depthwise, stride, dilation, padding 'same', odd
 sizes). Also: `validate` rejections, CLCONV_ALGO forcing, and the tuning database."""
 import dataclasses
-import platform
 import zlib
 
 import numpy as np
@@ -257,9 +256,6 @@ def test_depthwise_direct_grad_weight_sums_each_product_once_even_an_inf():
     factors: an inf that no output reads (the lanes past a row narrower than TW) leaves
     it finite, and an inf read in a row's overlapping last span gives inf, as in torch,
     not the NaN of inf * 0."""
-    if platform.machine().startswith("arm") and platform.architecture()[0] == "32bit":
-        pytest.skip("in the whole suite under armhf qemu-user, POCL 3.1 segfaulted building "
-                    "this kernel (alone it built and passed); not yet understood")
     rt = clconv.current_runtime()
     direct = algos.VARIANTS["depthwise_direct"]
     w = np.ones((1, 1, 1, 2), np.float32)
