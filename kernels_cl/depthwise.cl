@@ -196,14 +196,7 @@ __kernel void depthwise_grad_weight_partial_padded(
     }
     __global float *dst = partial + (k * N * Ho + noy) * (KH * KW);
 #pragma unroll
-    for (int t = 0; t < KH * KW; ++t) {
-        float lanes[TW];
-        DVSTORE(acc[t], 0, lanes);
-        float s = 0.0f;
-#pragma unroll
-        for (int j = 0; j < TW; ++j) s += lanes[j];
-        dst[t] = s;
-    }
+    for (int t = 0; t < KH * KW; ++t) dst[t] = lane_sum(acc[t]);
 }
 #endif
 

@@ -14,16 +14,6 @@ DVEC gradient_span(__global const float *g, const int n)
     return DVLOAD(0, e);
 }
 
-float lane_sum(const DVEC v)
-{
-    float lanes[TW];
-    DVSTORE(v, 0, lanes);
-    float s = 0.0f;
-#pragma unroll
-    for (int j = 0; j < TW; ++j) s += lanes[j];
-    return s;
-}
-
 #if TW == 16
 #define LANE_INDEX (int16)(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15)
 #elif TW == 8

@@ -45,6 +45,17 @@ void store_span(DVEC v, __global float *dst, const int n)
 #endif
     for (; j < n; ++j) dst[j] = s[j];
 }
+
+// The sum of v's lanes, added in lane order.
+float lane_sum(const DVEC v)
+{
+    float lanes[TW];
+    DVSTORE(v, 0, lanes);
+    float s = 0.0f;
+#pragma unroll
+    for (int j = 0; j < TW; ++j) s += lanes[j];
+    return s;
+}
 #endif
 
 #endif
