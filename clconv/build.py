@@ -15,7 +15,7 @@ import numpy as np
 import pyopencl as cl
 import pyopencl.array as cla
 
-from .device import DeviceProfile
+from .device import DeviceProfile, is_pocl
 
 BASE_OPTIONS = ("-cl-std=CL1.2",)
 
@@ -99,9 +99,6 @@ def _get_kernel(runtime, filename, kernel_name, defines) -> cl.Kernel:
         raise KeyError(f"{filename} has no kernel {kernel_name!r}; it has {sorted(kernels)}") from None
 
 
-POCL_PLATFORM = "Portable Computing Language"
-
-
 def uses_pyopencl_cache(context: cl.Context) -> bool:
     """Whether builds go through pyopencl's binary cache: not on POCL, which caches its
     builds itself (pyopencl >= 2024 skips its cache there too; Debian bookworm's 2022.3
@@ -109,7 +106,7 @@ def uses_pyopencl_cache(context: cl.Context) -> bool:
     kernel of the program once more, for any local size, and serialises them all: a
     second compile that is seconds per kernel on a Pi, and the step where 32-bit ARM
     POCL 3.1 crashed now and then under qemu-user with a smashed stack."""
-    return context.devices[0].platform.name.strip() != POCL_PLATFORM
+    return not is_pocl(context.devices[0].platform.name)
 
 
 def _build(context: cl.Context, path: Path, options: tuple[str, ...]) -> dict[str, cl.Kernel]:

@@ -157,6 +157,11 @@ def _opencl_c_version(device) -> str:
         return "OpenCL C 1.0"
 
 
+def is_pocl(platform_name: str) -> bool:
+    """Whether a platform is POCL, by its name."""
+    return "portable computing language" in platform_name.lower()
+
+
 def classify(platform_name: str, device_name: str, device_type: int) -> DeviceKind:
     """Put a device into one of the ranking classes by its names and type."""
     platform_l, device_l = platform_name.lower(), device_name.lower()
@@ -168,7 +173,7 @@ def classify(platform_name: str, device_name: str, device_type: int) -> DeviceKi
         return DeviceKind.SOFTWARE_RASTERIZER
     if device_type & cl.device_type.GPU:
         return DeviceKind.GPU
-    if "portable computing language" in platform_l and device_type & cl.device_type.CPU:
+    if is_pocl(platform_name) and device_type & cl.device_type.CPU:
         return DeviceKind.POCL_CPU
     return DeviceKind.OTHER
 
