@@ -6,7 +6,7 @@
 #   4. the test suite in arm64 and armhf qemu-user chroots, side by side
 #      (pi/test-emulated.sh; all but the exhaustive variant sweep and slow tests)
 #   6. one raspi3b system boot of the arm64 test image running a smoke subset
-# and prints how long each step took.  Needs root (or sudo) for apt-get,
+# and prints how long each step took; a failing step says why (.ci/lib.sh).  Needs root (or sudo) for apt-get,
 # binfmt_misc, mmdebstrap and chroot.  The rootfs tars are cached in
 # $CLCONV_PI_CACHE (default ~/.cache/clconv/pi): keep that directory between
 # CI runs to save ~8 minutes of mmdebstrap.
@@ -17,28 +17,23 @@
 #                        marked @pytest.mark.smoke)
 #   PI_TIER_SKIP         space-separated step names to skip: apt shellcheck scripts
 #                        arm64+armhf raspi3b
-set -euo pipefail
+#   CI_DEADLINE          seconds from this script's start by which every step must end
+#                        (.ci/run passes what is left of its budget)
+set -uo pipefail
 cd "$(dirname "$0")/.."
-export DEBIAN_FRONTEND=noninteractive
+export DEBIAN_FRONTEND=noninteractive PYTHONFAULTHANDLER=1
 SECONDS=0
+# shellcheck source=.ci/lib.sh
+. .ci/lib.sh
 as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo -E "$@"; fi; }
 skip() { [[ " ${PI_TIER_SKIP:-} " == *" $1 "* ]]; }
-times=()
-failed=()
-step() {  # step NAME CMD...: run, time, remember failures, go on
-    local name=$1 start=$SECONDS rc=0
-    shift
-    if skip "$name"; then times+=("$(printf '%-11s skipped' "$name")"); return 0; fi
-    echo
-    echo "=== pi tier: $name ($(date -u +%H:%M:%S))"
-    "$@" || rc=$?
-    times+=("$(printf '%-11s %5d s  exit %d' "$name" $((SECONDS - start)) "$rc")")
-    echo "=== pi tier: $name: exit $rc in $((SECONDS - start)) s"
-    [[ $rc == 0 ]] || failed+=("$name")
+step() {  # step NAME LIMIT_S CMD...: a tier of its own unless skipped
+    if skip "$1"; then echo "=== pi tier: $1 skipped (PI_TIER_SKIP)"; return 0; fi
+    run_tier "$@"
 }
 
 install_packages() {
-    as_root apt-get update -qq
+    as_root apt-get update -qq &&
     as_root apt-get install -y -qq --no-install-recommends \
         qemu-user-static qemu-system-arm binfmt-support mmdebstrap arch-test debian-archive-keyring \
         mtools dosfstools e2fsprogs fdisk util-linux mount xz-utils openssl openssh-client \
@@ -48,25 +43,30 @@ install_packages() {
 py=python3
 [[ -x .venv/bin/python ]] && .venv/bin/python -c 'import pytest' 2>/dev/null && py=.venv/bin/python
 
-step apt install_packages
-step shellcheck shellcheck -x pi/*.sh
-step scripts "$py" -m pytest -q -p no:cacheprovider tests/pi -m "not emulation"
+if ! skip apt; then
+    export -f install_packages as_root
+    step apt 1200 bash -c install_packages
+fi
+step shellcheck 120 shellcheck -x pi/*.sh pi/vc4c/*.sh .ci/run .ci/*.sh
+step scripts 900 "$py" -m pytest -q -p no:cacheprovider tests/pi -m "not emulation"
 if [[ -n "${PI_TIER_PYTEST_ARGS:-}" ]]; then
     eval "user_args=($PI_TIER_PYTEST_ARGS)"     # shell words, quotes allowed
 else
     user_args=(-q -m "not emulation and not exhaustive and not slow")
 fi
+# Under qemu-user every OpenCL build takes about 10 s, and the fast variants build a
+# program per kernel size and stride. So the emulated tiers run the ops on the direct
+# variant (tests that force a variant still build it) and a fifth of the seeded op
+# sweeps; the desktop tiers run every variant and the whole sweeps.
+export CLCONV_ALGO=${CLCONV_ALGO:-direct}
+export CLCONV_TEST_SWEEP_SCALE=${CLCONV_TEST_SWEEP_SCALE:-0.2}
 # The two qemu-user tiers run side by side: each is one single-threaded emulated
-# process, mostly waiting on OpenCL builds, and the machine has two cores.
+# process, mostly waiting on OpenCL builds, and the machine has two cores. Each
+# writes its own log; a failing one's report (exit status, last test started,
+# the end of its log) comes from test-emulated.sh itself.
 both_user_tiers() {
     local logs rc_arm64=0 rc_armhf=0
     logs=$(mktemp -d)
-    # Under qemu-user every OpenCL build takes about 10 s, and the fast variants
-    # build a program per kernel size and stride. So the emulated tiers run the ops on
-    # the direct variant (tests that force a variant still build it) and a fifth of
-    # the seeded op sweeps; the desktop tiers run every variant and the whole sweeps.
-    export CLCONV_ALGO=${CLCONV_ALGO:-direct}
-    export CLCONV_TEST_SWEEP_SCALE=${CLCONV_TEST_SWEEP_SCALE:-0.2}
     as_root pi/test-emulated.sh --arch arm64 -- -p no:cacheprovider "${user_args[@]}" \
         >"$logs/arm64.log" 2>&1 &
     local arm64=$!
@@ -75,23 +75,20 @@ both_user_tiers() {
     local armhf=$!
     wait "$arm64" || rc_arm64=$?
     wait "$armhf" || rc_armhf=$?
-    echo "--- arm64 qemu-user tier: exit $rc_arm64"
+    echo "--- arm64 qemu-user tier: exit $rc_arm64: $(exit_meaning "$rc_arm64")"
     cat "$logs/arm64.log"
-    echo "--- armhf qemu-user tier: exit $rc_armhf"
+    echo "--- armhf qemu-user tier: exit $rc_armhf: $(exit_meaning "$rc_armhf")"
     cat "$logs/armhf.log"
     rm -rf "$logs"
     [[ $rc_arm64 == 0 && $rc_armhf == 0 ]]
 }
-step arm64+armhf both_user_tiers
+export -f both_user_tiers as_root exit_meaning
+export user_args_str
+user_args_str=$(printf '%q ' "${user_args[@]}")
+step arm64+armhf 1800 bash -c 'eval "user_args=($user_args_str)"; both_user_tiers'
 # The booted Pi builds each OpenCL program slower still: smoke tests, direct variant.
-step raspi3b as_root env CLCONV_ALGO="${CLCONV_ALGO:-direct}" pi/test-emulated.sh --arch arm64 --system raspi3b --timeout 1200 \
-    -- -q -p no:cacheprovider -m "not emulation and not slow" -k "${PI_TIER_SMOKE:-smoke}"
+step raspi3b 1500 env CLCONV_ALGO="$CLCONV_ALGO" pi/test-emulated.sh --arch arm64 --system raspi3b \
+    --timeout 1400 -- -v -p no:cacheprovider -m "not emulation and not slow" -k "${PI_TIER_SMOKE:-smoke}"
 
-echo
-echo "=== pi tier summary (total $SECONDS s)"
-printf '  %s\n' "${times[@]}"
-if [[ ${#failed[@]} -gt 0 ]]; then
-    echo "=== pi tier FAILED: ${failed[*]}"
-    exit 1
-fi
+tier_summary "pi tier" || exit 1
 echo "=== pi tier passed"

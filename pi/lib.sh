@@ -307,6 +307,19 @@ cache_key() {
     printf '%s-%s-%s' "$PI_SUITE" "$1" "$h"
 }
 rootfs_tar_path() { printf '%s/rootfs-%s.tar' "$PI_CACHE" "$(cache_key "$1")"; }
+# test_image_path ARCH: the cached SD card image of build-test-image.sh.
+test_image_path() { printf '%s/test-image-%s.img' "$PI_CACHE" "$(cache_key "$1")"; }
+# test_image_stale ARCH: true when that image is missing or older than its rootfs or
+# the scripts that make it.
+test_image_stale() {
+    local image f
+    image=$(test_image_path "$1")
+    [[ -s "$image" ]] || return 0
+    for f in "$(rootfs_tar_path "$1")" "$PI_DIR/build-test-image.sh" "$PI_DIR/initramfs-init.sh"; do
+        [[ ! "$f" -nt "$image" ]] || return 0
+    done
+    return 1
+}
 # repo_tar DIR OUT: tar of a source tree without VCS data, caches, venvs.
 repo_tar() {
     tar -C "$1" --exclude=.git --exclude=__pycache__ --exclude='*.pyc' --exclude=.pytest_cache \

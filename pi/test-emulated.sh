@@ -66,13 +66,8 @@ t0=$SECONDS
 # ------------------------------------------------------------ system tier --
 if [[ -n "$system" ]]; then
     need_tools qemu-system-aarch64:qemu-system-arm
-    image=$PI_CACHE/test-image-$(cache_key "$arch").img
-    rootfs_tar=$(rootfs_tar_path "$arch")
-    stale=0
-    for f in "$rootfs_tar" "$PI_DIR/build-test-image.sh" "$PI_DIR/initramfs-init.sh"; do
-        [[ ! "$f" -nt "$image" ]] || stale=1
-    done
-    if [[ ! -s "$image" || $stale == 1 ]]; then
+    image=$(test_image_path "$arch")
+    if test_image_stale "$arch"; then
         info "building the test image $image"
         "$PI_DIR/build-test-image.sh" --arch "$arch" --force "$image" >/dev/null
     fi
@@ -156,8 +151,12 @@ if [[ $arch == armhf ]]; then
     envs+=("OCL_ICD_VENDORS=${icd#"$root"}")
 fi
 while IFS='=' read -r name _; do
-    [[ "$name" == CLCONV_* && "$name" != CLCONV_PI_* ]] && envs+=("$name=${!name}")
+    [[ "$name" == CLCONV_* && "$name" != CLCONV_PI_* && "$name" != CLCONV_TEST_TRACE ]] && envs+=("$name=${!name}")
 done < <(env)
+# The tests started are written to a file in the chroot (tests/conftest.py), so a run
+# that dies says in which test; Python's faulthandler prints where a crash happened.
+guest_trace=/repo/.clconv-test-trace
+envs+=(PYTHONFAULTHANDLER=1 "CLCONV_TEST_TRACE=$guest_trace")
 
 info "running pytest in the $arch chroot (qemu-user)"
 rc=0
@@ -166,4 +165,16 @@ timeout --kill-after=15 "$timeout_s" chroot "$root" /usr/bin/env -i "${envs[@]}"
     /bin/sh -c 'cd /repo && exec python3 -m pytest tests "$@"' sh "${pytest_args[@]}" || rc=$?
 [[ $rc != 124 ]] || warn "timed out after ${timeout_s}s"
 info "qemu-user tier ($arch): exit $rc, $((SECONDS - t0)) s"
+if [[ $rc != 0 ]]; then
+    [[ ! -s "$root$guest_trace" ]] || warn "last test started: $(tail -n 1 "$root$guest_trace")"
+    [[ -z "${CLCONV_TEST_TRACE:-}" || ! -s "$root$guest_trace" ]] || cp "$root$guest_trace" "$CLCONV_TEST_TRACE"
+    if [[ $rc == 126 || $rc == 127 ]]; then
+        # a command could not be run: say which of the pieces is missing now
+        qemu=$(qemu_user_name "$arch")
+        warn "binfmt_misc $qemu: $(head -n 1 "/proc/sys/fs/binfmt_misc/$qemu" 2>/dev/null || echo 'not registered')"
+        for f in /usr/bin/env /bin/sh /usr/bin/python3; do
+            [[ -e "$root$f" ]] || warn "$f is missing in the chroot"
+        done
+    fi
+fi
 exit "$rc"

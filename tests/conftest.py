@@ -22,6 +22,16 @@ def pytest_report_header(config):
             f"{p.max_work_group_size}{limits}")
 
 
+def pytest_runtest_logstart(nodeid, location):
+    """With CLCONV_TEST_TRACE=FILE, append each test's id to FILE as it starts, so a
+    run that dies (a crash in a driver, the OOM killer, a time limit) says in which
+    test: CI prints the last line."""
+    path = os.environ.get("CLCONV_TEST_TRACE")
+    if path:
+        with open(path, "a") as trace:
+            trace.write(nodeid + "\n")
+
+
 @pytest.fixture
 def rng():
     return np.random.default_rng(1234)

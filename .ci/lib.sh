@@ -1,0 +1,111 @@
+# shellcheck shell=bash
+# .ci/lib.sh — the tier runner shared by .ci/run and .ci/pi-tier.sh. Source it.
+#
+#   run_tier NAME LIMIT_S CMD...
+#
+# runs CMD with its output shown and kept in $CI_LOGS/NAME.log, under `timeout`
+# (LIMIT_S, capped by what is left of the run's budget, CI_DEADLINE in $SECONDS),
+# and records the tier's time and exit status. A tier that fails says why: what its
+# exit status means, the last test it started (pytest tiers that set
+# CLCONV_TEST_TRACE, see tests/conftest.py), the kernel's OOM-killer lines, and
+# the end of its log. Later tiers still run, so one run shows every failure;
+# tier_summary prints the table and returns 1 if any tier failed.
+
+CI_LOGS=${CI_LOGS:-$(mktemp -d /tmp/clconv-ci-logs.XXXXXX)}
+mkdir -p "$CI_LOGS"
+CI_DEADLINE=${CI_DEADLINE:-}       # seconds since the run started ($SECONDS) by which all must end
+_ci_rows=()
+_ci_failed=()
+
+ci_now() { date -u +%H:%M:%S; }
+
+# exit_meaning RC: what an exit status usually means here.
+exit_meaning() {
+    case $1 in
+        0) echo "passed" ;;
+        1) echo "tests failed or the command reported an error" ;;
+        2) echo "usage error, or pytest was interrupted / could not collect" ;;
+        4) echo "pytest usage error" ;;
+        5) echo "pytest collected no tests" ;;
+        124) echo "timed out (its time limit, or the run's budget, ran out)" ;;
+        126) echo "a command was found but could not be executed" ;;
+        127) echo "a command was not found (missing tool, or an exec inside the chroot/VM failed)" ;;
+        130) echo "interrupted (SIGINT)" ;;
+        134) echo "aborted (SIGABRT: an assertion or a library's abort())" ;;
+        137) echo "killed (SIGKILL: the OOM killer, or timeout's kill after SIGTERM was ignored)" ;;
+        139) echo "segmentation fault (SIGSEGV)" ;;
+        143) echo "terminated (SIGTERM)" ;;
+        *) if (( $1 > 128 )); then echo "killed by signal $(( $1 - 128 ))"; else echo "exit status $1"; fi ;;
+    esac
+}
+
+# explain_failure NAME RC LOG: print why tier NAME failed.
+explain_failure() {
+    local name=$1 rc=$2 log=$3 trace
+    echo "=== tier $name FAILED: exit $rc: $(exit_meaning "$rc")"
+    trace=$CI_LOGS/$name.trace
+    if [[ -s "$trace" ]]; then
+        echo "--- last test started: $(tail -n 1 "$trace")"
+    fi
+    if (( rc == 137 || rc == 139 || rc == 134 )) && command -v dmesg >/dev/null; then
+        echo "--- kernel log (OOM killer, segfaults), last lines:"
+        dmesg 2>/dev/null | grep -iE 'out of memory|oom|killed process|segfault|traps:' | tail -n 8 || true
+    fi
+    echo "--- last 40 lines of $log:"
+    tail -n 40 "$log"
+    echo "=== end of tier $name's failure report"
+}
+
+# run_tier NAME LIMIT_S CMD...
+run_tier() {
+    local name=$1 limit=$2 start=$SECONDS rc=0 left
+    shift 2
+    if [[ -n "$CI_DEADLINE" ]]; then
+        left=$(( CI_DEADLINE - SECONDS ))
+        if (( left < 60 )); then
+            echo "=== tier $name NOT RUN: the run's budget is spent ($SECONDS s used of $CI_DEADLINE s)"
+            _ci_rows+=("$(printf '%-28s %6s  %s' "$name" "-" "not run: budget spent")")
+            _ci_failed+=("$name")
+            return 1
+        fi
+        (( limit <= left )) || limit=$left
+    fi
+    echo
+    echo "=== tier $name ($(ci_now), limit ${limit} s)"
+    export CLCONV_TEST_TRACE=$CI_LOGS/$name.trace
+    rm -f "$CLCONV_TEST_TRACE"
+    timeout --kill-after=30 "$limit" "$@" 2>&1 | tee "$CI_LOGS/$name.log"
+    rc=${PIPESTATUS[0]}
+    unset CLCONV_TEST_TRACE
+    local took=$(( SECONDS - start ))
+    if (( rc == 0 )); then
+        echo "=== tier $name passed in $took s"
+        _ci_rows+=("$(printf '%-28s %6d  %s' "$name" "$took" "passed")")
+    else
+        explain_failure "$name" "$rc" "$CI_LOGS/$name.log"
+        _ci_rows+=("$(printf '%-28s %6d  exit %d: %s' "$name" "$took" "$rc" "$(exit_meaning "$rc")")")
+        _ci_failed+=("$name")
+    fi
+    return "$rc"
+}
+
+# record_failure NAME RC LOG: count something that ran outside run_tier (a background
+# job) as a failed tier, with the same report.
+record_failure() {
+    explain_failure "$1" "$2" "$3"
+    _ci_rows+=("$(printf '%-28s %6s  exit %d: %s' "$1" "-" "$2" "$(exit_meaning "$2")")")
+    _ci_failed+=("$1")
+}
+
+# tier_summary TITLE: the table of tiers; returns 1 if any failed.
+tier_summary() {
+    echo
+    echo "=== $1: tier times (total $SECONDS s)"
+    printf '  %-28s %6s  %s\n' "tier" "seconds" "result"
+    printf '  %s\n' "${_ci_rows[@]}"
+    if [[ ${#_ci_failed[@]} -gt 0 ]]; then
+        echo "=== FAILED tiers: ${_ci_failed[*]} (logs in $CI_LOGS)"
+        return 1
+    fi
+    return 0
+}
