@@ -16,6 +16,8 @@ import pyopencl as cl
 import pyopencl.array as cla
 
 from .device import DeviceProfile, is_pocl
+from .params import INT32_MAX
+from .validation import check_launch
 
 BASE_OPTIONS = ("-cl-std=CL1.2",)
 
@@ -165,6 +167,8 @@ def launch(runtime, kernel: cl.Kernel, n_items: int, *args) -> cl.Event:
     The global size is rounded up to a multiple of the local size; kernels receive
     `n_items` as their first argument and return early past it.
     """
+    if not 0 <= n_items <= INT32_MAX:
+        check_launch((n_items,))
     profile = runtime.profile
     local = group_size(min(DEFAULT_GROUP_SIZE, profile.max_work_group_size,
                            profile.max_work_item_sizes[0], _kernel_limit(runtime, kernel)),
@@ -190,6 +194,7 @@ def _launch_shape(runtime, kernel, items, local):
         resolved = _resolve_local(runtime, kernel, [int(n) for n in items],
                                   [int(n) for n in local])
         global_size = tuple(-(-int(n) // l) * l for n, l in zip(items, resolved))
+        check_launch(global_size)
         shape = _launch_shapes[key] = (resolved, global_size)
     return shape
 
@@ -246,4 +251,17 @@ def _invoke(runtime, kernel: cl.Kernel, global_size, local_size, args) -> cl.Eve
         with _lock:
             kernel.set_scalar_arg_dtypes([_scalar_dtype(a) for a in args])
             _typed.add(kernel)
-    return kernel(runtime.queue, global_size, local_size, *args)
+    try:
+        return kernel(runtime.queue, global_size, local_size, *args)
+    except (RuntimeError, OverflowError) as error:  # pyopencl's std::bad_cast, for one
+        _check_int_args(kernel, args, error)
+        raise
+
+
+def _check_int_args(kernel, args, error) -> None:
+    """Turn a launch that failed on an int argument past int32 into a ValueError that
+    names the kernel, the argument and the value (params.pair stops the usual ones)."""
+    for position, value in enumerate(args, 1):
+        if isinstance(value, (int, np.integer)) and not -INT32_MAX - 1 <= value <= INT32_MAX:
+            raise ValueError(f"{kernel.function_name}: argument {position} is {value}, "
+                             f"outside the kernels' int32 range") from error
