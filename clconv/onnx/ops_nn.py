@@ -9,6 +9,7 @@ from ..ops import lrn as lrn_ops
 from ..ops import softmax as softmax_ops
 from ..ops.conv import conv_geometry, transpose_geometry
 from ..ops.elementwise import broadcast_shape
+from ..params import INT32_MAX
 from .steps import (AffineStep, CallStep, ConvStep, ConvTransposeStep, GemmStep, avg_pool_call,
                     max_pool_call, max_pool_with_indices_call)
 
@@ -28,6 +29,9 @@ def _ints(ctx, name, count, default):
         return [default] * count
     if len(value) != count:
         ctx.fail(f"attribute {name}={list(value)}: expected {count} values")
+    if any(abs(int(v)) > INT32_MAX for v in value):
+        ctx.fail(f"attribute {name}={list(value)}: expected values within +-{INT32_MAX} "
+                 "(the kernels' int32 range)")
     return [int(v) for v in value]
 
 
@@ -62,6 +66,9 @@ def _as_2d(values, one):
 def lower_conv(ctx):
     shape = _spatial(ctx, "Conv")
     w_shape = ctx.shape(1)
+    if len(w_shape) != len(shape):
+        ctx.fail(f"weight W has shape {tuple(w_shape)}; expected a {len(shape)}-D weight "
+                 "(M, C/group, kernel...) for the input of shape " + str(tuple(shape)))
     spatial = shape[2:]
     kernel = list(w_shape[2:])
     if ctx.attr("kernel_shape") is not None and list(ctx.attr("kernel_shape")) != kernel:
@@ -180,7 +187,7 @@ def _pool_geometry(ctx):
     n = len(spatial)
     kernel = _ints(ctx, "kernel_shape", n, 0)
     if min(kernel) < 1:
-        ctx.fail("kernel_shape is required")
+        ctx.fail(f"kernel_shape={kernel}: expected {n} sizes >= 1 (the attribute is required)")
     strides = _ints(ctx, "strides", n, 1)
     dilations = _ints(ctx, "dilations", n, 1)
     begin, end = resolve_pads(ctx, spatial, kernel, strides, dilations)
