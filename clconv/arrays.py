@@ -46,18 +46,20 @@ def allocate(runtime, shape, dtype=np.float32, name: str = "output") -> cla.Arra
     shape, dtype, size, strides = _layout(tuple(shape), dtype)
     if not fits_device(runtime.profile, size, size * dtype.itemsize):
         check_allocation(runtime.profile, name, shape, dtype.itemsize)
-    if not _HAS_FAST_ARRAY or size == 0:
-        return cla.empty(runtime.queue, shape, dtype, allocator=runtime.allocator)
-    return cla.Array(None, shape, dtype, allocator=runtime.allocator, strides=strides,
-                     _fast=True, _size=size, _context=runtime.context,
-                     _queue=runtime.queue)
+    with runtime.lock:  # the memory pool is shared by every thread's ops
+        if not _HAS_FAST_ARRAY or size == 0:
+            return cla.empty(runtime.queue, shape, dtype, allocator=runtime.allocator)
+        return cla.Array(None, shape, dtype, allocator=runtime.allocator, strides=strides,
+                         _fast=True, _size=size, _context=runtime.context,
+                         _queue=runtime.queue)
 
 
 def empty(runtime, shape, dtype=np.float32, name: str = "output") -> cla.Array:
     """A new output array from the runtime's memory pool (see poison_outputs)."""
     out = allocate(runtime, shape, dtype, name)
     if poison_outputs() and out.size:
-        out.fill(np.nan if out.dtype.kind == "f" else -1)
+        with runtime.lock:  # pyopencl's fill kernel is shared too (see Runtime.lock)
+            out.fill(np.nan if out.dtype.kind == "f" else -1)
     return out
 
 
@@ -65,11 +67,15 @@ def on_device(runtime, value, dtype=np.float32, name: str = "input") -> cla.Arra
     """`value` (already validated) as an offset-0 device array on `runtime`."""
     if isinstance(value, cla.Array):
         # Kernels take plain buffers, so a view with an offset is copied once.
-        return value if value.offset == 0 else value.copy()
+        if value.offset == 0:
+            return value
+        with runtime.lock:
+            return value.copy()
     host = np.ascontiguousarray(value, dtype=dtype)
     if not fits_device(runtime.profile, host.size, host.nbytes):
         check_allocation(runtime.profile, name, host.shape, host.itemsize)
-    return cla.to_device(runtime.queue, host, allocator=runtime.allocator)
+    with runtime.lock:
+        return cla.to_device(runtime.queue, host, allocator=runtime.allocator)
 
 
 def to_numpy(value) -> np.ndarray:

@@ -247,12 +247,12 @@ def _invoke(runtime, kernel: cl.Kernel, global_size, local_size, args) -> cl.Eve
     numbers directly. The types are fixed per kernel, so the first launch declares them
     from its arguments (see _scalar_dtype).
     """
-    if kernel not in _typed:
-        with _lock:
-            kernel.set_scalar_arg_dtypes([_scalar_dtype(a) for a in args])
-            _typed.add(kernel)
     try:
-        return kernel(runtime.queue, global_size, local_size, *args)
+        with runtime.lock:  # arguments are set on the shared kernel object, then enqueued
+            if kernel not in _typed:
+                kernel.set_scalar_arg_dtypes([_scalar_dtype(a) for a in args])
+                _typed.add(kernel)
+            return kernel(runtime.queue, global_size, local_size, *args)
     except (RuntimeError, OverflowError) as error:  # pyopencl's std::bad_cast, for one
         _check_int_args(kernel, args, error)
         raise
