@@ -7,7 +7,13 @@ keeps no cache of its own on disk.
 """
 from __future__ import annotations
 
+import contextlib
+import os
+import re
+import sys
+import tempfile
 import threading
+import warnings
 from pathlib import Path
 from typing import Mapping
 
@@ -116,10 +122,52 @@ def _build(context: cl.Context, path: Path, options: tuple[str, ...]) -> dict[st
     all_options = list(options) + ["-I", str(path.parent)]
     cache_dir = None if uses_pyopencl_cache(context) else False
     try:
-        program = cl.Program(context, source).build(options=all_options, cache_dir=cache_dir)
+        with _compiler_chatter() as chatter:
+            program = cl.Program(context, source).build(options=all_options,
+                                                        cache_dir=cache_dir)
     except cl.Error as error:
         raise KernelBuildError(path, tuple(all_options), str(error)) from None
+    logs = [program.get_build_info(d, cl.program_build_info.LOG) for d in context.devices]
+    real = _real_compiler_output("\n".join(logs + chatter))
+    if real:
+        warnings.warn(f"{path.name}: the OpenCL compiler said:\n{real}", cl.CompilerWarning,
+                      stacklevel=2)
     return {kernel.function_name: kernel for kernel in program.all_kernels()}
+
+
+# Compiler output that says nothing about the kernel: clang's tally, which POCL's clang
+# prints straight to the process's stderr on every first build.
+_BENIGN_LINE = re.compile(r"\s*(\d+ warnings? generated\.?)?\s*")
+
+
+def _real_compiler_output(text: str) -> str:
+    """`text` without benign lines and repeats (POCL logs each warning twice)."""
+    lines = [line for line in text.splitlines() if not _BENIGN_LINE.fullmatch(line)]
+    return "\n".join(dict.fromkeys(lines))
+
+
+@contextlib.contextmanager
+def _compiler_chatter():
+    """Collect, instead of showing, what a build writes to file descriptor 2 (the driver's
+    compiler writes there directly) and pyopencl's generic CompilerWarning; _build
+    shows what of it is real once, with the file name."""
+    collected: list[str] = []
+    with tempfile.TemporaryFile() as sink, warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        sys.stderr.flush()
+        saved = os.dup(2)
+        os.dup2(sink.fileno(), 2)
+        try:
+            yield collected
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            sink.seek(0)
+            collected.append(sink.read().decode(errors="replace"))
+    for warning in caught:  # anything but the build's own chatter is shown as it was
+        if not issubclass(warning.category, cl.CompilerWarning):
+            warnings.warn_explicit(warning.message, warning.category, warning.filename,
+                                   warning.lineno)
 
 
 def _as_args(args) -> list:
