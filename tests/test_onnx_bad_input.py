@@ -30,7 +30,8 @@ def no_kernels(monkeypatch):
 def _model(nodes, inits=(), x_shape=(1, 3, 8, 8), opset=17, rank_out=4):
     graph = helper.make_graph(
         nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, list(x_shape))],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [f"d{i}" for i in range(rank_out)])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT,
+                                       [f"d{i}" for i in range(rank_out)])],
         list(inits))
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
 

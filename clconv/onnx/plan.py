@@ -17,9 +17,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..params import INT32_MAX
 from .errors import PlanError, UnsupportedModelError
 from .loader import ONNX_DOMAINS, Graph, Node
-from ..params import INT32_MAX
 from .steps import ActivationStep, AffineStep, ConvStep, Step
 
 MIN_OPSET = 7  # older opsets use attribute forms (e.g. Reshape's shape) not handled
