@@ -97,6 +97,7 @@ def test_bad_numbers_exit_2_naming_the_option_value_and_range(argv, option, mess
     ("CLCONV_LIMITS", "bogus", "videocore4"),
     ("CLCONV_ALGO", "bogus", "im2col"),
     ("POCL_MAX_PTHREAD_COUNT", "-1", "[1, 1024]"),
+    ("CLCONV_POISON_OUTPUTS", "false", "0, 1 or unset"),
 ])
 def test_bad_environment_settings_exit_2_in_one_line(name, value, allowed):
     # a fresh interpreter: POCL reads POCL_MAX_PTHREAD_COUNT when it loads

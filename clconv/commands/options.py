@@ -76,9 +76,11 @@ class EnvironmentSettingError(ValueError):
 
 def check_environment(environ=None) -> None:
     """Raise EnvironmentSettingError for the first environment setting clconv cannot use:
-    CLCONV_LIMITS, CLCONV_ALGO and POCL_MAX_PTHREAD_COUNT. CLCONV_DEVICE is checked by the
-    device selection, which names the devices it could match."""
+    CLCONV_LIMITS, CLCONV_ALGO, CLCONV_POISON_OUTPUTS and POCL_MAX_PTHREAD_COUNT.
+    CLCONV_DEVICE is checked by the device selection, which names the devices it could
+    match."""
     from ..algos import ENV_ALGO, VARIANTS
+    from ..arrays import ENV_POISON
     from ..device import ENV_LIMITS, LIMITS
 
     environ = os.environ if environ is None else environ
@@ -92,6 +94,9 @@ def check_environment(environ=None) -> None:
         raise EnvironmentSettingError(
             f"{ENV_ALGO}={algo!r}: unknown convolution algorithm; expected one of "
             f"{', '.join(VARIANTS)} or unset")
+    poison = environ.get(ENV_POISON, "")
+    if poison not in ("", "0", "1"):  # "false" would turn it on: any other text does
+        raise EnvironmentSettingError(f"{ENV_POISON}={poison!r}: expected 0, 1 or unset")
     pocl_threads = environ.get("POCL_MAX_PTHREAD_COUNT", "").strip()
     if pocl_threads:
         try:
