@@ -48,14 +48,14 @@ def pair(name: str, value, *, minimum: int | None = None,
     return result
 
 
-def _check_extent(size: int, padding: int, kernel: int, dilation: int) -> None:
-    """The padded input and the dilated window must stay inside the kernels' int32 range,
-    since kernels compute input positions from them."""
-    if size + padding > INT32_MAX or dilation * (kernel - 1) > INT32_MAX:
+def check_extent(size: int, padding: int, kernel: int, dilation: int) -> None:
+    """Every position a window visits, one dilation step past its end included (where a
+    kernel's loop stops), must stay inside the kernels' int32 range: size + padding +
+    dilation * kernel <= INT32_MAX. `padding` is all the padding along the axis."""
+    if size + padding + dilation * kernel > INT32_MAX:
         raise ValueError(
-            f"padding/dilation: input size {size} + padding {padding} and dilation "
-            f"{dilation} x (kernel {kernel} - 1) must each be <= {INT32_MAX} (the kernels' "
-            "int32 range)")
+            f"padding/dilation: input size {size} + padding {padding} + dilation {dilation} "
+            f"x kernel {kernel} must be <= {INT32_MAX} (the kernels' int32 range)")
 
 
 def conv_padding(padding, kernel_size, dilation, stride) -> tuple[tuple[int, int], tuple[int, int]]:
@@ -85,13 +85,14 @@ def conv_padding(padding, kernel_size, dilation, stride) -> tuple[tuple[int, int
 def conv_output_size(size: int, kernel: int, stride: int, pad_begin: int, pad_end: int,
                      dilation: int) -> int:
     """floor((H + pads - d*(k-1) - 1) / s) + 1; may be <= 0 when the kernel does not fit."""
-    _check_extent(size, pad_begin + pad_end, kernel, dilation)
+    check_extent(size, pad_begin + pad_end, kernel, dilation)
     return (size + pad_begin + pad_end - dilation * (kernel - 1) - 1) // stride + 1
 
 
 def conv_transpose_output_size(size: int, kernel: int, stride: int, padding: int,
                                output_padding: int, dilation: int) -> int:
     """(H - 1)*s - 2p + d*(k-1) + output_padding + 1, as torch's conv_transpose2d."""
+    check_extent((size - 1) * stride + output_padding, 0, kernel, dilation)
     return (size - 1) * stride - 2 * padding + dilation * (kernel - 1) + output_padding + 1
 
 
@@ -102,7 +103,7 @@ def pool_output_size(size: int, kernel: int, stride: int, padding: int, dilation
     In ceil mode the last window must start inside the input or the left padding;
     a window that would start in the right padding is dropped.
     """
-    _check_extent(size, 2 * padding, kernel, dilation)
+    check_extent(size, 2 * padding, kernel, dilation)
     span = size + 2 * padding - dilation * (kernel - 1) - 1
     if ceil_mode:
         out = -(-span // stride) + 1

@@ -45,6 +45,10 @@ X, W = rand(1, 3, 16, 16), rand(4, 3, 3, 3)
     (lambda: F.avg_pool2d(X, 2, padding=1, stride=2**31), ("stride", "2147483648")),
     (lambda: F.max_pool2d(X, 2, padding=2**31), ("padding", "2147483648")),
     (lambda: F.adaptive_avg_pool2d(X, 2**31), ("output_size", "2147483648")),
+    (lambda: F.max_pool2d(X, 2, dilation=2**30), ("dilation 1073741824", "int32")),
+    (lambda: F.conv2d(X, W, dilation=2**30, padding=2**30), ("dilation 1073741824", "int32")),
+    (lambda: F.conv_transpose2d(X, rand(3, 4, 3, 3), stride=2**28, dilation=2**30),
+     ("dilation 1073741824", "int32")),
     (lambda: F.linear(np.zeros((70000, 4), np.float32), np.zeros((70000, 4), np.float32)),
      ("output", "(70000, 70000)", "int32")),
 ])

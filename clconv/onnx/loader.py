@@ -84,7 +84,8 @@ def load_model(source):
                               "file?)")
     try:
         onnx.checker.check_model(model)
-    except onnx.checker.ValidationError as error:
+    # a corrupt string field fails to decode as UTF-8 (a ValueError) inside the checker
+    except (onnx.checker.ValidationError, ValueError, RuntimeError, MemoryError) as error:
         first = str(error).strip().splitlines()[0]
         raise OnnxImportError(f"{where}: invalid ONNX model (truncated or corrupt file?): "
                               f"{first}") from None

@@ -9,7 +9,7 @@ from ..ops import lrn as lrn_ops
 from ..ops import softmax as softmax_ops
 from ..ops.conv import conv_geometry, transpose_geometry
 from ..ops.elementwise import broadcast_shape
-from ..params import INT32_MAX
+from ..params import INT32_MAX, check_extent
 from .steps import (AffineStep, CallStep, ConvStep, ConvTransposeStep, GemmStep, avg_pool_call,
                     max_pool_call, max_pool_with_indices_call)
 
@@ -190,7 +190,15 @@ def _pool_geometry(ctx):
         ctx.fail(f"kernel_shape={kernel}: expected {n} sizes >= 1 (the attribute is required)")
     strides = _ints(ctx, "strides", n, 1)
     dilations = _ints(ctx, "dilations", n, 1)
+    for name, values in (("strides", strides), ("dilations", dilations)):
+        if min(values) < 1:
+            ctx.fail(f"{name}={values}: expected sizes >= 1")
     begin, end = resolve_pads(ctx, spatial, kernel, strides, dilations)
+    for i, k, d, b, e in zip(spatial, kernel, dilations, begin, end):
+        try:
+            check_extent(i, b + e, k, d)
+        except ValueError as error:
+            ctx.fail(str(error))
     ceil_mode = bool(ctx.attr("ceil_mode", 0))
     if ctx.attr("auto_pad", "NOTSET") in ("SAME_UPPER", "SAME_LOWER"):
         out = [-(-i // s) for i, s in zip(spatial, strides)]
