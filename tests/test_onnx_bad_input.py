@@ -216,3 +216,34 @@ def test_random_attribute_values_raise_only_clconv_errors(op, attrs):
     w = numpy_helper.from_array(np.ones((4, 3, 3, 3), np.float32), "w")
     model = _model([helper.make_node(op, inputs, ["y"], **attrs)], [w] if op == "Conv" else [])
     _load_or_clconv_error(model, run=True)
+
+
+ODD_FLOATS = st.one_of(st.floats(-3, 3), st.sampled_from([0.0, 1e30, -1e30]),
+                       st.floats(allow_nan=True, allow_infinity=True))
+OTHER_OPS = {
+    "ConvTranspose": st.fixed_dictionaries({}, optional={
+        "strides": st.lists(ODD_INTS, min_size=1, max_size=3),
+        "pads": st.lists(ODD_INTS, min_size=1, max_size=5),
+        "dilations": st.lists(ODD_INTS, min_size=1, max_size=3),
+        "output_padding": st.lists(ODD_INTS, min_size=1, max_size=3),
+        "group": ODD_INTS}),
+    "LRN": st.fixed_dictionaries({"size": ODD_INTS}, optional={
+        "alpha": ODD_FLOATS, "beta": ODD_FLOATS, "bias": ODD_FLOATS}),
+    "Softmax": st.fixed_dictionaries({}, optional={"axis": ODD_INTS}),
+    "Flatten": st.fixed_dictionaries({}, optional={"axis": ODD_INTS}),
+    "Transpose": st.fixed_dictionaries({}, optional={
+        "perm": st.lists(ODD_INTS, min_size=1, max_size=5)}),
+}
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data(), op=st.sampled_from(sorted(OTHER_OPS)))
+def test_random_attributes_of_other_ops_raise_only_clconv_errors(data, op):
+    attrs = data.draw(OTHER_OPS[op])
+    inputs, inits = ["x"], []
+    if op == "ConvTranspose":
+        inputs.append("w")
+        inits.append(numpy_helper.from_array(np.ones((3, 4, 3, 3), np.float32), "w"))
+    rank_out = {"Flatten": 2}.get(op, 4)
+    model = _model([helper.make_node(op, inputs, ["y"], **attrs)], inits, rank_out=rank_out)
+    _load_or_clconv_error(model, run=True)

@@ -10,6 +10,7 @@ from ..ops import softmax as softmax_ops
 from ..ops.conv import conv_geometry, transpose_geometry
 from ..ops.elementwise import broadcast_shape
 from ..params import INT32_MAX, check_extent
+from ..validation import check_finite, check_int
 from .steps import (AffineStep, CallStep, ConvStep, ConvTransposeStep, GemmStep, avg_pool_call,
                     max_pool_call, max_pool_with_indices_call)
 
@@ -115,6 +116,8 @@ def lower_conv_transpose(ctx):
     strides = _ints(ctx, "strides", n, 1)
     dilations = _ints(ctx, "dilations", n, 1)
     out_pad = _ints(ctx, "output_padding", n, 0)
+    if min(out_pad) < 0:
+        ctx.fail(f"output_padding={out_pad}: expected sizes >= 0")
     groups = int(ctx.attr("group", 1))
     full = [s * (i - 1) + (k - 1) * d + 1 for i, k, s, d in zip(spatial, kernel, strides, dilations)]
     auto_pad = ctx.attr("auto_pad", "NOTSET")
@@ -155,6 +158,10 @@ def lower_conv_transpose(ctx):
         _, full4 = transpose_geometry(x4, w4, tuple(strides2), 0, 0, groups, tuple(dil2))
     except (ValueError, TypeError) as error:
         ctx.fail(str(error))
+    if not direct and int(np.prod(full4, dtype=object)) > INT32_MAX:
+        # this path computes the whole transpose first, then crops it
+        ctx.fail(f"the uncropped transpose {tuple(full4)} has more than {INT32_MAX} elements "
+                 "(the kernels' int32 index range)")
     out = (shape[0], full4[1], *out_spatial)
     inputs = [ctx.tensor(0, "X"), ctx.tensor(1, "W")]
     if ctx.has(2):
@@ -272,11 +279,12 @@ def lower_global_max_pool(ctx):
 
 def lower_lrn(ctx):
     shape = ctx.shape(0)
-    size = int(ctx.attr("size", 0))
-    if size < 1:
+    if ctx.attr("size") is None:
         ctx.fail("attribute size is required")
-    alpha, beta = float(ctx.attr("alpha", 1e-4)), float(ctx.attr("beta", 0.75))
-    bias = float(ctx.attr("bias", 1.0))
+    # the checks lrn() makes at run time, made now (a ValueError becomes a PlanError)
+    size = check_int("size", ctx.attr("size"), 1)
+    alpha, beta, bias = (check_finite(name, float(ctx.attr(name, default)))
+                         for name, default in (("alpha", 1e-4), ("beta", 0.75), ("bias", 1.0)))
     ctx.emit(CallStep, [ctx.tensor(0, "X")], [shape],
              call=lambda x: [lrn_ops.lrn(x, size, alpha, beta, bias)],
              description=f"lrn size={size}")
