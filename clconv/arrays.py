@@ -8,6 +8,8 @@ import os
 import numpy as np
 import pyopencl.array as cla
 
+from .validation import check_allocation, fits_device
+
 ENV_POISON = "CLCONV_POISON_OUTPUTS"
 
 
@@ -35,31 +37,45 @@ def _layout(shape: tuple, dtype):
 _HAS_FAST_ARRAY = "_fast" in inspect.signature(cla.Array.__init__).parameters
 
 
-def allocate(runtime, shape, dtype=np.float32) -> cla.Array:
-    """An uninitialised C-contiguous device array from the runtime's memory pool."""
+def allocate(runtime, shape, dtype=np.float32, name: str = "output") -> cla.Array:
+    """An uninitialised C-contiguous device array from the runtime's memory pool.
+
+    Every device buffer of an op comes from here or `on_device`, so this is where sizes
+    past the device (one allocation, global memory, int32 indices) become a ValueError
+    naming `name`, before anything is enqueued."""
     shape, dtype, size, strides = _layout(tuple(shape), dtype)
-    if not _HAS_FAST_ARRAY or size == 0:
-        return cla.empty(runtime.queue, shape, dtype, allocator=runtime.allocator)
-    return cla.Array(None, shape, dtype, allocator=runtime.allocator, strides=strides,
-                     _fast=True, _size=size, _context=runtime.context,
-                     _queue=runtime.queue)
+    if not fits_device(runtime.profile, size, size * dtype.itemsize):
+        check_allocation(runtime.profile, name, shape, dtype.itemsize)
+    with runtime.lock:  # the memory pool is shared by every thread's ops
+        if not _HAS_FAST_ARRAY or size == 0:
+            return cla.empty(runtime.queue, shape, dtype, allocator=runtime.allocator)
+        return cla.Array(None, shape, dtype, allocator=runtime.allocator, strides=strides,
+                         _fast=True, _size=size, _context=runtime.context,
+                         _queue=runtime.queue)
 
 
-def empty(runtime, shape, dtype=np.float32) -> cla.Array:
+def empty(runtime, shape, dtype=np.float32, name: str = "output") -> cla.Array:
     """A new output array from the runtime's memory pool (see poison_outputs)."""
-    out = allocate(runtime, shape, dtype)
+    out = allocate(runtime, shape, dtype, name)
     if poison_outputs() and out.size:
-        out.fill(np.nan if out.dtype.kind == "f" else -1)
+        with runtime.lock:  # pyopencl's fill kernel is shared too (see Runtime.lock)
+            out.fill(np.nan if out.dtype.kind == "f" else -1)
     return out
 
 
-def on_device(runtime, value, dtype=np.float32) -> cla.Array:
+def on_device(runtime, value, dtype=np.float32, name: str = "input") -> cla.Array:
     """`value` (already validated) as an offset-0 device array on `runtime`."""
     if isinstance(value, cla.Array):
         # Kernels take plain buffers, so a view with an offset is copied once.
-        return value if value.offset == 0 else value.copy()
+        if value.offset == 0:
+            return value
+        with runtime.lock:
+            return value.copy()
     host = np.ascontiguousarray(value, dtype=dtype)
-    return cla.to_device(runtime.queue, host, allocator=runtime.allocator)
+    if not fits_device(runtime.profile, host.size, host.nbytes):
+        check_allocation(runtime.profile, name, host.shape, host.itemsize)
+    with runtime.lock:
+        return cla.to_device(runtime.queue, host, allocator=runtime.allocator)
 
 
 def to_numpy(value) -> np.ndarray:

@@ -7,7 +7,13 @@ keeps no cache of its own on disk.
 """
 from __future__ import annotations
 
+import contextlib
+import os
+import re
+import sys
+import tempfile
 import threading
+import warnings
 from pathlib import Path
 from typing import Mapping
 
@@ -16,6 +22,8 @@ import pyopencl as cl
 import pyopencl.array as cla
 
 from .device import DeviceProfile, is_pocl
+from .params import INT32_MAX
+from .validation import check_launch
 
 BASE_OPTIONS = ("-cl-std=CL1.2",)
 
@@ -114,10 +122,52 @@ def _build(context: cl.Context, path: Path, options: tuple[str, ...]) -> dict[st
     all_options = list(options) + ["-I", str(path.parent)]
     cache_dir = None if uses_pyopencl_cache(context) else False
     try:
-        program = cl.Program(context, source).build(options=all_options, cache_dir=cache_dir)
+        with _compiler_chatter() as chatter:
+            program = cl.Program(context, source).build(options=all_options,
+                                                        cache_dir=cache_dir)
     except cl.Error as error:
         raise KernelBuildError(path, tuple(all_options), str(error)) from None
+    logs = [program.get_build_info(d, cl.program_build_info.LOG) for d in context.devices]
+    real = _real_compiler_output("\n".join(logs + chatter))
+    if real:
+        warnings.warn(f"{path.name}: the OpenCL compiler said:\n{real}", cl.CompilerWarning,
+                      stacklevel=2)
     return {kernel.function_name: kernel for kernel in program.all_kernels()}
+
+
+# Compiler output that says nothing about the kernel: clang's tally, which POCL's clang
+# prints straight to the process's stderr on every first build.
+_BENIGN_LINE = re.compile(r"\s*(\d+ warnings? generated\.?)?\s*")
+
+
+def _real_compiler_output(text: str) -> str:
+    """`text` without benign lines and repeats (POCL logs each warning twice)."""
+    lines = [line for line in text.splitlines() if not _BENIGN_LINE.fullmatch(line)]
+    return "\n".join(dict.fromkeys(lines))
+
+
+@contextlib.contextmanager
+def _compiler_chatter():
+    """Collect, instead of showing, what a build writes to file descriptor 2 (the driver's
+    compiler writes there directly) and pyopencl's generic CompilerWarning; _build
+    shows what of it is real once, with the file name."""
+    collected: list[str] = []
+    with tempfile.TemporaryFile() as sink, warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        sys.stderr.flush()
+        saved = os.dup(2)
+        os.dup2(sink.fileno(), 2)
+        try:
+            yield collected
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            sink.seek(0)
+            collected.append(sink.read().decode(errors="replace"))
+    for warning in caught:  # anything but the build's own chatter is shown as it was
+        if not issubclass(warning.category, cl.CompilerWarning):
+            warnings.warn_explicit(warning.message, warning.category, warning.filename,
+                                   warning.lineno)
 
 
 def _as_args(args) -> list:
@@ -165,6 +215,8 @@ def launch(runtime, kernel: cl.Kernel, n_items: int, *args) -> cl.Event:
     The global size is rounded up to a multiple of the local size; kernels receive
     `n_items` as their first argument and return early past it.
     """
+    if not 0 <= n_items <= INT32_MAX:
+        check_launch((n_items,))
     profile = runtime.profile
     local = group_size(min(DEFAULT_GROUP_SIZE, profile.max_work_group_size,
                            profile.max_work_item_sizes[0], _kernel_limit(runtime, kernel)),
@@ -190,6 +242,7 @@ def _launch_shape(runtime, kernel, items, local):
         resolved = _resolve_local(runtime, kernel, [int(n) for n in items],
                                   [int(n) for n in local])
         global_size = tuple(-(-int(n) // l) * l for n, l in zip(items, resolved))
+        check_launch(global_size)
         shape = _launch_shapes[key] = (resolved, global_size)
     return shape
 
@@ -242,8 +295,21 @@ def _invoke(runtime, kernel: cl.Kernel, global_size, local_size, args) -> cl.Eve
     numbers directly. The types are fixed per kernel, so the first launch declares them
     from its arguments (see _scalar_dtype).
     """
-    if kernel not in _typed:
-        with _lock:
-            kernel.set_scalar_arg_dtypes([_scalar_dtype(a) for a in args])
-            _typed.add(kernel)
-    return kernel(runtime.queue, global_size, local_size, *args)
+    try:
+        with runtime.lock:  # arguments are set on the shared kernel object, then enqueued
+            if kernel not in _typed:
+                kernel.set_scalar_arg_dtypes([_scalar_dtype(a) for a in args])
+                _typed.add(kernel)
+            return kernel(runtime.queue, global_size, local_size, *args)
+    except (RuntimeError, OverflowError) as error:  # pyopencl's std::bad_cast, for one
+        _check_int_args(kernel, args, error)
+        raise
+
+
+def _check_int_args(kernel, args, error) -> None:
+    """Turn a launch that failed on an int argument past int32 into a ValueError that
+    names the kernel, the argument and the value (params.pair stops the usual ones)."""
+    for position, value in enumerate(args, 1):
+        if isinstance(value, (int, np.integer)) and not -INT32_MAX - 1 <= value <= INT32_MAX:
+            raise ValueError(f"{kernel.function_name}: argument {position} is {value}, "
+                             f"outside the kernels' int32 range") from error

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import faulthandler
 import importlib
 import sys
 
@@ -17,7 +18,11 @@ def build_parser() -> argparse.ArgumentParser:
         prog="clconv",
         description="OpenCL CNN kernels for Raspberry Pi GPUs and any OpenCL device.",
         epilog="Pick a device with CLCONV_DEVICE=INDEX or a substring of 'platform:device' "
-               "(see `clconv devices`); CLCONV_LIMITS=videocore4 imposes Pi GPU limits.",
+               "(see `clconv devices`); CLCONV_LIMITS=videocore4 imposes Pi GPU limits; "
+               "CLCONV_ALGO=NAME forces a convolution variant. "
+               "Exit codes: 0 ok; 1 results differ from the reference; 2 a bad option or "
+               "environment setting (one line names it, the value and the allowed range), "
+               "or no usable OpenCL device; 3 a model, image or input file clconv cannot use.",
     )
     parser.add_argument("--version", action="version", version=f"clconv {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -27,14 +32,23 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
-    from .commands import EXIT_NO_DEVICE, EXIT_OK
+    from .commands import EXIT_NO_DEVICE, EXIT_OK, EXIT_USAGE
+    from .commands.options import EnvironmentSettingError, check_environment
     from .device import DeviceSelectionError
 
+    # A crash inside a driver (a segfault in POCL, say) then prints the Python stack.
+    if not faulthandler.is_enabled():
+        faulthandler.enable()
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help()
         return EXIT_OK
+    try:
+        check_environment()
+    except EnvironmentSettingError as error:
+        print(f"clconv {args.command}: error: {error}", file=sys.stderr)
+        return EXIT_USAGE
     try:
         return args.func(args)
     except DeviceSelectionError as error:

@@ -8,7 +8,11 @@ from __future__ import annotations
 import math
 import numbers
 
+# Kernels index with 32-bit ints: every size, stride, padding and element count must fit.
+INT32_MAX = 2**31 - 1
+
 __all__ = [
+    "INT32_MAX",
     "pair",
     "conv_padding",
     "conv_output_size",
@@ -17,10 +21,12 @@ __all__ = [
 ]
 
 
-def pair(name: str, value, *, minimum: int | None = None) -> tuple[int, int]:
+def pair(name: str, value, *, minimum: int | None = None,
+         maximum: int = INT32_MAX) -> tuple[int, int]:
     """Return `value` as an (h, w) pair of ints; an int means the same for both.
 
-    Raises TypeError for non-integers and ValueError below `minimum`, naming `name`.
+    Raises TypeError for non-integers and ValueError below `minimum` or above `maximum`
+    (by default the kernels' int32 range), naming `name`.
     """
     if isinstance(value, numbers.Integral) and not isinstance(value, bool):
         result = (int(value), int(value))
@@ -36,7 +42,20 @@ def pair(name: str, value, *, minimum: int | None = None) -> tuple[int, int]:
         raise TypeError(f"{name}: expected an int or a pair of ints, got {value!r}")
     if minimum is not None and min(result) < minimum:
         raise ValueError(f"{name}: expected values >= {minimum}, got {value!r}")
+    if max(result) > maximum:
+        raise ValueError(f"{name}: expected values <= {maximum} (the kernels' int32 range), "
+                         f"got {value!r}")
     return result
+
+
+def check_extent(size: int, padding: int, kernel: int, dilation: int) -> None:
+    """Every position a window visits, one dilation step past its end included (where a
+    kernel's loop stops), must stay inside the kernels' int32 range: size + padding +
+    dilation * kernel <= INT32_MAX. `padding` is all the padding along the axis."""
+    if size + padding + dilation * kernel > INT32_MAX:
+        raise ValueError(
+            f"padding/dilation: input size {size} + padding {padding} + dilation {dilation} "
+            f"x kernel {kernel} must be <= {INT32_MAX} (the kernels' int32 range)")
 
 
 def conv_padding(padding, kernel_size, dilation, stride) -> tuple[tuple[int, int], tuple[int, int]]:
@@ -66,12 +85,14 @@ def conv_padding(padding, kernel_size, dilation, stride) -> tuple[tuple[int, int
 def conv_output_size(size: int, kernel: int, stride: int, pad_begin: int, pad_end: int,
                      dilation: int) -> int:
     """floor((H + pads - d*(k-1) - 1) / s) + 1; may be <= 0 when the kernel does not fit."""
+    check_extent(size, pad_begin + pad_end, kernel, dilation)
     return (size + pad_begin + pad_end - dilation * (kernel - 1) - 1) // stride + 1
 
 
 def conv_transpose_output_size(size: int, kernel: int, stride: int, padding: int,
                                output_padding: int, dilation: int) -> int:
     """(H - 1)*s - 2p + d*(k-1) + output_padding + 1, as torch's conv_transpose2d."""
+    check_extent((size - 1) * stride + output_padding, 0, kernel, dilation)
     return (size - 1) * stride - 2 * padding + dilation * (kernel - 1) + output_padding + 1
 
 
@@ -82,6 +103,7 @@ def pool_output_size(size: int, kernel: int, stride: int, padding: int, dilation
     In ceil mode the last window must start inside the input or the left padding;
     a window that would start in the right padding is dropped.
     """
+    check_extent(size, 2 * padding, kernel, dilation)
     span = size + 2 * padding - dilation * (kernel - 1) - 1
     if ceil_mode:
         out = -(-span // stride) + 1

@@ -6,7 +6,8 @@ One runtime is current at a time. It is created lazily on the device that
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+import threading
+from dataclasses import dataclass, field
 
 import pyopencl as cl
 import pyopencl.tools
@@ -21,6 +22,11 @@ class Runtime:
     profile: DeviceProfile
     allocator: cl.tools.MemoryPool  # reuses freed buffers instead of allocating per call
     selection_reason: str = ""
+    # Held while a kernel's arguments are set and it is enqueued, and while the pool
+    # hands out a buffer: OpenCL's clSetKernelArg is not thread-safe on one kernel
+    # object, and ops from several threads share the kernels, the pool and the queue.
+    lock: threading.RLock = field(default_factory=threading.RLock, compare=False,
+                                  repr=False)
 
 
 _current: Runtime | None = None

@@ -11,6 +11,8 @@ import numbers
 import numpy as np
 import pyopencl.array as cla
 
+from .params import INT32_MAX
+
 
 @functools.lru_cache(maxsize=None)
 def _parse_layout(layout: str) -> tuple[bool, int]:
@@ -78,12 +80,46 @@ def check_finite(name: str, value) -> float:
     return float(value)
 
 
-def check_int(name: str, value, minimum: int) -> int:
+def check_int(name: str, value, minimum: int, maximum: int = INT32_MAX) -> int:
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise TypeError(f"{name}: expected an int, got {value!r}")
     if value < minimum:
         raise ValueError(f"{name}: expected an int >= {minimum}, got {value}")
+    if value > maximum:
+        raise ValueError(f"{name}: expected an int <= {maximum}, got {value}")
     return int(value)
+
+
+def fits_device(profile, size: int, nbytes: int) -> bool:
+    """Whether a buffer of `size` elements and `nbytes` bytes fits one allocation on the
+    device and the kernels' int32 indices (cheap: allocate runs it on every call)."""
+    return (size <= INT32_MAX and nbytes <= profile.max_mem_alloc_size
+            and nbytes <= profile.global_mem_size)
+
+
+def check_allocation(profile, name: str, shape, itemsize: int) -> None:
+    """Raise ValueError, naming `name`, its shape and the limit, when a buffer of `shape`
+    would not fit the device (see fits_device); called before anything is enqueued."""
+    size = math.prod(int(s) for s in shape)
+    nbytes = size * itemsize
+    what = f"{name}: shape {tuple(shape)} ({size} elements, {nbytes} bytes)"
+    if size > INT32_MAX:
+        raise ValueError(f"{what} has more than {INT32_MAX} elements, the kernels' int32 "
+                         "index range")
+    if nbytes > profile.max_mem_alloc_size:
+        raise ValueError(f"{what} exceeds the device's largest allocation "
+                         f"(max_mem_alloc_size {profile.max_mem_alloc_size} bytes)")
+    if nbytes > profile.global_mem_size:
+        raise ValueError(f"{what} exceeds the device's global memory "
+                         f"({profile.global_mem_size} bytes)")
+
+
+def check_launch(items) -> None:
+    """Raise ValueError when a launch's work-item counts leave the kernels' int32 range."""
+    total = math.prod(int(n) for n in items)
+    if total > INT32_MAX or min(int(n) for n in items) < 0:
+        raise ValueError(f"launch of {tuple(int(n) for n in items)} work-items: expected "
+                         f"between 0 and {INT32_MAX} in all (the kernels' int32 index range)")
 
 
 def check_dim(name: str, dim, ndim: int) -> int:

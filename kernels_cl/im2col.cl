@@ -23,9 +23,10 @@ __kernel void im2col(
     const int ky = (row / kw) % kh;
     const int nc = row / (kw * kh);       // n*C + c
     const int x0 = kx * dw - pw;
-    // columns whose ix = ox*sw + x0 lies inside [0, W)
-    const int lo = x0 >= 0 ? 0 : min(Wo, (-x0 + sw - 1) / sw);
-    const int hi = max(lo, W - x0 <= 0 ? 0 : min(Wo, (W - x0 + sw - 1) / sw));
+    // columns whose ix = ox*sw + x0 lies inside [0, W); ceil(a / sw) for a > 0 written as
+    // (a - 1) / sw + 1, which cannot overflow for strides near INT_MAX
+    const int lo = x0 >= 0 ? 0 : min(Wo, (-x0 - 1) / sw + 1);
+    const int hi = max(lo, W - x0 <= 0 ? 0 : min(Wo, (W - x0 - 1) / sw + 1));
     const int oy1 = min(Ho, oy0 + oy_chunk);
     for (int oy = oy0; oy < oy1; ++oy) {
         __global float *dst = col + row * ldc + oy * Wo;

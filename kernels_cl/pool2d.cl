@@ -75,7 +75,8 @@ __kernel void max_pool2d_backward(
 // (none when first > last): the gathering gradients visit them.
 int first_window(const int i, const int p, const int k, const int d, const int s)
 {
-    return max(0, (i + p - (k - 1) * d + s - 1) / s);
+    const int t = i + p - (k - 1) * d;  // ceil(t / s) as (t - 1) / s + 1: no overflow
+    return t <= 0 ? 0 : (t - 1) / s + 1;
 }
 
 int last_window(const int i, const int p, const int s, const int n)

@@ -56,3 +56,68 @@ def test_check_exits_1_on_a_mismatch(monkeypatch, capsys):
     monkeypatch.setattr("clconv.selfcheck.TOLERANCE", -1.0)  # nothing can pass
     assert main(["check", "--batch", "1"]) == 1
     assert "MISMATCH" in capsys.readouterr().out
+
+
+# Every number on the command line is checked by argparse before the command runs:
+# exit code 2 and one line naming the option, the value and the allowed range.
+BAD_OPTIONS = [
+    (["bench-model", "m.onnx", "--threads", "-1"], "--threads", "[1, 1024], got -1"),
+    (["bench-model", "m.onnx", "--threads", "100000"], "--threads", "got 100000"),
+    (["bench-model", "m.onnx", "--runs", "0"], "--runs", ">= 1, got 0"),
+    (["bench-model", "m.onnx", "--warmup", "-1"], "--warmup", ">= 0, got -1"),
+    (["run", "m.onnx", "--random", "--runs", "0"], "--runs", ">= 1, got 0"),
+    (["run", "m.onnx", "--random", "--std", "0"], "--std", "> 0, got 0"),
+    (["run", "m.onnx", "--random", "--std", "inf"], "--std", "finite"),
+    (["run", "m.onnx", "--random", "--mean", "nan"], "--mean", "finite"),
+    (["run", "m.onnx", "--random", "--top", "-3"], "--top", ">= 1, got -3"),
+    (["run", "m.onnx", "--random", "--size", "0"], "--size", "got 0"),
+    (["run", "m.onnx", "--random", "--seed", "-1"], "--seed", "got -1"),
+    (["tune", "--max-configs", "0"], "--max-configs", ">= 1, got 0"),
+    (["tune", "--rounds", "x"], "--rounds", "'x'"),
+    (["bench", "--min-time", "nan"], "--min-time", "> 0, got nan"),
+    (["bench", "--rounds", "0"], "--rounds", ">= 1, got 0"),
+    (["check", "--batch", "0"], "--batch", "[1, 1024], got 0"),
+    (["demo", "--lr", "-1"], "--lr", "> 0, got -1"),
+    (["demo", "--epochs", "0"], "--epochs", ">= 1, got 0"),
+]
+
+
+@pytest.mark.parametrize("argv, option, message", BAD_OPTIONS,
+                         ids=[" ".join(a[0:1] + a[-2:]) for a, _, _ in BAD_OPTIONS])
+def test_bad_numbers_exit_2_naming_the_option_value_and_range(argv, option, message, capsys):
+    with pytest.raises(SystemExit) as info:
+        main(argv)
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    last = err.strip().splitlines()[-1]
+    assert option in last and message in last and "Traceback" not in err
+
+
+@pytest.mark.parametrize("name, value, allowed", [
+    ("CLCONV_LIMITS", "bogus", "videocore4"),
+    ("CLCONV_ALGO", "bogus", "im2col"),
+    ("POCL_MAX_PTHREAD_COUNT", "-1", "[1, 1024]"),
+    ("CLCONV_POISON_OUTPUTS", "false", "0, 1 or unset"),
+])
+def test_bad_environment_settings_exit_2_in_one_line(name, value, allowed):
+    # a fresh interpreter: POCL reads POCL_MAX_PTHREAD_COUNT when it loads
+    result = run("check", "--batch", "1", env={name: value})
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
+    assert f"{name}='{value}'" in result.stderr and allowed in result.stderr
+
+
+def test_help_documents_the_exit_codes(capsys):
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    out = " ".join(capsys.readouterr().out.split())
+    assert "Exit codes: 0 ok" in out and "2 a bad option or environment setting" in out
+
+
+def test_a_crash_prints_the_python_stack():
+    """faulthandler is on in the CLI: a segfault names the line it happened on."""
+    code = ("import ctypes, sys; from clconv import cli; "
+            "cli.COMMANDS = (); sys.argv = ['clconv']; cli.main(); ctypes.string_at(0)")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode != 0
+    assert "Fatal Python error" in result.stderr and "line 1" in result.stderr

@@ -81,3 +81,23 @@ def test_bench_model_compares_with_onnx_runtime(tmp_path, capsys):
     assert main(["bench-model", str(model), "--runs", "2", "--warmup", "1", "--profile"]) == 0
     out = capsys.readouterr().out
     assert "onnxruntime" in out and "ratio" in out and "Conv+Relu" in out
+
+
+def test_run_rejects_a_labels_file_shorter_than_the_classes(tmp_path, capsys):
+    model = _classifier(tmp_path / "m.onnx", classes=4)
+    labels = tmp_path / "labels.txt"
+    labels.write_text("cat\ndog\n")
+    assert main(["run", str(model), "--random", "--size", "16", "--labels", str(labels)]) == 3
+    err = capsys.readouterr().err
+    assert "--labels" in err and "2 lines" in err and "4 classes" in err
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--size", "16", "16", "16"], "--size: expected 1 or 2 values"),
+    (["--size", "16", "--mean", "0.1", "0.2"], "--mean: expected 1 or 3 values"),
+    (["--size", "16", "--std", "1", "1"], "--std: expected 1 or 3 values"),
+])
+def test_run_rejects_option_counts_with_exit_2(tmp_path, capsys, extra, message):
+    model = _classifier(tmp_path / "m.onnx")
+    assert main(["run", str(model), "--random", *extra]) == 2
+    assert message in capsys.readouterr().err

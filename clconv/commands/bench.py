@@ -3,7 +3,7 @@ import json
 import platform
 import sys
 
-from . import EXIT_OK
+from . import EXIT_OK, options
 
 EXIT_USAGE = 3
 
@@ -17,9 +17,9 @@ def register(subparsers):
                              "stride-2 and dilated layers; smoke: one tiny layer)")
     parser.add_argument("--layer", action="append", metavar="NAME",
                         help="only this layer of the suites (repeatable)")
-    parser.add_argument("--rounds", type=int, default=3,
+    parser.add_argument("--rounds", type=options.positive_int, default=3,
                         help="rounds; the best round counts (default 3)")
-    parser.add_argument("--min-time", type=float, default=0.05,
+    parser.add_argument("--min-time", type=options.positive_float, default=0.05,
                         help="seconds of calls per implementation per round (default 0.05)")
     parser.add_argument("--no-torch", action="store_true", help="do not measure PyTorch")
     parser.add_argument("--no-tinygrad", action="store_true", help="do not measure tinygrad")

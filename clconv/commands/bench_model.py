@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import sys
 
-from . import EXIT_BAD_INPUT, EXIT_OK
+from . import EXIT_BAD_INPUT, EXIT_OK, options
 
 
 def register(subparsers):
@@ -15,17 +15,21 @@ def register(subparsers):
                     "for ONNX Runtime's CPU provider with --threads intra-op threads, on the "
                     "same random input; prints the ratio and the largest output difference. "
                     "--threads also caps POCL's threads (POCL_MAX_PTHREAD_COUNT) unless that "
-                    "is set already. Exit codes: 0 ok, 2 no device, 3 bad model.")
+                    "is set already. Exit codes: 0 ok, 2 bad option or no device, 3 bad model.")
     parser.add_argument("model", help="ONNX model file")
-    parser.add_argument("--runs", type=int, default=10, help="timed runs (10)")
-    parser.add_argument("--warmup", type=int, default=2, help="untimed runs first (2)")
-    parser.add_argument("--threads", type=int, default=os.cpu_count() or 1,
+    parser.add_argument("--runs", type=options.positive_int, default=10,
+                        help="timed runs (10)")
+    parser.add_argument("--warmup", type=options.non_negative_int, default=2,
+                        help="untimed runs first (2)")
+    parser.add_argument("--threads", type=options.threads,
+                        default=min(os.cpu_count() or 1, options.MAX_THREADS),
                         help="threads for ONNX Runtime and POCL (default: all cores)")
     parser.add_argument("--shape", action="append", default=[], metavar="NAME=D,D,...",
                         help="shape for an input with symbolic dims")
     parser.add_argument("--profile", action="store_true",
                         help="also time each clconv step (synchronising after each)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the random input (0)")
+    parser.add_argument("--seed", type=options.seed, default=0,
+                        help="seed of the random input (0)")
     parser.set_defaults(func=run)
 
 
@@ -52,10 +56,10 @@ def run(args) -> int:
     rng = np.random.default_rng(args.seed)
     feeds = {name: rng.standard_normal(shape).astype(np.float32)
              for name, shape in model.input_shapes.items()}
-    options = onnxruntime.SessionOptions()
-    options.intra_op_num_threads = args.threads
-    options.inter_op_num_threads = 1
-    session = onnxruntime.InferenceSession(args.model, options,
+    session_options = onnxruntime.SessionOptions()
+    session_options.intra_op_num_threads = args.threads
+    session_options.inter_op_num_threads = 1
+    session = onnxruntime.InferenceSession(args.model, session_options,
                                            providers=["CPUExecutionProvider"])
     ours = time_runs(lambda: model.run(feeds), args.runs, args.warmup, desc="clconv")
     theirs = time_runs(lambda: session.run(None, feeds), args.runs, args.warmup,

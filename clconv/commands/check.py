@@ -1,13 +1,15 @@
 """`clconv check`: conv, pooling and their gradients against the float64 reference."""
-from . import EXIT_MISMATCH, EXIT_OK
+from . import EXIT_MISMATCH, EXIT_OK, options
 
 
 def register(subparsers):
     parser = subparsers.add_parser(
         "check", help="run conv, pooling and their gradients on the default device and "
                       "compare them with the float64 numpy reference")
-    parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    parser.add_argument("--batch", type=int, default=4, help="batch size (default 4)")
+    parser.add_argument("--seed", type=options.seed, default=0,
+                        help="random seed (default 0)")
+    parser.add_argument("--batch", type=options.int_range(1, 1024), default=4,
+                        help="batch size (default 4)")
     parser.set_defaults(func=run)
 
 

@@ -2,7 +2,7 @@
 the chosen device and store the fastest in the per-device tuning database."""
 import sys
 
-from . import EXIT_OK
+from . import EXIT_OK, options
 
 EXIT_USAGE = 3
 
@@ -17,9 +17,10 @@ def register(subparsers):
                         help="only this layer (repeatable)")
     parser.add_argument("--op", action="append", choices=("forward", "grad_input", "grad_weight"),
                         help="only this op (repeatable; default all three)")
-    parser.add_argument("--max-configs", type=int, default=12,
+    parser.add_argument("--max-configs", type=options.positive_int, default=12,
                         help="tunable settings tried per variant (default 12, defaults first)")
-    parser.add_argument("--rounds", type=int, default=3, help="timing rounds (default 3)")
+    parser.add_argument("--rounds", type=options.positive_int, default=3,
+                        help="timing rounds (default 3)")
     parser.add_argument("--dry-run", action="store_true", help="measure but do not save")
     parser.set_defaults(func=run)
 

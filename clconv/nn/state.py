@@ -49,14 +49,36 @@ def save(model, path) -> None:
     np.savez(Path(path), **model.state_dict())
 
 
+def _check_declared_sizes(path: Path) -> None:
+    """Raise StateDictError when an array's .npy header declares more bytes than its
+    member of the archive holds: np.load would allocate the declared size first (a
+    corrupt header can ask for terabytes) and only then find the data missing."""
+    with zipfile.ZipFile(path) as archive:
+        for info in archive.infolist():
+            with archive.open(info) as member:
+                version = np.lib.format.read_magic(member)
+                read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                               else np.lib.format.read_array_header_2_0)
+                shape, _, dtype = read_header(member, max_header_size=10000)
+                declared = int(np.prod(shape, dtype=object)) * dtype.itemsize
+                held = info.file_size - member.tell()
+            if declared > held:
+                raise StateDictError(
+                    f"{path}: {info.filename} declares shape {shape} of {dtype} ({declared} "
+                    f"bytes) but holds {held} bytes (corrupt or truncated file)")
+
+
 def load(model, path, strict: bool = True) -> None:
     """Load an .npz written by `save` (or np.savez of a torch state_dict) into model."""
     path = Path(path)
     try:
+        _check_declared_sizes(path)
         with np.load(path, allow_pickle=False) as archive:
             state = OrderedDict((key, archive[key]) for key in archive.files)
     except FileNotFoundError:
         raise
+    except MemoryError as error:
+        raise StateDictError(f"{path}: an array is larger than host memory ({error})") from None
     except (zipfile.BadZipFile, ValueError, OSError, EOFError, KeyError) as error:
         raise StateDictError(f"{path}: not a readable .npz model file ({error})") from None
     model.load_state_dict(state, strict=strict)

@@ -3,9 +3,28 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..params import INT32_MAX
 from .errors import PlanError
 from .loader import Graph, load_model, read_graph
 from .plan import build_plan, check_supported
+
+
+def _shape_argument(name, shape) -> tuple[int, ...]:
+    """An input's shape (given in input_shapes or declared by the model) as a tuple of
+    ints >= 1 within the kernels' int32 range."""
+    if isinstance(shape, (str, bytes)) or not isinstance(shape, (tuple, list, np.ndarray)):
+        raise PlanError(f"input {name!r}: expected a tuple of ints, got {shape!r}")
+    dims = list(np.asarray(shape, dtype=object).reshape(-1)) if isinstance(shape, np.ndarray) \
+        else list(shape)
+    for d in dims:
+        if isinstance(d, (bool, np.bool_)) or not isinstance(d, (int, np.integer)) \
+                or not 1 <= d <= INT32_MAX:
+            raise PlanError(f"input {name!r}: expected ints in [1, {INT32_MAX}], got "
+                            f"{tuple(shape)!r}")
+    if int(np.prod(dims, dtype=object)) > INT32_MAX:
+        raise PlanError(f"input {name!r}: {tuple(shape)} has more than {INT32_MAX} "
+                        "elements (the kernels' int32 index range)")
+    return tuple(int(d) for d in dims)
 
 
 def model_inputs(graph: Graph, input_shapes=None, host_inputs=None) -> dict[str, tuple]:
@@ -25,7 +44,7 @@ def model_inputs(graph: Graph, input_shapes=None, host_inputs=None) -> dict[str,
         if graph_input.dtype is not None and graph_input.dtype != np.float32:
             continue  # reported by the plan's support check / as a non-constant use
         if graph_input.name in input_shapes:
-            shape = tuple(int(d) for d in input_shapes[graph_input.name])
+            shape = _shape_argument(graph_input.name, input_shapes[graph_input.name])
             declared = graph_input.shape
             if declared and (len(declared) != len(shape) or any(
                     isinstance(d, int) and d > 0 and d != s for d, s in zip(declared, shape))):
@@ -41,7 +60,7 @@ def model_inputs(graph: Graph, input_shapes=None, host_inputs=None) -> dict[str,
                 else:
                     raise PlanError(f"input {graph_input.name!r}: dimension {axis} is symbolic "
                                     f"({d!r}); pass input_shapes={{{graph_input.name!r}: (...)}}")
-            shape = tuple(shape)
+            shape = _shape_argument(graph_input.name, shape)
         shapes[graph_input.name] = shape
     return shapes
 

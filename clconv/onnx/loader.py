@@ -73,7 +73,10 @@ def load_model(source):
                 model = onnx.load(os.fspath(source))
         except OnnxImportError:
             raise
-        except (DecodeError, ValueError, RuntimeError, OSError) as error:
+        except onnx.checker.ValidationError as error:  # e.g. external data outside its folder
+            first = str(error).strip().splitlines()[0]
+            raise OnnxImportError(f"{where}: refused by onnx: {first}") from None
+        except (DecodeError, ValueError, RuntimeError, OSError, MemoryError) as error:
             raise OnnxImportError(f"{where}: not a readable ONNX model (truncated or corrupt "
                                   f"file?): {error}") from None
     if not model.graph.node:
@@ -81,7 +84,8 @@ def load_model(source):
                               "file?)")
     try:
         onnx.checker.check_model(model)
-    except onnx.checker.ValidationError as error:
+    # a corrupt string field fails to decode as UTF-8 (a ValueError) inside the checker
+    except (onnx.checker.ValidationError, ValueError, RuntimeError, MemoryError) as error:
         first = str(error).strip().splitlines()[0]
         raise OnnxImportError(f"{where}: invalid ONNX model (truncated or corrupt file?): "
                               f"{first}") from None
@@ -106,6 +110,18 @@ def _dims(onnx, value_info) -> tuple:
 
 
 def read_graph(model) -> Graph:
+    """The model as plain Python objects; OnnxImportError when a tensor, attribute or type
+    in it cannot be decoded (what onnx.checker lets through in a corrupt file)."""
+    try:
+        return _read_graph(model)
+    except MemoryError as error:
+        raise OnnxImportError(f"model: a tensor is larger than host memory ({error})") from None
+    except (ValueError, TypeError, LookupError, ArithmeticError, AttributeError,
+            UnicodeDecodeError) as error:
+        raise OnnxImportError(f"model: cannot decode {type(error).__name__}: {error}") from error
+
+
+def _read_graph(model) -> Graph:
     onnx = require_onnx()
     opsets = {entry.domain: entry.version for entry in model.opset_import}
     if "ai.onnx" in opsets and "" not in opsets:

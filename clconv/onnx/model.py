@@ -7,7 +7,8 @@ import numpy as np
 
 from ..arrays import on_device
 from ..runtime import current
-from .errors import InputError
+from ..validation import check_allocation
+from .errors import InputError, PlanError
 from .plan import Plan, Tensor
 
 
@@ -17,9 +18,18 @@ class CompiledModel:
     def __init__(self, plan: Plan, source: str = "model"):
         self.plan, self.source = plan, source
         self.runtime = current()
-        # Weights go to the device once; run() only moves inputs and outputs.
-        self._constants = {name: on_device(self.runtime, plan.values[name], np.float32)
-                           for name in plan.device_constants}
+        try:
+            # every buffer the plan will ask for must fit the device: say so at load time
+            for name, value in plan.values.items():
+                if isinstance(value, Tensor):
+                    check_allocation(self.runtime.profile, f"tensor {name!r}", value.shape,
+                                     np.dtype(value.dtype).itemsize)
+            # Weights go to the device once; run() only moves inputs and outputs.
+            self._constants = {name: on_device(self.runtime, plan.values[name], np.float32,
+                                               name=f"constant {name!r}")
+                               for name in plan.device_constants}
+        except ValueError as error:
+            raise PlanError(f"{source}: {error}") from None
 
     @property
     def input_names(self) -> list[str]:

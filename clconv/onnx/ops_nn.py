@@ -9,6 +9,8 @@ from ..ops import lrn as lrn_ops
 from ..ops import softmax as softmax_ops
 from ..ops.conv import conv_geometry, transpose_geometry
 from ..ops.elementwise import broadcast_shape
+from ..params import INT32_MAX, check_extent
+from ..validation import check_finite, check_int
 from .steps import (AffineStep, CallStep, ConvStep, ConvTransposeStep, GemmStep, avg_pool_call,
                     max_pool_call, max_pool_with_indices_call)
 
@@ -28,6 +30,9 @@ def _ints(ctx, name, count, default):
         return [default] * count
     if len(value) != count:
         ctx.fail(f"attribute {name}={list(value)}: expected {count} values")
+    if any(abs(int(v)) > INT32_MAX for v in value):
+        ctx.fail(f"attribute {name}={list(value)}: expected values within +-{INT32_MAX} "
+                 "(the kernels' int32 range)")
     return [int(v) for v in value]
 
 
@@ -62,6 +67,9 @@ def _as_2d(values, one):
 def lower_conv(ctx):
     shape = _spatial(ctx, "Conv")
     w_shape = ctx.shape(1)
+    if len(w_shape) != len(shape):
+        ctx.fail(f"weight W has shape {tuple(w_shape)}; expected a {len(shape)}-D weight "
+                 "(M, C/group, kernel...) for the input of shape " + str(tuple(shape)))
     spatial = shape[2:]
     kernel = list(w_shape[2:])
     if ctx.attr("kernel_shape") is not None and list(ctx.attr("kernel_shape")) != kernel:
@@ -108,6 +116,8 @@ def lower_conv_transpose(ctx):
     strides = _ints(ctx, "strides", n, 1)
     dilations = _ints(ctx, "dilations", n, 1)
     out_pad = _ints(ctx, "output_padding", n, 0)
+    if min(out_pad) < 0:
+        ctx.fail(f"output_padding={out_pad}: expected sizes >= 0")
     groups = int(ctx.attr("group", 1))
     full = [s * (i - 1) + (k - 1) * d + 1 for i, k, s, d in zip(spatial, kernel, strides, dilations)]
     auto_pad = ctx.attr("auto_pad", "NOTSET")
@@ -148,6 +158,10 @@ def lower_conv_transpose(ctx):
         _, full4 = transpose_geometry(x4, w4, tuple(strides2), 0, 0, groups, tuple(dil2))
     except (ValueError, TypeError) as error:
         ctx.fail(str(error))
+    if not direct and int(np.prod(full4, dtype=object)) > INT32_MAX:
+        # this path computes the whole transpose first, then crops it
+        ctx.fail(f"the uncropped transpose {tuple(full4)} has more than {INT32_MAX} elements "
+                 "(the kernels' int32 index range)")
     out = (shape[0], full4[1], *out_spatial)
     inputs = [ctx.tensor(0, "X"), ctx.tensor(1, "W")]
     if ctx.has(2):
@@ -180,10 +194,18 @@ def _pool_geometry(ctx):
     n = len(spatial)
     kernel = _ints(ctx, "kernel_shape", n, 0)
     if min(kernel) < 1:
-        ctx.fail("kernel_shape is required")
+        ctx.fail(f"kernel_shape={kernel}: expected {n} sizes >= 1 (the attribute is required)")
     strides = _ints(ctx, "strides", n, 1)
     dilations = _ints(ctx, "dilations", n, 1)
+    for name, values in (("strides", strides), ("dilations", dilations)):
+        if min(values) < 1:
+            ctx.fail(f"{name}={values}: expected sizes >= 1")
     begin, end = resolve_pads(ctx, spatial, kernel, strides, dilations)
+    for i, k, d, b, e in zip(spatial, kernel, dilations, begin, end):
+        try:
+            check_extent(i, b + e, k, d)
+        except ValueError as error:
+            ctx.fail(str(error))
     ceil_mode = bool(ctx.attr("ceil_mode", 0))
     if ctx.attr("auto_pad", "NOTSET") in ("SAME_UPPER", "SAME_LOWER"):
         out = [-(-i // s) for i, s in zip(spatial, strides)]
@@ -257,11 +279,12 @@ def lower_global_max_pool(ctx):
 
 def lower_lrn(ctx):
     shape = ctx.shape(0)
-    size = int(ctx.attr("size", 0))
-    if size < 1:
+    if ctx.attr("size") is None:
         ctx.fail("attribute size is required")
-    alpha, beta = float(ctx.attr("alpha", 1e-4)), float(ctx.attr("beta", 0.75))
-    bias = float(ctx.attr("bias", 1.0))
+    # the checks lrn() makes at run time, made now (a ValueError becomes a PlanError)
+    size = check_int("size", ctx.attr("size"), 1)
+    alpha, beta, bias = (check_finite(name, float(ctx.attr(name, default)))
+                         for name, default in (("alpha", 1e-4), ("beta", 0.75), ("bias", 1.0)))
     ctx.emit(CallStep, [ctx.tensor(0, "X")], [shape],
              call=lambda x: [lrn_ops.lrn(x, size, alpha, beta, bias)],
              description=f"lrn size={size}")

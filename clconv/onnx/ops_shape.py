@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..ops import layout
+from ..params import INT32_MAX
 from .steps import CallStep, ViewStep
 
 
@@ -159,6 +160,8 @@ def lower_constant(ctx):
 
 def lower_constant_of_shape(ctx):
     shape = [int(d) for d in ctx.const(0, "input").reshape(-1)]
+    if min(shape, default=0) < 0 or int(np.prod(shape, dtype=object)) > INT32_MAX:
+        ctx.fail(f"shape {shape}: expected sizes >= 0 and at most {INT32_MAX} elements in all")
     value = ctx.attr("value")
     fill = np.asarray(value).reshape(-1) if value is not None else np.zeros(1, np.float32)
     ctx.set_const(np.full(shape, fill[0], dtype=fill.dtype))

@@ -17,11 +17,20 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..params import INT32_MAX
 from .errors import PlanError, UnsupportedModelError
 from .loader import ONNX_DOMAINS, Graph, Node
 from .steps import ActivationStep, AffineStep, ConvStep, Step
 
 MIN_OPSET = 7  # older opsets use attribute forms (e.g. Reshape's shape) not handled
+
+
+def max_opset() -> int:
+    """The newest ai.onnx opset the installed onnx package defines; a newer one may have
+    changed an op's meaning, so it is refused rather than guessed at."""
+    from .loader import require_onnx
+
+    return require_onnx().defs.onnx_opset_version()
 
 
 @dataclass
@@ -120,6 +129,10 @@ class NodeContext:
             self.builder.values[self.node.outputs[out]] = np.asarray(value)
 
     def emit(self, step_cls, inputs, output_shapes, outputs=None, **fields) -> Step:
+        for shape in output_shapes:
+            if min(shape, default=1) < 1 or int(np.prod(shape, dtype=object)) > INT32_MAX:
+                self.fail(f"output shape {tuple(shape)}: expected sizes >= 1 and at most "
+                          f"{INT32_MAX} elements (the kernels' int32 index range)")
         outputs = list(outputs if outputs is not None else self.node.outputs[:len(output_shapes)])
         step = step_cls(nodes=[self.node.name], op=self.node.op_type, inputs=list(inputs),
                         outputs=outputs, output_shapes=[tuple(s) for s in output_shapes],
@@ -152,7 +165,16 @@ class PlanBuilder:
                     raise PlanError(f"{node}: input {name!r} is neither a graph input, an "
                                     "initializer nor the output of an earlier node (is the "
                                     "file truncated or the graph unsorted?)")
-            HANDLERS[node.op_type].lower(NodeContext(self, node))
+            try:
+                HANDLERS[node.op_type].lower(NodeContext(self, node))
+            except (PlanError, UnsupportedModelError):
+                raise
+            except MemoryError as error:
+                raise PlanError(f"{node}: needs more host memory than there is ({error})") \
+                    from None
+            except (ValueError, TypeError, LookupError, ArithmeticError, AttributeError) as error:
+                # attributes or constants the handler could not use: say which node
+                raise PlanError(f"{node}: {type(error).__name__}: {error}") from error
             for name in node.outputs:
                 if name and name not in self.values:
                     raise PlanError(f"{node}: output {name!r} was not produced (internal)")
@@ -163,9 +185,10 @@ def check_supported(graph: Graph):
     from .ops import HANDLERS
 
     bad = []
+    newest = max_opset()
     for node in graph.nodes:
         spec = HANDLERS.get(node.op_type) if node.domain in ONNX_DOMAINS else None
-        if spec is None or node.opset < MIN_OPSET:
+        if spec is None or not MIN_OPSET <= node.opset <= newest:
             bad.append(node)
     problems = [f"input {i.name!r}: a {'non-tensor' if i.dtype is None else str(i.dtype)} "
                 "graph input (clconv runs float32 tensors; integer inputs must feed only "
@@ -175,7 +198,7 @@ def check_supported(graph: Graph):
         lines = [f"  {n.name!r}: {n.op_type} (domain {n.domain or 'ai.onnx'}, opset {n.opset})"
                  for n in bad]
         message = (f"{len(bad)} node(s) use ops clconv cannot run"
-                   f"{'' if not bad else ' (supported: opset >= %d)' % MIN_OPSET}:\n"
+                   f"{'' if not bad else f' (supported: opsets {MIN_OPSET} to {newest})'}:\n"
                    + "\n".join(lines + ["  " + p for p in problems]))
         raise UnsupportedModelError(message, [(n.name, n.op_type, n.domain, n.opset)
                                               for n in bad])

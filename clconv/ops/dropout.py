@@ -30,8 +30,9 @@ def dropout_with_mask(input, p=0.5, seed=None):
         seed = generator().integers(2**32)
     out, mask = empty(rt, shape), empty(rt, shape)
     if p == 1.0:  # everything dropped; 1/(1-p) is undefined
-        out.fill(0.0)
-        mask.fill(0.0)
+        with rt.lock:  # pyopencl's fill kernel is shared between threads
+            out.fill(0.0)
+            mask.fill(0.0)
         return out, mask
     launch(rt, get_kernel(rt, KERNELS, "dropout_forward"), out.size, on_device(rt, input),
            out, mask, np.uint32(int(seed) % 2**32), p)

@@ -6,17 +6,23 @@ import numpy as np
 
 from ..arrays import empty, on_device
 from ..build import get_kernel, launch
+from ..params import check_extent
 from ..runtime import current
 from ..validation import check_array
 from .pool import max_pool2d_windows
 
 
-def _check(rt, input, out_size, kernel, stride, dilation):
+def _check(rt, input, out_size, kernel, stride, dilation, pads_begin):
     shape = check_array("input", input, rt, "(N, C, H, W)")
     for name, pair, minimum in (("out_size", out_size, 1), ("kernel", kernel, 1),
-                                ("stride", stride, 1), ("dilation", dilation, 1)):
+                                ("stride", stride, 1), ("dilation", dilation, 1),
+                                ("pads_begin", pads_begin, 0)):
         if len(pair) != 2 or min(pair) < minimum:
             raise ValueError(f"{name}: expected two ints >= {minimum}, got {tuple(pair)}")
+    for size, out, k, s, d, begin in zip(shape[2:], out_size, kernel, stride, dilation,
+                                         pads_begin):
+        # the windows span at most begin + (out - 1)*s of padding and input before the last
+        check_extent(size, begin + (out - 1) * s, k, d)
     return shape
 
 
@@ -26,7 +32,7 @@ def max_pool2d_padded(input, kernel, stride, pads_begin, out_size, dilation=(1, 
 
     Indices (int32) are flat iy*W + ix within each plane."""
     rt = current()
-    _check(rt, input, out_size, kernel, stride, dilation)
+    _check(rt, input, out_size, kernel, stride, dilation, pads_begin)
     return max_pool2d_windows(rt, on_device(rt, input), out_size, kernel, stride, pads_begin,
                               dilation, return_indices)
 
@@ -36,9 +42,9 @@ def avg_pool2d_padded(input, kernel, stride, pads, out_size, dilation=(1, 1),
     """Average over windows; pads = (top, left, bottom, right). With count_include_pad
     the divisor counts positions inside the padded input, otherwise inside the input."""
     rt = current()
-    N, C, H, W = _check(rt, input, out_size, kernel, stride, dilation)
     if len(pads) != 4:
         raise ValueError(f"pads: expected (top, left, bottom, right), got {tuple(pads)}")
+    N, C, H, W = _check(rt, input, out_size, kernel, stride, dilation, pads[:2])
     out = empty(rt, (N, C) + tuple(out_size))
     launch(rt, get_kernel(rt, "pool_padded.cl", "avg_pool2d_padded"), out.size,
            on_device(rt, input), out, H, W, *out_size, *kernel, *stride, *pads, *dilation,
