@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import faulthandler
 import importlib
+import os
 import sys
 
 # Subcommand modules, in the order `--help` lists them.
@@ -36,9 +37,11 @@ def main(argv=None) -> int:
     from .commands.options import EnvironmentSettingError, check_environment
     from .device import DeviceSelectionError
 
-    # A crash inside a driver (a segfault in POCL, say) then prints the Python stack.
+    # A crash inside a driver (a segfault in POCL, say) then prints the Python stack, on
+    # a copy of stderr: kernel builds point descriptor 2 elsewhere while they run
+    # (build._compiler_chatter), and a crash there must still be seen.
     if not faulthandler.is_enabled():
-        faulthandler.enable()
+        faulthandler.enable(file=os.fdopen(os.dup(sys.stderr.fileno()), "w"))
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:
@@ -57,8 +60,6 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:  # e.g. `clconv inspect model.onnx | head`
-        import os
-
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_OK
 
