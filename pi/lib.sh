@@ -18,7 +18,7 @@ PI_SUITE=${CLCONV_PI_SUITE:-bookworm}
 PI_MIRROR=${CLCONV_PI_MIRROR:-}   # empty: mmdebstrap's default (deb.debian.org + updates + security)
 PI_CACHE=${CLCONV_PI_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/clconv/pi}
 # Packages of the emulated test system (rootfs of build-test-image.sh).
-PI_ROOTFS_PACKAGES=${CLCONV_PI_PACKAGES:-python3-pyopencl,pocl-opencl-icd,python3-numpy,python3-tqdm,python3-platformdirs,python3-pytest,python3-hypothesis,clinfo}
+PI_ROOTFS_PACKAGES=${CLCONV_PI_PACKAGES:-python3-pyopencl,pocl-opencl-icd,python3-numpy,python3-tqdm,python3-platformdirs,python3-filelock,python3-pytest,python3-hypothesis,clinfo}
 # Marker printed by the test image's init after the command has run.
 PI_EXIT_MARKER="CLCONV-EXIT-CODE:"
 
