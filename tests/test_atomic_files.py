@@ -77,6 +77,23 @@ def test_atomic_write_rejects_other_modes(tmp_path):
             pass
 
 
+@pytest.mark.parametrize("name,magic", [("plot.png", b"\x89PNG"), ("plot.svg", b"<?xml"),
+                                        ("plot", b"\x89PNG")])
+def test_save_figure_writes_exactly_the_path_in_its_suffix_format(tmp_path, name, magic):
+    pytest.importorskip("matplotlib", reason="matplotlib is not installed")
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from clconv.atomic_file import save_figure
+    fig = plt.figure()
+    try:
+        save_figure(fig, tmp_path / name, dpi=50)
+    finally:
+        plt.close(fig)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [name]
+    assert (tmp_path / name).read_bytes().startswith(magic)
+
+
 # --- nn.state.save -----------------------------------------------------------------------
 
 @pytest.mark.parametrize("name", ["model.bin", "model", "m.npz", "with space, \"q\".npz"])
