@@ -230,10 +230,14 @@ find_boot_partition() {
     done
     return 1
 }
-# print_table IMAGE TITLE
+# print_table IMAGE TITLE [NAME]: IMAGE's partition table, showing IMAGE's path
+# as NAME (the output a work copy becomes).
 print_table() {
+    local listing
     printf '%s\n' "--- $2" >&2
-    sfdisk --list "$1" 2>/dev/null | sed -n '/^Disk \|^Device\|^\//,$p' | grep -v '^Units\|^Sector size\|^I/O size' >&2 || true
+    listing=$(sfdisk --list -- "$1" 2>/dev/null | sed -n '/^Disk \|^Device\|^\//,$p' | grep -v '^Units\|^Sector size\|^I/O size') || true
+    [[ -z "${3:-}" ]] || listing=${listing//"$1"/"$3"}
+    printf '%s\n' "$listing" >&2
 }
 
 # --------------------------------------------------------- mtools (no root) --

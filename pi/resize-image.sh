@@ -79,7 +79,7 @@ img=$WORK
 
 pt_require "$img"
 pt_check_complete "$img"
-print_table "$img" "partition table before"
+print_table "$img" "partition table before" "$OUTPUT"
 
 # The partition to grow: the one that ends last on the disk.
 last=0
@@ -162,7 +162,7 @@ else
     dd_overwrite "$tmp_root" "$img" "$poff"
     if (( new < cur )); then set_size; fi
 fi
-print_table "$img" "partition table after"
+print_table "$img" "partition table after" "$OUTPUT"
 commit_output
 info "done: $OUTPUT ($(human "$(file_size "$OUTPUT")"))"
 echo "$OUTPUT"
