@@ -22,8 +22,9 @@
 #
 # --enable-ssh and --user never touch IMAGE without --in-place: they work on a
 # sparse copy.  Either way the changes are made to a copy next to the result,
-# renamed over it only when all of them succeeded.  The path of the image to boot (the copy, or IMAGE) is printed
-# on stdout as the last line; the boot files are listed on stderr.
+# renamed over it only when all of them succeeded.  The path of the image to
+# boot (the copy, or IMAGE) is printed on stdout as the last line; the boot
+# files are listed on stderr.
 # Exit status: 0 ok, 2 bad input, 3 missing tool, 1 other failure.
 set -euo pipefail
 PI_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
