@@ -14,6 +14,8 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from .atomic_file import save_figure
+
 
 @dataclass(frozen=True)
 class Layer:
@@ -321,5 +323,5 @@ def plot(results, peers, path):
     axes[1].set_xticks(x + width * (len(names) - 1) / 2)
     axes[1].set_xticklabels([r["layer"] for r in results], rotation=45, ha="right")
     fig.tight_layout()
-    fig.savefig(path)
+    save_figure(fig, path)
     plt.close(fig)

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from . import nn
+from .atomic_file import atomic_write, save_figure
 from .arrays import to_numpy
 from .nn.state import load, save
 from .optim import Adam
@@ -78,7 +79,8 @@ def run_demo(out_dir, epochs: int = 15, batch_size: int = 32, lr: float = 2e-3,
                "reload_bit_identical": identical, "epochs": epochs, "seconds": seconds,
                "device": runtime.profile.label, "train_loss": history.train_loss,
                "test_loss": history.val_loss, "test_accuracy_per_epoch": history.val_accuracy}
-    (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    with atomic_write(out_dir / "metrics.json", "w") as f:
+        f.write(json.dumps(metrics, indent=2) + "\n")
     pictures = _draw(out_dir, history, model, x_test[0], y_test[0])
     out("wrote " + ", ".join(str(p) for p in [out_dir / "metrics.json", model_path, *pictures]))
     return metrics
@@ -107,7 +109,7 @@ def _draw(out_dir: Path, history, model, digit, label) -> list[Path]:
         ax.legend()
         ax.grid(alpha=0.3)
     fig.tight_layout()
-    fig.savefig(paths[0], dpi=100)
+    save_figure(fig, paths[0], dpi=100)
     plt.close(fig)
 
     filters = to_numpy(model[0].weight.data)[:, 0]
@@ -117,7 +119,7 @@ def _draw(out_dir: Path, history, model, digit, label) -> list[Path]:
         ax.set_title(f"#{i}", fontsize=8)
         ax.axis("off")
     fig.suptitle("learned first-layer 3x3 filters")
-    fig.savefig(paths[1], dpi=100)
+    save_figure(fig, paths[1], dpi=100)
     plt.close(fig)
 
     model.eval()
@@ -133,6 +135,6 @@ def _draw(out_dir: Path, history, model, digit, label) -> list[Path]:
         ax.imshow(maps[i], cmap="viridis")
         ax.set_title(f"map {i}", fontsize=8)
     fig.suptitle("first-layer feature maps (after batch norm and ReLU) for one test digit")
-    fig.savefig(paths[2], dpi=100)
+    save_figure(fig, paths[2], dpi=100)
     plt.close(fig)
     return paths

@@ -13,6 +13,8 @@ import os
 import re
 from pathlib import Path
 
+from .atomic_file import atomic_write
+
 ENV_DIR = "CLCONV_TUNING_DIR"
 SCHEMA = 1
 
@@ -57,30 +59,36 @@ def load(profile) -> dict:
     """The tuned entries for this device: {layer_key: {"algo": name, "params": {...}, ...}}."""
     key = (os.environ.get(ENV_DIR, ""), profile)
     if key not in _db_cache:
-        path = db_path(profile)
-        entries = {}
-        if path.is_file():
-            try:
-                data = json.loads(path.read_text())
-                if data.get("schema") == SCHEMA:
-                    entries = data.get("entries", {})
-            except (OSError, ValueError):
-                entries = {}
-        _db_cache[key] = entries
+        _db_cache[key] = _read_entries(db_path(profile))
     return _db_cache[key]
 
 
+def _read_entries(path: Path) -> dict:
+    """The entries of a database file; {} when it is missing, unreadable or of another schema."""
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(data, dict) or data.get("schema") != SCHEMA:
+        return {}
+    return data.get("entries", {})
+
+
 def save(profile, entries: dict) -> Path:
-    """Merge `entries` into the device's database file and write it."""
+    """Merge `entries` into the device's database file and write it. Safe with several
+    processes tuning at once: under a lock file, each merges into what is on disk at that
+    moment (not an older copy) and replaces the file atomically."""
+    from filelock import FileLock  # imported here: only `clconv tune` writes the database
+
     path = db_path(profile)
-    merged = dict(load(profile))
-    merged.update(entries)
     path.parent.mkdir(parents=True, exist_ok=True)
-    data = {"schema": SCHEMA, "device": profile.label, "driver": profile.driver_version,
-            "limits": profile.limits_name, "entries": merged}
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(data, indent=1, sort_keys=True))
-    tmp.replace(path)
+    with FileLock(f"{path}.lock"):
+        merged = _read_entries(path)
+        merged.update(entries)
+        data = {"schema": SCHEMA, "device": profile.label, "driver": profile.driver_version,
+                "limits": profile.limits_name, "entries": merged}
+        with atomic_write(path, "w", encoding="utf-8") as f:
+            json.dump(data, f, indent=1, sort_keys=True)
     forget_cache()
     return path
 

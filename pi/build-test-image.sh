@@ -236,8 +236,8 @@ on_exit remove_part
 truncate -s "$total" "$part"
 printf 'label: dos\nlabel-id: 0xc1c0c0de\nstart=%s, size=%s, type=c\nstart=%s, size=%s, type=83\n' \
     "$boot_start" $(( boot_bytes / 512 )) "$root_start" "$root_sectors" | sfdisk -q "$part"
-dd_insert "$boot_img" "$part" $(( boot_start * 512 ))
-dd_insert "$root_img" "$part" $(( root_start * 512 ))
+dd_into_hole "$boot_img" "$part" $(( boot_start * 512 ))
+dd_into_hole "$root_img" "$part" $(( root_start * 512 ))
 mv -f "$part" "$out"
 print_table "$out" "test image"
 info "done: $out ($(human "$total"), kernel $kver)"

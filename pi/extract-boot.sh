@@ -21,8 +21,10 @@
 #   --force        overwrite an existing OUT_IMAGE
 #
 # --enable-ssh and --user never touch IMAGE without --in-place: they work on a
-# sparse copy.  The path of the image to boot (the copy, or IMAGE) is printed
-# on stdout as the last line; the boot files are listed on stderr.
+# sparse copy.  Either way the changes are made to a copy next to the result,
+# renamed over it only when all of them succeeded.  The path of the image to
+# boot (the copy, or IMAGE) is printed on stdout as the last line; the boot
+# files are listed on stderr.
 # Exit status: 0 ok, 2 bad input, 3 missing tool, 1 other failure.
 set -euo pipefail
 PI_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -69,15 +71,14 @@ if [[ $modify == 1 ]]; then
     [[ $in_place == 1 || -n "$out" ]] || { out=$(basename "${image%.xz}"); out="$outdir/$out"; }
     [[ $in_place == 1 ]] || [[ ! -e "$out" ]] || check_not_in_use "$out"
     if [[ "$image" != *.xz ]]; then pt_require "$image"; fi
-    WORK=""
-    prepare_output "$image" "$in_place" "$out"
+    prepare_output "$image" "$in_place" "$out"   # a copy; renamed over OUTPUT at the end
     src=$WORK
 elif [[ "$image" == *.xz ]]; then
     # Read-only extraction still needs an uncompressed image for mtools.
     out=${out:-$outdir/$(basename "${image%.xz}")}
-    WORK=""
     prepare_output "$image" 0 "$out"
-    src=$WORK
+    commit_output
+    src=$OUTPUT
 fi
 
 pt_require "$src"
@@ -105,13 +106,15 @@ if [[ $modify == 1 ]]; then
     if [[ $enable_ssh == 1 ]]; then
         : > "$PI_TMP/ssh"
         fat_put "$spec" "$PI_TMP/ssh" ssh
-        info "wrote ssh into $src"
+        info "wrote ssh into $OUTPUT"
     fi
     if [[ -n "$user" ]]; then
         hash=$(printf '%s\n' "$upass" | openssl passwd -6 -stdin)
         printf '%s:%s\n' "$uname" "$hash" > "$PI_TMP/userconf.txt"
         fat_put "$spec" "$PI_TMP/userconf.txt" userconf.txt
-        info "wrote userconf.txt (user $uname) into $src"
+        info "wrote userconf.txt (user $uname) into $OUTPUT"
     fi
+    commit_output
+    src=$OUTPUT
 fi
 echo "$src"

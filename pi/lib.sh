@@ -18,7 +18,7 @@ PI_SUITE=${CLCONV_PI_SUITE:-bookworm}
 PI_MIRROR=${CLCONV_PI_MIRROR:-}   # empty: mmdebstrap's default (deb.debian.org + updates + security)
 PI_CACHE=${CLCONV_PI_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/clconv/pi}
 # Packages of the emulated test system (rootfs of build-test-image.sh).
-PI_ROOTFS_PACKAGES=${CLCONV_PI_PACKAGES:-python3-pyopencl,pocl-opencl-icd,python3-numpy,python3-tqdm,python3-platformdirs,python3-pytest,python3-hypothesis,clinfo}
+PI_ROOTFS_PACKAGES=${CLCONV_PI_PACKAGES:-python3-pyopencl,pocl-opencl-icd,python3-numpy,python3-tqdm,python3-platformdirs,python3-filelock,python3-pytest,python3-hypothesis,clinfo}
 # Marker printed by the test image's init after the command has run.
 PI_EXIT_MARKER="CLCONV-EXIT-CODE:"
 
@@ -141,36 +141,41 @@ check_not_in_use() {
 }
 
 # -------------------------------------------------------- partition table --
-# pt_read IMAGE: read the partition table with `sfdisk --json` into
+# pt_read IMAGE: read the partition table (`sfdisk --json`, parsed with
+# python3's json module: the image path and GPT partition names may hold any
+# character) into
 #   PT_LABEL (dos|gpt), PT_SECTOR (bytes), PT_ID, and arrays indexed 0..PT_COUNT-1
 #   PT_NUM (partition number), PT_START, PT_SIZE (sectors), PT_TYPE.
 # Returns 1 (without output) if IMAGE has no partition table.
+_PT_JSON_TO_LINES='
+import json, re, sys
+t = json.load(sys.stdin)["partitiontable"]
+device = t.get("device", "")
+words = [("label", t["label"]), ("id", t.get("id") or "-"), ("sectorsize", int(t.get("sectorsize", 512)))]
+for p in t.get("partitions", []):
+    node = p["node"]
+    # the node is the device name plus the number (with a "p" when the name ends in a digit)
+    suffix = node[len(device):] if device and node.startswith(device) else node
+    words.append(("part", int(re.search(r"([0-9]+)$", suffix).group(1)), int(p["start"]), int(p["size"]), p["type"]))
+for w in words:
+    assert all(str(v) and not re.search(r"\s", str(v)) for v in w), w
+    print(*w)
+'
 pt_read() {
-    local img=$1 json
-    json=$(sfdisk --json "$img" 2>/dev/null) || return 1
-    [[ -n "$json" ]] || return 1
+    local img=$1 lines kind a b c d
+    need_tools python3:python3
+    lines=$(sfdisk --json -- "$img" 2>/dev/null | python3 -c "$_PT_JSON_TO_LINES" 2>/dev/null) || return 1
     PT_LABEL=""; PT_SECTOR=512; PT_ID=""; PT_COUNT=0
     PT_NUM=(); PT_START=(); PT_SIZE=(); PT_TYPE=()
-    local line key val node="" start="" size="" type=""
-    while IFS= read -r line; do
-        # one "key": value pair per line in sfdisk's JSON
-        [[ "$line" =~ \"([a-z]+)\":\ *\"?([^\",]*)\"? ]] || continue
-        key=${BASH_REMATCH[1]}; val=${BASH_REMATCH[2]}
-        case $key in
-            label) PT_LABEL=$val ;;
-            id) PT_ID=$val ;;
-            sectorsize) PT_SECTOR=$val ;;
-            node) node=$val; start=""; size=""; type="" ;;
-            start) start=$val ;;
-            size) size=$val ;;
-            type) type=$val ;;
+    while read -r kind a b c d; do
+        case $kind in
+            label) PT_LABEL=$a ;;
+            id) PT_ID=${a#-} ;;
+            sectorsize) PT_SECTOR=$a ;;
+            part) PT_NUM+=("$a"); PT_START+=("$b"); PT_SIZE+=("$c"); PT_TYPE+=("$d")
+                  PT_COUNT=$((PT_COUNT + 1)) ;;
         esac
-        if [[ -n "$node" && -n "$start" && -n "$size" && -n "$type" ]]; then
-            local n=${node##*[!0-9]}
-            PT_NUM+=("$n"); PT_START+=("$start"); PT_SIZE+=("$size"); PT_TYPE+=("$type")
-            PT_COUNT=$((PT_COUNT + 1)); node=""
-        fi
-    done <<< "$json"
+    done <<< "$lines"
     [[ -n "$PT_LABEL" ]] || return 1
 }
 # pt_require IMAGE: pt_read or die with a clear message.
@@ -225,10 +230,14 @@ find_boot_partition() {
     done
     return 1
 }
-# print_table IMAGE TITLE
+# print_table IMAGE TITLE [NAME]: IMAGE's partition table, showing IMAGE's path
+# as NAME (the output a work copy becomes).
 print_table() {
+    local listing
     printf '%s\n' "--- $2" >&2
-    sfdisk --list "$1" 2>/dev/null | sed -n '/^Disk \|^Device\|^\//,$p' | grep -v '^Units\|^Sector size\|^I/O size' >&2 || true
+    listing=$(sfdisk --list -- "$1" 2>/dev/null | sed -n '/^Disk \|^Device\|^\//,$p' | grep -v '^Units\|^Sector size\|^I/O size') || true
+    [[ -z "${3:-}" ]] || listing=${listing//"$1"/"$3"}
+    printf '%s\n' "$listing" >&2
 }
 
 # --------------------------------------------------------- mtools (no root) --
@@ -242,31 +251,59 @@ fat_put() { mcopy -o -i "$1" "$2" "::/$3"; }
 fat_mkdir() { mmd -i "$1" "::/$2" 2>/dev/null || true; }
 
 # -------------------------------------------------------------- compression --
-# prepare_output IMAGE IN_PLACE OUT: set WORK to the file the caller may
-# modify.  With IN_PLACE=1 that is IMAGE itself (refused for .xz); otherwise a
-# sparse copy (or, for .xz, the decompressed image) at OUT.
+# prepare_output IMAGE IN_PLACE OUT: set OUTPUT to the file the result goes
+# to (IMAGE itself with IN_PLACE=1, refused for .xz; otherwise OUT) and WORK to
+# a new file next to OUTPUT for the caller to modify: a sparse copy of IMAGE
+# (reflinked where the filesystem can), or for .xz the decompressed image.
+# OUTPUT is not touched until commit_output renames WORK over it, so a run
+# that fails or is interrupted leaves IMAGE and OUTPUT as they were (an EXIT
+# hook removes WORK).
+OUTPUT="" WORK="" _pi_work_dir=""
 prepare_output() {
     local img=$1 in_place=$2 out=$3
     if [[ "$in_place" == 1 ]]; then
         [[ "$img" != *.xz ]] || die "--in-place cannot modify a compressed image ($img); decompress it first (xz -dk) or drop --in-place"
-        WORK=$img; return 0
+        out=$(realpath -e -- "$img")    # replace the file a symlink points to, not the link
+    else
+        [[ -n "$out" ]] || die "internal: no output path"
+        if [[ -e "$out" ]] && [[ "$(realpath -- "$out")" == "$(realpath -- "$img")" ]]; then
+            die "output $out is the input image; use --in-place to modify it"
+        fi
+        [[ ! -e "$out" || "${PI_FORCE:-0}" == 1 ]] || die "output exists: $out (remove it, choose another -o, or pass --force)"
+        mkdir -p -- "$(dirname -- "$out")"
     fi
-    [[ -n "$out" ]] || die "internal: no output path"
-    if [[ -e "$out" ]] && [[ "$(realpath "$out")" == "$(realpath "$img")" ]]; then
-        die "output $out is the input image; use --in-place to modify it"
-    fi
-    [[ ! -e "$out" || "${PI_FORCE:-0}" == 1 ]] || die "output exists: $out (remove it, choose another -o, or pass --force)"
-    mkdir -p "$(dirname "$out")"
+    OUTPUT=$out
+    # A directory of our own next to OUTPUT: same filesystem, so the final
+    # rename is atomic, and the copy gets fresh permissions from cp.
+    _pi_work_dir=$(mktemp -d -- "$(dirname -- "$out")/.clconv-pi-work.XXXXXX") \
+        || die 1 "cannot create a temporary directory next to $out"
+    on_exit _pi_remove_work
+    WORK=$_pi_work_dir/image
     if [[ "$img" == *.xz ]]; then
         need_tools xz:xz-utils
         info "decompressing $img -> $out"
-        xz -dc -- "$img" > "$out.part" || { rm -f "$out.part"; die "cannot decompress $img (corrupt or not xz?)"; }
-        mv -f "$out.part" "$out"
+        xz -dc -- "$img" > "$WORK" || die "cannot decompress $img (corrupt or not xz?)"
+    elif [[ "$in_place" == 1 ]]; then
+        info "working on a copy of $img (renamed over it when done)"
+        cp --sparse=always --reflink=auto --preserve=mode -- "$img" "$WORK" || die 1 "cannot copy $img"
+        chown --reference="$img" -- "$WORK" 2>/dev/null || true
     else
         info "copying $img -> $out (the original is left unchanged)"
-        cp --sparse=always --reflink=auto -- "$img" "$out.part" && mv -f "$out.part" "$out"
+        cp --sparse=always --reflink=auto -- "$img" "$WORK" || die 1 "cannot copy $img"
     fi
-    WORK=$out
+}
+# commit_output: flush WORK to disk and rename it over OUTPUT (atomic: OUTPUT
+# is either the old file or the complete new one); WORK becomes OUTPUT.
+commit_output() {
+    sync -- "$WORK" || die 1 "cannot flush $WORK to disk"
+    mv -f -- "$WORK" "$OUTPUT" || die 1 "cannot rename $WORK to $OUTPUT"
+    sync -- "$(dirname -- "$OUTPUT")" 2>/dev/null || true
+    WORK=$OUTPUT
+    _pi_remove_work
+}
+_pi_remove_work() {
+    [[ -n "$_pi_work_dir" && -d "$_pi_work_dir" ]] && rm -rf --one-file-system -- "$_pi_work_dir"
+    _pi_work_dir=""
 }
 # default_out IMAGE SUFFIX: foo.img.xz -> foo-SUFFIX.img next to it.
 default_out() {
@@ -274,9 +311,27 @@ default_out() {
     base=${img%.xz}; base=${base%.img}
     printf '%s-%s.img' "$base" "$2"
 }
-# dd helpers with byte offsets (GNU dd).
+# dd with byte offsets (GNU dd).  dd_extract IMAGE FILE OFFSET LENGTH: a
+# sparse copy of that range of IMAGE.
 dd_extract() { dd if="$1" of="$2" bs=4M iflag=skip_bytes,count_bytes skip="$3" count="$4" conv=sparse status=none; }
-dd_insert() { dd if="$1" of="$2" bs=4M oflag=seek_bytes seek="$3" conv=notrunc,sparse status=none; }
+# dd_into_hole SRC DEST OFFSET: write SRC into DEST at byte OFFSET, leaving
+# holes for SRC's all-zero blocks.  Only for a range of DEST that reads as
+# zeros (a fresh `truncate`d file): over old data, the skipped zero blocks
+# would keep the old bytes.
+dd_into_hole() { dd if="$1" of="$2" bs=4M oflag=seek_bytes seek="$3" conv=notrunc,sparse status=none; }
+# dd_overwrite SRC DEST OFFSET: make that range of DEST exactly SRC.  The range
+# is first punched out (it then reads as zeros and takes no space), so SRC's
+# zero blocks can stay holes; where DEST's filesystem cannot punch holes,
+# every byte of SRC is written.
+dd_overwrite() {
+    local len
+    len=$(file_size "$1")
+    if fallocate --punch-hole --offset "$3" --length "$len" -- "$2" 2>/dev/null; then
+        dd_into_hole "$1" "$2" "$3"
+    else
+        dd if="$1" of="$2" bs=4M oflag=seek_bytes seek="$3" conv=notrunc status=none
+    fi
+}
 
 # --------------------------------------------------------------- emulation --
 # deb_arch ARCH -> multiarch triplet; qemu_user_name ARCH -> binfmt entry name

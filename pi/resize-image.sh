@@ -5,8 +5,14 @@
 # image: the last partition (the ext4 root) is resized to fill the new image
 # with sfdisk, then checked with e2fsck -f and resized with resize2fs.  No root
 # and no loop device: the partition is copied out with dd into a sparse temp
-# file, resized there and written back.  The boot partition and every other
-# partition are left byte for byte as they were.
+# file, resized there (resize2fs cannot work at an offset inside an image: it
+# truncates a regular file to the filesystem's size) and written back over the
+# whole partition.  All of it happens on a sparse copy next to the output
+# (reflinked where the filesystem can), renamed over the output only when
+# everything succeeded: a failed or interrupted run leaves IMAGE (even with
+# --in-place) and an existing OUT as they were.  The boot partition and every
+# other partition are left byte for byte as they were, and so is every file
+# in the root filesystem.
 #
 #   IMAGE       raw image (.img) or xz-compressed image (.img.xz, decompressed
 #               to the output first)
@@ -23,8 +29,9 @@
 # The partition table is printed before and after.  The image must not be
 # mounted, attached to a loop device or open in another process (e.g. QEMU).
 # With an extended partition, or when the last partition is not ext2/3/4, the
-# script refuses with a message.  Temp space: up to the size of the new root
-# partition (sparse) under $TMPDIR.
+# script refuses with a message.  Temp space: the copy of the image next to
+# the output (with --in-place, next to IMAGE), and up to the size of the new
+# root partition (sparse) under $TMPDIR.
 # Exit status: 0 ok, 2 bad input/refused, 3 missing tool, 1 other failure.
 set -euo pipefail
 PI_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -52,7 +59,7 @@ done
 [[ -n "$image" && -n "$size_arg" ]] || { usage_from_header "$0" >&2; exit 2; }
 [[ $in_place == 0 || -z "$out" ]] || die "--in-place and -o exclude each other"
 
-need_tools sfdisk:fdisk e2fsck:e2fsprogs resize2fs:e2fsprogs dumpe2fs:e2fsprogs dd:coreutils truncate:coreutils
+need_tools sfdisk:fdisk e2fsck:e2fsprogs resize2fs:e2fsprogs dumpe2fs:e2fsprogs dd:coreutils truncate:coreutils python3:python3
 check_image_file "$image"
 check_not_in_use "$image"
 [[ -z "$out" || ! -e "$out" ]] || check_not_in_use "$out"
@@ -67,20 +74,12 @@ else
 fi
 [[ -n "$out" || $in_place == 1 ]] || out=$(default_out "$image" resized)
 make_tmp
-WORK=""
-created_out=0 done_ok=0
-[[ $in_place == 1 || -e "$out" ]] || created_out=1
-# A failure after the copy removes the half-made output (never the input).
-remove_failed_output() {
-    if [[ $created_out == 1 && $done_ok == 0 && -n "$WORK" ]]; then rm -f -- "$WORK"; fi
-}
-on_exit remove_failed_output
 prepare_output "$image" "$in_place" "$out"
 img=$WORK
 
 pt_require "$img"
 pt_check_complete "$img"
-print_table "$img" "partition table before"
+print_table "$img" "partition table before" "$OUTPUT"
 
 # The partition to grow: the one that ends last on the disk.
 last=0
@@ -139,6 +138,17 @@ if (( new_psize == psize && new == cur )); then
     info "image is already $(human "$new"); nothing to resize"
 else
     info "resizing image $(human "$cur") -> $(human "$new"), partition $pnum -> $(human $(( new_psize * sec ))), filesystem $blocks -> $new_blocks blocks"
+    set_size() {
+        truncate -s "$new" "$img"
+        if [[ "$PT_LABEL" == gpt ]]; then
+            sfdisk --relocate gpt-bak-std -- "$img" >/dev/null 2>&1 || die 1 "could not move the GPT backup header"
+        fi
+    }
+    set_partition() {
+        printf '%s, %s\n' "$pstart" "$new_psize" \
+            | sfdisk --no-reread --no-tell-kernel -q -N "$pnum" -- "$img" >"$PI_TMP/sfdisk.log" 2>&1 \
+            || { cat "$PI_TMP/sfdisk.log" >&2; die 1 "sfdisk could not resize partition $pnum"; }
+    }
     if (( new_blocks < blocks )); then
         resize2fs -p "$tmp_root" "$new_blocks" >"$PI_TMP/resize.log" 2>&1 || { cat "$PI_TMP/resize.log" >&2; die 1 "resize2fs failed"; }
         truncate -s $(( new_psize * sec )) "$tmp_root"
@@ -147,23 +157,12 @@ else
         resize2fs "$tmp_root" "$new_blocks" >"$PI_TMP/resize.log" 2>&1 || { cat "$PI_TMP/resize.log" >&2; die 1 "resize2fs failed"; }
     fi
     e2fsck -f -n "$tmp_root" >"$PI_TMP/fsck2.log" 2>&1 || { cat "$PI_TMP/fsck2.log" >&2; die 1 "filesystem check after resize failed"; }
-    set_size() {
-        truncate -s "$new" "$img"
-        if [[ "$PT_LABEL" == gpt ]]; then
-            sfdisk --relocate gpt-bak-std "$img" >/dev/null 2>&1 || die 1 "could not move the GPT backup header"
-        fi
-    }
-    set_partition() {
-        printf '%s, %s\n' "$pstart" "$new_psize" \
-            | sfdisk --no-reread --no-tell-kernel -q -N "$pnum" "$img" >"$PI_TMP/sfdisk.log" 2>&1 \
-            || { cat "$PI_TMP/sfdisk.log" >&2; die 1 "sfdisk could not resize partition $pnum"; }
-    }
     # Growing: file first, then the partition; shrinking: the other way round.
     if (( new >= cur )); then set_size; set_partition; else set_partition; fi
-    dd_insert "$tmp_root" "$img" "$poff"
+    dd_overwrite "$tmp_root" "$img" "$poff"
     if (( new < cur )); then set_size; fi
 fi
-print_table "$img" "partition table after"
-done_ok=1
-info "done: $img ($(human "$(file_size "$img")"))"
-echo "$img"
+print_table "$img" "partition table after" "$OUTPUT"
+commit_output
+info "done: $OUTPUT ($(human "$(file_size "$OUTPUT")"))"
+echo "$OUTPUT"

@@ -3,6 +3,7 @@ import json
 import platform
 import sys
 
+from ..atomic_file import atomic_write
 from . import EXIT_OK, options
 
 EXIT_USAGE = 3
@@ -93,7 +94,7 @@ def run(args) -> int:
         data = {"device": p.label, "driver": p.driver_version, "limits": p.limits_name,
                 "machine": machine(), "cpus": cpus, "peers": status,
                 "layers": results, "summary": summary}
-        with open(args.json, "w") as f:
+        with atomic_write(args.json, "w") as f:
             json.dump(data, f, indent=1)
         print(f"wrote {args.json}")
     if args.plot:

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..atomic_file import atomic_write
+
 
 class StateDictError(ValueError):
     """A state dict or model file that does not fit the model; names the key."""
@@ -45,8 +47,11 @@ def check_state(state, expected_shapes: dict, strict: bool) -> dict:
 
 
 def save(model, path) -> None:
-    """Write model.state_dict() to an .npz file."""
-    np.savez(Path(path), **model.state_dict())
+    """Write model.state_dict() as an .npz archive to exactly `path` (no suffix added),
+    atomically: an interrupted save leaves the previous file at `path` intact."""
+    state = model.state_dict()
+    with atomic_write(path) as f:  # a file object: np.savez would append .npz to a name
+        np.savez(f, **state)
 
 
 def _check_declared_sizes(path: Path) -> None:
