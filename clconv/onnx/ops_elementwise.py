@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..ops.elementwise import Activation, broadcast_shape
+from ..epilogue import Activation
+from ..ops.elementwise import broadcast_shape
 from .steps import ActivationStep, BinaryStep
 
 FLOAT_MAX = float(np.finfo(np.float32).max)
