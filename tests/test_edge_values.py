@@ -170,3 +170,47 @@ def test_conv2d_activation_takes_an_activation():
     with pytest.raises(TypeError, match="activation: expected a clconv.epilogue.Activation"):
         conv2d_activation(np.ones((1, 1, 3, 3), np.float32), np.ones((1, 1, 1, 1), np.float32),
                           activation="relu")
+
+
+ONNX_ACTIVATIONS = [("Relu", {}, "relu"), ("LeakyRelu", {"alpha": 0.1}, "leaky_relu"),
+                    ("Clip", {}, "clip"), ("Sigmoid", {}, "sigmoid"), ("Tanh", {}, "tanh"),
+                    ("HardSigmoid", {"alpha": 0.3, "beta": 0.4}, "hard_sigmoid"),
+                    ("HardSwish", {}, "hard_swish")]
+
+
+@pytest.mark.parametrize("op, attrs, name", ONNX_ACTIVATIONS, ids=[a[0] for a in ONNX_ACTIVATIONS])
+def test_onnx_conv_fuses_every_activation_and_matches_onnx_runtime_on_nan(torch, op, attrs,
+                                                                          name):
+    onnx = pytest.importorskip("onnx", reason="onnx not installed: pip install 'clconv[onnx]'")
+    ort = pytest.importorskip("onnxruntime",
+                              reason="onnxruntime not installed: pip install 'clconv[onnx]'")
+    import clconv.onnx as conx
+    from clconv.onnx.steps import ConvStep
+    from onnx import TensorProto, helper, numpy_helper
+
+    x0, w, b = _data((2, 8, 10, 11), (16, 8, 3, 3), zlib.crc32(op.encode()))
+    x = with_specials(x0, [5, 300, 1000, 1650])  # NaN, inf, -inf, NaN in 4 channels
+    inits = [numpy_helper.from_array(w, "w"), numpy_helper.from_array(b, "b")]
+    inputs = ["c"]
+    if op == "Clip":
+        inits += [numpy_helper.from_array(np.array(v, np.float32), n)
+                  for n, v in (("lo", -0.5), ("hi", 0.75))]
+        inputs += ["lo", "hi"]
+    nodes = [helper.make_node("Conv", ["x", "w", "b"], ["c"], pads=[1, 1, 1, 1]),
+             helper.make_node(op, inputs, ["y"], **attrs)]
+    graph = helper.make_graph(
+        nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, x.shape)],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["n", "k", "h", "w"])], inits)
+    data = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    data = data.SerializeToString()
+    (want,) = ort.InferenceSession(data, providers=["CPUExecutionProvider"]).run(None, {"x": x})
+    assert np.isnan(want).any() and np.isfinite(want).any()
+    scale = torch.nn.functional.conv2d(torch.from_numpy(np.abs(x0)), torch.from_numpy(np.abs(w)),
+                                       torch.from_numpy(np.abs(b)), padding=1).numpy()
+    for forced in (None, "direct", "winograd"):
+        with algos.force(forced):
+            compiled = conx.load(data)
+            (step,) = compiled.plan.steps  # the activation runs in the convolution
+            assert isinstance(step, ConvStep) and step.act.name == name
+            (got,) = compiled.run([x])
+        assert_same_values(got, want, scale, f"Conv+{op} ({forced or 'heuristic'})")
