@@ -92,6 +92,13 @@ def _settings(profile, geo):
                 yield variant, extra
 
 
+def test_the_geometries_reach_every_variant():
+    profile = clconv.current_runtime().profile
+    reached = {variant.name for x, w, kw in GEOMETRIES
+               for variant, _ in _settings(profile, conv_geometry(x, w, **kw))}
+    assert reached == set(algos.VARIANTS)
+
+
 @pytest.mark.parametrize("act", ACTIVATIONS, ids=lambda a: f"{a.name}{a.alpha:g}")
 @pytest.mark.parametrize("case", GEOMETRIES, ids=lambda c: f"x{c[0]}-w{c[1]}-g{c[2]['groups']}")
 def test_every_variant_with_every_activation_matches_torch_on_nan_and_inf(torch, case, act):
