@@ -1,7 +1,7 @@
 // Register-tiled, vectorised batched GEMM with a fused epilogue; the core of the
 // im2col, 1x1 and backward convolution variants.
 //
-//   C[b] (M x N) = sum_{r < R} A[b, r] (M x Kd) . B[b, r] (Kd x N)  (+ bias[m]), then the activation
+//   C[b] (M x N) = act(sum_{r < R} A[b, r] (M x Kd) . B[b, r] (Kd x N)  (+ bias[m]))
 //
 // B is row-major with unit stride along N (loaded as TN-wide vectors). A is row-major
 // (A_KMAJOR=0: A[m*lda + k]) or stored K-major (A_KMAJOR=1: A[k*lda + m]). C is row-major

@@ -188,12 +188,13 @@ ONNX_ACTIVATIONS = [("Relu", {}, "relu"), ("LeakyRelu", {"alpha": 0.1}, "leaky_r
 @pytest.mark.parametrize("op, attrs, name", ONNX_ACTIVATIONS, ids=[a[0] for a in ONNX_ACTIVATIONS])
 def test_onnx_conv_fuses_every_activation_and_matches_onnx_runtime_on_nan(torch, op, attrs,
                                                                           name):
-    onnx = pytest.importorskip("onnx", reason="onnx not installed: pip install 'clconv[onnx]'")
+    pytest.importorskip("onnx", reason="onnx not installed: pip install 'clconv[onnx]'")
     ort = pytest.importorskip("onnxruntime",
                               reason="onnxruntime not installed: pip install 'clconv[onnx]'")
+    from onnx import TensorProto, helper, numpy_helper
+
     import clconv.onnx as conx
     from clconv.onnx.steps import ConvStep
-    from onnx import TensorProto, helper, numpy_helper
 
     x0, w, b = _data((2, 8, 10, 11), (16, 8, 3, 3), zlib.crc32(op.encode()))
     x = with_specials(x0, [5, 300, 1000, 1650])  # NaN, inf, -inf, NaN in 4 channels
