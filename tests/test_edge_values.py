@@ -129,6 +129,27 @@ def test_every_variant_with_every_activation_matches_torch_on_nan_and_inf(torch,
     check()
 
 
+@pytest.mark.parametrize("case", GEOMETRIES, ids=lambda c: f"x{c[0]}-w{c[1]}-g{c[2]['groups']}")
+def test_every_grad_input_variant_matches_torch_on_nan_and_inf(torch, case):
+    """grad_input is a convolution of the output gradient too (winograd's the same
+    forward, with flipped weights): NaN and inf in that gradient as torch has them."""
+    x_shape, w_shape, kw = case
+    rt = clconv.current_runtime()
+    geo = conv_geometry(x_shape, w_shape, **kw)
+    _, w, _ = _data(x_shape, w_shape, 3)
+    g0 = np.random.default_rng(4).standard_normal(geo.output_shape).astype(np.float32)
+    g = with_specials(g0, [3, 50, 97, 140, 201, 255])
+    want = torch.nn.grad.conv2d_input(x_shape, torch.from_numpy(w), torch.from_numpy(g),
+                                      **kw).numpy()
+    scale = torch.nn.grad.conv2d_input(x_shape, torch.from_numpy(np.abs(w)),
+                                       torch.from_numpy(np.abs(g0)), **kw).numpy()
+    gd, wd = on_device(rt, g), on_device(rt, w)
+    for variant, params in algos.valid_variants(rt.profile, geo, "grad_input"):
+        out = empty(rt, geo.input_shape)
+        variant.run["grad_input"](rt, geo, params, gd, wd, out)
+        assert_same_values(out.get(), want, scale, f"{variant.name} {params} grad_input")
+
+
 def test_winograd_keeps_infinities_on_a_wide_layer(torch):
     """The issue's layer: 128 channels, one inf; the transforms alone made 895 NaNs."""
     rt = clconv.current_runtime()
