@@ -180,6 +180,7 @@ def test_each_activation_alone_matches_torch(torch, act):
     scale = np.maximum(np.abs(np.nan_to_num(x, posinf=0, neginf=0)), 1.0)
     got = elementwise.activation(x, act).get()
     assert_same_values(got, want, scale, act.name)
+    assert_same_values(act.numpy(x), want, scale, f"{act.name} on the host")
 
 
 def test_functional_activations_match_torch(torch):
