@@ -6,7 +6,8 @@ brings a result back. Arguments are checked before anything is enqueued.
 """
 from .ops.activation import (leaky_relu, leaky_relu_backward, relu, relu_backward, sigmoid,
                              sigmoid_backward, tanh, tanh_backward)
-from .ops.conv import conv2d, conv2d_backward, conv2d_relu, conv_transpose2d, conv_transpose2d_backward
+from .ops.conv import (conv2d, conv2d_activation, conv2d_backward, conv2d_relu, conv_transpose2d,
+                       conv_transpose2d_backward)
 from .ops.linear import linear, linear_backward
 from .ops.pool import (adaptive_avg_pool2d, adaptive_avg_pool2d_backward, avg_pool2d,
                        avg_pool2d_backward, max_pool2d, max_pool2d_backward)
@@ -14,7 +15,8 @@ from .ops.softmax import (cross_entropy, cross_entropy_backward, log_softmax,
                           log_softmax_backward, softmax, softmax_backward)
 
 __all__ = [
-    "conv2d", "conv2d_relu", "conv2d_backward", "conv_transpose2d", "conv_transpose2d_backward",
+    "conv2d", "conv2d_relu", "conv2d_activation", "conv2d_backward", "conv_transpose2d",
+    "conv_transpose2d_backward",
     "max_pool2d", "max_pool2d_backward", "avg_pool2d", "avg_pool2d_backward",
     "adaptive_avg_pool2d", "adaptive_avg_pool2d_backward",
     "relu", "relu_backward", "leaky_relu", "leaky_relu_backward",

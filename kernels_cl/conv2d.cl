@@ -5,9 +5,7 @@
 // Every kernel gets the work-item count first and returns past it, because the
 // host rounds the global size up to a multiple of the local size.
 
-#ifndef ACT
-#define ACT 0  // conv2d_forward epilogue: 0 none, 1 relu
-#endif
+#include "activation.h"  // conv2d_forward's epilogue: ACTIVATION, act_alpha, act_beta
 
 // out[n, k, oy, ox] = bias[k] + sum_{c in group, ky, kx} x[n, c, iy, ix] * w[k, c_local, ky, kx]
 // with iy = oy*sh - ph + ky*dh (zero outside the input).
@@ -19,7 +17,8 @@ __kernel void conv2d_forward(
     const int C, const int H, const int W,
     const int K, const int Ho, const int Wo,
     const int kh, const int kw, const int sh, const int sw,
-    const int ph, const int pw, const int dh, const int dw, const int groups)
+    const int ph, const int pw, const int dh, const int dw, const int groups,
+    const float act_alpha, const float act_beta)
 {
     const int gid = get_global_id(0);
     if (gid >= n_items) return;
@@ -43,10 +42,7 @@ __kernel void conv2d_forward(
             }
         }
     }
-#if ACT == 1
-    acc = fmax(acc, 0.0f);
-#endif
-    out[gid] = acc;
+    out[gid] = activate(acc, act_alpha, act_beta);
 }
 
 // Transposed convolution as a gather:

@@ -132,7 +132,8 @@ __kernel void depthwise_forward_padded(
     __global const float *bias, const int has_bias,
     __global float *out,
     const int C, const int Hp, const int Wp, const int K, const int Ho, const int Wo,
-    const int sh, const int sw, const int dh, const int dw)
+    const int sh, const int sw, const int dh, const int dw,
+    const float act_alpha, const float act_beta)
 {
     const int ox0 = get_global_id(0) * TW;
     const int oy = get_global_id(1);
@@ -152,7 +153,7 @@ __kernel void depthwise_forward_padded(
             acc = mad(span_global(row, ox0 * sw + kx * dw, sw), (DVEC)(wp[ky * KW + kx]),
                       acc);
     }
-    store_span(acc, out + (nk * Ho + oy) * Wo + ox0, Wo - ox0);
+    store_span(acc, out + (nk * Ho + oy) * Wo + ox0, Wo - ox0, act_alpha, act_beta);
 }
 #endif
 
@@ -303,7 +304,8 @@ __kernel void depthwise_local(
     __global const float *bias, const int has_bias,
     __global float *out, __local float *blk,
     const int Ci, const int H, const int W, const int Ko, const int Ho, const int Wo,
-    const int mult, const int sw, const int ph, const int pw)
+    const int mult, const int sw, const int ph, const int pw,
+    const float act_alpha, const float act_beta)
 {
     const int lx = get_local_id(0), ly = get_local_id(1);
     const int tiles_x = get_local_size(0) * TW, tiles_y = get_local_size(1) * TH;
@@ -357,7 +359,8 @@ __kernel void depthwise_local(
 #pragma unroll
         for (int t = 0; t < TH; ++t) {
             if (oy0 + t < Ho)  // not break: the loop must stay unrollable
-                store_span(acc[m * TH + t], out + (p * Ho + oy0 + t) * Wo + ox0, Wo - ox0);
+                store_span(acc[m * TH + t], out + (p * Ho + oy0 + t) * Wo + ox0, Wo - ox0,
+                           act_alpha, act_beta);
         }
     }
 }

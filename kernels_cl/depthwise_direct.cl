@@ -28,7 +28,8 @@
 __kernel void depthwise_direct(
     __global const float *restrict x, __global const float *restrict w,
     __global const float *restrict bias, const int has_bias,
-    __global float *restrict out, const int Ci, const int Ko, const int mult, const int rows)
+    __global float *restrict out, const int Ci, const int Ko, const int mult, const int rows,
+    const float act_alpha, const float act_beta)
 {
     const int group = get_global_id(0), band = get_global_id(1);
     const int o0 = group % (Ko / MB) * MB, n = group / (Ko / MB);
@@ -66,7 +67,7 @@ __kernel void depthwise_direct(
 #pragma unroll
             for (int m = 0; m < MB; ++m)
                 store_span(acc[m], out + ((n * Ko + o0 + m) * OUT_H + oy) * OUT_W + ox0,
-                           OUT_W - ox0);
+                           OUT_W - ox0, act_alpha, act_beta);
         }
     }
 }

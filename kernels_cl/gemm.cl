@@ -1,7 +1,7 @@
 // Register-tiled, vectorised batched GEMM with a fused epilogue; the core of the
 // im2col, 1x1 and backward convolution variants.
 //
-//   C[b] (M x N) = sum_{r < R} A[b, r] (M x Kd) . B[b, r] (Kd x N)  (+ bias[m]) (relu)
+//   C[b] (M x N) = act(sum_{r < R} A[b, r] (M x Kd) . B[b, r] (Kd x N)  (+ bias[m]))
 //
 // B is row-major with unit stride along N (loaded as TN-wide vectors). A is row-major
 // (A_KMAJOR=0: A[m*lda + k]) or stored K-major (A_KMAJOR=1: A[k*lda + m]). C is row-major
@@ -27,9 +27,6 @@
 #ifndef HAS_BIAS
 #define HAS_BIAS 0
 #endif
-#ifndef ACT
-#define ACT 0           // 0: none, 1: relu
-#endif
 #ifndef NV
 #define NV 1            // TN-vectors per row of the tile: the tile is TM x (NV*TN)
 #endif
@@ -40,6 +37,7 @@
 #define KUNROLL 1       // unroll factor hint for the K loop
 #endif
 
+#include "activation.h"  // the epilogue: ACTIVATION, act_alpha, act_beta
 #include "mad.h"
 
 #define CAT_(a, b) a##b
@@ -60,7 +58,7 @@ __kernel void gemm_tiled(
     __global const float *B, const int ldb, const int sb1, const int sb2, const int sbr,
     __global float *C, const int ldc, const int sc1, const int sc2,
     __global const float *bias, const int sbias2,
-    const int NB2)
+    const int NB2, const float act_alpha, const float act_beta)
 {
 #if MFAST
     const int m0 = get_global_id(0) * TM;
@@ -130,9 +128,7 @@ __kernel void gemm_tiled(
 #if HAS_BIAS
             val += (VEC)(bias[b2 * sbias2 + m]);
 #endif
-#if ACT == 1
-            val = fmax(val, (VEC)(0.0f));
-#endif
+            val = ACTIVATE_WIDTH(TN)(val, act_alpha, act_beta);
 #if C_TRANS
             float vs[TN];
             VSTORE(val, 0, vs);

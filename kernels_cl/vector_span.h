@@ -1,14 +1,12 @@
 // TW-wide float vectors (TW = 4, 8 or 16, compiled in) and storing them at a row's end,
-// shared by the depthwise kernels. ACT (0: none, 1: relu) is applied on store.
+// shared by the depthwise kernels. store_span applies the activation (activation.h).
 #ifndef CLCONV_VECTOR_SPAN_H
 #define CLCONV_VECTOR_SPAN_H
 
 #ifndef TW
 #define TW 8            // outputs along a row per work-item
 #endif
-#ifndef ACT
-#define ACT 0           // 0: none, 1: relu
-#endif
+#include "activation.h"
 
 #define DW_CAT_(a, b) a##b
 #define DW_CAT(a, b) DW_CAT_(a, b)
@@ -18,11 +16,10 @@
 
 #if TW == 4 || TW == 8 || TW == 16
 // TW outputs to dst, the activation applied; only the first n where the row ends sooner.
-void store_span(DVEC v, __global float *dst, const int n)
+void store_span(DVEC v, __global float *dst, const int n, const float act_alpha,
+                const float act_beta)
 {
-#if ACT == 1
-    v = select((DVEC)(0.0f), v, (v > (DVEC)(0.0f)) | isnan(v));  // NaN passes, as in torch
-#endif
+    v = ACTIVATE_WIDTH(TW)(v, act_alpha, act_beta);
     if (n >= TW) {
         DVSTORE(v, 0, dst);
         return;

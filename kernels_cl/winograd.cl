@@ -5,13 +5,17 @@
 //   U[xi, k, c] = (G g[k, c] G^T)[xi]            weights, (16, K, C)
 //   V[xi, c, t] = (B^T d[c, t] B)[xi]            input tiles t = (n, ty, tx), (16, C, ldt)
 //   M[xi, k, t] = sum_c U[xi, k, c] V[xi, c, t]  the GEMMs, (16, K, ldt)
-//   out[n, k, 2ty.., 2tx..] = A^T M[., k, t] A   (+ bias) (relu)
+//   out[n, k, 2ty.., 2tx..] = A^T M[., k, t] A   (+ bias), then the activation
 // Each work-item transforms 8 input channels of one (k) window, or 8 neighbouring tiles
 // of one channel, as float8 vectors: no local memory, no barriers.
+//
+// NaN and +-inf: the transforms add and subtract inputs that the exact result cancels
+// (inf - inf is NaN), so a non-finite input can make NaN of outputs that torch gives as
+// inf or as a number. An output the transforms give finite met no non-finite value, so
+// it is right; each non-finite one is summed again directly from the input
+// (direct_output), which costs nothing while the data are finite.
 
-#ifndef ACT
-#define ACT 0           // 0: none, 1: relu
-#endif
+#include "activation.h"  // the epilogue: ACTIVATION, act_alpha, act_beta
 
 // grid (input channel group of 8, output channel k): 8 channels' windows as float8s
 __kernel void winograd_weights(
@@ -102,12 +106,29 @@ __kernel void winograd_input(
     }
 }
 
-// grid (tile column group, tile row, n*K + k)
+// out[n, k, oy, ox] = acc (the bias) + the window's products, summed directly from the
+// padded planes xp (N*C, Hp, Wp) and the weights w (K, C, 3, 3) as conv2d_forward does.
+float direct_output(float acc, __global const float *xp, __global const float *w,
+                    const int n, const int k, const int C, const int Hp, const int Wp,
+                    const int oy, const int ox)
+{
+    for (int c = 0; c < C; ++c) {
+        __global const float *src = xp + ((n * C + c) * Hp + oy) * Wp + ox;
+        __global const float *g = w + (k * C + c) * 9;
+        for (int ky = 0; ky < 3; ++ky)
+            for (int kx = 0; kx < 3; ++kx) acc += src[ky * Wp + kx] * g[ky * 3 + kx];
+    }
+    return acc;
+}
+
+// grid (tile column group, tile row, n*K + k); xp, w and C, Hp, Wp: the transformed
+// input's padded planes and the weights, for the outputs summed again (see above)
 __kernel void winograd_output(
     __global const float *M, __global const float *bias, const int has_bias,
     __global float *out,
     const int K, const int Ho, const int Wo, const int tiles_h, const int tiles_w8,
-    const int ldt)
+    const int ldt, __global const float *xp, __global const float *w, const int C,
+    const int Hp, const int Wp, const float act_alpha, const float act_beta)
 {
     const int tx0 = get_global_id(0) * 8, ty = get_global_id(1), nk = get_global_id(2);
     if (tx0 >= tiles_w8 || ty >= tiles_h) return;
@@ -131,9 +152,15 @@ __kernel void winograd_output(
         const float8 y1 = a[i][1] - a[i][2] - a[i][3] + b;  // column 2*tx + 1
         float16 v = shuffle2(y0, y1, (uint16)(0, 8, 1, 9, 2, 10, 3, 11,
                                               4, 12, 5, 13, 6, 14, 7, 15));
-#if ACT == 1
-        v = select((float16)(0.0f), v, (v > (float16)(0.0f)) | isnan(v));  // NaN passes
-#endif
+        if (any(isnan(v) | isinf(v))) {  // rare: sum those outputs again, directly
+            float t[16];
+            vstore16(v, 0, t);
+            for (int j = 0; j < 16; ++j)
+                if ((isnan(t[j]) || isinf(t[j])) && ox0 + j < Wo)
+                    t[j] = direct_output(b.s0, xp, w, n, k, C, Hp, Wp, oy, ox0 + j);
+            v = vload16(0, t);
+        }
+        v = activate16(v, act_alpha, act_beta);
         __global float *dst = out + (nk * Ho + oy) * Wo + ox0;
         if (ox0 + 16 <= Wo) {
             vstore16(v, 0, dst);

@@ -58,11 +58,11 @@ def test_programs_and_kernels_are_memoised_without_pyopencl_warnings():
     rt = clconv.current_runtime()
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # RepeatedKernelRetrieval would fail here
-        first = get_kernel(rt, "activation.cl", "relu_forward")
+        first = get_kernel(rt, "activation.cl", "relu_backward")
         for _ in range(3):
-            assert get_kernel(rt, "activation.cl", "relu_forward") is first
+            assert get_kernel(rt, "activation.cl", "relu_backward") is first
             clconv.functional.relu(__import__("numpy").ones(5, "float32"))
-    other = get_kernel(rt, "activation.cl", "relu_forward", {"UNUSED_TUNABLE": 2})
+    other = get_kernel(rt, "activation.cl", "relu_backward", {"UNUSED_TUNABLE": 2})
     assert other is not first  # different options, different program
 
 
@@ -95,7 +95,7 @@ def test_pocl_builds_from_source_and_other_drivers_through_pyopencls_cache(monke
 
 
 def test_unknown_kernel_name_lists_the_file_kernels():
-    with pytest.raises(KeyError, match="relu_forward"):
+    with pytest.raises(KeyError, match="relu_backward"):
         get_kernel(clconv.current_runtime(), "activation.cl", "no_such_kernel")
 
 

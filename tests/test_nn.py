@@ -265,6 +265,25 @@ def test_state_dict_mismatches_name_the_key(tmp_path):
     np.testing.assert_array_equal(to_numpy(m[0].weight.data), before)  # nothing was changed
 
 
+def test_float64_values_beyond_float32_are_refused_naming_the_key(tmp_path, rng):
+    """Parameters are float32: a float64 1e300 would load as inf without a word."""
+    m = model()
+    state = {k: v.astype(np.float64) for k, v in m.state_dict().items()}
+    state["6.bias"] = rng.standard_normal(3)
+    state["6.bias"][1] = -1e300
+    before = to_numpy(m[6].bias.data).copy()
+    with pytest.raises(ValueError, match=r"6\.bias: holds -1e\+300, beyond float32"):
+        m.load_state_dict(state)
+    save_path = tmp_path / "wide.npz"
+    np.savez(save_path, **state)
+    with pytest.raises(StateDictError, match=r"6\.bias: holds -1e\+300"):
+        load(m, save_path)
+    np.testing.assert_array_equal(to_numpy(m[6].bias.data), before)  # nothing was changed
+    state["6.bias"][1] = float(np.finfo(np.float32).max)  # the largest float32 still loads
+    m.load_state_dict(state)
+    assert to_numpy(m[6].bias.data)[1] == np.finfo(np.float32).max
+
+
 @pytest.mark.parametrize("content", [b"", b"not a zip file at all", None])
 def test_corrupt_npz_raises_a_clear_error(tmp_path, content):
     m = model()

@@ -15,6 +15,7 @@ from clconv import algos, reference as R, tuning
 from clconv.algos import gemm
 from clconv.arrays import empty, on_device
 from clconv.compare import scaled_error
+from clconv.epilogue import NO_ACTIVATION, RELU
 from clconv.ops.conv import conv_geometry
 
 TOL = 1e-4
@@ -121,11 +122,11 @@ def test_every_valid_variant_matches_the_reference(case):
     for variant, params in _settings(rt.profile, geo, "forward"):
         # the fused relu once per variant (with its defaults): every build costs time
         default = params == algos.params_for(rt.profile, variant, geo, "forward")
-        for relu in (False, True) if default else (False,):
+        for act in (NO_ACTIVATION, RELU) if default else (NO_ACTIVATION,):
             out = empty(rt, geo.output_shape)
-            variant.run["forward"](rt, geo, params, xd, wd, bd, out, relu=relu)
-            want = np.maximum(y_ref, 0) if relu else y_ref
-            _check(f"{variant.name} {params} forward relu={relu}", out, want, y_scale)
+            variant.run["forward"](rt, geo, params, xd, wd, bd, out, act=act)
+            want = np.maximum(y_ref, 0) if act == RELU else y_ref
+            _check(f"{variant.name} {params} forward {act}", out, want, y_scale)
         ran.add(("forward", variant.name))
     for variant, params in _settings(rt.profile, geo, "grad_input"):
         out = empty(rt, geo.input_shape)

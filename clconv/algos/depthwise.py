@@ -14,6 +14,7 @@ from __future__ import annotations
 import pyopencl as cl
 
 from ..build import get_kernel, group_2d, launch_grid, resolve_local
+from ..epilogue import NO_ACTIVATION
 from .base import Variant, scratch
 from .gemm import flip_weights, transposed_geometry
 
@@ -86,21 +87,21 @@ def pad(rt, x, planes, H, W, hp, wp, top, left, wg):
     return xp
 
 
-def forward(rt, geo, params, x, w, bias, out, relu=False):
+def forward(rt, geo, params, x, w, bias, out, act=NO_ACTIVATION):
     tw, wg = int(params["TW"]), int(params["WG"])
     if not int(params.get("PAD", 1)):
         return _local(rt, geo, params, x, w, bias, out, geo.K, geo.K // geo.C, 1,
-                     (geo.pad_top, geo.pad_left), relu,
+                     (geo.pad_top, geo.pad_left), act,
                      _planes_per_item(geo, "forward", params))
     hp, wp = padded_extent(geo, tw)
     xp = pad(rt, x, geo.N * geo.C, geo.H, geo.W, hp, wp, geo.pad_top, geo.pad_left, wg)
     kernel = get_kernel(rt, KERNELS, "depthwise_forward_padded",
-                        {"KH": geo.kh, "KW": geo.kw, "TW": tw, "ACT": int(relu),
+                        {"KH": geo.kh, "KW": geo.kw, "TW": tw, **act.defines,
                          "SW": _sw(geo, tw)})
     tiles = -(-geo.Wo // tw)
     launch_grid(rt, kernel, (tiles, geo.Ho, geo.N * geo.K), group_2d(wg, tiles, geo.Ho) + (1,),
                 xp, w, bias if bias is not None else w, bias is not None, out,
-                geo.C, hp, wp, geo.K, geo.Ho, geo.Wo, *geo.stride, *geo.dilation)
+                geo.C, hp, wp, geo.K, geo.Ho, geo.Wo, *geo.stride, *geo.dilation, *act.scalars)
     return out
 
 
@@ -147,13 +148,13 @@ def _block_bytes(geo, params, lx, ly, reduce=1):
     return 4 * pitch * bh * reduce
 
 
-def _local(rt, geo, params, x, w, bias, out, planes_out, mult, reduce, padding, relu=False,
-           mb=1):
+def _local(rt, geo, params, x, w, bias, out, planes_out, mult, reduce, padding,
+           act=NO_ACTIVATION, mb=1):
     """depthwise_local: output plane o of `planes_out` sums `reduce` input planes of
     geo's input, starting at (o // mult) * reduce (see depthwise.cl)."""
     tw, th = int(params["TW"]), int(params.get("TH", 1))
     kernel = get_kernel(rt, KERNELS, "depthwise_local",
-                        {"KH": geo.kh, "KW": geo.kw, "TW": tw, "TH": th, "ACT": int(relu),
+                        {"KH": geo.kh, "KW": geo.kw, "TW": tw, "TH": th, **act.defines,
                          "SW": _local_sw(geo), "SH": geo.stride[0], "DH": geo.dilation[0],
                          "DW": geo.dilation[1], "R": reduce, "MB": mb})
     tiles, bands, lx, ly = _local_shape(rt.profile, geo, params, mb)
@@ -163,7 +164,7 @@ def _local(rt, geo, params, x, w, bias, out, planes_out, mult, reduce, padding, 
     launch_grid(rt, kernel, items, local,
                 x, w, bias if bias is not None else w, bias is not None, out, block,
                 geo.C, geo.H, geo.W, planes_out, geo.Ho, geo.Wo, mult, geo.stride[1],
-                *padding)
+                *padding, *act.scalars)
     return out
 
 

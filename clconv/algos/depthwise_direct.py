@@ -14,6 +14,7 @@ work-item per output channel summing its taps' products over the images and rows
 from __future__ import annotations
 
 from ..build import get_kernel, launch_grid
+from ..epilogue import NO_ACTIVATION
 from .base import Variant
 from .depthwise import MAX_WINDOW, _planes_per_item, is_depthwise
 from .gemm import _fma_default, flip_weights, transposed_geometry
@@ -53,9 +54,9 @@ def validate(profile, geo, op, params):
     return None
 
 
-def forward(rt, geo, params, x, w, bias, out, relu=False):
+def forward(rt, geo, params, x, w, bias, out, act=NO_ACTIVATION):
     return _run(rt, geo, params, x, w, bias, out, geo.K, geo.K // geo.C, 1,
-                _planes_per_item(geo, "forward", params), relu)
+                _planes_per_item(geo, "forward", params), act)
 
 
 def grad_input(rt, geo, params, grad_out, w, out, bias=None):
@@ -94,16 +95,16 @@ def _kernel(rt, geo, params, filename, name, **defines):
 _kernels: dict = {}
 
 
-def _run(rt, geo, params, x, w, bias, out, planes_out, mult, reduce, mb, relu=False):
+def _run(rt, geo, params, x, w, bias, out, planes_out, mult, reduce, mb, act=NO_ACTIVATION):
     """Output plane o of `planes_out` sums `reduce` planes of geo's input from
     (o // mult) * reduce (see depthwise_direct.cl)."""
     kernel = _kernel(rt, geo, params, KERNELS, "depthwise_direct", MB=mb, R=reduce,
-                     ACT=int(relu))
+                     **act.defines)
     groups = geo.N * planes_out // mb
     rows = _rows_per_item(rt.profile, geo.Ho, groups, int(params.get("TH", 0)))
     launch_grid(rt, kernel, (groups, -(-geo.Ho // rows)), (1, 1),
                 x, w, bias if bias is not None else w, bias is not None, out,
-                geo.C, planes_out, mult, rows)
+                geo.C, planes_out, mult, rows, *act.scalars)
     return out
 
 

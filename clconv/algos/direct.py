@@ -5,15 +5,16 @@ Always valid (any geometry, any work-group size), so it is the fallback of every
 from __future__ import annotations
 
 from ..build import get_kernel, launch
+from ..epilogue import NO_ACTIVATION
 from .base import Variant
 
 KERNELS = "conv2d.cl"
 
 
-def forward(rt, geo, params, x, w, bias, out, relu=False):
-    kernel = get_kernel(rt, KERNELS, "conv2d_forward", {"ACT": int(relu)} if relu else None)
+def forward(rt, geo, params, x, w, bias, out, act=NO_ACTIVATION):
+    kernel = get_kernel(rt, KERNELS, "conv2d_forward", act.defines)
     launch(rt, kernel, out.size, x, w, bias if bias is not None else w, bias is not None, out,
-           geo.C, geo.H, geo.W, geo.K, geo.Ho, geo.Wo, *geo.kernel_args())
+           geo.C, geo.H, geo.W, geo.K, geo.Ho, geo.Wo, *geo.kernel_args(), *act.scalars)
     return out
 
 

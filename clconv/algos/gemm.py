@@ -9,6 +9,7 @@ with P = Ho*Wo and CgRS = C/groups * kh * kw. The GEMM kernel is `gemm.cl`.
 from __future__ import annotations
 
 from ..build import DEFAULT_GROUP_SIZE, get_kernel, group_2d, launch_grid
+from ..epilogue import NO_ACTIVATION
 from .base import Variant, is_cpu, round_up, scratch
 
 GEMM = "gemm.cl"
@@ -47,12 +48,12 @@ def validate_params(profile, params):
 
 
 def gemm(rt, params, M, N, Kd, R, A, lda, sa, B, ldb, sb, C, ldc, sc, batches, NB2,
-         a_kmajor=False, c_trans=False, bias=None, relu=False):
+         a_kmajor=False, c_trans=False, bias=None, act=NO_ACTIVATION):
     """Enqueue the batched GEMM; sa/sb are (s1, s2, sr), sc is (s1, s2)."""
     tm, tn, wg, unroll = _params(params)
     nv, mfast = int(params.get("NV", 1)), int(params.get("MFAST", 1))
     defines = {"TM": tm, "TN": tn, "NV": nv, "MFAST": mfast, "A_KMAJOR": int(a_kmajor),
-               "C_TRANS": int(c_trans), "HAS_BIAS": int(bias is not None), "ACT": int(relu),
+               "C_TRANS": int(c_trans), "HAS_BIAS": int(bias is not None), **act.defines,
                "KUNROLL": unroll,
                "USE_FMA": int(params.get("FMA", _fma_default(rt.profile)))}
     kernel = get_kernel(rt, GEMM, "gemm_tiled", defines)
@@ -60,7 +61,8 @@ def gemm(rt, params, M, N, Kd, R, A, lda, sa, B, ldb, sb, C, ldc, sc, batches, N
     fast, slow = (tiles_m, tiles_n) if mfast else (tiles_n, tiles_m)
     return launch_grid(rt, kernel, (fast, slow, batches), group_2d(wg, fast, slow) + (1,),
                        M, N, Kd, R, A, lda, *sa, B, ldb, *sb, C, ldc, *sc,
-                       bias if bias is not None else C, 0 if bias is None else M, NB2)
+                       bias if bias is not None else C, 0 if bias is None else M, NB2,
+                       *act.scalars)
 
 
 def _fma_default(profile) -> int:
@@ -97,7 +99,7 @@ def _columns(rt, x, geo, params):
     return im2col(rt, x, geo, ld), ld
 
 
-def forward(rt, geo, params, x, w, bias, out, relu=False):
+def forward(rt, geo, params, x, w, bias, out, act=NO_ACTIVATION):
     G, P = geo.groups, geo.Ho * geo.Wo
     Kg, crs = geo.K // G, (geo.C // G) * geo.kh * geo.kw
     col, ld = _columns(rt, x, geo, params)
@@ -105,7 +107,7 @@ def forward(rt, geo, params, x, w, bias, out, relu=False):
          w, crs, (0, Kg * crs, 0),
          col, ld, (G * crs * ld, crs * ld, 0),
          out, P, (geo.K * P, Kg * P),
-         geo.N * G, G, bias=bias, relu=relu)
+         geo.N * G, G, bias=bias, act=act)
     return out
 
 

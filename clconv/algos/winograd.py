@@ -3,13 +3,14 @@ and grad_input as the forward of the output gradient with flipped weights.
 
 Weights and input tiles are transformed into 16 matrices each, multiplied by 16 GEMMs
 (the `gemm.cl` kernel, with the GEMM variants' tunables) and transformed back, bias and
-relu fused: 2.25 times fewer multiply-adds than the direct product, paid for with three
+the activation fused: 2.25 times fewer multiply-adds than the direct product, paid for with three
 extra passes over memory. The weights are transformed on every call, as they change
 during training.
 """
 from __future__ import annotations
 
 from ..build import get_kernel, launch_grid
+from ..epilogue import NO_ACTIVATION
 from .base import Variant, round_up, scratch
 from .depthwise import pad
 from .gemm import _group, defaults as gemm_defaults, flip_weights, gemm, \
@@ -67,7 +68,7 @@ def validate(profile, geo, op, params):
     return None
 
 
-def forward(rt, geo, params, x, w, bias, out, relu=False):
+def forward(rt, geo, params, x, w, bias, out, act=NO_ACTIVATION):
     K, C = geo.K, geo.C
     th, tw8, T = _tiles(geo)
     ldt = round_up(T, tile_n(params))
@@ -88,10 +89,10 @@ def forward(rt, geo, params, x, w, bias, out, relu=False):
          V, ldt, (C * ldt, 0, 0),
          M, ldt, (K * ldt, 0),
          16, 1)
-    launch_grid(rt, get_kernel(rt, KERNELS, "winograd_output", {"ACT": int(relu)}),
+    launch_grid(rt, get_kernel(rt, KERNELS, "winograd_output", act.defines),
                 tile_grid + (geo.N * K,), (1, _group(rt, th), 1),
                 M, bias if bias is not None else M, bias is not None,
-                out, K, geo.Ho, geo.Wo, th, tw8, ldt)
+                out, K, geo.Ho, geo.Wo, th, tw8, ldt, xp, w, C, hp, wp, *act.scalars)
     return out
 
 

@@ -42,8 +42,23 @@ def check_state(state, expected_shapes: dict, strict: bool) -> dict:
             raise StateDictError(f"{key}: expected shape {tuple(shape)}, got {tuple(value.shape)}")
         if value.dtype.kind == "f" and not np.all(np.isfinite(value)):
             raise StateDictError(f"{key}: contains NaN or infinite values")
+        _check_fits_float32(key, value)
         values[key] = value
     return values
+
+
+def _check_fits_float32(key, value) -> None:
+    """Parameters are stored as float32: a wider float beyond its range would load as
+    inf, silently."""
+    if value.dtype.kind != "f" or value.dtype.itemsize <= 4:
+        return
+    with np.errstate(over="ignore"):
+        overflows = ~np.isfinite(value.astype(np.float32))
+    if overflows.any():
+        worst = value[overflows].flat[np.argmax(np.abs(value[overflows]))]
+        raise StateDictError(f"{key}: holds {worst:.6g}, beyond float32's range "
+                             f"(+-{float(np.finfo(np.float32).max):.6g}) that parameters "
+                             f"are stored in")
 
 
 def save(model, path) -> None:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..ops.elementwise import Activation, broadcast_shape
+from ..epilogue import Activation
+from ..ops.elementwise import broadcast_shape
 from .steps import ActivationStep, BinaryStep
 
 FLOAT_MAX = float(np.finfo(np.float32).max)
@@ -38,28 +39,11 @@ def _activation(ctx) -> Activation:
     raise AssertionError(op)
 
 
-def _numpy_activation(act: Activation, x):
-    x = x.astype(np.float64)
-    if act.name == "relu":
-        return np.maximum(x, 0)
-    if act.name == "leaky_relu":
-        return np.where(x >= 0, x, x * act.alpha)
-    if act.name == "clip":
-        return np.minimum(np.maximum(x, act.alpha), act.beta)
-    if act.name == "sigmoid":
-        return 1 / (1 + np.exp(-x))
-    if act.name == "tanh":
-        return np.tanh(x)
-    if act.name == "hard_sigmoid":
-        return np.clip(act.alpha * x + act.beta, 0, 1)
-    return x * np.clip(x / 6 + 0.5, 0, 1)  # hard_swish
-
-
 def lower_activation(ctx):
     act = _activation(ctx)
     if ctx.is_const(0):
         x = ctx.value(0)
-        y = _numpy_activation(act, x)
+        y = act.numpy(x)
         ctx.set_const(y.astype(x.dtype) if x.dtype.kind == "f" else np.round(y).astype(x.dtype))
         return
     if ctx.value(0).dtype != np.float32:

@@ -12,7 +12,7 @@ import numpy as np
 
 from .. import functional as F
 from ..ops import elementwise, gemm, layout, padded_pool
-from ..ops.elementwise import NO_ACTIVATION, Activation
+from ..epilogue import NO_ACTIVATION, Activation
 
 
 @dataclass
@@ -97,8 +97,8 @@ class AffineStep(Step):
 @dataclass
 class ConvStep(Step):
     """conv2d (bias and weight in inputs[1:], constants or run-time tensors), with
-    optional explicit pre-padding for asymmetric pads; ReLU fused into the convolution,
-    other activations as an in-place pass after it."""
+    optional explicit pre-padding for asymmetric pads; any activation fused into the
+    convolution's epilogue."""
 
     stride: tuple = (1, 1)
     padding: tuple = (0, 0)
@@ -122,12 +122,8 @@ class ConvStep(Step):
             x, w = x.reshape(self.input_view), w.reshape(self.weight_view)
         if self.pre_pad:
             x = layout.pad(x, *self.pre_pad)
-        if self.act.name == "relu":  # fused into the convolution's epilogue
-            y = F.conv2d_relu(x, w, bias, self.stride, self.padding, self.dilation, self.groups)
-        else:
-            y = F.conv2d(x, w, bias, self.stride, self.padding, self.dilation, self.groups)
-            if self.act.name != "none":
-                elementwise.activation(y, self.act, out=y)
+        y = F.conv2d_activation(x, w, bias, self.stride, self.padding, self.dilation,
+                                self.groups, self.act)  # fused into the epilogue
         return [y.reshape(self.output_shapes[0])]
 
 

@@ -1,21 +1,20 @@
-"""Element-wise activations; gradients are computed from the forward output."""
+"""Element-wise activations (the epilogue's, see clconv.epilogue); gradients are
+computed from the forward output."""
 from __future__ import annotations
 
 from ..arrays import empty, on_device
 from ..build import get_kernel, launch
+from ..epilogue import Activation
 from ..runtime import current
 from ..validation import check_array, check_finite, check_shape
+from . import elementwise
 
 KERNELS = "activation.cl"
 
 
-def _forward(name: str, input, *scalars):
-    rt = current()
-    shape = check_array("input", input, rt, "(*)")
-    out = empty(rt, shape)
-    launch(rt, get_kernel(rt, KERNELS, f"{name}_forward"), out.size, on_device(rt, input), out,
-           *scalars)
-    return out
+def _forward(name: str, input, alpha=0.0):
+    """The epilogue's activation (activation.h) as an element-wise pass."""
+    return elementwise.activation(input, Activation(name, alpha))
 
 
 def _backward(name: str, grad_output, output, *scalars):

@@ -9,6 +9,7 @@ import numpy as np
 from .. import algos, params
 from ..arrays import empty, on_device
 from ..build import get_kernel, launch
+from ..epilogue import NO_ACTIVATION, RELU, Activation
 from ..runtime import current
 from ..validation import check_array, check_int, check_shape
 
@@ -113,15 +114,21 @@ def _check_bias(bias, runtime, channels: int):
 
 def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     """2-D convolution (cross-correlation) like torch.nn.functional.conv2d."""
-    return _conv2d(input, weight, bias, stride, padding, dilation, groups, relu=False)
+    return conv2d_activation(input, weight, bias, stride, padding, dilation, groups)
 
 
 def conv2d_relu(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     """relu(conv2d(...)) in one pass: the activation is fused into the conv's epilogue."""
-    return _conv2d(input, weight, bias, stride, padding, dilation, groups, relu=True)
+    return conv2d_activation(input, weight, bias, stride, padding, dilation, groups, RELU)
 
 
-def _conv2d(input, weight, bias, stride, padding, dilation, groups, relu):
+def conv2d_activation(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1,
+                      activation: Activation = NO_ACTIVATION):
+    """activation(conv2d(...)) in one pass, whichever variant runs: the activation
+    (clconv.epilogue.Activation) is applied in the convolution's epilogue."""
+    if not isinstance(activation, Activation):
+        raise TypeError(f"activation: expected a clconv.epilogue.Activation, got "
+                        f"{type(activation).__name__}")
     rt = current()
     x_shape = check_array("input", input, rt, "(N, C, H, W)")
     w_shape = check_array("weight", weight, rt, "(out_channels, in_channels/groups, kH, kW)")
@@ -130,7 +137,7 @@ def _conv2d(input, weight, bias, stride, padding, dilation, groups, relu):
     x, w = on_device(rt, input), on_device(rt, weight)
     b = on_device(rt, bias) if bias is not None else None
     out = empty(rt, geo.output_shape)
-    algos.run(rt, "forward", geo, x, w, b, out, relu=relu)
+    algos.run(rt, "forward", geo, x, w, b, out, act=activation)
     return out
 
 

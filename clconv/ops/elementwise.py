@@ -6,51 +6,18 @@ element from the same work-item.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 
 from ..arrays import empty, on_device
 from ..build import get_kernel, launch
+from ..epilogue import NO_ACTIVATION, Activation
 from ..runtime import current
 from ..validation import check_array, check_shape
 
 KERNELS = "elementwise.cl"
 MAX_RANK = 6  # the broadcasting kernel's index arithmetic is unrolled for 6 axes
 
-# Build-time activation ids, as in elementwise.cl and linalg.cl.
-ACTIVATION_IDS = {"none": 0, "relu": 1, "leaky_relu": 2, "clip": 3, "sigmoid": 4, "tanh": 5,
-                  "hard_sigmoid": 6, "hard_swish": 7}
 BINARY_OP_IDS = {"add": 0, "sub": 1, "mul": 2, "div": 3}
-
-
-@dataclass(frozen=True)
-class Activation:
-    """An activation applied after an op. alpha/beta: leaky_relu slope (alpha),
-    clip bounds (alpha=min, beta=max), hard_sigmoid alpha*x + beta."""
-
-    name: str = "none"
-    alpha: float = 0.0
-    beta: float = 0.0
-
-    def __post_init__(self):
-        if self.name not in ACTIVATION_IDS:
-            raise ValueError(f"activation: expected one of {sorted(ACTIVATION_IDS)}, "
-                             f"got {self.name!r}")
-
-    @property
-    def defines(self) -> dict[str, int]:
-        return {"ACTIVATION": ACTIVATION_IDS[self.name]}
-
-    @property
-    def scalars(self) -> tuple[float, float]:
-        return (float(self.alpha), float(self.beta))
-
-    def __str__(self):
-        return self.name
-
-
-NO_ACTIVATION = Activation()
 
 
 def _output(rt, shape, out):

@@ -6,9 +6,10 @@ import numpy as np
 
 from ..arrays import empty, on_device
 from ..build import get_kernel, launch
+from ..epilogue import NO_ACTIVATION, Activation
 from ..runtime import current
 from ..validation import check_array, check_finite
-from .elementwise import NO_ACTIVATION, Activation, broadcast_shape, broadcast_strides
+from .elementwise import broadcast_shape, broadcast_strides
 
 KERNELS = "linalg.cl"
 
