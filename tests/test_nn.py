@@ -40,7 +40,7 @@ def test_batch_norm_training_forward_and_backward(shape, affine, rng):
     want = R.batch_norm_backward(g, x, w)
     for name, a, e in zip(("grad_input", "grad_weight", "grad_bias"), got, want):
         if e is None:
-            assert a is None
+            assert a is None, name
         else:
             close(a, e, scale=np.abs(g).sum() / g.shape[1] + np.abs(e))
 

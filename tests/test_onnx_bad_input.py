@@ -1,7 +1,6 @@
 """Models, shapes and files clconv cannot use raise OnnxImportError, UnsupportedModelError or
 PlanError at load time, naming the node or input, before any kernel runs; never a raw
 MemoryError, ValidationError or an error at run time."""
-import os
 import zipfile
 
 import numpy as np

@@ -4,7 +4,6 @@ final parameters agree to 1e-3 relative."""
 import numpy as np
 import pytest
 
-from clconv import to_numpy
 from clconv.demo import lenet, load_digits_split
 from clconv.nn import CrossEntropyLoss
 from clconv.optim import SGD, Adam

@@ -87,15 +87,20 @@ def test_a_fresh_kernel_built_by_8_threads_at_once_is_built_once(monkeypatch):
     defines = {"CLCONV_TEST_THREADS_UNUSED": 12345}  # a new option set: a fresh build
     barrier = threading.Barrier(THREADS)
     kernels = [None] * THREADS
+    errors = []
 
     def worker(i):
         barrier.wait(timeout=60)
-        kernels[i] = build.get_kernel(rt, "activation.cl", "relu_forward", defines)
+        try:
+            kernels[i] = build.get_kernel(rt, "activation.cl", "relu_backward", defines)
+        except Exception as error:  # a thread's exception must fail the test
+            errors.append(error)
 
     threads = [threading.Thread(target=worker, args=(i,)) for i in range(THREADS)]
     for t in threads:
         t.start()
     for t in threads:
         t.join(timeout=300)
+    assert not errors, errors
     assert len(builds) == 1
-    assert all(k is kernels[0] for k in kernels)
+    assert kernels[0] is not None and all(k is kernels[0] for k in kernels)

@@ -12,7 +12,6 @@ from sweeps import conv_configs
 import clconv
 import clconv.functional as F
 from clconv import algos, reference as R, tuning
-from clconv.algos import gemm
 from clconv.arrays import empty, on_device
 from clconv.compare import scaled_error
 from clconv.epilogue import NO_ACTIVATION, RELU

@@ -8,7 +8,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
-import numpy as np
 
 from .. import functional as F
 from ..ops import elementwise, gemm, layout, padded_pool

@@ -2,7 +2,6 @@
 (auto_pad, pads begin/end, ceil_mode are resolved by the caller)."""
 from __future__ import annotations
 
-import numpy as np
 
 from ..arrays import empty, on_device
 from ..build import get_kernel, launch
