@@ -3,7 +3,6 @@ the heuristic picks — against the float64 reference, for forward, grad_input a
 grad_weight, on a seeded sweep (groups, depthwise, stride, dilation, padding 'same', odd
 sizes). Also: `validate` rejections, CLCONV_ALGO forcing, and the tuning database."""
 import dataclasses
-import os
 import zlib
 
 import numpy as np
@@ -68,20 +67,12 @@ def _case_id(case):
     return f"x{x}-w{w}-b{int(b)}-" + ",".join(f"{k}={v}" for k, v in kw.items())
 
 
-# CLCONV_TEST_DEFAULT_TUNABLES_ONLY=1 runs each variant with its untuned tunables only:
-# the rusticl tier, where every program's first launch compiles for seconds.
-DEFAULT_TUNABLES_ONLY = os.environ.get("CLCONV_TEST_DEFAULT_TUNABLES_ONLY", "") == "1"
-
-
 def _settings(profile, geo, op):
-    """(variant, params) to run: each valid variant with its defaults, and (unless
-    DEFAULT_TUNABLES_ONLY) the GEMM and depthwise variants also with other tunables."""
+    """(variant, params) to run: each valid variant with its defaults, and the GEMM
+    variants also with the non-default tunables."""
     out = []
     for variant in algos.VARIANTS.values():
         candidates = [algos.params_for(profile, variant, geo, op)]
-        if DEFAULT_TUNABLES_ONLY:
-            out += [(variant, p) for p in candidates if algos.valid(profile, variant, geo, op, p)]
-            continue
         if variant.name in ("im2col", "gemm1x1"):
             candidates += [dict(p, WG=min(p["WG"], profile.max_work_group_size))
                            for p in GEMM_PARAMS]
