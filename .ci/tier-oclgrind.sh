@@ -6,8 +6,9 @@
 # drivers let pass silently. It prints its reports and still exits 0, so each run logs
 # them to a file (--log) and any report fails the tier.
 # Left out: --uninitialized crashes Oclgrind 21.10 (Debian bookworm's); --check-api
-# reports pyopencl's own probes of OpenCL 2.x/3.0 device queries (CL_INVALID_VALUE from
-# clGetDeviceInfo at each build and allocation), and prints to stderr, not the log.
+# reports CL_INVALID_VALUE for clGetDeviceInfo queries that pyopencl itself makes at
+# each program build and array allocation (a bare pyopencl script shows them; Oclgrind
+# is OpenCL 1.2), and prints those to stderr, not to the log.
 # Needs: apt-get install oclgrind.
 # Environment: PYTHON (see .ci/tier-lib.sh);
 #   CLCONV_TEST_SWEEP_SCALE  fraction of the seeded sweeps (default 0.25 for the op
