@@ -29,7 +29,7 @@ step() {
     "$@" 2>&1 | tee "$log"
     rc=${PIPESTATUS[0]}
     set -e
-    step_times+=("$(printf '%-34s %5d s  exit %d' "$name" $((SECONDS - start)) "$rc")")
+    step_times+=("$(printf '%-40s %5d s  exit %d' "$name" $((SECONDS - start)) "$rc")")
     if [[ $rc != 0 ]]; then
         step_failures+=("$name (exit $rc):" "$(why_lines "$log")")
     fi
