@@ -81,6 +81,14 @@ class DeviceProfile:
     def label(self) -> str:
         return f"{self.platform_name}:{self.device_name}"
 
+    @property
+    def device_types(self) -> frozenset[str]:
+        """The device's OpenCL types as words (pyopencl spells POCL's 'ALL | CPU').
+        Oclgrind, a simulated GPU, reports every type at once: a device that says GPU
+        is chosen for and tuned as a GPU, as `classify` ranks it, not as a CPU."""
+        words = frozenset(part.strip() for part in self.device_type.split("|"))
+        return words - {"CPU"} if "GPU" in words else words
+
     @classmethod
     def from_device(cls, device) -> "DeviceProfile":
         platform = device.platform

@@ -122,8 +122,7 @@ def default_params(profile, algo: str, op: str | None = None) -> dict | None:
     overrides under the op's name (e.g. "grad_input": {...})."""
     table = shipped_defaults()
     keys = [("kind", profile.kind.name)]
-    # pyopencl spells some types as 'ALL | CPU': try each word
-    keys += [("device_type", part.strip()) for part in profile.device_type.split("|")]
+    keys += [("device_type", word) for word in sorted(profile.device_types)]
     for section, value in keys:
         entry = table.get(section, {}).get(value, {}).get(algo)
         if entry is not None:

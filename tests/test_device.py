@@ -72,6 +72,30 @@ def test_other_gpu_before_pocl_and_llvmpipe_last():
                                         DeviceKind.SOFTWARE_RASTERIZER]
 
 
+def test_a_simulator_reporting_every_type_is_ranked_chosen_for_and_tuned_as_a_gpu():
+    """Oclgrind reports ACCELERATOR | CPU | GPU | DEFAULT at once."""
+    import dataclasses
+
+    import clconv
+    from clconv import tuning
+    from clconv.algos.base import is_cpu
+
+    every = cl.device_type.ALL
+    oclgrind = FakePlatform("Oclgrind", [FakeDevice("Oclgrind Simulator", every)])
+    ranked = rank(enumerate_devices([pocl(), oclgrind]))
+    assert [c.kind for c in ranked] == [DeviceKind.GPU, DeviceKind.POCL_CPU]
+    real = clconv.current_runtime().profile
+    sim = dataclasses.replace(real, kind=DeviceKind.GPU,
+                              device_type=cl.device_type.to_string(every))
+    assert "CPU" in sim.device_type  # else this test checks nothing
+    assert sim.device_types >= {"GPU"} and "CPU" not in sim.device_types
+    assert not is_cpu(sim)
+    gpu = tuning.shipped_defaults()["device_type"]["GPU"]["im2col"]
+    assert tuning.default_params(sim, "im2col") == gpu
+    pocl_cpu = dataclasses.replace(real, kind=DeviceKind.POCL_CPU, device_type="ALL | CPU")
+    assert is_cpu(pocl_cpu) and pocl_cpu.device_types == {"ALL", "CPU"}
+
+
 def test_empty_platforms_are_skipped():
     candidates = enumerate_devices([empty("rusticl"), empty("Clover"), pocl()])
     assert [c.platform_name for c in candidates] == ["Portable Computing Language"]

@@ -44,9 +44,5 @@ def round_up(value: int, multiple: int) -> int:
 
 
 def is_cpu(profile) -> bool:
-    """A CPU device. pyopencl spells POCL's type 'ALL | CPU', so look for the word."""
-    return "CPU" in device_types(profile)
-
-
-def device_types(profile) -> set:
-    return {part.strip() for part in profile.device_type.split("|")}
+    """A CPU device (see DeviceProfile.device_types)."""
+    return "CPU" in profile.device_types

@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Oclgrind tier (called by .ci/run; also runs on its own from anywhere):
+# `clconv check` and the op and variant sweeps on Oclgrind's simulated GPU with data-race
+# detection. Oclgrind interprets every work-item and reports out-of-bounds reads and
+# writes, data races between work-items and barrier divergence that POCL and the GPU
+# drivers let pass silently. It prints its reports and still exits 0, so each run logs
+# them to a file (--log) and any report fails the tier.
+# Left out: --uninitialized crashes Oclgrind 21.10 (Debian bookworm's); --check-api
+# reports CL_INVALID_VALUE for clGetDeviceInfo queries that pyopencl itself makes at
+# each program build and array allocation (a bare pyopencl script shows them; Oclgrind
+# is OpenCL 1.2), and prints those to stderr, not to the log.
+# Needs: apt-get install oclgrind.
+# Environment: PYTHON (see .ci/tier-lib.sh);
+#   CLCONV_TEST_SWEEP_SCALE  fraction of the seeded sweeps (default 0.25 for the op
+#                            sweeps, 0.1 for the variant sweep; its hand-picked shapes
+#                            always run)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+. .ci/tier-lib.sh
+command -v oclgrind >/dev/null || { echo "oclgrind not found: apt-get install oclgrind"; exit 1; }
+reports=$(mktemp -d)
+
+# oclgrind_run NAME CMD...: CMD under Oclgrind; fails when CMD fails or Oclgrind reports.
+oclgrind_run() {
+    local log="$reports/$1.log" rc=0
+    shift
+    oclgrind --data-races --log "$log" "$@" || rc=$?
+    if [[ -s $log ]]; then
+        echo "Oclgrind's first report:"
+        head -n 25 "$log"
+        # one line per kind of report and kernel, for the tier's summary
+        awk '/^[A-Z]/ {what = $0; sub(/ at .*/, "", what)} /^\tKernel: / {print what " in " $2}' \
+            "$log" | sort | uniq -c | sort -rn | sed 's/^ */ERROR oclgrind: /'
+        [[ $rc != 0 ]] || rc=1
+    fi
+    return "$rc"
+}
+
+scale=${CLCONV_TEST_SWEEP_SCALE:-}
+step "devices under Oclgrind" oclgrind "$PYTHON" -m clconv.cli devices
+step "clconv check" oclgrind_run check "$PYTHON" -m clconv.cli check --batch 2
+step "op sweeps (tests/test_ops.py)" oclgrind_run ops \
+    env CLCONV_TEST_SWEEP_SCALE="${scale:-0.25}" "$PYTHON" -m pytest -q -rfE -p no:cacheprovider tests/test_ops.py
+step "variant sweep (tests/test_variants.py)" oclgrind_run variants \
+    env CLCONV_TEST_SWEEP_SCALE="${scale:-0.1}" "$PYTHON" -m pytest -q -rfE -p no:cacheprovider tests/test_variants.py
+rm -rf "$reports"
+tier_summary Oclgrind
