@@ -12,7 +12,12 @@
 # tier_summary prints the table and returns 1 if any tier failed.
 
 CI_LOGS=${CI_LOGS:-$(mktemp -d /tmp/clconv-ci-logs.XXXXXX)}
+export CI_LOGS
 mkdir -p "$CI_LOGS"
+# The interpreter with clconv's test dependencies (the venv .ci/run makes), and this
+# checkout's clconv whatever that interpreter has installed.
+PYTHON=${PYTHON:-.venv/bin/python}
+export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
 CI_DEADLINE=${CI_DEADLINE:-}       # seconds since the run started ($SECONDS) by which all must end
 _ci_rows=()
 _ci_failed=()
@@ -39,11 +44,23 @@ exit_meaning() {
     esac
 }
 
+# why_lines LOG: the lines that say why a run failed: pytest's short summary (FAILED and
+# ERROR lines, -rfE), assertion lines, `clconv check` mismatches, Python exceptions,
+# Oclgrind's per-kernel report counts.
+why_lines() {
+    grep -E '^(FAILED|ERROR) |^E   |MISMATCH|^[A-Za-z.]*(Error|Exception): |^clconv[ :]|^ERROR oclgrind' "$1" | head -n 60 || true
+}
+
 # explain_failure NAME RC LOG: print why tier NAME failed.
 explain_failure() {
-    local name=$1 rc=$2 log=$3 trace
+    local name=$1 rc=$2 log=$3 trace why
     echo "=== tier $name FAILED: exit $rc: $(exit_meaning "$rc")"
-    trace=$CI_LOGS/$name.trace
+    why=$(why_lines "$log")
+    if [[ -n "$why" ]]; then
+        echo "--- why (from its log):"
+        echo "$why"
+    fi
+    trace=$CI_LOGS/$name.trace   # NAME is the tier's file name here
     if [[ -s "$trace" ]]; then
         echo "--- last test started: $(tail -n 1 "$trace")"
     fi
@@ -64,26 +81,31 @@ run_tier() {
         left=$(( CI_DEADLINE - SECONDS ))
         if (( left < 60 )); then
             echo "=== tier $name NOT RUN: the run's budget is spent ($SECONDS s used of $CI_DEADLINE s)"
-            _ci_rows+=("$(printf '%-28s %6s  %s' "$name" "-" "not run: budget spent")")
+            _ci_rows+=("$(printf '%-40s %6s  %s' "$name" "-" "not run: budget spent")")
             _ci_failed+=("$name")
             return 1
         fi
         (( limit <= left )) || limit=$left
     fi
+    local file=${name//[^A-Za-z0-9_.+-]/_}   # the tier's log and trace files
     echo
-    echo "=== tier $name ($(ci_now), limit ${limit} s)"
-    export CLCONV_TEST_TRACE=$CI_LOGS/$name.trace
+    echo "=== tier $name ($(ci_now), limit ${limit} s): $*"
+    export CLCONV_TEST_TRACE=$CI_LOGS/$file.trace
     rm -f "$CLCONV_TEST_TRACE"
-    timeout --kill-after=30 "$limit" "$@" 2>&1 | tee "$CI_LOGS/$name.log"
+    if [[ $(type -t "$1") == function ]]; then  # a shell function: the caller's limit holds
+        "$@" 2>&1 | tee "$CI_LOGS/$file.log"
+    else
+        timeout --kill-after=30 "$limit" "$@" 2>&1 | tee "$CI_LOGS/$file.log"
+    fi
     rc=${PIPESTATUS[0]}
     unset CLCONV_TEST_TRACE
     local took=$(( SECONDS - start ))
     if (( rc == 0 )); then
         echo "=== tier $name passed in $took s"
-        _ci_rows+=("$(printf '%-28s %6d  %s' "$name" "$took" "passed")")
+        _ci_rows+=("$(printf '%-40s %6d  %s' "$name" "$took" "passed")")
     else
-        explain_failure "$name" "$rc" "$CI_LOGS/$name.log"
-        _ci_rows+=("$(printf '%-28s %6d  exit %d: %s' "$name" "$took" "$rc" "$(exit_meaning "$rc")")")
+        explain_failure "$file" "$rc" "$CI_LOGS/$file.log"
+        _ci_rows+=("$(printf '%-40s %6d  exit %d: %s' "$name" "$took" "$rc" "$(exit_meaning "$rc")")")
         _ci_failed+=("$name")
     fi
     return "$rc"
@@ -93,7 +115,7 @@ run_tier() {
 # job) as a failed tier, with the same report.
 record_failure() {
     explain_failure "$1" "$2" "$3"
-    _ci_rows+=("$(printf '%-28s %6s  exit %d: %s' "$1" "-" "$2" "$(exit_meaning "$2")")")
+    _ci_rows+=("$(printf '%-40s %6s  exit %d: %s' "$1" "-" "$2" "$(exit_meaning "$2")")")
     _ci_failed+=("$1")
 }
 
@@ -101,7 +123,7 @@ record_failure() {
 tier_summary() {
     echo
     echo "=== $1: tier times (total $SECONDS s)"
-    printf '  %-28s %6s  %s\n' "tier" "seconds" "result"
+    printf '  %-40s %6s  %s\n' "tier" "seconds" "result"
     printf '  %s\n' "${_ci_rows[@]}"
     if [[ ${#_ci_failed[@]} -gt 0 ]]; then
         echo "=== FAILED tiers: ${_ci_failed[*]} (logs in $CI_LOGS)"

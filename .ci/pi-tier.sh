@@ -20,7 +20,7 @@
 #   CI_DEADLINE          seconds from this script's start by which every step must end
 #                        (.ci/run passes what is left of its budget)
 set -uo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/.." || exit 2
 export DEBIAN_FRONTEND=noninteractive PYTHONFAULTHANDLER=1
 SECONDS=0
 # shellcheck source=.ci/lib.sh
@@ -85,6 +85,7 @@ both_user_tiers() {
 export -f both_user_tiers as_root exit_meaning
 export user_args_str
 user_args_str=$(printf '%q ' "${user_args[@]}")
+# shellcheck disable=SC2016  # expanded by the inner bash
 step arm64+armhf 1800 bash -c 'eval "user_args=($user_args_str)"; both_user_tiers'
 # The booted Pi builds each OpenCL program slower still: smoke tests, direct variant.
 step raspi3b 1500 env CLCONV_ALGO="$CLCONV_ALGO" pi/test-emulated.sh --arch arm64 --system raspi3b \

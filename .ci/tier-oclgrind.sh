@@ -10,13 +10,13 @@
 # each program build and array allocation (a bare pyopencl script shows them; Oclgrind
 # is OpenCL 1.2), and prints those to stderr, not to the log.
 # Needs: apt-get install oclgrind.
-# Environment: PYTHON (see .ci/tier-lib.sh);
+# Environment: PYTHON (see .ci/lib.sh);
 #   CLCONV_TEST_SWEEP_SCALE  fraction of the seeded sweeps (default 0.25 for the op
 #                            sweeps, 0.1 for the variant sweep; its hand-picked shapes
 #                            always run)
-set -euo pipefail
-cd "$(dirname "$0")/.."
-. .ci/tier-lib.sh
+set -uo pipefail
+cd "$(dirname "$0")/.." || exit 2
+. .ci/lib.sh
 command -v oclgrind >/dev/null || { echo "oclgrind not found: apt-get install oclgrind"; exit 1; }
 reports=$(mktemp -d)
 
@@ -37,11 +37,12 @@ oclgrind_run() {
 }
 
 scale=${CLCONV_TEST_SWEEP_SCALE:-}
-step "devices under Oclgrind" oclgrind "$PYTHON" -m clconv.cli devices
-step "clconv check" oclgrind_run check "$PYTHON" -m clconv.cli check --batch 2
-step "op sweeps (tests/test_ops.py)" oclgrind_run ops \
+run_tier "devices under Oclgrind" 900 oclgrind "$PYTHON" -m clconv.cli devices
+run_tier "clconv check" 900 oclgrind_run check "$PYTHON" -m clconv.cli check --batch 2
+run_tier "op sweeps (tests/test_ops.py)" 900 oclgrind_run ops \
     env CLCONV_TEST_SWEEP_SCALE="${scale:-0.25}" "$PYTHON" -m pytest -q -rfE -p no:cacheprovider tests/test_ops.py
-step "variant sweep (tests/test_variants.py)" oclgrind_run variants \
+run_tier "variant sweep (tests/test_variants.py)" 900 oclgrind_run variants \
     env CLCONV_TEST_SWEEP_SCALE="${scale:-0.1}" "$PYTHON" -m pytest -q -rfE -p no:cacheprovider tests/test_variants.py
 rm -rf "$reports"
-tier_summary Oclgrind
+tier_summary "Oclgrind tier" || exit 1
+echo "=== Oclgrind tier passed"

@@ -13,10 +13,10 @@
 # llvmpipe compiles each kernel for seconds at its first launch (Mesa 22.3), hence the
 # subset: the desktop tiers run the whole sweeps on POCL.
 # Needs: apt-get install mesa-opencl-icd (Debian bookworm: Mesa 22.3).
-# Environment: PYTHON (see .ci/tier-lib.sh); CLCONV_TEST_SWEEP_SCALE (default 0.1).
-set -euo pipefail
-cd "$(dirname "$0")/.."
-. .ci/tier-lib.sh
+# Environment: PYTHON (see .ci/lib.sh); CLCONV_TEST_SWEEP_SCALE (default 0.1).
+set -uo pipefail
+cd "$(dirname "$0")/.." || exit 2
+. .ci/lib.sh
 export RUSTICL_ENABLE=llvmpipe CLCONV_DEVICE=rusticl CLCONV_LIMITS=v3d
 export CLCONV_TEST_SWEEP_SCALE=${CLCONV_TEST_SWEEP_SCALE:-0.1}
 pytest=("$PYTHON" -m pytest -q -rfE -p no:cacheprovider)
@@ -29,9 +29,10 @@ cases=(
 )
 
 # `clconv devices` fails when CLCONV_DEVICE matches no device (no rusticl device).
-step "rusticl's llvmpipe device is found" "$PYTHON" -m clconv.cli devices
-step "clconv check" "$PYTHON" -m clconv.cli check --batch 2
-step "builds, op sweeps, variant tests" "${pytest[@]}" tests/test_build.py tests/test_ops.py \
+run_tier "rusticl's llvmpipe device is found" 900 "$PYTHON" -m clconv.cli devices
+run_tier "clconv check" 900 "$PYTHON" -m clconv.cli check --batch 2
+run_tier "builds, op sweeps, variant tests" 900 "${pytest[@]}" tests/test_build.py tests/test_ops.py \
     tests/test_variants.py -m "not exhaustive"
-step "every variant on three shapes" "${pytest[@]}" "${cases[@]}"
-tier_summary rusticl
+run_tier "every variant on three shapes" 900 "${pytest[@]}" "${cases[@]}"
+tier_summary "rusticl tier" || exit 1
+echo "=== rusticl tier passed"
