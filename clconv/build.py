@@ -4,9 +4,14 @@ Programs are memoised per (context, file, options); each kernel object is retrie
 once. Compiled binaries are cached on disk by POCL itself on POCL devices, and by
 pyopencl's `Program.build` cache elsewhere (see `uses_pyopencl_cache`), so this module
 keeps no cache of its own on disk.
+
+`CLCONV_BUILD_LOG=FILE` appends one JSON line per program built (file, options, device),
+the list of programs that `pi/vc4c/compile-programs.py` compiles with VC4C.
 """
 from __future__ import annotations
 
+import json
+import os
 import threading
 from pathlib import Path
 from typing import Mapping
@@ -18,6 +23,7 @@ import pyopencl.array as cla
 from .device import DeviceProfile, is_pocl
 
 BASE_OPTIONS = ("-cl-std=CL1.2",)
+ENV_BUILD_LOG = "CLCONV_BUILD_LOG"
 
 # Work-items per group for the simple one-item-per-output kernels: enough to fill the
 # SIMD lanes of a CPU or GPU, few enough not to pad tiny launches. Always capped by
@@ -117,7 +123,23 @@ def _build(context: cl.Context, path: Path, options: tuple[str, ...]) -> dict[st
         program = cl.Program(context, source).build(options=all_options, cache_dir=cache_dir)
     except cl.Error as error:
         raise KernelBuildError(path, tuple(all_options), str(error)) from None
+    log_build(path.name, options, context.devices[0].name.strip())
     return {kernel.function_name: kernel for kernel in program.all_kernels()}
+
+
+def log_build(filename: str, options: tuple[str, ...], device_name: str) -> None:
+    """Append {"file", "options", "device"} as one JSON line to `CLCONV_BUILD_LOG`, if set.
+    One O_APPEND write per line, so threads and processes sharing the file never
+    interleave their lines."""
+    path = os.environ.get(ENV_BUILD_LOG, "").strip()
+    if not path:
+        return
+    line = json.dumps({"file": filename, "options": list(options), "device": device_name})
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, (line + "\n").encode())
+    finally:
+        os.close(fd)
 
 
 def _as_args(args) -> list:
