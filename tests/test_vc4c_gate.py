@@ -14,14 +14,14 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 GATE = REPO / "pi" / "vc4c" / "compile-programs.py"
 
-# Records each call's arguments; fails like VC4C (an [E] line, status 1) on -DFAIL=1,
+# Records each call's arguments; fails like VC4C (an [E] line, status 1) on -DKUNROLL=99,
 # else writes the -o file.
 FAKE_VC4C = f"""#!{sys.executable}
 import json, os, sys
 args = sys.argv[1:]
 with open(os.environ["FAKE_VC4C_CALLS"], "a") as f:
     f.write(json.dumps(args) + "\\n")
-if "-DFAIL=1" in args:
+if "-DKUNROLL=99" in args:
     print("[E] Tue Dec  1 22:00:00 2026: Label/Register Mapping: erroneous register-associations")
     sys.exit(1)
 open(args[args.index("-o") + 1], "wb").write(b"qpu code")
@@ -64,15 +64,14 @@ def _log(path, *entries):
 
 
 def test_programs_are_deduplicated_and_given_vc4cls_options(gate, tmp_path):
-    gemm = ["-cl-std=CL1.2", "-DCLCONV_MAX_WORK_GROUP_SIZE=12", "-DTM=2"]
+    gemm = ["-cl-std=CL1.2", "-DTN=4", "-DTM=2"]
     first = _log(tmp_path / "a.jsonl", ("gemm.cl", gemm), ("reduce.cl", ["-cl-std=CL1.2"]),
                  ("gemm.cl", gemm))
     # another process's log: the same gemm program spelled with separate -D / -I words
     second = _log(tmp_path / "b.jsonl",
-                  ("gemm.cl", ["-cl-std=CL1.2", "-D", "CLCONV_MAX_WORK_GROUP_SIZE=12",
-                               "-DTM=2", "-I", "/elsewhere"]),
+                  ("gemm.cl", ["-cl-std=CL1.2", "-D", "TN=4", "-DTM=2", "-I", "/elsewhere"]),
                   ("gemm.cl", gemm[:2] + ["-DTM=4"]))
-    done, calls = gate(first, second)
+    done, calls = gate(first, second, extra=["--all"])
     assert done.returncode == 0, done.stdout + done.stderr
     assert len(calls) == 3  # gemm TM=2 once, reduce, gemm TM=4
     kernels = gate.kernels.resolve()
@@ -87,10 +86,10 @@ def test_programs_are_deduplicated_and_given_vc4cls_options(gate, tmp_path):
 
 
 def test_failures_exit_1_with_their_first_error_line(gate, tmp_path):
-    log = _log(tmp_path / "a.jsonl", ("gemm.cl", ["-cl-std=CL1.2", "-DFAIL=1"]),
-               ("gemm.cl", ["-cl-std=CL1.2", "-DFAIL=0"]))
+    log = _log(tmp_path / "a.jsonl", ("gemm.cl", ["-cl-std=CL1.2", "-DKUNROLL=99"]),
+               ("gemm.cl", ["-cl-std=CL1.2", "-DKUNROLL=2"]))
     failures = tmp_path / "failures"
-    done, calls = gate(log, extra=["--failures", str(failures)])
+    done, calls = gate(log, extra=["--all", "--failures", str(failures)])
     assert done.returncode == 1, done.stdout + done.stderr
     failed = [line for line in done.stdout.splitlines() if "fail(1)" in line]
     assert len(failed) == 1 and "Label/Register Mapping" in failed[0]
@@ -100,7 +99,7 @@ def test_failures_exit_1_with_their_first_error_line(gate, tmp_path):
 
 def test_passes_are_cached_until_the_source_or_a_header_changes(gate, tmp_path):
     log = _log(tmp_path / "a.jsonl", ("gemm.cl", ["-cl-std=CL1.2", "-DTM=2"]),
-               ("reduce.cl", ["-cl-std=CL1.2"]), ("gemm.cl", ["-DFAIL=1"]))
+               ("reduce.cl", ["-cl-std=CL1.2"]), ("gemm.cl", ["-DKUNROLL=99"]))
     done, calls = gate(log)
     assert done.returncode == 1 and len(calls) == 3
     done, calls = gate(log)  # passes come from the cache, the failure is retried
@@ -132,3 +131,21 @@ def test_bad_input_exits_2(gate, tmp_path):
     empty.write_text("")
     done, _ = gate(empty)
     assert done.returncode == 2 and "no program" in done.stderr
+
+
+def test_a_cover_of_the_define_values_is_compiled_unless_all(gate, tmp_path):
+    """Every value of every define at least once, the biggest first; defines that the
+    file never names are dropped before deduplication."""
+    def gemm(tm, tn, extra=()):
+        return ("gemm.cl", ["-cl-std=CL1.2", f"-DTM={tm}", f"-DTN={tn}", *extra])
+
+    log = _log(tmp_path / "a.jsonl", gemm(2, 4), gemm(2, 8), gemm(4, 4), gemm(4, 8),
+               gemm(4, 8, ["-DNOT_NAMED_BY_GEMM=3"]), ("reduce.cl", ["-cl-std=CL1.2"]))
+    done, calls = gate(log)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "5 distinct programs, 3 compiled" in done.stdout
+    compiled = sorted(tuple(a[4:-2]) for a in calls if a[-1].endswith("gemm.cl"))
+    assert compiled == [("-cl-std=CL1.2", "-DTM=2", "-DTN=4"),
+                        ("-cl-std=CL1.2", "-DTM=4", "-DTN=8")]
+    done, calls = gate(log, extra=["--all"])
+    assert "5 distinct programs, 5 compiled" in done.stdout and len(calls) == 2  # 3 cached

@@ -6,9 +6,12 @@ usage: compile-programs.py [--vc4c PATH] [--jobs 2] [--timeout S] LOG [LOG ...]
 
 A LOG is what `CLCONV_BUILD_LOG=LOG` makes clconv write: one JSON line per program
 built, {"file": "gemm.cl", "options": ["-cl-std=CL1.2", "-DTM=4", ...], "device": ...}.
-Programs are deduplicated on (file, options) and compiled as VC4CL compiles them:
-`vc4c --quiet --bin -o OUT <options> -I<kernels_cl> <kernels_cl/file>` (vc4c takes `-I`
-and `-D` glued to their value; a separate word would be read as an input file).
+Programs are deduplicated on (file, options), less the defines that neither the file
+nor a header it includes names (they cannot change the program). By default only a cover
+is compiled: per file, programs chosen so that every value each define takes appears at
+least once (see cover(); `--all` compiles every distinct program). Each is compiled as
+VC4CL compiles it: `vc4c --quiet --bin -o OUT <options> -I<kernels_cl> <kernels_cl/file>`
+(vc4c takes `-I` and `-D` glued to their value; a separate word is read as an input file).
 Passes are cached under ~/.cache/clconv/vc4c-results (CLCONV_VC4C_RESULTS overrides),
 keyed by the sha256 of the compiler (vc4c and the libVC4CC.so beside it), the options,
 the source file and every kernels_cl header, so a rerun compiles only what changed.
@@ -88,7 +91,63 @@ def read_logs(paths, kernels: Path = KERNELS) -> list[Program]:
             if "/" in program.file or not (kernels / program.file).is_file():
                 raise BadInput(f"{path}:{n}: no kernel file {program.file!r} in {kernels}")
             seen.setdefault(program, None)
-    return list(seen)
+    used = {}
+    for program in seen:
+        if program.file not in used:
+            used[program.file] = used_macros(kernels, program.file)
+    return list(dict.fromkeys(without_unused_defines(p, used[p.file]) for p in seen))
+
+
+def used_macros(kernels: Path, file: str, _seen=None) -> set[str]:
+    """The identifiers of `file` and of the kernels_cl headers it includes, recursively:
+    a -D define none of them names cannot change the program."""
+    seen = set() if _seen is None else _seen
+    if file in seen or not (kernels / file).is_file():
+        return set()
+    seen.add(file)
+    text = (kernels / file).read_text()
+    names = set(re.findall(r"\b[A-Za-z_]\w*\b", text))
+    for header in re.findall(r'#\s*include\s*"([^"]+)"', text):
+        names |= used_macros(kernels, header, seen)
+    return names
+
+
+def without_unused_defines(program: Program, used: set[str]) -> Program:
+    keep = [o for o in program.options
+            if not o.startswith("-D") or o[2:].split("=", 1)[0] in used]
+    return Program(program.file, tuple(keep))
+
+
+def define_values(program: Program) -> set[tuple[str, str]]:
+    return {tuple(o[2:].split("=", 1)) if "=" in o else (o[2:], "1")
+            for o in program.options if o.startswith("-D")}
+
+
+def cover(programs: list[Program]) -> list[Program]:
+    """Per file, a subset of the programs in which every value each define takes in the
+    logs appears at least once (a greedy set cover), the largest numbers first where
+    the choice is free: bigger compiled-in windows and tiles unroll into more code, where
+    VC4C's register allocator fails first. What it leaves out: combinations of values
+    that no chosen program has (e.g. a 4-wide window with a column stride of 3)."""
+    by_file: dict[str, list[Program]] = {}
+    for program in programs:
+        by_file.setdefault(program.file, []).append(program)
+    chosen = []
+    for group in by_file.values():
+        values = {p: define_values(p) for p in group}
+        left = set().union(*values.values())
+
+        def weight(p):
+            return sum(int(v) for _, v in values[p] if v.lstrip("-").isdigit())
+
+        while left:
+            best = max(group, key=lambda p: (len(values[p] & left), weight(p)))
+            chosen.append(best)
+            left -= values[best]
+        if not any(values.values()):  # a file built without defines
+            chosen.append(group[0])
+    order = {p: i for i, p in enumerate(programs)}
+    return sorted(set(chosen), key=order.__getitem__)
 
 
 def vc4c_options(options) -> list[str]:
@@ -204,6 +263,9 @@ def main(argv=None) -> int:
                         help="seconds per program (default 300)")
     parser.add_argument("--kernels", type=Path, default=KERNELS,
                         help=f"the kernel sources (default {KERNELS})")
+    parser.add_argument("--all", action="store_true",
+                        help="compile every distinct program, not only a cover of the "
+                        "define values (see cover())")
     parser.add_argument("--failures", type=Path,
                         help="folder for each failed program's command and vc4c output")
     args = parser.parse_args(argv)
@@ -223,8 +285,13 @@ def main(argv=None) -> int:
         print("compile-programs.py: the logs list no program", file=sys.stderr)
         return 2
     compiler = compiler_hash(vc4c)
-    print(f"{len(programs)} distinct programs, vc4c {vc4c}, {args.jobs} at a time, "
-          f"{args.timeout:.0f} s each at most", flush=True)
+    distinct = len(programs)
+    if not args.all:
+        programs = cover(programs)
+    print(f"{distinct} distinct programs, {len(programs)} compiled "
+          f"({'all' if args.all else 'a cover of every define value; --all for all'}); "
+          f"vc4c {vc4c}, {args.jobs} at a time, {args.timeout:.0f} s each at most",
+          flush=True)
     header = f"{'file':<32} {'options':<8} {'result':<8} {'seconds':>7}  first error line / defines"
     print(header + "\n" + "-" * len(header), flush=True)
 
