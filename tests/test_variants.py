@@ -15,6 +15,7 @@ from clconv import algos, reference as R, tuning
 from clconv.algos import gemm
 from clconv.arrays import empty, on_device
 from clconv.compare import scaled_error
+from clconv.device import DeviceKind
 from clconv.ops.conv import conv_geometry
 
 TOL = 1e-4
@@ -169,12 +170,51 @@ def test_validate_rejects_work_groups_beyond_the_device_limit():
 def test_validate_rejects_the_videocore4_limits_on_any_device():
     """A tuned 16-item work-group is invalid on a VideoCore IV (12 items)."""
     profile = clconv.current_runtime().profile.with_limits("videocore4")
-    params = {"TM": 4, "TN": 16, "NV": 1, "WG": 16}
+    params = {"TM": 2, "TN": 16, "NV": 1, "WG": 16, "MFAST": 0}
     assert "work-group" in algos.VARIANTS["im2col"].validate(profile, _geo(), "forward", params)
     params["WG"] = 12
     assert algos.VARIANTS["im2col"].validate(profile, _geo(), "forward", params) is None
     # the shipped defaults are clamped to the device
     assert algos.params_for(profile, algos.VARIANTS["im2col"], _geo(), "forward")["WG"] <= 12
+
+
+def test_validate_rejects_what_vc4c_cannot_compile_on_vc4cl_only():
+    """VC4C's register budget (measured with pi/vc4c/compile-programs.py): GEMM tiles of
+    more than 3 rows or 2 vectors a row, depthwise kernels holding more than 4
+    accumulator vectors. Other devices take them; the shipped VC4CL defaults pass."""
+    base = clconv.current_runtime().profile
+    vc4 = dataclasses.replace(base, kind=DeviceKind.VC4CL, device_type="GPU",
+                              max_work_group_size=12)
+    other = dataclasses.replace(base, max_work_group_size=12)
+    im2col, dw, direct = (algos.VARIANTS[n] for n in ("im2col", "depthwise", "depthwise_direct"))
+    geo = _geo()
+    for params, words in (({"TM": 4, "TN": 4, "NV": 1, "WG": 12, "MFAST": 0}, "TM=4"),
+                          ({"TM": 1, "TN": 16, "NV": 2, "WG": 12, "MFAST": 0}, "NV=2"),
+                          ({"TM": 2, "TN": 16, "NV": 1, "WG": 12, "MFAST": 1}, "MFAST=1")):
+        assert words in im2col.validate(vc4, geo, "forward", params)
+        assert algos.VARIANTS["winograd"].validate(vc4, geo, "forward", params)
+        assert im2col.validate(other, geo, "forward", params) is None
+    ok = {"TM": 3, "TN": 16, "NV": 1, "WG": 12, "MFAST": 0}
+    assert im2col.validate(vc4, geo, "forward", ok) is None
+    assert im2col.validate(vc4, geo, "forward", dict(ok, TM=1, MFAST=1)) is None
+    depthwise = _geo(x=(1, 4, 12, 12), w=(4, 1, 3, 3), groups=4)
+    strided = _geo(x=(1, 4, 12, 12), w=(4, 1, 3, 3), groups=4, stride=3)
+    params = {"TW": 8, "TH": 1, "WG": 12, "PAD": 1}
+    assert dw.validate(vc4, depthwise, "grad_input", params) is None
+    assert "stride 3x3" in dw.validate(vc4, strided, "grad_input", params)
+    assert dw.validate(other, strided, "grad_input", params) is None
+    local = {"TW": 8, "TH": 3, "MB": 2, "WG": 12, "PAD": 0}
+    assert "6 accumulator" in dw.validate(vc4, depthwise, "forward", local)
+    assert dw.validate(vc4, depthwise, "forward", dict(local, TH=2)) is None
+    assert "9 accumulator" in direct.validate(vc4, depthwise, "grad_weight", {"TW": 8})
+    assert direct.validate(other, depthwise, "grad_weight", {"TW": 8}) is None
+    # what a VC4CL device gets untuned compiles
+    for variant, g in (("im2col", geo), ("gemm1x1", _geo(w=(6, 4, 1, 1), padding=0)),
+                       ("winograd", geo), ("depthwise", depthwise)):
+        v = algos.VARIANTS[variant]
+        for op in v.ops:
+            params = algos.params_for(vc4, v, g, op)
+            assert v.validate(vc4, g, op, params) is None, (variant, op, params)
 
 
 def test_validate_rejects_column_buffers_beyond_the_max_allocation():

@@ -33,6 +33,21 @@ class Variant:
     fit: Callable | None = None
 
 
+# VC4C, VC4CL's compiler, holds each vector (and each scalar) a work-item keeps live in a
+# 16-lane QPU register of its own; its register allocator fails ("erroneous
+# register-associations") on kernels that keep many. pi/vc4c/compile-programs.py
+# measured the depthwise kernels with 4 accumulator vectors compiling and 9 failing;
+# variants reject settings past this on a VC4CL device.
+VC4C_MAX_ACCUMULATORS = 4
+
+
+def is_vc4cl(profile) -> bool:
+    """A VideoCore IV GPU (VC4CL), whose compiler is VC4C."""
+    from ..device import DeviceKind
+
+    return profile.kind == DeviceKind.VC4CL
+
+
 def scratch(rt, shape) -> cla.Array:
     """A scratch device array from the runtime's memory pool (never poisoned: the
     kernels that fill scratch buffers write every element)."""

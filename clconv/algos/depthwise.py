@@ -14,7 +14,7 @@ from __future__ import annotations
 import pyopencl as cl
 
 from ..build import get_kernel, group_2d, launch_grid, resolve_local
-from .base import Variant, scratch
+from .base import VC4C_MAX_ACCUMULATORS, Variant, is_vc4cl, scratch
 from .gemm import flip_weights, transposed_geometry
 
 KERNELS = "depthwise.cl"
@@ -39,6 +39,10 @@ def validate(profile, geo, op, params):
         return f"MB={params['MB']} outside 1..8"
     if not 1 <= wg <= profile.max_work_group_size:
         return f"WG={wg} exceeds the device's max work-group size {profile.max_work_group_size}"
+    if is_vc4cl(profile):
+        reason = _vc4c_reason(geo, params)
+        if reason is not None:
+            return reason
     block_geo, reduce = geo, 1
     if op == "grad_input":
         if not _grad_input_is_local(geo, params):
@@ -51,6 +55,22 @@ def validate(profile, geo, op, params):
         if need > profile.local_mem_size:
             return f"input block needs {need} bytes of local memory, the device has " \
                    f"{profile.local_mem_size}"
+    return None
+
+
+def _vc4c_reason(geo, params):
+    """Settings whose programs VC4C cannot compile (see VC4C_MAX_ACCUMULATORS): the
+    gathering grad_input kernel keeps SH*SW vectors and is in every program built with
+    a row stride compiled in; depthwise_local keeps MB*TH."""
+    (sh, sw), limit = geo.stride, VC4C_MAX_ACCUMULATORS
+    if sh * sw > limit:
+        return (f"stride {sh}x{sw}: depthwise_grad_input keeps {sh * sw} accumulator "
+                f"vectors, VC4C compiles at most {limit}")
+    planes = int(params.get("MB", 1)) if int(params.get("PAD", 1)) == 0 else 1
+    rows = int(params.get("TH", 1)) if int(params.get("PAD", 1)) == 0 else 1
+    if planes * rows > limit:
+        return (f"MB={planes} x TH={rows}: depthwise_local keeps {planes * rows} "
+                f"accumulator vectors, VC4C compiles at most {limit}")
     return None
 
 

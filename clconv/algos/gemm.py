@@ -9,7 +9,7 @@ with P = Ho*Wo and CgRS = C/groups * kh * kw. The GEMM kernel is `gemm.cl`.
 from __future__ import annotations
 
 from ..build import DEFAULT_GROUP_SIZE, get_kernel, group_2d, launch_grid
-from .base import Variant, is_cpu, round_up, scratch
+from .base import Variant, is_cpu, is_vc4cl, round_up, scratch
 
 GEMM = "gemm.cl"
 LAYOUT = "im2col.cl"
@@ -43,6 +43,30 @@ def validate_params(profile, params):
         return "WG and KUNROLL must be positive"
     if int(params.get("GI", 0)) not in (0, 1, 2):
         return "GI must be 0 (auto), 1 (flipped-weight forward) or 2 (GEMM + col2im)"
+    if is_vc4cl(profile):
+        return vc4c_reason(tm, int(params.get("NV", 1)), int(params.get("MFAST", 1)))
+    return None
+
+
+# VC4C (VC4CL's compiler) keeps each accumulator vector of the tile in a 16-lane QPU
+# register of its own, whatever TN, and its register allocator gives up ("erroneous
+# register-associations") once the tile and the epilogue's values crowd the register
+# file. What pi/vc4c/compile-programs.py measured for gemm.cl at TN=16 (bias + relu,
+# C_TRANS and A_KMAJOR epilogues): TM=1..3 compile with NV=1 and MFAST=0; TM=4 fails;
+# NV=2 fails at TM=1 (another VC4C error, on the array of B vectors); MFAST=1 fails at
+# TM=2 with bias and relu.
+VC4C_MAX_TILE_ROWS = 3
+
+
+def vc4c_reason(tm: int, nv: int, mfast: int) -> str | None:
+    """Why VC4C cannot compile a GEMM tile of TM rows of NV vectors, or None."""
+    if nv != 1:
+        return f"NV={nv}: VC4C (VC4CL's compiler) compiles one vector per tile row only"
+    if tm > VC4C_MAX_TILE_ROWS:
+        return (f"TM={tm}: {tm} accumulator registers, VC4C's register allocator fails "
+                f"past {VC4C_MAX_TILE_ROWS}")
+    if mfast and tm > 1:
+        return f"MFAST=1 with TM={tm}: VC4C's register allocator fails; MFAST=0 or TM=1"
     return None
 
 
