@@ -105,6 +105,8 @@ def test_passes_are_cached_until_the_source_or_a_header_changes(gate, tmp_path):
     done, calls = gate(log)  # passes come from the cache, the failure is retried
     assert done.returncode == 1 and [a[-1].rsplit("/", 1)[1] for a in calls] == ["gemm.cl"]
     assert "2 compiled (2 from the cache)" in done.stdout
+    done, calls = gate(log, extra=["--fresh"])
+    assert len(calls) == 3 and "(0 from the cache)" in done.stdout
     header = gate.kernels / "mad.h"
     header.write_text(header.read_text() + "\n// changed\n")
     done, calls = gate(log)  # any header may be included: everything compiles again

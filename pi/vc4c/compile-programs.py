@@ -15,7 +15,8 @@ VC4CL compiles it: `vc4c --quiet --bin -o OUT <options> -I<kernels_cl> <kernels_
 Passes are cached under ~/.cache/clconv/vc4c-results (CLCONV_VC4C_RESULTS overrides),
 keyed by the sha256 of the compiler (vc4c and the libVC4CC.so beside it), the options,
 the source file and every kernels_cl header, so a rerun compiles only what changed.
-Failures are never cached. Exit status: 0 all compiled, 1 some failed, 2 bad input (no
+Failures are never cached. Near VC4C's register limit the same compile may pass on one
+try and fail on the next (pi/vc4c/README.md); `--fresh` ignores the cache to look again. Exit status: 0 all compiled, 1 some failed, 2 bad input (no
 log, a malformed line, no vc4c).
 Standard library only: it runs before anything else is installed.
 """
@@ -218,9 +219,9 @@ def first_error(log: str) -> str:
 
 
 def compile_one(vc4c: Path, program: Program, kernels: Path, timeout: float, key: str,
-                cache: Path, keep: Path | None) -> Result:
+                cache: Path, keep: Path | None, fresh: bool = False) -> Result:
     marker = cache / key
-    if marker.is_file():
+    if marker.is_file() and not fresh:
         return Result(program, True, "cached", 0.0)
     with tempfile.TemporaryDirectory(prefix="vc4c-") as tmp:
         out = Path(tmp) / "program.bin"
@@ -266,6 +267,8 @@ def main(argv=None) -> int:
     parser.add_argument("--all", action="store_true",
                         help="compile every distinct program, not only a cover of the "
                         "define values (see cover())")
+    parser.add_argument("--fresh", action="store_true",
+                        help="compile again what the cache holds as passed")
     parser.add_argument("--failures", type=Path,
                         help="folder for each failed program's command and vc4c output")
     args = parser.parse_args(argv)
@@ -297,7 +300,8 @@ def main(argv=None) -> int:
 
     def run(program):
         result = compile_one(vc4c, program, kernels, args.timeout,
-                             cache_key(compiler, program, kernels), CACHE, args.failures)
+                             cache_key(compiler, program, kernels), CACHE, args.failures,
+                             args.fresh)
         detail = result.error if not result.ok else program.short
         print(f"{program.file:<32} {program.digest:<8} {result.result:<8} "
               f"{result.seconds:7.1f}  {detail[:200]}", flush=True)
