@@ -142,12 +142,14 @@ def test_a_cover_of_the_define_values_is_compiled_unless_all(gate, tmp_path):
         return ("gemm.cl", ["-cl-std=CL1.2", f"-DTM={tm}", f"-DTN={tn}", *extra])
 
     log = _log(tmp_path / "a.jsonl", gemm(2, 4), gemm(2, 8), gemm(4, 4), gemm(4, 8),
-               gemm(4, 8, ["-DNOT_NAMED_BY_GEMM=3"]), ("reduce.cl", ["-cl-std=CL1.2"]))
+               gemm(4, 8, ["-DNOT_NAMED_BY_GEMM=3"]), ("reduce.cl", ["-cl-std=CL1.2"]),
+               ("gemm.cl", ["-cl-std=CL1.2", "-DTM=4"]))  # TN: the file's default
     done, calls = gate(log)
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "5 distinct programs, 3 compiled" in done.stdout
+    assert "6 distinct programs, 4 compiled" in done.stdout
     compiled = sorted(tuple(a[4:-2]) for a in calls if a[-1].endswith("gemm.cl"))
     assert compiled == [("-cl-std=CL1.2", "-DTM=2", "-DTN=4"),
+                        ("-cl-std=CL1.2", "-DTM=4"),
                         ("-cl-std=CL1.2", "-DTM=4", "-DTN=8")]
     done, calls = gate(log, extra=["--all"])
-    assert "5 distinct programs, 5 compiled" in done.stdout and len(calls) == 2  # 3 cached
+    assert "6 distinct programs, 6 compiled" in done.stdout and len(calls) == 2  # 4 cached

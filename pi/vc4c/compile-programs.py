@@ -135,7 +135,12 @@ def cover(programs: list[Program]) -> list[Program]:
         by_file.setdefault(program.file, []).append(program)
     chosen = []
     for group in by_file.values():
-        values = {p: define_values(p) for p in group}
+        # a define a program leaves out takes the file's default: a value of its own
+        names = {name for p in group for name, _ in define_values(p)}
+        values = {}
+        for p in group:
+            given = define_values(p)
+            values[p] = given | {(n, "(default)") for n in names - {n for n, _ in given}}
         left = set().union(*values.values())
 
         def weight(p):
