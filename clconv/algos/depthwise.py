@@ -58,19 +58,25 @@ def validate(profile, geo, op, params):
     return None
 
 
+VC4C_MAX_STRIDED_TAPS = 18  # stride cells x window taps that depthwise_grad_input unrolls
+
+
 def _vc4c_reason(geo, params):
-    """Settings whose programs VC4C cannot compile (see VC4C_MAX_ACCUMULATORS): the
-    gathering grad_input kernel keeps SH*SW vectors and is in every program built with
-    a row stride compiled in; depthwise_local keeps MB*TH."""
+    """Settings whose programs VC4C cannot compile (see VC4C_MAX_ACCUMULATORS). The
+    gathering grad_input kernel, in every program built with a row stride compiled in,
+    keeps SH*SW vectors and unrolls SH*SW*KH*KW taps: measured, 2x1 and 1x2 strides
+    with 3x3 windows (18) compiled, 2x2 with 3x3 and 1x2 with 5x5 (36, 50) failed.
+    depthwise_local keeps MB*TH vectors."""
     (sh, sw), limit = geo.stride, VC4C_MAX_ACCUMULATORS
-    if sh * sw > limit:
-        return (f"stride {sh}x{sw}: depthwise_grad_input keeps {sh * sw} accumulator "
-                f"vectors, VC4C compiles at most {limit}")
-    planes = int(params.get("MB", 1)) if int(params.get("PAD", 1)) == 0 else 1
-    rows = int(params.get("TH", 1)) if int(params.get("PAD", 1)) == 0 else 1
-    if planes * rows > limit:
-        return (f"MB={planes} x TH={rows}: depthwise_local keeps {planes * rows} "
-                f"accumulator vectors, VC4C compiles at most {limit}")
+    taps = sh * sw * geo.kh * geo.kw
+    if sh * sw > 1 and taps > VC4C_MAX_STRIDED_TAPS:
+        return (f"stride {sh}x{sw} with a {geo.kh}x{geo.kw} window: depthwise_grad_input "
+                f"unrolls {taps} strided taps, VC4C compiles at most {VC4C_MAX_STRIDED_TAPS}")
+    local = int(params.get("PAD", 1)) == 0
+    held = int(params.get("MB", 1)) * int(params.get("TH", 1)) if local else 1
+    if held > limit:
+        return (f"MB={params.get('MB', 1)} x TH={params.get('TH', 1)}: depthwise_local keeps "
+                f"{held} accumulator vectors, VC4C compiles at most {limit}")
     return None
 
 
