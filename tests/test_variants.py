@@ -195,6 +195,11 @@ def test_validate_rejects_what_vc4c_cannot_compile_on_vc4cl_only():
         assert im2col.validate(other, geo, "forward", params) is None
     ok = {"TM": 1, "TN": 16, "NV": 1, "WG": 12, "MFAST": 1}
     assert im2col.validate(vc4, geo, "forward", ok) is None
+    stride3 = _geo(x=(1, 4, 12, 12), stride=3)
+    assert "col2im" in im2col.validate(vc4, stride3, "grad_input", ok)
+    assert im2col.validate(vc4, stride3, "forward", ok) is None
+    assert im2col.validate(vc4, _geo(x=(1, 4, 12, 12), stride=2), "grad_input", ok) is None
+    assert im2col.validate(other, stride3, "grad_input", ok) is None
     depthwise = _geo(x=(1, 4, 12, 12), w=(4, 1, 3, 3), groups=4)
     strided = _geo(x=(1, 4, 12, 12), w=(4, 1, 3, 3), groups=4, stride=3)
     params = {"TW": 8, "TH": 1, "WG": 12, "PAD": 1}

@@ -257,10 +257,20 @@ def fit_columns(small_plane):
     return fit
 
 
+VC4C_MAX_COL2IM_BLOCK = 4  # col2im's SH*SW outputs per work-item that VC4C compiled
+
+
 def _validate(pointwise_only):
     def validate(profile, geo, op, params):
         if pointwise_only and not is_pointwise(geo):
             return "only 1x1 convolutions with stride 1 and no padding"
+        (sh, sw) = geo.stride
+        if (is_vc4cl(profile) and op == "grad_input" and not _flip_path(geo, params)
+                and sh * sw > VC4C_MAX_COL2IM_BLOCK):
+            # col2im unrolls an SH x SW block of outputs and their taps: 2x2 compiled,
+            # 3x3 failed (register allocation) with a 3x1 window
+            return (f"stride {sh}x{sw}: col2im's {sh * sw}-output blocks, VC4C compiles "
+                    f"at most {VC4C_MAX_COL2IM_BLOCK}")
         reason = validate_params(profile, params)
         if reason is None and not is_pointwise(geo):
             # the column scratch buffer must fit one allocation (small on 32-bit Pi GPUs)
