@@ -180,7 +180,7 @@ def test_validate_rejects_the_videocore4_limits_on_any_device():
 
 def test_validate_rejects_what_vc4c_cannot_compile_on_vc4cl_only():
     """VC4C's register budget (measured with pi/vc4c/compile-programs.py): GEMM tiles of
-    more than 1 row or 1 vector a row, depthwise kernels holding more than 4
+    more than 1 row or 1 vector a row, depthwise kernels holding more than 2
     accumulator vectors. Other devices take them; the shipped VC4CL defaults pass."""
     base = clconv.current_runtime().profile
     vc4 = dataclasses.replace(base, kind=DeviceKind.VC4CL, device_type="GPU",
@@ -210,11 +210,14 @@ def test_validate_rejects_what_vc4c_cannot_compile_on_vc4cl_only():
     assert "36 strided taps" in dw.validate(vc4, _geo(x=(1, 4, 12, 12), w=(4, 1, 3, 3),
                                                       groups=4, stride=2), "forward", params)
     assert dw.validate(other, strided, "grad_input", params) is None
-    local = {"TW": 8, "TH": 3, "MB": 2, "WG": 12, "PAD": 0}
-    assert "6 accumulator" in dw.validate(vc4, depthwise, "forward", local)
-    assert dw.validate(vc4, depthwise, "forward", dict(local, TH=2)) is None
-    assert "9 accumulator" in direct.validate(vc4, depthwise, "grad_weight", {"TW": 8})
-    assert direct.validate(other, depthwise, "grad_weight", {"TW": 8}) is None
+    local = {"TW": 8, "TH": 2, "MB": 2, "WG": 12, "PAD": 0}
+    assert "4 accumulator" in dw.validate(vc4, depthwise, "forward", local)
+    assert dw.validate(vc4, depthwise, "forward", dict(local, TH=1)) is None
+    assert "TW=16" in dw.validate(vc4, depthwise, "forward", dict(params, TW=16))
+    assert dw.validate(other, depthwise, "forward", dict(params, TW=16)) is None
+    for op in direct.ops:
+        assert "CPU variant" in direct.validate(vc4, depthwise, op, {"TW": 8})
+        assert direct.validate(other, depthwise, op, {"TW": 8}) is None
     # what a VC4CL device gets untuned compiles
     for variant, g in (("im2col", geo), ("gemm1x1", _geo(w=(6, 4, 1, 1), padding=0)),
                        ("winograd", geo), ("depthwise", depthwise)):

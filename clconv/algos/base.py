@@ -36,9 +36,9 @@ class Variant:
 # VC4C, VC4CL's compiler, holds each vector (and each scalar) a work-item keeps live in a
 # 16-lane QPU register of its own; its register allocator fails ("erroneous
 # register-associations") on kernels that keep many. pi/vc4c/compile-programs.py
-# measured the depthwise kernels with 4 accumulator vectors compiling and 9 failing;
-# variants reject settings past this on a VC4CL device.
-VC4C_MAX_ACCUMULATORS = 4
+# measured depthwise kernels with 2 accumulator vectors compiling, and with 4 (MB=2 x
+# TH=2) and 9 failing; variants reject settings past this on a VC4CL device.
+VC4C_MAX_ACCUMULATORS = 2
 
 
 def is_vc4cl(profile) -> bool:

@@ -66,8 +66,11 @@ def _vc4c_reason(geo, params):
     gathering grad_input kernel, in every program built with a row stride compiled in,
     keeps SH*SW vectors and unrolls SH*SW*KH*KW taps: measured, 2x1 and 1x2 strides
     with 3x3 windows (18) compiled, 2x2 with 3x3 and 1x2 with 5x5 (36, 50) failed.
-    depthwise_local keeps MB*TH vectors."""
+    depthwise_local keeps MB*TH vectors. Spans of 16 floats failed too."""
     (sh, sw), limit = geo.stride, VC4C_MAX_ACCUMULATORS
+    if int(params["TW"]) > 8:
+        return (f"TW={params['TW']}: VC4C failed to allocate registers for float16 spans "
+                "(a 3x4 window); TW=4 or 8")
     taps = sh * sw * geo.kh * geo.kw
     if sh * sw > 1 and taps > VC4C_MAX_STRIDED_TAPS:
         return (f"stride {sh}x{sw} with a {geo.kh}x{geo.kw} window: depthwise_grad_input "
