@@ -7,6 +7,7 @@ from typing import Callable
 import pyopencl.array as cla
 
 from ..arrays import allocate
+from ..device import DeviceKind
 
 OPS = ("forward", "grad_input", "grad_weight")
 
@@ -43,8 +44,6 @@ VC4C_MAX_ACCUMULATORS = 2
 
 def is_vc4cl(profile) -> bool:
     """A VideoCore IV GPU (VC4CL), whose compiler is VC4C."""
-    from ..device import DeviceKind
-
     return profile.kind == DeviceKind.VC4CL
 
 
