@@ -215,6 +215,8 @@ def test_validate_rejects_what_vc4c_cannot_compile_on_vc4cl_only():
     params = {"TW": 8, "TH": 1, "WG": 12, "PAD": 1}
     assert dw.validate(vc4, depthwise, "grad_input", params) is None
     assert "stride 3x3" in dw.validate(vc4, strided, "grad_input", params)
+    assert "9 accumulator" in dw.validate(vc4, _geo(x=(1, 4, 12, 12), w=(4, 1, 2, 1),
+                                                    groups=4, stride=3), "forward", params)
     two = _geo(x=(1, 4, 12, 12), w=(4, 1, 3, 3), groups=4, stride=(1, 2))
     assert dw.validate(vc4, two, "forward", params) is None  # 18 strided taps
     assert "36 strided taps" in dw.validate(vc4, _geo(x=(1, 4, 12, 12), w=(4, 1, 3, 3),
