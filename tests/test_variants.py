@@ -219,8 +219,11 @@ def test_validate_rejects_what_vc4c_cannot_compile_on_vc4cl_only():
                                                     groups=4, stride=3), "forward", params)
     two = _geo(x=(1, 4, 12, 12), w=(4, 1, 3, 3), groups=4, stride=(1, 2))
     assert dw.validate(vc4, two, "forward", params) is None  # 18 strided taps
-    assert "36 strided taps" in dw.validate(vc4, _geo(x=(1, 4, 12, 12), w=(4, 1, 3, 3),
-                                                      groups=4, stride=2), "forward", params)
+    assert "4 accumulator" in dw.validate(vc4, _geo(x=(1, 4, 12, 12), w=(4, 1, 3, 3),
+                                                    groups=4, stride=2), "forward", params)
+    assert "50 strided taps" in dw.validate(vc4, _geo(x=(1, 4, 12, 12), w=(4, 1, 5, 5),
+                                                      groups=4, stride=(1, 2)), "forward",
+                                            params)
     assert dw.validate(other, strided, "grad_input", params) is None
     local = {"TW": 8, "TH": 2, "MB": 2, "WG": 12, "PAD": 0}
     assert "4 accumulator" in dw.validate(vc4, depthwise, "forward", local)
