@@ -4,10 +4,14 @@ Programs are memoised per (context, file, options); each kernel object is retrie
 once. Compiled binaries are cached on disk by POCL itself on POCL devices, and by
 pyopencl's `Program.build` cache elsewhere (see `uses_pyopencl_cache`), so this module
 keeps no cache of its own on disk.
+
+`CLCONV_BUILD_LOG=FILE` appends one JSON line per program built (file, options, device),
+the list of programs that `pi/vc4c/compile-programs.py` compiles with VC4C.
 """
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
 import sys
@@ -26,6 +30,7 @@ from .params import INT32_MAX
 from .validation import check_launch
 
 BASE_OPTIONS = ("-cl-std=CL1.2",)
+ENV_BUILD_LOG = "CLCONV_BUILD_LOG"
 
 # Work-items per group for the simple one-item-per-output kernels: enough to fill the
 # SIMD lanes of a CPU or GPU, few enough not to pad tiny launches. Always capped by
@@ -132,7 +137,23 @@ def _build(context: cl.Context, path: Path, options: tuple[str, ...]) -> dict[st
     if real:
         warnings.warn(f"{path.name}: the OpenCL compiler said:\n{real}", cl.CompilerWarning,
                       stacklevel=2)
+    log_build(path.name, options, context.devices[0].name.strip())
     return {kernel.function_name: kernel for kernel in program.all_kernels()}
+
+
+def log_build(filename: str, options: tuple[str, ...], device_name: str) -> None:
+    """Append {"file", "options", "device"} as one JSON line to `CLCONV_BUILD_LOG`, if set.
+    One O_APPEND write per line, so threads and processes sharing the file never
+    interleave their lines."""
+    path = os.environ.get(ENV_BUILD_LOG, "").strip()
+    if not path:
+        return
+    line = json.dumps({"file": filename, "options": list(options), "device": device_name})
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, (line + "\n").encode())
+    finally:
+        os.close(fd)
 
 
 # Compiler output that says nothing about the kernel: clang's tally, which POCL's clang

@@ -126,7 +126,9 @@ class DeviceProfile:
         changes = {}
         for field, cap in caps.items():
             current = getattr(self, field)
-            if field == "max_work_item_sizes":
+            if field in IMITATED:
+                changes[field] = cap
+            elif field == "max_work_item_sizes":
                 changes[field] = tuple(min(c, cap) for c in current)
             elif field == "extensions":
                 changes[field] = current - cap
@@ -138,9 +140,15 @@ class DeviceProfile:
 
 
 # Limits of real Pi GPUs, imposed on another device so that kernels assuming bigger
-# work-groups or more memory fail on the desktop instead of on the Pi.
+# work-groups or more memory fail on the desktop instead of on the Pi. The fields in
+# IMITATED are taken as they are: with the kind and type of a VideoCore IV, the profile
+# picks the variants and tunables VC4CL would get (tuning_defaults.json's VC4CL entry,
+# validate()'s VC4C rules), so the programs built are the ones VC4CL must compile.
+IMITATED = ("kind", "device_type")
 LIMITS: dict[str, dict] = {
     "videocore4": {
+        "kind": DeviceKind.VC4CL,
+        "device_type": "GPU",
         "max_work_group_size": 12,
         "max_work_item_sizes": 12,
         "local_mem_is_global": True,

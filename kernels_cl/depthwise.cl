@@ -35,27 +35,29 @@ __kernel void depthwise_grad_weight_partial(
     const int c = k / (K / C);
     __global const float *src = x + (n * C + c) * H * W;
     __global const float *g = dy + ((n * K + k) * Ho + oy) * Wo;
-    float acc[KH * KW];
+    __global float *dst = partial + (k * N * Ho + noy) * (KH * KW);
+    // one row of taps at a time, the gradient row read again for each: KW accumulators,
+    // not KH*KW (VC4C holds each in a register of its own and fails on big windows)
+#pragma unroll 1
+    for (int ky = 0; ky < KH; ++ky) {
+        const int iy = oy * sh - ph + ky * dh;
+        const int oky = iy >= 0 && iy < H;
+        __global const float *row = src + clamp(iy, 0, H - 1) * W;
+        float acc[KW];
 #pragma unroll
-    for (int t = 0; t < KH * KW; ++t) acc[t] = 0.0f;
-    for (int ox = 0; ox < Wo; ++ox) {
-        const float gv = g[ox];
-#pragma unroll
-        for (int ky = 0; ky < KH; ++ky) {
-            const int iy = oy * sh - ph + ky * dh;
-            const int oky = iy >= 0 && iy < H;
-            __global const float *row = src + clamp(iy, 0, H - 1) * W;
+        for (int kx = 0; kx < KW; ++kx) acc[kx] = 0.0f;
+        for (int ox = 0; ox < Wo; ++ox) {
+            const float gv = g[ox];
 #pragma unroll
             for (int kx = 0; kx < KW; ++kx) {
                 const int ix = ox * sw - pw + kx * dw;
                 const float v = row[clamp(ix, 0, W - 1)];
-                acc[ky * KW + kx] += (oky && ix >= 0 && ix < W) ? gv * v : 0.0f;
+                acc[kx] += (oky && ix >= 0 && ix < W) ? gv * v : 0.0f;
             }
         }
-    }
-    __global float *dst = partial + (k * N * Ho + noy) * (KH * KW);
 #pragma unroll
-    for (int t = 0; t < KH * KW; ++t) dst[t] = acc[t];
+        for (int kx = 0; kx < KW; ++kx) dst[ky * KW + kx] = acc[kx];
+    }
 }
 
 // Pass 2: grad_w[k, t] = sum_r partial[k, r, t] over the rows r < rows.
@@ -172,32 +174,32 @@ __kernel void depthwise_grad_weight_partial_padded(
     const int c = k / (K / C);
     __global const float *src = xp + ((n * C + c) * Hp + oy * sh) * Wp;
     __global const float *g = dy + ((n * K + k) * Ho + oy) * Wo;
-    DVEC acc[KH * KW];
-#pragma unroll
-    for (int t = 0; t < KH * KW; ++t) acc[t] = (DVEC)(0.0f);
-    for (int ox0 = 0; ox0 < Wo; ox0 += TW) {
-        DVEC gv;
-        if (ox0 + TW <= Wo) {
-            gv = DVLOAD(0, g + ox0);
-        } else {
-            float t[TW];
-#pragma unroll
-            for (int j = 0; j < TW; ++j) t[j] = ox0 + j < Wo ? g[ox0 + j] : 0.0f;
-            gv = DVLOAD(0, t);
-        }
-#pragma unroll
-        for (int ky = 0; ky < KH; ++ky) {
-            __global const float *row = src + ky * dh * Wp;
-#pragma unroll
-            for (int kx = 0; kx < KW; ++kx) {
-                acc[ky * KW + kx] = mad(gv, span_global(row, ox0 * sw + kx * dw, sw),
-                                        acc[ky * KW + kx]);
-            }
-        }
-    }
     __global float *dst = partial + (k * N * Ho + noy) * (KH * KW);
+    // one row of taps at a time, the gradient row read again for each: KW vector
+    // accumulators, not KH*KW (VC4C's register allocator fails on a 3x3 window's 9)
+#pragma unroll 1
+    for (int ky = 0; ky < KH; ++ky) {
+        __global const float *row = src + ky * dh * Wp;
+        DVEC acc[KW];
 #pragma unroll
-    for (int t = 0; t < KH * KW; ++t) dst[t] = lane_sum(acc[t]);
+        for (int kx = 0; kx < KW; ++kx) acc[kx] = (DVEC)(0.0f);
+        for (int ox0 = 0; ox0 < Wo; ox0 += TW) {
+            DVEC gv;
+            if (ox0 + TW <= Wo) {
+                gv = DVLOAD(0, g + ox0);
+            } else {
+                float t[TW];
+#pragma unroll
+                for (int j = 0; j < TW; ++j) t[j] = ox0 + j < Wo ? g[ox0 + j] : 0.0f;
+                gv = DVLOAD(0, t);
+            }
+#pragma unroll
+            for (int kx = 0; kx < KW; ++kx)
+                acc[kx] = mad(gv, span_global(row, ox0 * sw + kx * dw, sw), acc[kx]);
+        }
+#pragma unroll
+        for (int kx = 0; kx < KW; ++kx) dst[ky * KW + kx] = lane_sum(acc[kx]);
+    }
 }
 #endif
 
@@ -452,7 +454,9 @@ __kernel void depthwise_grad_input(
         float lanes[SW][TB];  // the block row, its SW places interleaved on the way out
 #pragma unroll
         for (int jx = 0; jx < SW; ++jx) GVSTORE(acc[jy][jx], 0, lanes[jx]);
-        for (int j = 0; j < n_out; ++j) dst[j] = lanes[j % SW][j / SW];
+#pragma unroll
+        for (int j = 0; j < SW * TB; ++j)  // unrolled, guarded: no memcpy (VC4C)
+            if (j < n_out) dst[j] = lanes[j % SW][j / SW];
     }
 }
 #endif

@@ -46,6 +46,11 @@
 #define VLOAD CAT(vload, TN)
 #define VSTORE CAT(vstore, TN)
 
+// Row i of the tile, clamped to the last row of A (the stores skip rows past M).
+// Computed where used, not kept in a private array: VC4C holds each element of such an
+// array in a register of its own and its register allocator then fails at TM=2.
+#define ROW(i) min(m0 + (i), M - 1)
+
 #if A_KMAJOR
 #define A_AT(m, k) a[(k) * lda + (m)]
 #else
@@ -72,9 +77,6 @@ __kernel void gemm_tiled(
     const int b1 = b / NB2, b2 = b - (b / NB2) * NB2;
     __global const float *a0 = A + b1 * sa1 + b2 * sa2;
     __global const float *bb0 = B + b1 * sb1 + b2 * sb2;
-    int rows[TM];
-    #pragma unroll
-    for (int i = 0; i < TM; ++i) rows[i] = min(m0 + i, M - 1);
     VEC acc[TM][NV];
     #pragma unroll
     for (int i = 0; i < TM; ++i)
@@ -94,7 +96,7 @@ __kernel void gemm_tiled(
                 for (int v = 0; v < NV; ++v) bv[v] = VLOAD(v, bp + k * ldb);
                 #pragma unroll
                 for (int i = 0; i < TM; ++i) {
-                    const VEC av = (VEC)(A_AT(rows[i], k));
+                    const VEC av = (VEC)(A_AT(ROW(i), k));
                     #pragma unroll
                     for (int v = 0; v < NV; ++v) acc[i][v] = MAD(av, bv[v], acc[i][v]);
                 }
@@ -109,7 +111,7 @@ __kernel void gemm_tiled(
                 for (int v = 0; v < NV; ++v) bv[v] = VLOAD(v, bs);
                 #pragma unroll
                 for (int i = 0; i < TM; ++i) {
-                    const VEC av = (VEC)(A_AT(rows[i], k));
+                    const VEC av = (VEC)(A_AT(ROW(i), k));
                     #pragma unroll
                     for (int v = 0; v < NV; ++v) acc[i][v] = MAD(av, bv[v], acc[i][v]);
                 }

@@ -203,16 +203,17 @@ __kernel void adaptive_avg_pool2d_backward(
     const int iy = (gid / W) % H;
     const int plane = gid / (W * H);
     __global const float *gp = gout + plane * Ho * Wo;
+    // the windows holding (iy, ix): oy in [oy0, oy1), ox in [ox0, ox1), from the window
+    // bounds above solved for the output index. Bounds first and no tests in the loops:
+    // VC4C's register allocator failed on the loops that tested each window.
+    const int oy0 = (iy * Ho) / H, oy1 = ((iy + 1) * Ho + H - 1) / H;
+    const int ox0 = (ix * Wo) / W, ox1 = ((ix + 1) * Wo + W - 1) / W;
     float acc = 0.0f;
-    for (int oy = (iy * Ho) / H; oy < Ho; ++oy) {
-        const int y0 = (oy * H) / Ho, y1 = ((oy + 1) * H + Ho - 1) / Ho;
-        if (y0 > iy) break;
-        if (iy >= y1) continue;
-        for (int ox = (ix * Wo) / W; ox < Wo; ++ox) {
-            const int x0 = (ox * W) / Wo, x1 = ((ox + 1) * W + Wo - 1) / Wo;
-            if (x0 > ix) break;
-            if (ix >= x1) continue;
-            acc += gp[oy * Wo + ox] / (float)((y1 - y0) * (x1 - x0));
+    for (int oy = oy0; oy < oy1; ++oy) {
+        const int rows = ((oy + 1) * H + Ho - 1) / Ho - (oy * H) / Ho;
+        for (int ox = ox0; ox < ox1; ++ox) {
+            const int cols = ((ox + 1) * W + Wo - 1) / Wo - (ox * W) / Wo;
+            acc += gp[oy * Wo + ox] / (float)(rows * cols);
         }
     }
     grad_in[gid] = acc;

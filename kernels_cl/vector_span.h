@@ -40,7 +40,11 @@ void store_span(DVEC v, __global float *dst, const int n, const float act_alpha,
         j += 4;
     }
 #endif
-    for (; j < n; ++j) dst[j] = s[j];
+    // at most 3 floats left: unrolled, each guarded (a loop of unknown length here
+    // becomes a memcpy, which VC4C cannot compile)
+#pragma unroll
+    for (int i = 0; i < 3; ++i)
+        if (j + i < n) dst[j + i] = s[j + i];
 }
 
 // The sum of v's lanes, added in lane order.

@@ -60,7 +60,11 @@ __kernel void winograd_weights(
             } else {
                 float v[8];
                 vstore8(row[j], 0, v);
-                for (int l = 0; l < lanes; ++l) dst[l] = v[l];
+                // unrolled and guarded: a loop of unknown length would become a memcpy,
+                // which VC4C cannot compile
+#pragma unroll
+                for (int l = 0; l < 8; ++l)
+                    if (l < lanes) dst[l] = v[l];
             }
         }
     }
@@ -167,7 +171,9 @@ __kernel void winograd_output(
         } else {
             float t[16];
             vstore16(v, 0, t);
-            for (int j = 0; ox0 + j < Wo; ++j) dst[j] = t[j];
+#pragma unroll
+            for (int j = 0; j < 16; ++j)  // unrolled, guarded: no memcpy (VC4C)
+                if (ox0 + j < Wo) dst[j] = t[j];
         }
     }
 }

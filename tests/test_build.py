@@ -6,8 +6,8 @@ import pyopencl as cl
 import pytest
 
 import clconv
-from clconv.build import (KernelBuildError, _build, build_options, get_kernel, kernel_dir,
-                          uses_pyopencl_cache)
+from clconv.build import (ENV_BUILD_LOG, KernelBuildError, _build, build_options, get_kernel,
+                          kernel_dir, log_build, uses_pyopencl_cache)
 
 SOURCES = sorted(kernel_dir().glob("*.cl"))
 OUR_KERNELS = {name for path in SOURCES
@@ -110,6 +110,54 @@ def test_build_failure_shows_file_options_and_log(tmp_path):
     assert "-cl-std=CL1.2" in message and "-DFOO=3" in message
     assert "undeclared_thing" in info.value.log
     assert isinstance(info.value, RuntimeError)
+
+
+def test_build_log_has_one_json_line_per_program_built(monkeypatch, tmp_path):
+    """CLCONV_BUILD_LOG lists each program built: file, options without the -I path,
+    device; a failed build is not listed."""
+    import json
+
+    log = tmp_path / "builds.jsonl"
+    monkeypatch.setenv(ENV_BUILD_LOG, str(log))
+    rt = clconv.current_runtime()
+    options = build_options(rt.profile, {"LOGGED_TUNABLE": 7})
+    _build(rt.context, kernel_dir() / "activation.cl", options)
+    bad = tmp_path / "broken.cl"
+    bad.write_text("__kernel void f(__global float *a) { a[0] = undeclared_thing; }\n")
+    with pytest.raises(KernelBuildError):
+        _build(rt.context, bad, options)
+    _build(rt.context, kernel_dir() / "reduce.cl", build_options(rt.profile, {}))
+    entries = [json.loads(line) for line in log.read_text().splitlines()]
+    assert [e["file"] for e in entries] == ["activation.cl", "reduce.cl"]
+    assert entries[0]["options"] == list(options)
+    assert "-DLOGGED_TUNABLE=7" in entries[0]["options"]
+    assert not any(o.startswith("-I") or o == "-I" for e in entries for o in e["options"])
+    assert entries[0]["device"] == rt.context.devices[0].name.strip()
+    monkeypatch.delenv(ENV_BUILD_LOG)
+    _build(rt.context, kernel_dir() / "reduce.cl", options)
+    assert len(log.read_text().splitlines()) == 2  # unset: nothing written
+
+
+def test_build_log_lines_stay_whole_across_threads_and_processes(monkeypatch, tmp_path):
+    import json
+    import subprocess
+    import sys
+    from concurrent.futures import ThreadPoolExecutor
+
+    log = tmp_path / "builds.jsonl"
+    monkeypatch.setenv(ENV_BUILD_LOG, str(log))
+    options = tuple(f"-DLONG_OPTION_{i}={'x' * 50}" for i in range(40))  # ~3 KB a line
+    writer = ("import sys; from clconv.build import log_build\n"
+              "for i in range(200): log_build(f'p{sys.argv[1]}_{i}.cl', "
+              f"{options!r}, 'dev')\n")
+    procs = [subprocess.Popen([sys.executable, "-c", writer, str(n)]) for n in range(3)]
+    with ThreadPoolExecutor(4) as pool:
+        list(pool.map(lambda i: log_build(f"t{i}.cl", options, "dev"), range(400)))
+    assert all(p.wait(timeout=120) == 0 for p in procs)
+    entries = [json.loads(line) for line in log.read_text().splitlines()]
+    assert len(entries) == 400 + 3 * 200
+    assert len({e["file"] for e in entries}) == len(entries)
+    assert all(e["options"] == list(options) for e in entries)
 
 
 def test_build_options_carry_device_limits_and_op_defines():

@@ -168,5 +168,7 @@ def test_videocore4_limits_cap_the_profile():
     assert max(capped.max_work_item_sizes) <= 12
     assert capped.address_bits == 32 and not capped.has_fp64 and not capped.has_fp16
     assert capped.limits_name == "videocore4"
+    # it chooses as a VC4CL device would (shipped tunables, VC4C's rules)
+    assert capped.kind == DeviceKind.VC4CL and capped.device_type == "GPU"
     with pytest.raises(ValueError, match="unknown limits"):
         real.with_limits("pi9")

@@ -14,6 +14,7 @@ import clconv.functional as F
 from clconv import algos, reference as R, tuning
 from clconv.arrays import empty, on_device
 from clconv.compare import scaled_error
+from clconv.device import DeviceKind
 from clconv.epilogue import NO_ACTIVATION, RELU
 from clconv.ops.conv import conv_geometry
 
@@ -147,7 +148,17 @@ def test_the_sweep_reaches_every_variant():
         geo = conv_geometry(x_shape, w_shape, kw["stride"], kw["padding"], kw["dilation"],
                             kw["groups"])
         seen |= {v.name for v, _ in _settings(profile, geo, "forward")}
-    assert seen == set(algos.VARIANTS)
+    cpu_only = {"depthwise_direct"} if profile.kind == DeviceKind.VC4CL else set()
+    assert seen == set(algos.VARIANTS) - cpu_only
+
+
+def _generic(profile):
+    """The profile without VC4C's rules (the kind and type of a CPU) where the VideoCore
+    IV profile imposes them: for the tests of rules every device shares. VC4C's own
+    are tested in test_validate_rejects_what_vc4c_cannot_compile_on_vc4cl_only."""
+    if profile.kind != DeviceKind.VC4CL:
+        return profile
+    return dataclasses.replace(profile, kind=DeviceKind.POCL_CPU, device_type="CPU")
 
 
 def _geo(x=(1, 4, 8, 8), w=(6, 4, 3, 3), **kw):
@@ -169,7 +180,7 @@ def test_validate_rejects_work_groups_beyond_the_device_limit():
 def test_validate_rejects_the_videocore4_limits_on_any_device():
     """A tuned 16-item work-group is invalid on a VideoCore IV (12 items)."""
     profile = clconv.current_runtime().profile.with_limits("videocore4")
-    params = {"TM": 4, "TN": 16, "NV": 1, "WG": 16}
+    params = {"TM": 1, "TN": 16, "NV": 1, "WG": 16, "MFAST": 0}
     assert "work-group" in algos.VARIANTS["im2col"].validate(profile, _geo(), "forward", params)
     params["WG"] = 12
     assert algos.VARIANTS["im2col"].validate(profile, _geo(), "forward", params) is None
@@ -177,8 +188,62 @@ def test_validate_rejects_the_videocore4_limits_on_any_device():
     assert algos.params_for(profile, algos.VARIANTS["im2col"], _geo(), "forward")["WG"] <= 12
 
 
+def test_validate_rejects_what_vc4c_cannot_compile_on_vc4cl_only():
+    """VC4C's register budget (measured with pi/vc4c/compile-programs.py): GEMM tiles of
+    more than 1 row or 1 vector a row, depthwise kernels holding more than 2
+    accumulator vectors. Other devices take them; the shipped VC4CL defaults pass."""
+    base = clconv.current_runtime().profile
+    vc4 = dataclasses.replace(base, kind=DeviceKind.VC4CL, device_type="GPU",
+                              max_work_group_size=12)
+    other = dataclasses.replace(_generic(base), max_work_group_size=12)
+    im2col, dw, direct = (algos.VARIANTS[n] for n in ("im2col", "depthwise", "depthwise_direct"))
+    geo = _geo()
+    for params, words in (({"TM": 2, "TN": 4, "NV": 1, "WG": 12, "MFAST": 0}, "TM=2"),
+                          ({"TM": 1, "TN": 16, "NV": 2, "WG": 12, "MFAST": 0}, "NV=2")):
+        assert words in im2col.validate(vc4, geo, "forward", params)
+        assert algos.VARIANTS["winograd"].validate(vc4, geo, "forward", params)
+        assert im2col.validate(other, geo, "forward", params) is None
+    ok = {"TM": 1, "TN": 16, "NV": 1, "WG": 12, "MFAST": 1}
+    assert im2col.validate(vc4, geo, "forward", ok) is None
+    stride3 = _geo(x=(1, 4, 12, 12), stride=3)
+    assert "col2im" in im2col.validate(vc4, stride3, "grad_input", ok)
+    assert im2col.validate(vc4, stride3, "forward", ok) is None
+    assert im2col.validate(vc4, _geo(x=(1, 4, 12, 12), stride=2), "grad_input", ok) is None
+    assert im2col.validate(other, stride3, "grad_input", ok) is None
+    depthwise = _geo(x=(1, 4, 12, 12), w=(4, 1, 3, 3), groups=4)
+    strided = _geo(x=(1, 4, 12, 12), w=(4, 1, 3, 3), groups=4, stride=3)
+    params = {"TW": 8, "TH": 1, "WG": 12, "PAD": 1}
+    assert dw.validate(vc4, depthwise, "grad_input", params) is None
+    assert "stride 3x3" in dw.validate(vc4, strided, "grad_input", params)
+    assert "9 accumulator" in dw.validate(vc4, _geo(x=(1, 4, 12, 12), w=(4, 1, 2, 1),
+                                                    groups=4, stride=3), "forward", params)
+    two = _geo(x=(1, 4, 12, 12), w=(4, 1, 3, 3), groups=4, stride=(1, 2))
+    assert dw.validate(vc4, two, "forward", params) is None  # 18 strided taps
+    assert "4 accumulator" in dw.validate(vc4, _geo(x=(1, 4, 12, 12), w=(4, 1, 3, 3),
+                                                    groups=4, stride=2), "forward", params)
+    assert "50 strided taps" in dw.validate(vc4, _geo(x=(1, 4, 12, 12), w=(4, 1, 5, 5),
+                                                      groups=4, stride=(1, 2)), "forward",
+                                            params)
+    assert dw.validate(other, strided, "grad_input", params) is None
+    local = {"TW": 8, "TH": 2, "MB": 2, "WG": 12, "PAD": 0}
+    assert "4 accumulator" in dw.validate(vc4, depthwise, "forward", local)
+    assert dw.validate(vc4, depthwise, "forward", dict(local, TH=1)) is None
+    assert "TW=16" in dw.validate(vc4, depthwise, "forward", dict(params, TW=16))
+    assert dw.validate(other, depthwise, "forward", dict(params, TW=16)) is None
+    for op in direct.ops:
+        assert "CPU variant" in direct.validate(vc4, depthwise, op, {"TW": 8})
+        assert direct.validate(other, depthwise, op, {"TW": 8}) is None
+    # what a VC4CL device gets untuned compiles
+    for variant, g in (("im2col", geo), ("gemm1x1", _geo(w=(6, 4, 1, 1), padding=0)),
+                       ("winograd", geo), ("depthwise", depthwise)):
+        v = algos.VARIANTS[variant]
+        for op in v.ops:
+            params = algos.params_for(vc4, v, g, op)
+            assert v.validate(vc4, g, op, params) is None, (variant, op, params)
+
+
 def test_validate_rejects_column_buffers_beyond_the_max_allocation():
-    profile = clconv.current_runtime().profile
+    profile = _generic(clconv.current_runtime().profile)
     small = dataclasses.replace(profile, max_mem_alloc_size=1 << 16)
     params = {"TM": 4, "TN": 8, "NV": 1, "WG": 1}
     geo = _geo(x=(2, 16, 32, 32), w=(16, 16, 3, 3))
@@ -188,7 +253,7 @@ def test_validate_rejects_column_buffers_beyond_the_max_allocation():
 
 
 def test_validate_rejects_bad_tunables_and_geometries():
-    profile = clconv.current_runtime().profile
+    profile = _generic(clconv.current_runtime().profile)
     im2col, one, dw = (algos.VARIANTS[n] for n in ("im2col", "gemm1x1", "depthwise"))
     assert "vector width" in im2col.validate(profile, _geo(), "forward",
                                              {"TM": 4, "TN": 3, "WG": 1})
@@ -214,7 +279,7 @@ def test_validate_rejects_bad_tunables_and_geometries():
 def test_depthwise_direct_validates_fits_and_bands_its_work():
     from clconv.algos import depthwise_direct as dd
 
-    profile = clconv.current_runtime().profile
+    profile = _generic(clconv.current_runtime().profile)
     direct = algos.VARIANTS["depthwise_direct"]
     geo = _geo(x=(1, 4, 28, 28), w=(4, 1, 3, 3), groups=4)
     params = {"TW": 16, "MB": 1}
@@ -292,7 +357,7 @@ def test_depthwise_direct_leaves_the_lane_shift_spelling_to_the_kernel(monkeypat
 
 
 def test_validate_rejects_local_memory_and_transform_buffers_beyond_the_device():
-    profile = clconv.current_runtime().profile
+    profile = _generic(clconv.current_runtime().profile)
     dw = algos.VARIANTS["depthwise"]
     geo = _geo(x=(1, 8, 64, 64), w=(8, 1, 3, 3), groups=8)
     local = {"TW": 16, "TH": 4, "WG": 1, "PAD": 0}
@@ -312,7 +377,7 @@ def test_validate_rejects_local_memory_and_transform_buffers_beyond_the_device()
 
 def test_heuristic_is_deterministic_and_sensible():
     # the choices on a CPU, whatever device runs the suite (Oclgrind is a GPU)
-    profile = dataclasses.replace(clconv.current_runtime().profile, device_type="CPU")
+    profile = dataclasses.replace(_generic(clconv.current_runtime().profile), device_type="CPU")
     assert algos.heuristic(profile, _geo(), "forward") == "im2col"
     assert algos.heuristic(profile, _geo(w=(6, 4, 1, 1), padding=0), "forward") == "gemm1x1"
     # depthwise: on a CPU straight from global memory where that kernel runs the op,
@@ -370,7 +435,7 @@ def test_tuning_database_round_trip(tmp_path, monkeypatch):
     monkeypatch.delenv(algos.ENV_ALGO, raising=False)  # a forced variant would win
     monkeypatch.setenv(tuning.ENV_DIR, str(tmp_path))
     tuning.forget_cache()
-    profile = clconv.current_runtime().profile
+    profile = _generic(clconv.current_runtime().profile)
     geo = _geo()
     assert tuning.lookup(profile, geo, "forward") is None
     params = {"TM": 2, "TN": 4, "NV": 1, "WG": 1, "MFAST": 0, "FMA": 0}
@@ -402,7 +467,7 @@ def test_untuned_gemms_take_one_column_vector_on_small_planes(tmp_path, monkeypa
     from clconv.algos.gemm import SMALL_PLANE, SMALL_POINTWISE_PLANE
 
     profile = clconv.current_runtime().profile
-    cpu = dataclasses.replace(profile, device_type="CPU", kind=algos.DeviceKind.POCL_CPU)
+    cpu = dataclasses.replace(profile, device_type="CPU", kind=DeviceKind.POCL_CPU)
     im2col = algos.VARIANTS["im2col"]
     small = _geo(x=(1, 32, 7, 7), w=(32, 32, 3, 3), padding=1)
     large = _geo(x=(1, 32, 28, 28), w=(32, 32, 3, 3), padding=1)
@@ -454,7 +519,7 @@ def test_shipped_defaults_apply_to_this_device_type():
 
     profile = clconv.current_runtime().profile
     for spelled in ("CPU", "ALL | CPU"):
-        cpu = dataclasses.replace(profile, device_type=spelled, kind=algos.DeviceKind.POCL_CPU)
+        cpu = dataclasses.replace(profile, device_type=spelled, kind=DeviceKind.POCL_CPU)
         shipped = tuning.shipped_defaults()["device_type"]["CPU"]["im2col"]
         common = {k: v for k, v in shipped.items() if not isinstance(v, dict)}
         assert tuning.default_params(cpu, "im2col") == common

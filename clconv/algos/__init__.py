@@ -15,7 +15,6 @@ import contextlib
 import os
 
 from .. import tuning
-from ..device import DeviceKind
 from .base import OPS, Variant, is_cpu
 from .depthwise import DEPTHWISE, is_depthwise
 from .depthwise_direct import DEPTHWISE_DIRECT

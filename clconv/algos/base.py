@@ -7,6 +7,7 @@ from typing import Callable
 import pyopencl.array as cla
 
 from ..arrays import allocate
+from ..device import DeviceKind
 
 OPS = ("forward", "grad_input", "grad_weight")
 
@@ -31,6 +32,19 @@ class Variant:
     defaults: Callable
     ops: tuple = field(default=OPS)
     fit: Callable | None = None
+
+
+# VC4C, VC4CL's compiler, holds each vector (and each scalar) a work-item keeps live in a
+# 16-lane QPU register of its own; its register allocator fails ("erroneous
+# register-associations") on kernels that keep many. pi/vc4c/compile-programs.py
+# measured depthwise kernels with 2 accumulator vectors compiling, and with 4 (MB=2 x
+# TH=2) and 9 failing; variants reject settings past this on a VC4CL device.
+VC4C_MAX_ACCUMULATORS = 2
+
+
+def is_vc4cl(profile) -> bool:
+    """A VideoCore IV GPU (VC4CL), whose compiler is VC4C."""
+    return profile.kind == DeviceKind.VC4CL
 
 
 def scratch(rt, shape) -> cla.Array:

@@ -15,7 +15,7 @@ import pyopencl as cl
 
 from ..build import get_kernel, group_2d, launch_grid, resolve_local
 from ..epilogue import NO_ACTIVATION
-from .base import Variant, scratch
+from .base import VC4C_MAX_ACCUMULATORS, Variant, is_vc4cl, scratch
 from .gemm import flip_weights, transposed_geometry
 
 KERNELS = "depthwise.cl"
@@ -40,6 +40,10 @@ def validate(profile, geo, op, params):
         return f"MB={params['MB']} outside 1..8"
     if not 1 <= wg <= profile.max_work_group_size:
         return f"WG={wg} exceeds the device's max work-group size {profile.max_work_group_size}"
+    if is_vc4cl(profile):
+        reason = _vc4c_reason(geo, params)
+        if reason is not None:
+            return reason
     block_geo, reduce = geo, 1
     if op == "grad_input":
         if not _grad_input_is_local(geo, params):
@@ -52,6 +56,38 @@ def validate(profile, geo, op, params):
         if need > profile.local_mem_size:
             return f"input block needs {need} bytes of local memory, the device has " \
                    f"{profile.local_mem_size}"
+    return None
+
+
+VC4C_MAX_STRIDED_TAPS = 18  # stride cells x window taps that depthwise_grad_input unrolls
+VC4C_MAX_STRIDE_CELLS = 2  # its SH*SW accumulator vectors
+
+
+def _vc4c_reason(geo, params):
+    """Settings whose programs VC4C cannot compile (see VC4C_MAX_ACCUMULATORS). The
+    gathering grad_input kernel, in every program built with a row stride compiled in,
+    keeps SH*SW vectors and unrolls SH*SW*KH*KW taps: measured, 2x1 and 1x2 strides
+    with 3x3 windows (18) compiled; 1x2 with 5x5 (50 taps) failed; 2x2 strides compiled
+    with 2x1 and 1x4 windows but failed with 4x1 and 3x3, and 3x3 strides with 2x1.
+    (This rejects 2x2-strided layers for every op, though only the programs of the
+    gathering grad_input and of depthwise_local compile the row stride in.)
+    depthwise_local keeps MB*TH vectors. Spans of 16 floats failed too."""
+    (sh, sw), limit = geo.stride, VC4C_MAX_ACCUMULATORS
+    if int(params["TW"]) > 8:
+        return (f"TW={params['TW']}: VC4C failed to allocate registers for float16 spans "
+                "(a 3x4 window); TW=4 or 8")
+    if sh * sw > VC4C_MAX_STRIDE_CELLS:
+        return (f"stride {sh}x{sw}: depthwise_grad_input keeps {sh * sw} accumulator "
+                f"vectors, VC4C compiles {VC4C_MAX_STRIDE_CELLS} (4 on some tries only)")
+    taps = sh * sw * geo.kh * geo.kw
+    if sh * sw > 1 and taps > VC4C_MAX_STRIDED_TAPS:
+        return (f"stride {sh}x{sw} with a {geo.kh}x{geo.kw} window: depthwise_grad_input "
+                f"unrolls {taps} strided taps, VC4C compiles at most {VC4C_MAX_STRIDED_TAPS}")
+    local = int(params.get("PAD", 1)) == 0
+    held = int(params.get("MB", 1)) * int(params.get("TH", 1)) if local else 1
+    if held > limit:
+        return (f"MB={params.get('MB', 1)} x TH={params.get('TH', 1)}: depthwise_local keeps "
+                f"{held} accumulator vectors, VC4C compiles at most {limit}")
     return None
 
 

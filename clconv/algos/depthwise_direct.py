@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from ..build import get_kernel, launch_grid
 from ..epilogue import NO_ACTIVATION
-from .base import Variant
+from .base import Variant, is_vc4cl
 from .depthwise import MAX_WINDOW, _planes_per_item, is_depthwise
 from .gemm import _fma_default, flip_weights, transposed_geometry
 
@@ -28,6 +28,12 @@ MAX_UNROLLED = 4096  # multiply-adds per output row, all unrolled; past it, code
 def validate(profile, geo, op, params):
     if not is_depthwise(geo):
         return "only depthwise convolutions (groups == in_channels)"
+    if is_vc4cl(profile):
+        # VC4CL runs a work-group's work-items on its 12 QPUs: groups of one leave 11
+        # idle. And VC4C failed on some of its programs (e.g. 2x2 strides over 2-row
+        # planes: "Normalizer: Invalid local type for memory area"; the weight
+        # gradient's one accumulator vector per tap past a few taps).
+        return "a CPU variant (work-groups of one); on VC4CL the depthwise variant runs"
     if geo.kh * geo.kw > MAX_WINDOW:
         return f"window {geo.kh}x{geo.kw} larger than {MAX_WINDOW} elements"
     tw, mb, th = int(params["TW"]), int(params.get("MB", 1)), int(params.get("TH", 0))
@@ -37,15 +43,14 @@ def validate(profile, geo, op, params):
         return f"MB={mb} outside 1..8"
     if th < 0:
         return f"TH={th}: expected rows per work-item, or 0 for the device's choice"
-    mult = geo.K // geo.C
     if op == "grad_input":
         if geo.stride != (1, 1):
             return "grad_input at stride 1 only (the depthwise variant gathers strided ones)"
-        geo, reduce, mb = transposed_geometry(geo), mult, 1
+        geo, mb = transposed_geometry(geo), 1
     elif op == "grad_weight":
-        reduce, mb = 1, 1
+        mb = 1
     else:
-        reduce, mb = 1, _planes_per_item(geo, "forward", params)
+        mb = _planes_per_item(geo, "forward", params)
     if geo.stride[1] not in (1, 2):
         return f"column stride {geo.stride[1]}: vector loads need 1 or 2"
     unrolled = -(-geo.Wo // tw) * geo.kh * geo.kw * mb  # not the R loop

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from ..build import DEFAULT_GROUP_SIZE, get_kernel, group_2d, launch_grid
 from ..epilogue import NO_ACTIVATION
-from .base import Variant, is_cpu, round_up, scratch
+from .base import Variant, is_cpu, is_vc4cl, round_up, scratch
 
 GEMM = "gemm.cl"
 LAYOUT = "im2col.cl"
@@ -44,6 +44,28 @@ def validate_params(profile, params):
         return "WG and KUNROLL must be positive"
     if int(params.get("GI", 0)) not in (0, 1, 2):
         return "GI must be 0 (auto), 1 (flipped-weight forward) or 2 (GEMM + col2im)"
+    if is_vc4cl(profile):
+        return vc4c_reason(tm, int(params.get("NV", 1)))
+    return None
+
+
+# VC4C (VC4CL's compiler) keeps each accumulator vector of the tile in a 16-lane QPU
+# register of its own, whatever TN, and its register allocator gives up ("erroneous
+# register-associations") once the tile and the epilogue's values crowd the register
+# file; near that point the same compile passes on one try and fails on the next. What
+# pi/vc4c/compile-programs.py measured for gemm.cl at TN=16: TM=1, NV=1 compiled with
+# every epilogue clconv uses, 3 tries of 3; TM=2 with C_TRANS failed 3 tries of 4 (and
+# with bias + relu at MFAST=1); TM=4 and NV=2 failed every try.
+VC4C_MAX_TILE_ROWS = 1
+
+
+def vc4c_reason(tm: int, nv: int) -> str | None:
+    """Why VC4C cannot (reliably) compile a GEMM tile of TM rows of NV vectors, or None."""
+    if nv != 1:
+        return f"NV={nv}: VC4C (VC4CL's compiler) compiles one vector per tile row only"
+    if tm > VC4C_MAX_TILE_ROWS:
+        return (f"TM={tm}: {tm} accumulator registers; VC4C's register allocator fails "
+                f"past {VC4C_MAX_TILE_ROWS} (on some tries only at TM=2)")
     return None
 
 
@@ -237,10 +259,20 @@ def fit_columns(small_plane):
     return fit
 
 
+VC4C_MAX_COL2IM_BLOCK = 4  # col2im's SH*SW outputs per work-item that VC4C compiled
+
+
 def _validate(pointwise_only):
     def validate(profile, geo, op, params):
         if pointwise_only and not is_pointwise(geo):
             return "only 1x1 convolutions with stride 1 and no padding"
+        (sh, sw) = geo.stride
+        if (is_vc4cl(profile) and op == "grad_input" and not _flip_path(geo, params)
+                and sh * sw > VC4C_MAX_COL2IM_BLOCK):
+            # col2im unrolls an SH x SW block of outputs and their taps: 2x2 compiled,
+            # 3x3 failed (register allocation) with a 3x1 window
+            return (f"stride {sh}x{sw}: col2im's {sh * sw}-output blocks, VC4C compiles "
+                    f"at most {VC4C_MAX_COL2IM_BLOCK}")
         reason = validate_params(profile, params)
         if reason is None and not is_pointwise(geo):
             # the column scratch buffer must fit one allocation (small on 32-bit Pi GPUs)
