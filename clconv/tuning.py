@@ -14,6 +14,7 @@ import re
 from pathlib import Path
 
 from .atomic_file import atomic_write
+from .geometry import layer_key  # noqa: F401 (public here too: tuning.layer_key)
 
 ENV_DIR = "CLCONV_TUNING_DIR"
 SCHEMA = 1
@@ -31,12 +32,6 @@ def device_key(profile) -> str:
     if profile.limits_name:
         key += f"__limits-{profile.limits_name}"
     return key
-
-
-def layer_key(geo, op: str) -> str:
-    return (f"{op}:n{geo.N}c{geo.C}h{geo.H}w{geo.W}k{geo.K}r{geo.kh}x{geo.kw}"
-            f"s{geo.stride[0]}x{geo.stride[1]}p{geo.pad_top}x{geo.pad_left}"
-            f"o{geo.Ho}x{geo.Wo}d{geo.dilation[0]}x{geo.dilation[1]}g{geo.groups}")
 
 
 def tuning_dir() -> Path:

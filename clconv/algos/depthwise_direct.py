@@ -15,9 +15,9 @@ from __future__ import annotations
 
 from ..build import get_kernel, launch_grid
 from ..epilogue import NO_ACTIVATION
-from .base import Variant, is_vc4cl
-from .depthwise import MAX_WINDOW, _planes_per_item, is_depthwise
-from .gemm import _fma_default, flip_weights, transposed_geometry
+from ..geometry import transposed_geometry
+from .base import Variant, flip_weights, fma_default, is_vc4cl, planes_per_item
+from .depthwise import MAX_WINDOW, is_depthwise
 
 KERNELS = "depthwise_direct.cl"
 GRAD_WEIGHT_KERNELS = "depthwise_direct_grad_weight.cl"
@@ -50,7 +50,7 @@ def validate(profile, geo, op, params):
     elif op == "grad_weight":
         mb = 1
     else:
-        mb = _planes_per_item(geo, "forward", params)
+        mb = planes_per_item(geo, "forward", params)
     if geo.stride[1] not in (1, 2):
         return f"column stride {geo.stride[1]}: vector loads need 1 or 2"
     unrolled = -(-geo.Wo // tw) * geo.kh * geo.kw * mb  # not the R loop
@@ -61,7 +61,7 @@ def validate(profile, geo, op, params):
 
 def forward(rt, geo, params, x, w, bias, out, act=NO_ACTIVATION):
     return _run(rt, geo, params, x, w, bias, out, geo.K, geo.K // geo.C, 1,
-                _planes_per_item(geo, "forward", params), act)
+                planes_per_item(geo, "forward", params), act)
 
 
 def grad_input(rt, geo, params, grad_out, w, out, bias=None):
@@ -93,7 +93,7 @@ def _kernel(rt, geo, params, filename, name, **defines):
             "DH": geo.dilation[0], "DW": geo.dilation[1], "IN_H": geo.H, "IN_W": geo.W,
             "OUT_H": geo.Ho, "OUT_W": geo.Wo, "PAD_T": geo.pad_top,
             "PAD_L": geo.pad_left, "TW": int(params["TW"]),
-            "USE_FMA": int(params.get("FMA", _fma_default(rt.profile))), **defines})
+            "USE_FMA": int(params.get("FMA", fma_default(rt.profile))), **defines})
     return kernel
 
 
