@@ -25,6 +25,7 @@ import numpy as np
 import pyopencl as cl
 import pyopencl.array as cla
 
+from . import caches
 from .device import DeviceProfile, is_pocl
 from .params import INT32_MAX
 from .validation import check_launch
@@ -78,7 +79,7 @@ def build_options(profile: DeviceProfile, defines: Mapping[str, object]) -> tupl
 
 
 _lock = threading.Lock()
-_programs: dict[tuple, dict[str, cl.Kernel]] = {}
+_programs: dict[tuple, dict[str, cl.Kernel]] = caches.memo("build.programs")
 
 
 def get_kernel(runtime, filename: str, kernel_name: str,
@@ -95,7 +96,7 @@ def get_kernel(runtime, filename: str, kernel_name: str,
     return kernel
 
 
-_kernels: dict = {}
+_kernels: dict = caches.memo("build.kernels")
 
 
 def _get_kernel(runtime, filename, kernel_name, defines) -> cl.Kernel:
@@ -268,8 +269,8 @@ def _launch_shape(runtime, kernel, items, local):
     return shape
 
 
-_launch_shapes: dict = {}
-_kernel_limits: dict = {}
+_launch_shapes: dict = caches.memo("build.launch_shapes")
+_kernel_limits: dict = caches.memo("build.kernel_limits")
 
 
 def _kernel_limit(runtime, kernel: cl.Kernel) -> int:
@@ -304,7 +305,7 @@ def launch_grid(runtime, kernel: cl.Kernel, items, local, *args) -> cl.Event:
     return _invoke(runtime, kernel, global_size, local, _as_args(args))
 
 
-_typed: set = set()  # kernels whose scalar argument types pyopencl has been told
+_typed: set = caches.memo("build.typed", set)  # kernels whose scalar argument types pyopencl has been told
 
 
 def _invoke(runtime, kernel: cl.Kernel, global_size, local_size, args) -> cl.Event:

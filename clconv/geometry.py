@@ -8,7 +8,7 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass
 
-from . import params
+from . import caches, params
 from .validation import check_int
 
 
@@ -96,6 +96,7 @@ def _conv_geometry(input_shape, weight_shape, stride, padding, dilation, groups)
 
 
 _cached_geometry = functools.lru_cache(maxsize=1024)(_conv_geometry)
+caches.register("geometry.conv", _cached_geometry)
 
 
 def transpose_geometry(input_shape, weight_shape, stride, padding, output_padding, groups,

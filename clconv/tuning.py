@@ -8,19 +8,20 @@ device kind / type, used when a layer was never tuned.
 """
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
 from pathlib import Path
 
+from . import caches
 from .atomic_file import atomic_write
-from .geometry import layer_key  # noqa: F401 (public here too: tuning.layer_key)
+from .geometry import layer_key
 
 ENV_DIR = "CLCONV_TUNING_DIR"
 SCHEMA = 1
 
-_defaults_cache: dict | None = None
-_db_cache: dict[tuple, dict] = {}
+_db_cache: dict[tuple, dict] = caches.memo("tuning.databases")
 generation = 0  # bumped whenever a database changes, so memoised choices are redone
 
 
@@ -103,12 +104,13 @@ def lookup(profile, geo, op: str):
     return entry["algo"], dict(entry.get("params", {}))
 
 
+@functools.lru_cache(maxsize=1)
 def shipped_defaults() -> dict:
-    global _defaults_cache
-    if _defaults_cache is None:
-        path = Path(__file__).resolve().parent / "tuning_defaults.json"
-        _defaults_cache = json.loads(path.read_text()) if path.is_file() else {}
-    return _defaults_cache
+    path = Path(__file__).resolve().parent / "tuning_defaults.json"
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
+caches.register("tuning.shipped_defaults", shipped_defaults)
 
 
 def default_params(profile, algo: str, op: str | None = None) -> dict | None:

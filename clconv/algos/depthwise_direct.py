@@ -13,6 +13,7 @@ work-item per output channel summing its taps' products over the images and rows
 """
 from __future__ import annotations
 
+from .. import caches
 from ..build import get_kernel, launch_grid
 from ..epilogue import NO_ACTIVATION
 from ..geometry import transposed_geometry
@@ -97,7 +98,7 @@ def _kernel(rt, geo, params, filename, name, **defines):
     return kernel
 
 
-_kernels: dict = {}
+_kernels: dict = caches.memo("depthwise_direct.kernels")
 
 
 def _run(rt, geo, params, x, w, bias, out, planes_out, mult, reduce, mb, act=NO_ACTIVATION):
