@@ -10,10 +10,12 @@ the list of programs that `pi/vc4c/compile-programs.py` compiles with VC4C.
 """
 from __future__ import annotations
 
+import atexit
 import contextlib
 import json
 import os
 import re
+import shutil
 import sys
 import tempfile
 import threading
@@ -123,9 +125,32 @@ def uses_pyopencl_cache(context: cl.Context) -> bool:
     return not is_pocl(context.devices[0].platform.name)
 
 
+def include_dir(directory: Path) -> str:
+    """The -I argument for `directory`. pyopencl joins the options with spaces and POCL
+    splits them there, quotes or not, so a path with whitespace goes through a symlink
+    in a fresh temporary directory (removed at exit; the link, not what it points to)."""
+    text = str(directory)
+    if not any(c.isspace() for c in text):
+        return text
+    link = _include_links.get(text)
+    if link is None:
+        base = tempfile.mkdtemp(prefix="clconv-include-")
+        atexit.register(shutil.rmtree, base, True)
+        if any(c.isspace() for c in base):
+            raise ValueError(f"kernel directory: {text!r} contains whitespace, which the "
+                             f"OpenCL compiler cannot take in -I, and so does the temporary "
+                             f"directory {base!r} meant to link to it (set TMPDIR)")
+        link = _include_links[text] = os.path.join(base, "kernels_cl")
+        os.symlink(directory, link, target_is_directory=True)
+    return link
+
+
+_include_links: dict = caches.memo("build.include_links")
+
+
 def _build(context: cl.Context, path: Path, options: tuple[str, ...]) -> dict[str, cl.Kernel]:
     source = path.read_text()
-    all_options = list(options) + ["-I", str(path.parent)]
+    all_options = list(options) + ["-I", include_dir(path.parent)]
     cache_dir = None if uses_pyopencl_cache(context) else False
     try:
         with _compiler_chatter() as chatter:
