@@ -1,6 +1,6 @@
 """Validated shapes of convolutions and pools, and the key a layer is tuned under.
 
-A leaf module (it needs only `params` and `validation`), so the ops, the algorithm
+A leaf module (it needs only `params`, `validation` and the `caches` registry), so the ops, the algorithm
 variants, the tuner and the ONNX lowering can all share it without import cycles.
 """
 from __future__ import annotations
