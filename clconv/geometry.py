@@ -103,7 +103,8 @@ def transpose_geometry(input_shape, weight_shape, stride, padding, output_paddin
                        dilation):
     """conv_transpose2d shapes, as the forward convolution it is the transpose of.
 
-    Returns (geometry of the forward conv from the output to the input, output shape)."""
+    Returns (geometry of the forward conv from the output to the input, output shape).
+    Not grad_input_as_forward, which rewrites a stride-1 input gradient as a forward conv."""
     N, C_in, H, W = input_shape
     _, o_per_group, kh, kw = weight_shape
     groups = _check_groups(groups, C_in, "input", "input channels")
@@ -133,7 +134,7 @@ def transpose_geometry(input_shape, weight_shape, stride, padding, output_paddin
     return geo, (N, C_out, Ho, Wo)
 
 
-def transposed_geometry(geo):
+def grad_input_as_forward(geo):
     """For stride 1: the forward convolution whose output is `geo`'s input gradient
     (input grad_out, flipped weights, padding d*(k-1) - p, possibly negative)."""
     return ConvGeometry(geo.N, geo.K, geo.Ho, geo.Wo, geo.C, geo.kh, geo.kw, geo.H, geo.W,

@@ -15,7 +15,7 @@ import pyopencl as cl
 
 from ..build import get_kernel, group_2d, launch_grid, resolve_local
 from ..epilogue import NO_ACTIVATION
-from ..geometry import transposed_geometry
+from ..geometry import grad_input_as_forward
 from .base import VC4C_MAX_ACCUMULATORS, Variant, flip_weights, is_vc4cl, pad, planes_per_item, \
     scratch
 
@@ -49,7 +49,7 @@ def validate(profile, geo, op, params):
     if op == "grad_input":
         if not _grad_input_is_local(geo, params):
             return None  # the padded or the gathering kernel: no local memory
-        block_geo, reduce = transposed_geometry(geo), geo.K // geo.C
+        block_geo, reduce = grad_input_as_forward(geo), geo.K // geo.C
     if not int(params.get("PAD", 1)):
         _, _, lx, ly = _local_shape(profile, block_geo, params,
                                     planes_per_item(geo, op, params))
@@ -194,11 +194,11 @@ def _grad_input_is_local(geo, params) -> bool:
 def grad_input(rt, geo, params, grad_out, w, out, bias=None):
     mult = geo.K // geo.C
     if _grad_input_is_local(geo, params):
-        tgeo = transposed_geometry(geo)
+        tgeo = grad_input_as_forward(geo)
         return _local(rt, tgeo, params, grad_out, flip_weights(rt, geo, w), bias, out,
                       geo.C, 1, mult, (tgeo.pad_top, tgeo.pad_left))
     if geo.stride == (1, 1) and mult == 1:  # PAD=1: the padded forward, flipped windows
-        return forward(rt, transposed_geometry(geo), params, grad_out,
+        return forward(rt, grad_input_as_forward(geo), params, grad_out,
                        flip_weights(rt, geo, w), bias, out)
     # strided, a multiplier over 8, or a multiplier with PAD=1: gather
     tw, wg = int(params["TW"]), int(params["WG"])

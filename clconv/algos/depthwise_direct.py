@@ -16,7 +16,7 @@ from __future__ import annotations
 from .. import caches
 from ..build import get_kernel, launch_grid
 from ..epilogue import NO_ACTIVATION
-from ..geometry import transposed_geometry
+from ..geometry import grad_input_as_forward
 from .base import Variant, flip_weights, fma_default, is_vc4cl, planes_per_item
 from .depthwise import MAX_WINDOW, is_depthwise
 
@@ -47,7 +47,7 @@ def validate(profile, geo, op, params):
     if op == "grad_input":
         if geo.stride != (1, 1):
             return "grad_input at stride 1 only (the depthwise variant gathers strided ones)"
-        geo, mb = transposed_geometry(geo), 1
+        geo, mb = grad_input_as_forward(geo), 1
     elif op == "grad_weight":
         mb = 1
     else:
@@ -69,7 +69,7 @@ def grad_input(rt, geo, params, grad_out, w, out, bias=None):
     """The forward of the flipped windows over grad_out, each input plane summing the
     multiplier's gradient planes."""
     mult = geo.K // geo.C
-    return _run(rt, transposed_geometry(geo), params, grad_out, flip_weights(rt, geo, w),
+    return _run(rt, grad_input_as_forward(geo), params, grad_out, flip_weights(rt, geo, w),
                 bias, out, geo.C, 1, mult, 1)
 
 
@@ -127,7 +127,7 @@ def fit(geo, op, params):
     """Untuned TW: the widest that the rows hold (a span of TW outputs' inputs in one
     load; narrower planes fall back to single loads)."""
     params = dict(params)
-    tgeo = transposed_geometry(geo) if op == "grad_input" else geo
+    tgeo = grad_input_as_forward(geo) if op == "grad_input" else geo
     span = tgeo.stride[1] if tgeo.stride[1] in (1, 2) else 1
     tw = int(params["TW"])
     while tw > WIDTHS[0] and (tw * span > tgeo.W or tw > tgeo.Wo):

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from ..build import DEFAULT_GROUP_SIZE, get_kernel, group_2d, launch_grid
 from ..epilogue import NO_ACTIVATION
-from ..geometry import transposed_geometry
+from ..geometry import grad_input_as_forward
 from .base import LAYOUT, Variant, flip_weights, fma_default, is_cpu, is_vc4cl, layout_group, \
     round_up, scratch
 
@@ -140,7 +140,7 @@ def grad_input(rt, geo, params, grad_out, w, out, bias=None):
     if _flip_path(geo, params):
         # a forward convolution of grad_out with the flipped weights: one big GEMM
         # instead of a GEMM with a short K followed by col2im
-        tgeo = transposed_geometry(geo)
+        tgeo = grad_input_as_forward(geo)
         return forward(rt, tgeo, params, grad_out, flip_weights(rt, geo, w), bias, out)
     G, P = geo.groups, geo.Ho * geo.Wo
     Kg, crs = geo.K // G, (geo.C // G) * geo.kh * geo.kw

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from ..build import get_kernel, launch_grid
 from ..epilogue import NO_ACTIVATION
-from ..geometry import transposed_geometry
+from ..geometry import grad_input_as_forward
 from .base import Variant, flip_weights, layout_group, pad, round_up, scratch
 from .gemm import defaults as gemm_defaults, gemm, space as gemm_space, tile_n, validate_params
 
@@ -33,7 +33,7 @@ def _tiles(geo):
 def _convolution_run(geo, op: str):
     """The forward convolution `op` runs: geo itself, or for grad_input the convolution
     of the output gradient with the flipped weights."""
-    return geo if op == "forward" else transposed_geometry(geo)
+    return geo if op == "forward" else grad_input_as_forward(geo)
 
 
 def pays(geo, op: str) -> bool:
@@ -96,7 +96,7 @@ def forward(rt, geo, params, x, w, bias, out, act=NO_ACTIVATION):
 
 
 def grad_input(rt, geo, params, grad_out, w, out, bias=None):
-    return forward(rt, transposed_geometry(geo), params, grad_out, flip_weights(rt, geo, w),
+    return forward(rt, grad_input_as_forward(geo), params, grad_out, flip_weights(rt, geo, w),
                    bias, out)
 
 
