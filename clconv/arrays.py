@@ -8,6 +8,7 @@ import os
 import numpy as np
 import pyopencl.array as cla
 
+from . import caches
 from .validation import check_allocation, fits_device
 
 ENV_POISON = "CLCONV_POISON_OUTPUTS"
@@ -29,6 +30,9 @@ def _layout(shape: tuple, dtype):
         strides.append(size * dtype.itemsize)
         size *= extent
     return shape, dtype, size, tuple(reversed(strides))
+
+
+caches.register("arrays.layouts", _layout)
 
 
 # pyopencl's public constructor re-validates the shape with numpy on every call (about

@@ -14,7 +14,11 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from . import algos, functional as F
+from .arrays import on_device
 from .atomic_file import save_figure
+from .geometry import conv_geometry
+from .runtime import current
 
 
 @dataclass(frozen=True)
@@ -44,7 +48,6 @@ class Layer:
                     groups=self.groups)
 
     def geometry(self):
-        from .ops.conv import conv_geometry
         return conv_geometry(self.input_shape, self.weight_shape, **self.kwargs)
 
     def flops(self) -> int:
@@ -84,9 +87,6 @@ def pick_layers(suite: str = "default", names=None):
 # ---- implementations: each returns (forward(), forward_backward(), sync()) -------------
 
 def _clconv_impl(layer, arrays):
-    import clconv.functional as F
-    from .runtime import current
-
     rt = current()
     x, w, b, g = arrays
     kw = layer.kwargs
@@ -205,10 +205,6 @@ def _best_times(impls, which: int, rounds: int, min_time: float):
 
 def run_layer(layer, peers, rounds=3, min_time=0.05, seed=0):
     """Measure one layer; returns a dict of GFLOP/s, ratios, algorithms and memory."""
-    from . import algos
-    from .arrays import on_device
-    from .runtime import current
-
     rt = current()
     rng = np.random.default_rng(seed)
     geo = layer.geometry()

@@ -10,10 +10,12 @@ the list of programs that `pi/vc4c/compile-programs.py` compiles with VC4C.
 """
 from __future__ import annotations
 
+import atexit
 import contextlib
 import json
 import os
 import re
+import shutil
 import sys
 import tempfile
 import threading
@@ -25,6 +27,7 @@ import numpy as np
 import pyopencl as cl
 import pyopencl.array as cla
 
+from . import caches
 from .device import DeviceProfile, is_pocl
 from .params import INT32_MAX
 from .validation import check_launch
@@ -78,7 +81,7 @@ def build_options(profile: DeviceProfile, defines: Mapping[str, object]) -> tupl
 
 
 _lock = threading.Lock()
-_programs: dict[tuple, dict[str, cl.Kernel]] = {}
+_programs: dict[tuple, dict[str, cl.Kernel]] = caches.memo("build.programs")
 
 
 def get_kernel(runtime, filename: str, kernel_name: str,
@@ -95,7 +98,7 @@ def get_kernel(runtime, filename: str, kernel_name: str,
     return kernel
 
 
-_kernels: dict = {}
+_kernels: dict = caches.memo("build.kernels")
 
 
 def _get_kernel(runtime, filename, kernel_name, defines) -> cl.Kernel:
@@ -122,9 +125,32 @@ def uses_pyopencl_cache(context: cl.Context) -> bool:
     return not is_pocl(context.devices[0].platform.name)
 
 
+def include_dir(directory: Path) -> str:
+    """The -I argument for `directory`. pyopencl joins the options with spaces and POCL
+    splits them there, quotes or not, so a path with whitespace goes through a symlink
+    in a fresh temporary directory (removed at exit; the link, not what it points to)."""
+    text = str(directory)
+    if not any(c.isspace() for c in text):
+        return text
+    link = _include_links.get(text)
+    if link is None:
+        base = tempfile.mkdtemp(prefix="clconv-include-")
+        atexit.register(shutil.rmtree, base, True)
+        if any(c.isspace() for c in base):
+            raise ValueError(f"kernel directory: {text!r} contains whitespace, which the "
+                             f"OpenCL compiler cannot take in -I, and so does the temporary "
+                             f"directory {base!r} meant to link to it (set TMPDIR)")
+        link = _include_links[text] = os.path.join(base, "kernels_cl")
+        os.symlink(directory, link, target_is_directory=True)
+    return link
+
+
+_include_links: dict = caches.memo("build.include_links")
+
+
 def _build(context: cl.Context, path: Path, options: tuple[str, ...]) -> dict[str, cl.Kernel]:
     source = path.read_text()
-    all_options = list(options) + ["-I", str(path.parent)]
+    all_options = list(options) + ["-I", include_dir(path.parent)]
     cache_dir = None if uses_pyopencl_cache(context) else False
     try:
         with _compiler_chatter() as chatter:
@@ -268,8 +294,8 @@ def _launch_shape(runtime, kernel, items, local):
     return shape
 
 
-_launch_shapes: dict = {}
-_kernel_limits: dict = {}
+_launch_shapes: dict = caches.memo("build.launch_shapes")
+_kernel_limits: dict = caches.memo("build.kernel_limits")
 
 
 def _kernel_limit(runtime, kernel: cl.Kernel) -> int:
@@ -304,7 +330,7 @@ def launch_grid(runtime, kernel: cl.Kernel, items, local, *args) -> cl.Event:
     return _invoke(runtime, kernel, global_size, local, _as_args(args))
 
 
-_typed: set = set()  # kernels whose scalar argument types pyopencl has been told
+_typed: set = caches.memo("build.typed", set)  # kernels whose scalar argument types pyopencl has been told
 
 
 def _invoke(runtime, kernel: cl.Kernel, global_size, local_size, args) -> cl.Event:

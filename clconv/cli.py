@@ -13,6 +13,7 @@ COMMANDS = ("demo", "check", "devices", "bench", "tune", "run_model", "inspect_m
 
 
 def build_parser() -> argparse.ArgumentParser:
+    # lazy: keeps CLI start-up fast (hides no import cycle)
     from . import __version__
 
     parser = argparse.ArgumentParser(
@@ -33,6 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
+    # lazy: keeps CLI start-up fast (hides no import cycle)
     from .commands import EXIT_NO_DEVICE, EXIT_OK, EXIT_USAGE
     from .commands.options import EnvironmentSettingError, check_environment
     from .device import DeviceSelectionError

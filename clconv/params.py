@@ -97,14 +97,16 @@ def conv_transpose_output_size(size: int, kernel: int, stride: int, padding: int
 
 
 def pool_output_size(size: int, kernel: int, stride: int, padding: int, dilation: int,
-                     ceil_mode: bool) -> int:
-    """Pooling output size with torch's ceil_mode rule.
+                     ceil_mode: bool, pad_end: int | None = None) -> int:
+    """Pooling output size with torch's ceil_mode rule; `padding` before the input and
+    `pad_end` (default: `padding`) after it (ONNX pads may be asymmetric).
 
     In ceil mode the last window must start inside the input or the left padding;
     a window that would start in the right padding is dropped.
     """
-    check_extent(size, 2 * padding, kernel, dilation)
-    span = size + 2 * padding - dilation * (kernel - 1) - 1
+    pad_end = padding if pad_end is None else pad_end
+    check_extent(size, padding + pad_end, kernel, dilation)
+    span = size + padding + pad_end - dilation * (kernel - 1) - 1
     if ceil_mode:
         out = -(-span // stride) + 1
         if (out - 1) * stride >= size + padding:

@@ -2,41 +2,52 @@
 
 The user database is one JSON file per device in the user cache directory
 (`platformdirs.user_cache_dir("clconv")/tuning`, or `CLCONV_TUNING_DIR`), keyed by the
-normalised device name and driver version. It is written only by `clconv tune`; ops only
-read it. `tuning_defaults.json`, shipped in the package, holds untuned tunables per
+device kind and normalised name. Each entry records the driver version it was tuned
+under; entries from another version are still used, with a warning. It is written only
+by `clconv tune`; ops only read it. `tuning_defaults.json`, shipped in the package, holds untuned tunables per
 device kind / type, used when a layer was never tuned.
 """
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
+import warnings
 from pathlib import Path
 
+from . import caches
 from .atomic_file import atomic_write
+from .device import DeviceKind
+from .geometry import layer_key
 
 ENV_DIR = "CLCONV_TUNING_DIR"
 SCHEMA = 1
 
-_defaults_cache: dict | None = None
-_db_cache: dict[tuple, dict] = {}
+_db_cache: dict[tuple, dict] = caches.memo("tuning.databases")
 generation = 0  # bumped whenever a database changes, so memoised choices are redone
 
 
+def _norm(text: str) -> str:
+    return re.sub(r"[^a-z0-9.+-]+", "-", text.lower()).strip("-")
+
+
 def device_key(profile) -> str:
-    """Normalised 'device name | driver version' (limits imposed are part of the key)."""
-    def norm(text):
-        return re.sub(r"[^a-z0-9.+-]+", "-", text.lower()).strip("-")
-    key = f"{norm(profile.device_name)}__{norm(profile.driver_version)}"
+    """'kind__device-name' normalised (case folded, whitespace and punctuation collapsed),
+    plus the limits imposed. The driver version is not part of it: it is kept in the file,
+    and a change is warned about (see load) rather than silently starting over."""
+    key = f"{DeviceKind(profile.kind).name.lower()}__{_norm(profile.device_name)}"
     if profile.limits_name:
         key += f"__limits-{profile.limits_name}"
     return key
 
 
-def layer_key(geo, op: str) -> str:
-    return (f"{op}:n{geo.N}c{geo.C}h{geo.H}w{geo.W}k{geo.K}r{geo.kh}x{geo.kw}"
-            f"s{geo.stride[0]}x{geo.stride[1]}p{geo.pad_top}x{geo.pad_left}"
-            f"o{geo.Ho}x{geo.Wo}d{geo.dilation[0]}x{geo.dilation[1]}g{geo.groups}")
+def _legacy_key(profile) -> str:
+    """The file name clconv used before (name and driver version), still read."""
+    key = f"{_norm(profile.device_name)}__{_norm(profile.driver_version)}"
+    if profile.limits_name:
+        key += f"__limits-{profile.limits_name}"
+    return key
 
 
 def tuning_dir() -> Path:
@@ -56,22 +67,52 @@ def db_path(profile) -> Path:
 
 
 def load(profile) -> dict:
-    """The tuned entries for this device: {layer_key: {"algo": name, "params": {...}, ...}}."""
+    """The tuned entries for this device: {layer_key: {"algo": name, "params": {...}, ...}}.
+    Warns (once per process and device) when they were tuned under another driver version."""
     key = (os.environ.get(ENV_DIR, ""), profile)
     if key not in _db_cache:
-        _db_cache[key] = _read_entries(db_path(profile))
+        data = _read_database(profile)
+        entries = data.get("entries", {})
+        older = sorted({str(entry.get("driver", data.get("driver")))
+                        for entry in entries.values() if isinstance(entry, dict)}
+                       - {profile.driver_version, "None"})
+        if older:
+            warnings.warn(
+                f"tuning database {db_path(profile)}: entries tuned with driver version(s) "
+                f"{', '.join(map(repr, older))}, the device now runs "
+                f"{profile.driver_version!r}; they are still used but may no longer be the "
+                f"fastest (run `clconv tune` again)", DriverChangedWarning, stacklevel=2)
+        _db_cache[key] = data.get("entries", {})
     return _db_cache[key]
 
 
-def _read_entries(path: Path) -> dict:
-    """The entries of a database file; {} when it is missing, unreadable or of another schema."""
+class DriverChangedWarning(UserWarning):
+    """The tuning database was written under another driver version."""
+
+
+def _read_database(profile) -> dict:
+    """The device's database ({} when there is none), or the file of the old naming."""
+    path = db_path(profile)
+    if not path.exists():
+        path = tuning_dir() / f"{_legacy_key(profile)}.json"
+    return _read_file(path)
+
+
+def _read_file(path: Path) -> dict:
+    """A database file's contents; {} when it is missing, unreadable or of another schema."""
     try:
         data = json.loads(path.read_text())
     except (OSError, ValueError):
         return {}
-    if not isinstance(data, dict) or data.get("schema") != SCHEMA:
+    if not isinstance(data, dict) or data.get("schema") != SCHEMA or \
+            not isinstance(data.get("entries", {}), dict):
         return {}
-    return data.get("entries", {})
+    return data
+
+
+def _read_entries(path: Path) -> dict:
+    """The entries of a database file; {} when it is missing, unreadable or of another schema."""
+    return _read_file(path).get("entries", {})
 
 
 def save(profile, entries: dict) -> Path:
@@ -83,8 +124,9 @@ def save(profile, entries: dict) -> Path:
     path = db_path(profile)
     path.parent.mkdir(parents=True, exist_ok=True)
     with FileLock(f"{path}.lock"):
-        merged = _read_entries(path)
-        merged.update(entries)
+        merged = dict(_read_database(profile).get("entries", {}))
+        merged.update({key: {**entry, "driver": profile.driver_version}
+                       for key, entry in entries.items()})
         data = {"schema": SCHEMA, "device": profile.label, "driver": profile.driver_version,
                 "limits": profile.limits_name, "entries": merged}
         with atomic_write(path, "w", encoding="utf-8") as f:
@@ -108,12 +150,13 @@ def lookup(profile, geo, op: str):
     return entry["algo"], dict(entry.get("params", {}))
 
 
+@functools.lru_cache(maxsize=1)
 def shipped_defaults() -> dict:
-    global _defaults_cache
-    if _defaults_cache is None:
-        path = Path(__file__).resolve().parent / "tuning_defaults.json"
-        _defaults_cache = json.loads(path.read_text()) if path.is_file() else {}
-    return _defaults_cache
+    path = Path(__file__).resolve().parent / "tuning_defaults.json"
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
+caches.register("tuning.shipped_defaults", shipped_defaults)
 
 
 def default_params(profile, algo: str, op: str | None = None) -> dict | None:

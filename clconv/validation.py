@@ -11,6 +11,7 @@ import numbers
 import numpy as np
 import pyopencl.array as cla
 
+from . import caches
 from .params import INT32_MAX
 
 
@@ -20,6 +21,9 @@ def _parse_layout(layout: str) -> tuple[bool, int]:
     axes = [a.strip() for a in layout.strip("()").split(",") if a.strip()]
     any_leading = axes[0] == "*"
     return any_leading, len(axes) - 1 if any_leading else len(axes)
+
+
+caches.register("validation.layouts", _parse_layout)
 
 
 def check_array(name: str, value, runtime, layout: str, dtype=np.float32) -> tuple[int, ...]:

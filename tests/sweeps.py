@@ -6,8 +6,7 @@ import random
 from dataclasses import dataclass, field
 
 from clconv import params
-from clconv.ops.conv import conv_geometry, transpose_geometry
-from clconv.ops.pool import pool_geometry
+from clconv.geometry import conv_geometry, pool_geometry, transpose_geometry
 
 
 # Fraction of each sweep to run. The emulated Raspberry Pi tiers use a smaller sweep:

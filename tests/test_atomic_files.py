@@ -183,7 +183,8 @@ def test_save_and_load_a_real_model_at_a_path_without_npz(tmp_path, rng):
 
 # --- tuning database ---------------------------------------------------------------------
 
-PROFILE = dict(device_name="Test Device", driver_version="1.0", limits_name="", label="test")
+PROFILE = dict(device_name="Test Device", driver_version="1.0", limits_name="", label="test",
+               kind=3)
 # What the database needs of a device profile (hashable, like the real one).
 Profile = namedtuple("Profile", sorted(PROFILE))
 

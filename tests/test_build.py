@@ -229,3 +229,22 @@ def test_group_2d_fills_across_first_then_down():
     assert group_2d(64, 100, 100) == (64, 1)
     assert group_2d(16, 3, 2) == (3, 2)      # never more rows than the grid has
     assert group_2d(12, 5, 7) == (5, 2)      # VideoCore IV's 12: 10 work-items fit
+
+
+def test_a_kernel_directory_with_spaces_in_its_path_builds(monkeypatch, tmp_path):
+    """pyopencl joins the options with spaces, so the -I path must reach the compiler
+    quoted; conv2d.cl #includes a header from its own directory."""
+    import shutil
+
+    from clconv import build
+
+    spaced = tmp_path / "kernels with spaces"
+    shutil.copytree(kernel_dir(), spaced)
+    monkeypatch.setattr(build, "kernel_dir", lambda: spaced)
+    clconv.clear_caches()
+    try:
+        rt = clconv.current_runtime()
+        kernel = get_kernel(rt, "conv2d.cl", "conv2d_forward")
+        assert kernel.function_name == "conv2d_forward"
+    finally:
+        clconv.clear_caches()  # drop the programs built from the temporary copy

@@ -16,7 +16,7 @@ from clconv.arrays import empty, on_device
 from clconv.compare import scaled_error
 from clconv.device import DeviceKind
 from clconv.epilogue import NO_ACTIVATION, RELU
-from clconv.ops.conv import conv_geometry
+from clconv.geometry import conv_geometry
 
 TOL = 1e-4
 CONFIGS = conv_configs(40, seed=11) + conv_configs(1, seed=5)

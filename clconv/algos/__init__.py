@@ -14,7 +14,7 @@ from __future__ import annotations
 import contextlib
 import os
 
-from .. import tuning
+from .. import caches, tuning
 from .base import OPS, Variant, is_cpu
 from .depthwise import DEPTHWISE, is_depthwise
 from .depthwise_direct import DEPTHWISE_DIRECT
@@ -27,7 +27,7 @@ VARIANTS: dict[str, Variant] = {v.name: v for v in (DIRECT, IM2COL, GEMM_1X1, DE
                                                     DEPTHWISE_DIRECT, WINOGRAD)}
 
 _forced: str | None = None
-_memo: dict = {}
+_memo: dict = caches.memo("algos.choices")
 
 
 class UnknownAlgorithmError(ValueError):

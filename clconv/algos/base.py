@@ -7,7 +7,11 @@ from typing import Callable
 import pyopencl.array as cla
 
 from ..arrays import allocate
+from ..build import DEFAULT_GROUP_SIZE, get_kernel, group_2d, launch_grid
 from ..device import DeviceKind
+
+LAYOUT = "im2col.cl"  # the layout kernels: im2col, col2im, flip_weights
+PAD_KERNELS = "depthwise.cl"  # holds pad_planes
 
 OPS = ("forward", "grad_input", "grad_weight")
 
@@ -60,3 +64,44 @@ def round_up(value: int, multiple: int) -> int:
 def is_cpu(profile) -> bool:
     """A CPU device (see DeviceProfile.device_types)."""
     return "CPU" in profile.device_types
+
+
+def fma_default(profile) -> int:
+    """fma() where the device is a CPU (hardware FMA); mad() elsewhere (VC4CL has no FMA)."""
+    return int(is_cpu(profile))
+
+
+def layout_group(rt, items: int) -> int:
+    """Work-group size for the layout kernels: the device limit, capped to the items."""
+    return max(1, min(items, rt.profile.max_work_group_size, DEFAULT_GROUP_SIZE))
+
+
+def flip_weights(rt, geo, w):
+    G = geo.groups
+    wt = scratch(rt, (geo.C, geo.K // G, geo.kh, geo.kw))
+    kernel = get_kernel(rt, LAYOUT, "flip_weights")
+    launch_grid(rt, kernel, (geo.C,), (layout_group(rt, geo.C),),
+                w, wt, geo.C, geo.C // G, geo.K // G, geo.kh * geo.kw)
+    return wt
+
+
+def pad(rt, x, planes, H, W, hp, wp, top, left, wg):
+    """The (H, W) planes of x in (hp, wp) planes, `top` rows and `left` columns of zeros
+    before them, zeros after."""
+    xp = scratch(rt, (planes, hp, wp))
+    kernel = get_kernel(rt, PAD_KERNELS, "pad_planes")
+    launch_grid(rt, kernel, (hp, planes), group_2d(wg, hp, planes),
+                x, xp, planes, H, W, hp, wp, top, left)
+    return xp
+
+
+def planes_per_item(geo, op, params) -> int:
+    """MB: the output planes of one channel multiplier a work-item computes together
+    (forward only; grad_input sums the multiplier instead). A tunable of up to 8, cut to
+    the largest divisor of the multiplier, since shared loads pay only where it is > 1."""
+    if op != "forward":
+        return 1
+    mult, mb = geo.K // geo.C, max(1, int(params.get("MB", 1)))
+    while mult % mb:
+        mb -= 1
+    return mb

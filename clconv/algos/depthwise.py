@@ -15,8 +15,9 @@ import pyopencl as cl
 
 from ..build import get_kernel, group_2d, launch_grid, resolve_local
 from ..epilogue import NO_ACTIVATION
-from .base import VC4C_MAX_ACCUMULATORS, Variant, is_vc4cl, scratch
-from .gemm import flip_weights, transposed_geometry
+from ..geometry import grad_input_as_forward
+from .base import VC4C_MAX_ACCUMULATORS, Variant, flip_weights, is_vc4cl, pad, planes_per_item, \
+    scratch
 
 KERNELS = "depthwise.cl"
 MAX_WINDOW = 49  # kh*kw compiled in and unrolled; bigger windows take another variant
@@ -48,10 +49,10 @@ def validate(profile, geo, op, params):
     if op == "grad_input":
         if not _grad_input_is_local(geo, params):
             return None  # the padded or the gathering kernel: no local memory
-        block_geo, reduce = transposed_geometry(geo), geo.K // geo.C
+        block_geo, reduce = grad_input_as_forward(geo), geo.K // geo.C
     if not int(params.get("PAD", 1)):
         _, _, lx, ly = _local_shape(profile, block_geo, params,
-                                    _planes_per_item(geo, op, params))
+                                    planes_per_item(geo, op, params))
         need = _block_bytes(block_geo, params, lx, ly, reduce)
         if need > profile.local_mem_size:
             return f"input block needs {need} bytes of local memory, the device has " \
@@ -113,22 +114,12 @@ def _local_sw(geo) -> int:
     return geo.stride[1] if geo.stride[1] in (1, 2) else 0
 
 
-def pad(rt, x, planes, H, W, hp, wp, top, left, wg):
-    """The (H, W) planes of x in (hp, wp) planes, `top` rows and `left` columns of zeros
-    before them, zeros after."""
-    xp = scratch(rt, (planes, hp, wp))
-    kernel = get_kernel(rt, KERNELS, "pad_planes")
-    launch_grid(rt, kernel, (hp, planes), group_2d(wg, hp, planes),
-                x, xp, planes, H, W, hp, wp, top, left)
-    return xp
-
-
 def forward(rt, geo, params, x, w, bias, out, act=NO_ACTIVATION):
     tw, wg = int(params["TW"]), int(params["WG"])
     if not int(params.get("PAD", 1)):
         return _local(rt, geo, params, x, w, bias, out, geo.K, geo.K // geo.C, 1,
                      (geo.pad_top, geo.pad_left), act,
-                     _planes_per_item(geo, "forward", params))
+                     planes_per_item(geo, "forward", params))
     hp, wp = padded_extent(geo, tw)
     xp = pad(rt, x, geo.N * geo.C, geo.H, geo.W, hp, wp, geo.pad_top, geo.pad_left, wg)
     kernel = get_kernel(rt, KERNELS, "depthwise_forward_padded",
@@ -139,18 +130,6 @@ def forward(rt, geo, params, x, w, bias, out, act=NO_ACTIVATION):
                 xp, w, bias if bias is not None else w, bias is not None, out,
                 geo.C, hp, wp, geo.K, geo.Ho, geo.Wo, *geo.stride, *geo.dilation, *act.scalars)
     return out
-
-
-def _planes_per_item(geo, op, params) -> int:
-    """MB: the output planes of one channel multiplier a work-item computes together
-    (forward only; grad_input sums the multiplier instead). A tunable of up to 8, cut to
-    the largest divisor of the multiplier, since shared loads pay only where it is > 1."""
-    if op != "forward":
-        return 1
-    mult, mb = geo.K // geo.C, max(1, int(params.get("MB", 1)))
-    while mult % mb:
-        mb -= 1
-    return mb
 
 
 def _local_shape(profile, geo, params, mb=1):
@@ -215,11 +194,11 @@ def _grad_input_is_local(geo, params) -> bool:
 def grad_input(rt, geo, params, grad_out, w, out, bias=None):
     mult = geo.K // geo.C
     if _grad_input_is_local(geo, params):
-        tgeo = transposed_geometry(geo)
+        tgeo = grad_input_as_forward(geo)
         return _local(rt, tgeo, params, grad_out, flip_weights(rt, geo, w), bias, out,
                       geo.C, 1, mult, (tgeo.pad_top, tgeo.pad_left))
     if geo.stride == (1, 1) and mult == 1:  # PAD=1: the padded forward, flipped windows
-        return forward(rt, transposed_geometry(geo), params, grad_out,
+        return forward(rt, grad_input_as_forward(geo), params, grad_out,
                        flip_weights(rt, geo, w), bias, out)
     # strided, a multiplier over 8, or a multiplier with PAD=1: gather
     tw, wg = int(params["TW"]), int(params["WG"])

@@ -13,11 +13,12 @@ work-item per output channel summing its taps' products over the images and rows
 """
 from __future__ import annotations
 
+from .. import caches
 from ..build import get_kernel, launch_grid
 from ..epilogue import NO_ACTIVATION
-from .base import Variant, is_vc4cl
-from .depthwise import MAX_WINDOW, _planes_per_item, is_depthwise
-from .gemm import _fma_default, flip_weights, transposed_geometry
+from ..geometry import grad_input_as_forward
+from .base import Variant, flip_weights, fma_default, is_vc4cl, planes_per_item
+from .depthwise import MAX_WINDOW, is_depthwise
 
 KERNELS = "depthwise_direct.cl"
 GRAD_WEIGHT_KERNELS = "depthwise_direct_grad_weight.cl"
@@ -46,11 +47,11 @@ def validate(profile, geo, op, params):
     if op == "grad_input":
         if geo.stride != (1, 1):
             return "grad_input at stride 1 only (the depthwise variant gathers strided ones)"
-        geo, mb = transposed_geometry(geo), 1
+        geo, mb = grad_input_as_forward(geo), 1
     elif op == "grad_weight":
         mb = 1
     else:
-        mb = _planes_per_item(geo, "forward", params)
+        mb = planes_per_item(geo, "forward", params)
     if geo.stride[1] not in (1, 2):
         return f"column stride {geo.stride[1]}: vector loads need 1 or 2"
     unrolled = -(-geo.Wo // tw) * geo.kh * geo.kw * mb  # not the R loop
@@ -61,14 +62,14 @@ def validate(profile, geo, op, params):
 
 def forward(rt, geo, params, x, w, bias, out, act=NO_ACTIVATION):
     return _run(rt, geo, params, x, w, bias, out, geo.K, geo.K // geo.C, 1,
-                _planes_per_item(geo, "forward", params), act)
+                planes_per_item(geo, "forward", params), act)
 
 
 def grad_input(rt, geo, params, grad_out, w, out, bias=None):
     """The forward of the flipped windows over grad_out, each input plane summing the
     multiplier's gradient planes."""
     mult = geo.K // geo.C
-    return _run(rt, transposed_geometry(geo), params, grad_out, flip_weights(rt, geo, w),
+    return _run(rt, grad_input_as_forward(geo), params, grad_out, flip_weights(rt, geo, w),
                 bias, out, geo.C, 1, mult, 1)
 
 
@@ -93,11 +94,11 @@ def _kernel(rt, geo, params, filename, name, **defines):
             "DH": geo.dilation[0], "DW": geo.dilation[1], "IN_H": geo.H, "IN_W": geo.W,
             "OUT_H": geo.Ho, "OUT_W": geo.Wo, "PAD_T": geo.pad_top,
             "PAD_L": geo.pad_left, "TW": int(params["TW"]),
-            "USE_FMA": int(params.get("FMA", _fma_default(rt.profile))), **defines})
+            "USE_FMA": int(params.get("FMA", fma_default(rt.profile))), **defines})
     return kernel
 
 
-_kernels: dict = {}
+_kernels: dict = caches.memo("depthwise_direct.kernels")
 
 
 def _run(rt, geo, params, x, w, bias, out, planes_out, mult, reduce, mb, act=NO_ACTIVATION):
@@ -126,7 +127,7 @@ def fit(geo, op, params):
     """Untuned TW: the widest that the rows hold (a span of TW outputs' inputs in one
     load; narrower planes fall back to single loads)."""
     params = dict(params)
-    tgeo = transposed_geometry(geo) if op == "grad_input" else geo
+    tgeo = grad_input_as_forward(geo) if op == "grad_input" else geo
     span = tgeo.stride[1] if tgeo.stride[1] in (1, 2) else 1
     tw = int(params["TW"])
     while tw > WIDTHS[0] and (tw * span > tgeo.W or tw > tgeo.Wo):

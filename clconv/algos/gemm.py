@@ -10,10 +10,11 @@ from __future__ import annotations
 
 from ..build import DEFAULT_GROUP_SIZE, get_kernel, group_2d, launch_grid
 from ..epilogue import NO_ACTIVATION
-from .base import Variant, is_cpu, is_vc4cl, round_up, scratch
+from ..geometry import grad_input_as_forward
+from .base import LAYOUT, Variant, flip_weights, fma_default, is_cpu, is_vc4cl, layout_group, \
+    round_up, scratch
 
 GEMM = "gemm.cl"
-LAYOUT = "im2col.cl"
 VECTOR_WIDTHS = (2, 4, 8, 16)
 
 
@@ -77,7 +78,7 @@ def gemm(rt, params, M, N, Kd, R, A, lda, sa, B, ldb, sb, C, ldc, sc, batches, N
     defines = {"TM": tm, "TN": tn, "NV": nv, "MFAST": mfast, "A_KMAJOR": int(a_kmajor),
                "C_TRANS": int(c_trans), "HAS_BIAS": int(bias is not None), **act.defines,
                "KUNROLL": unroll,
-               "USE_FMA": int(params.get("FMA", _fma_default(rt.profile)))}
+               "USE_FMA": int(params.get("FMA", fma_default(rt.profile)))}
     kernel = get_kernel(rt, GEMM, "gemm_tiled", defines)
     tiles_n, tiles_m = -(-N // (tn * nv)), -(-M // tm)
     fast, slow = (tiles_m, tiles_n) if mfast else (tiles_n, tiles_m)
@@ -87,11 +88,6 @@ def gemm(rt, params, M, N, Kd, R, A, lda, sa, B, ldb, sb, C, ldc, sc, batches, N
                        *act.scalars)
 
 
-def _fma_default(profile) -> int:
-    """fma() where the device is a CPU (hardware FMA); mad() elsewhere (VC4CL has no FMA)."""
-    return int(is_cpu(profile))
-
-
 def im2col(rt, x, geo, ldc):
     rows = geo.N * geo.C * geo.kh * geo.kw
     col = scratch(rt, (rows, ldc))
@@ -99,14 +95,9 @@ def im2col(rt, x, geo, ldc):
     # whole images per work-item on a CPU (each work-item has a cost), rows elsewhere
     chunk = geo.Ho if is_cpu(rt.profile) else 1
     chunks = -(-geo.Ho // chunk)
-    launch_grid(rt, kernel, (chunks, rows), (1, _group(rt, rows)),
+    launch_grid(rt, kernel, (chunks, rows), (1, layout_group(rt, rows)),
                 x, col, rows, ldc, chunk, geo.C, geo.H, geo.W, geo.Ho, geo.Wo, *_window(geo))
     return col
-
-
-def _group(rt, items: int) -> int:
-    """Work-group size for the layout kernels: the device limit, capped to the items."""
-    return max(1, min(items, rt.profile.max_work_group_size, DEFAULT_GROUP_SIZE))
 
 
 def _window(geo):
@@ -133,17 +124,6 @@ def forward(rt, geo, params, x, w, bias, out, act=NO_ACTIVATION):
     return out
 
 
-def transposed_geometry(geo):
-    """For stride 1: the forward convolution whose output is `geo`'s input gradient
-    (input grad_out, flipped weights, padding d*(k-1) - p, possibly negative)."""
-    from ..ops.conv import ConvGeometry
-
-    return ConvGeometry(geo.N, geo.K, geo.Ho, geo.Wo, geo.C, geo.kh, geo.kw, geo.H, geo.W,
-                        (1, 1), geo.dilation[0] * (geo.kh - 1) - geo.pad_top,
-                        geo.dilation[1] * (geo.kw - 1) - geo.pad_left, geo.dilation,
-                        geo.groups)
-
-
 def _flip_path(geo, params) -> bool:
     """grad_input as a forward conv with flipped weights (stride 1 only)? Tunable GI:
     1 flip, 2 GEMM + col2im, 0 (default) flip unless the weights (flipped on every
@@ -156,20 +136,11 @@ def _flip_path(geo, params) -> bool:
     return geo.K // geo.groups <= geo.N * geo.Ho * geo.Wo
 
 
-def flip_weights(rt, geo, w):
-    G = geo.groups
-    wt = scratch(rt, (geo.C, geo.K // G, geo.kh, geo.kw))
-    kernel = get_kernel(rt, LAYOUT, "flip_weights")
-    launch_grid(rt, kernel, (geo.C,), (_group(rt, geo.C),),
-                w, wt, geo.C, geo.C // G, geo.K // G, geo.kh * geo.kw)
-    return wt
-
-
 def grad_input(rt, geo, params, grad_out, w, out, bias=None):
     if _flip_path(geo, params):
         # a forward convolution of grad_out with the flipped weights: one big GEMM
         # instead of a GEMM with a short K followed by col2im
-        tgeo = transposed_geometry(geo)
+        tgeo = grad_input_as_forward(geo)
         return forward(rt, tgeo, params, grad_out, flip_weights(rt, geo, w), bias, out)
     G, P = geo.groups, geo.Ho * geo.Wo
     Kg, crs = geo.K // G, (geo.C // G) * geo.kh * geo.kw
@@ -204,7 +175,7 @@ def grad_weight(rt, geo, params, x, grad_out, out):
     kernel = get_kernel(rt, LAYOUT, "transpose_batched")
     strips = -(-P // 4)  # four columns each
     # a local size of 1 on a CPU: whole strips per work-item, not vector lanes
-    local = 1 if is_cpu(rt.profile) else _group(rt, strips)
+    local = 1 if is_cpu(rt.profile) else layout_group(rt, strips)
     launch_grid(rt, kernel, (strips, geo.N * G), (local, 1),
                 grad_out, dyt, Kg, P, ldk, geo.N * G)
     gemm(rt, params, crs, Kg, P, geo.N,

@@ -11,10 +11,9 @@ from __future__ import annotations
 
 from ..build import get_kernel, launch_grid
 from ..epilogue import NO_ACTIVATION
-from .base import Variant, round_up, scratch
-from .depthwise import pad
-from .gemm import _group, defaults as gemm_defaults, flip_weights, gemm, \
-    space as gemm_space, tile_n, transposed_geometry, validate_params
+from ..geometry import grad_input_as_forward
+from .base import Variant, flip_weights, layout_group, pad, round_up, scratch
+from .gemm import defaults as gemm_defaults, gemm, space as gemm_space, tile_n, validate_params
 
 KERNELS = "winograd.cl"
 
@@ -34,7 +33,7 @@ def _tiles(geo):
 def _convolution_run(geo, op: str):
     """The forward convolution `op` runs: geo itself, or for grad_input the convolution
     of the output gradient with the flipped weights."""
-    return geo if op == "forward" else transposed_geometry(geo)
+    return geo if op == "forward" else grad_input_as_forward(geo)
 
 
 def pays(geo, op: str) -> bool:
@@ -80,24 +79,24 @@ def forward(rt, geo, params, x, w, bias, out, act=NO_ACTIVATION):
     V = scratch(rt, (16, C, ldt))
     M = scratch(rt, (16, K, ldt))
     launch_grid(rt, get_kernel(rt, KERNELS, "winograd_weights"), (-(-C // 8), K),
-                (1, _group(rt, K)), w, U, K, C)
+                (1, layout_group(rt, K)), w, U, K, C)
     tile_grid = (tw8 // 8, th)  # 8 tiles per work-item across, a tile row down
     launch_grid(rt, get_kernel(rt, KERNELS, "winograd_input"), tile_grid + (geo.N * C,),
-                (1, _group(rt, th), 1), xp, V, C, hp, wp, th, tw8, ldt)
+                (1, layout_group(rt, th), 1), xp, V, C, hp, wp, th, tw8, ldt)
     gemm(rt, params, K, T, C, 1,
          U, C, (K * C, 0, 0),
          V, ldt, (C * ldt, 0, 0),
          M, ldt, (K * ldt, 0),
          16, 1)
     launch_grid(rt, get_kernel(rt, KERNELS, "winograd_output", act.defines),
-                tile_grid + (geo.N * K,), (1, _group(rt, th), 1),
+                tile_grid + (geo.N * K,), (1, layout_group(rt, th), 1),
                 M, bias if bias is not None else M, bias is not None,
                 out, K, geo.Ho, geo.Wo, th, tw8, ldt, xp, w, C, hp, wp, *act.scalars)
     return out
 
 
 def grad_input(rt, geo, params, grad_out, w, out, bias=None):
-    return forward(rt, transposed_geometry(geo), params, grad_out, flip_weights(rt, geo, w),
+    return forward(rt, grad_input_as_forward(geo), params, grad_out, flip_weights(rt, geo, w),
                    bias, out)
 
 

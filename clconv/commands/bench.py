@@ -49,6 +49,7 @@ def run(args) -> int:
     # POCL's threads about, make torch itself ~20x slower here: let them sleep instead.
     # (libgomp reads this when torch loads, which is below.)
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    # lazy: keeps CLI start-up fast (hides no import cycle)
     from .. import bench
     from ..runtime import current
 

@@ -38,6 +38,7 @@ def run(args) -> int:
     os.environ.setdefault("POCL_MAX_PTHREAD_COUNT", str(args.threads))
     import numpy as np
 
+    # lazy: keeps CLI start-up fast (hides no import cycle)
     from ..onnx import load
     from ..onnx.errors import OnnxImportError, PlanError, UnsupportedModelError
     from .inspect_model import parse_shapes

@@ -14,6 +14,7 @@ def register(subparsers):
 
 
 def run(args) -> int:
+    # lazy: keeps CLI start-up fast (hides no import cycle)
     from ..selfcheck import run_checks
 
     return EXIT_OK if run_checks(seed=args.seed, batch=args.batch) else EXIT_MISMATCH

@@ -21,6 +21,7 @@ def register(subparsers):
 
 
 def run(args) -> int:
+    # lazy: keeps CLI start-up fast (hides no import cycle)
     from ..demo import run_demo
 
     metrics = run_demo(args.out, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,

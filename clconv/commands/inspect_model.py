@@ -37,6 +37,7 @@ def _mib(n):
 def run(args) -> int:
     import numpy as np
 
+    # lazy: keeps CLI start-up fast (hides no import cycle)
     from ..onnx import compile_graph
     from ..onnx.errors import OnnxImportError, PlanError, UnsupportedModelError
     from ..onnx.loader import load_model, read_graph

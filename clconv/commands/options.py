@@ -79,6 +79,7 @@ def check_environment(environ=None) -> None:
     CLCONV_LIMITS, CLCONV_ALGO, CLCONV_POISON_OUTPUTS and POCL_MAX_PTHREAD_COUNT.
     CLCONV_DEVICE is checked by the device selection, which names the devices it could
     match."""
+    # lazy: keeps CLI start-up fast (hides no import cycle)
     from ..algos import ENV_ALGO, VARIANTS
     from ..arrays import ENV_POISON
     from ..device import ENV_LIMITS, LIMITS

@@ -41,6 +41,7 @@ def register(subparsers):
 
 def _input_shape(graph, size):
     """(name, N, C, H, W) of the model's image input."""
+    # lazy: keeps CLI start-up fast (hides no import cycle)
     from ..onnx.errors import PlanError
 
     floats = [i for i in graph.inputs if i.dtype is not None and i.dtype.kind == "f"]
@@ -74,6 +75,7 @@ def _read_labels(path, model) -> list[str]:
 def run(args) -> int:
     import numpy as np
 
+    # lazy: keeps CLI start-up fast (hides no import cycle)
     from ..onnx import compile_graph
     from ..onnx.errors import InputError, OnnxImportError, PlanError, UnsupportedModelError
     from ..onnx.images import IMAGENET_MEAN, IMAGENET_STD, load_image, top_k

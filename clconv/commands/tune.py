@@ -46,6 +46,7 @@ def _progress_printer():
 
 
 def run(args) -> int:
+    # lazy: keeps CLI start-up fast (hides no import cycle)
     from .. import bench, tuner, tuning
     from ..runtime import current
 

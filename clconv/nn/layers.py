@@ -8,7 +8,8 @@ import numpy as np
 
 from .. import functional as F
 from .. import params
-from ..arrays import empty
+from ..arrays import empty, on_device
+from ..build import get_kernel, launch
 from ..ops.dropout import dropout_backward, dropout_with_mask
 from ..ops.norm import batch_norm, batch_norm_backward, batch_norm_train
 from ..random import generator
@@ -191,8 +192,6 @@ class Flatten(Module):
         self.start_dim, self.end_dim = start_dim, end_dim
 
     def forward(self, x):
-        from ..arrays import on_device
-
         x = on_device(current(), x)
         self._input_shape = x.shape
         end = self.end_dim % len(x.shape)
@@ -269,8 +268,6 @@ class BatchNorm2d(Module):
         if self.training or not self.track_running_stats:
             out, self._mean, self._invstd, var = batch_norm_train(x, weight, bias, self.eps)
             if self.training and self.track_running_stats:
-                from ..build import get_kernel, launch
-
                 rt = current()
                 launch(rt, get_kernel(rt, "batchnorm.cl", "batch_norm_update_running"),
                        self.num_features, self.running_mean, self.running_var, self._mean,

@@ -9,6 +9,7 @@ import pyopencl.array as cla
 from ..arrays import on_device
 from ..build import get_kernel, launch
 from ..runtime import current
+from .state import check_state
 
 
 class Parameter:
@@ -125,8 +126,6 @@ class Module:
         .npz, or a torch state_dict converted with `{k: v.numpy() ...}`).
 
         Keys and shapes are checked before anything is changed."""
-        from .state import check_state
-
         rt = current()
         items = list(self._state_items())
         values = check_state(state_dict, {k: self._current_shape(m, n, kind)

@@ -6,6 +6,7 @@ import numpy as np
 from ..params import INT32_MAX
 from .errors import PlanError
 from .loader import Graph, load_model, read_graph
+from .model import CompiledModel
 from .plan import build_plan, check_supported
 
 
@@ -67,8 +68,6 @@ def model_inputs(graph: Graph, input_shapes=None, host_inputs=None) -> dict[str,
 
 def compile_graph(graph: Graph, input_shapes=None, host_inputs=None, source="model"):
     """A CompiledModel for an already-read graph."""
-    from .model import CompiledModel
-
     check_supported(graph)  # first: it lists every unsupported node at once
     shapes = model_inputs(graph, input_shapes, host_inputs)
     non_float = [i for i in graph.inputs if i.name not in shapes

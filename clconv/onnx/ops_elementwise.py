@@ -6,7 +6,7 @@ import numpy as np
 
 from ..epilogue import Activation
 from ..ops.elementwise import broadcast_shape
-from .steps import ActivationStep, BinaryStep
+from .steps import ActivationStep, BinaryStep, ViewStep
 
 FLOAT_MAX = float(np.finfo(np.float32).max)
 
@@ -92,7 +92,6 @@ def lower_sum(ctx):
         ctx.set_const(total)
         return
     if count == 1:
-        from .steps import ViewStep
         ctx.emit(ViewStep, [ctx.tensor(0, "data_0")], [ctx.shape(0)])
         return
     current, shape = 0, ctx.shape(0)

@@ -7,7 +7,8 @@ import numpy as np
 from ..ops import gemm as gemm_ops
 from ..ops import lrn as lrn_ops
 from ..ops import softmax as softmax_ops
-from ..ops.conv import conv_geometry, transpose_geometry
+from .. import params
+from ..geometry import conv_geometry, transpose_geometry
 from ..ops.elementwise import broadcast_shape
 from ..params import INT32_MAX, check_extent
 from ..validation import check_finite, check_int
@@ -176,13 +177,11 @@ def lower_conv_transpose(ctx):
 
 
 def pool_output_size(ctx, size, k, s, d, begin, end, ceil_mode):
-    span = size + begin + end - (k - 1) * d - 1
-    if ceil_mode:
-        out = -(-span // s) + 1
-        if (out - 1) * s >= size + begin:  # the last window would start in the end padding
-            out -= 1
-    else:
-        out = span // s + 1
+    """The one pooling output-size rule (params.pool_output_size), failing the node."""
+    try:
+        out = params.pool_output_size(size, k, s, begin, d, ceil_mode, pad_end=end)
+    except ValueError as error:
+        ctx.fail(str(error))
     if out <= 0:
         ctx.fail(f"pooling window {k} (dilation {d}) is larger than the padded input {size}")
     return out

@@ -19,7 +19,8 @@ import numpy as np
 
 from ..params import INT32_MAX
 from .errors import PlanError, UnsupportedModelError
-from .loader import ONNX_DOMAINS, Graph, Node
+from .loader import ONNX_DOMAINS, Graph, Node, require_onnx
+from .ops import HANDLERS
 from .steps import ActivationStep, AffineStep, ConvStep, Step
 
 MIN_OPSET = 7  # older opsets use attribute forms (e.g. Reshape's shape) not handled
@@ -28,8 +29,6 @@ MIN_OPSET = 7  # older opsets use attribute forms (e.g. Reshape's shape) not han
 def max_opset() -> int:
     """The newest ai.onnx opset the installed onnx package defines; a newer one may have
     changed an op's meaning, so it is refused rather than guessed at."""
-    from .loader import require_onnx
-
     return require_onnx().defs.onnx_opset_version()
 
 
@@ -157,8 +156,6 @@ class PlanBuilder:
         self.device_constants: dict[str, None] = {}  # ordered set
 
     def lower(self):
-        from .ops import HANDLERS
-
         for node in self.graph.nodes:
             for name in node.inputs:
                 if name and name not in self.values:
@@ -182,8 +179,6 @@ class PlanBuilder:
 
 def check_supported(graph: Graph):
     """Raise UnsupportedModelError listing every node the op table cannot run."""
-    from .ops import HANDLERS
-
     bad = []
     newest = max_opset()
     for node in graph.nodes:

@@ -1,108 +1,20 @@
 """conv2d, conv_transpose2d and their gradients (torch.nn.functional semantics, NCHW)."""
 from __future__ import annotations
 
-import functools
-from dataclasses import dataclass
-
 import numpy as np
 
-from .. import algos, params
+from .. import algos
 from ..arrays import empty, on_device
 from ..build import get_kernel, launch
 from ..epilogue import NO_ACTIVATION, RELU, Activation
+from ..geometry import ConvGeometry, conv_geometry, transpose_geometry
 from ..runtime import current
-from ..validation import check_array, check_int, check_shape
+from ..validation import check_array, check_shape
 
 KERNELS = "conv2d.cl"
 
 # Each op below validates its arguments, then `algos.run` enqueues the variant chosen for
 # the layer (forced by CLCONV_ALGO, tuned by `clconv tune`, or the heuristic).
-
-
-@dataclass(frozen=True)
-class ConvGeometry:
-    """A validated convolution: input (N, C, H, W), weight (K, C/groups, kh, kw),
-    output (N, K, Ho, Wo). Padding may be asymmetric (padding='same')."""
-
-    N: int
-    C: int
-    H: int
-    W: int
-    K: int
-    kh: int
-    kw: int
-    Ho: int
-    Wo: int
-    stride: tuple[int, int]
-    pad_top: int
-    pad_left: int
-    dilation: tuple[int, int]
-    groups: int
-
-    @property
-    def input_shape(self):
-        return (self.N, self.C, self.H, self.W)
-
-    @property
-    def weight_shape(self):
-        return (self.K, self.C // self.groups, self.kh, self.kw)
-
-    @property
-    def output_shape(self):
-        return (self.N, self.K, self.Ho, self.Wo)
-
-    def kernel_args(self):
-        return (self.kh, self.kw, *self.stride, self.pad_top, self.pad_left,
-                *self.dilation, self.groups)
-
-
-def _check_groups(groups, channels: int, name: str, channel_axis: str) -> int:
-    groups = check_int("groups", groups, 1)
-    if channels % groups:
-        raise ValueError(f"{name}: {channels} {channel_axis} are not divisible by groups={groups}")
-    return groups
-
-
-def conv_geometry(input_shape, weight_shape, stride, padding, dilation, groups) -> ConvGeometry:
-    """The validated geometry; memoised, as a layer asks with the same arguments on every
-    call. Only plain ints, strings and tuples of ints are memo keys: 1.0 and True equal 1
-    as keys, yet validation rejects them, and lists cannot be keys."""
-    args = (tuple(input_shape), tuple(weight_shape), stride, padding, dilation, groups)
-    if all(_plain(a) for a in args):
-        return _cached_geometry(*args)
-    return _conv_geometry(*args)
-
-
-def _plain(value) -> bool:
-    return type(value) in (int, str) or \
-        type(value) is tuple and all(type(v) is int for v in value)
-
-
-def _conv_geometry(input_shape, weight_shape, stride, padding, dilation, groups) -> ConvGeometry:
-    N, C, H, W = input_shape
-    K, c_per_group, kh, kw = weight_shape
-    groups = _check_groups(groups, C, "input", "input channels")
-    if K % groups:
-        raise ValueError(f"weight: {K} output channels (weight.shape[0]) are not divisible "
-                         f"by groups={groups}")
-    if c_per_group != C // groups:
-        raise ValueError(
-            f"weight: expected shape ({K}, {C // groups}, {kh}, {kw}) for input with {C} "
-            f"channels and groups={groups}, got {tuple(weight_shape)}")
-    stride = params.pair("stride", stride, minimum=1)
-    dilation = params.pair("dilation", dilation, minimum=1)
-    (top, bottom), (left, right) = params.conv_padding(padding, (kh, kw), dilation, stride)
-    Ho = params.conv_output_size(H, kh, stride[0], top, bottom, dilation[0])
-    Wo = params.conv_output_size(W, kw, stride[1], left, right, dilation[1])
-    if Ho <= 0 or Wo <= 0:
-        effective = (dilation[0] * (kh - 1) + 1, dilation[1] * (kw - 1) + 1)
-        raise ValueError(
-            f"weight: kernel {(kh, kw)} with dilation {dilation} spans {effective}, larger "
-            f"than the padded input {(H + top + bottom, W + left + right)}")
-    return ConvGeometry(N, C, H, W, K, kh, kw, Ho, Wo, stride, top, left, dilation, groups)
-
-
-_cached_geometry = functools.lru_cache(maxsize=1024)(_conv_geometry)
 
 
 def _check_bias(bias, runtime, channels: int):
@@ -190,40 +102,6 @@ def conv2d_backward(grad_output, input, weight, stride=1, padding=0, dilation=1,
     if want_bias:
         grad_bias = channel_sum(rt, g)
     return grad_input, grad_weight, grad_bias
-
-
-def transpose_geometry(input_shape, weight_shape, stride, padding, output_padding, groups,
-                       dilation):
-    """conv_transpose2d shapes, as the forward convolution it is the transpose of.
-
-    Returns (geometry of the forward conv from the output to the input, output shape)."""
-    N, C_in, H, W = input_shape
-    _, o_per_group, kh, kw = weight_shape
-    groups = _check_groups(groups, C_in, "input", "input channels")
-    if weight_shape[0] != C_in:
-        raise ValueError(
-            f"weight: expected shape ({C_in}, out_channels/groups, kH, kW) for input with "
-            f"{C_in} channels, got {tuple(weight_shape)}")
-    stride = params.pair("stride", stride, minimum=1)
-    dilation = params.pair("dilation", dilation, minimum=1)
-    if isinstance(padding, str):
-        raise ValueError(f"padding: conv_transpose2d takes an int or a pair, got {padding!r}")
-    pad = params.pair("padding", padding, minimum=0)
-    out_pad = params.pair("output_padding", output_padding, minimum=0)
-    for op, s, d in zip(out_pad, stride, dilation):
-        if op >= s and op >= d:
-            raise ValueError(f"output_padding: must be smaller than stride {stride} or dilation "
-                             f"{dilation}, got {out_pad}")
-    Ho = params.conv_transpose_output_size(H, kh, stride[0], pad[0], out_pad[0], dilation[0])
-    Wo = params.conv_transpose_output_size(W, kw, stride[1], pad[1], out_pad[1], dilation[1])
-    if Ho <= 0 or Wo <= 0:
-        raise ValueError(f"input: output size {(Ho, Wo)} would be empty for input {(H, W)}, "
-                         f"kernel {(kh, kw)}, stride {stride}, padding {pad}")
-    C_out = o_per_group * groups
-    # The forward convolution maps (N, C_out, Ho, Wo) back to (N, C_in, H, W).
-    geo = ConvGeometry(N, C_out, Ho, Wo, C_in, kh, kw, H, W, stride, pad[0], pad[1],
-                       dilation, groups)
-    return geo, (N, C_out, Ho, Wo)
 
 
 def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_padding=0,

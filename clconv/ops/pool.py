@@ -1,54 +1,16 @@
 """Max, average and adaptive average pooling and their gradients (NCHW)."""
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 
 from .. import params
 from ..arrays import empty, on_device
 from ..build import DEFAULT_GROUP_SIZE, get_kernel, group_size, launch, launch_grid
+from ..geometry import PoolGeometry, pool_geometry  # noqa: F401 (PoolGeometry: public name)
 from ..runtime import current
 from ..validation import check_array, check_shape
 
 KERNELS = "pool2d.cl"
-
-
-@dataclass(frozen=True)
-class PoolGeometry:
-    N: int
-    C: int
-    H: int
-    W: int
-    Ho: int
-    Wo: int
-    kernel: tuple[int, int]
-    stride: tuple[int, int]
-    padding: tuple[int, int]
-    dilation: tuple[int, int]
-
-    @property
-    def output_shape(self):
-        return (self.N, self.C, self.Ho, self.Wo)
-
-
-def pool_geometry(input_shape, kernel_size, stride, padding, dilation, ceil_mode) -> PoolGeometry:
-    N, C, H, W = input_shape
-    kernel = params.pair("kernel_size", kernel_size, minimum=1)
-    # torch: stride=None (or an empty list) means stride = kernel_size.
-    stride = kernel if stride is None or stride == [] or stride == () else \
-        params.pair("stride", stride, minimum=1)
-    padding = params.pair("padding", padding, minimum=0)
-    dilation = params.pair("dilation", dilation, minimum=1)
-    if padding[0] > kernel[0] // 2 or padding[1] > kernel[1] // 2:
-        raise ValueError(f"padding: must be at most half the kernel size {kernel}, "
-                         f"got {padding}")
-    Ho = params.pool_output_size(H, kernel[0], stride[0], padding[0], dilation[0], ceil_mode)
-    Wo = params.pool_output_size(W, kernel[1], stride[1], padding[1], dilation[1], ceil_mode)
-    if Ho <= 0 or Wo <= 0:
-        raise ValueError(f"kernel_size: window {kernel} with dilation {dilation} is larger than "
-                         f"the padded input {(H + 2 * padding[0], W + 2 * padding[1])}")
-    return PoolGeometry(N, C, H, W, Ho, Wo, kernel, stride, padding, dilation)
 
 
 def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,
