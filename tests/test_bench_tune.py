@@ -32,7 +32,7 @@ def no_peers(monkeypatch):
 
 def test_bench_smoke_writes_json_and_skips_absent_peers(tmp_path, capsys, no_peers):
     out = tmp_path / "bench.json"
-    assert main(["bench", "--suite", "smoke", "--rounds", "1", "--min-time", "0",
+    assert main(["bench", "--suite", "smoke", "--rounds", "1", "--min-time", "0.001",
                  "--json", str(out)]) == 0
     text = capsys.readouterr().out
     assert "peer tinygrad: skipped: tinygrad not installed" in text

@@ -27,6 +27,8 @@ def test_demo_trains_saves_reloads_and_draws(tmp_path, capsys):
     assert (out / "training_curve.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-def test_demo_rejects_bad_arguments(tmp_path):
-    with pytest.raises(SystemExit, match="must be positive"):
+def test_demo_rejects_bad_arguments(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
         main(["demo", "--out", str(tmp_path), "--epochs", "0"])
+    assert exit_info.value.code == 2
+    assert "argument --epochs: expected an integer >= 1, got 0" in capsys.readouterr().err

@@ -576,9 +576,12 @@ def test_emulated_rootfs_has_the_runtime_dependencies():
 
 
 def test_ci_pi_tier_exists_and_is_strict():
+    """Every step goes through .ci/lib.sh's tier runner (tests/test_ci.py tests it) and
+    the script fails when any step did."""
     script = REPO / ".ci" / "pi-tier.sh"
     text = script.read_text()
-    assert "set -euo pipefail" in text
+    assert "set -uo pipefail" in text and ". .ci/lib.sh" in text
+    assert 'tier_summary "pi tier" || exit 1' in text
     for ref in re.findall(r"\bpi/[\w.-]+\.sh", text):
         assert (REPO / ref).exists(), ref
 

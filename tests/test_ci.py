@@ -1,0 +1,65 @@
+"""The CI tier runner (.ci/lib.sh): a failing tier says why, and the run fails."""
+import subprocess
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def run_tiers(script, tmp_path, **env):
+    """Run bash `script` after sourcing .ci/lib.sh, with its logs in tmp_path."""
+    full = f". .ci/lib.sh\n{script}"
+    return subprocess.run(["bash", "-c", full], cwd=REPO, capture_output=True, text=True,
+                          timeout=60, env={"PATH": "/usr/bin:/bin", "CI_LOGS": str(tmp_path),
+                                           **env})
+
+
+def test_a_passing_run_passes_and_prints_each_tiers_time(tmp_path):
+    r = run_tiers('run_tier one 30 true\nrun_tier two 30 echo hi\ntier_summary CI', tmp_path)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "=== tier one passed in" in r.stdout and "=== tier two passed in" in r.stdout
+    assert "hi" in (tmp_path / "two.log").read_text()
+
+
+def test_a_failing_tier_says_why_and_the_later_tiers_still_run(tmp_path):
+    script = ("run_tier bad 30 bash -c 'echo FAILED tests/test_x.py::test_y - boom; exit 1'\n"
+              "run_tier missing 30 no-such-command-here\n"
+              "run_tier later 30 true\n"
+              "tier_summary CI")
+    r = run_tiers(script, tmp_path)
+    assert r.returncode == 1
+    out = r.stdout
+    assert "=== tier bad FAILED: exit 1: tests failed" in out
+    assert "FAILED tests/test_x.py::test_y - boom" in out.split("--- why")[1]
+    assert "exit 127: a command was not found" in out
+    assert "=== tier later passed" in out
+    assert "FAILED tiers: bad missing" in out
+
+
+def test_a_tier_past_its_limit_is_stopped_and_named(tmp_path):
+    r = run_tiers("run_tier slow 1 sleep 20\ntier_summary CI", tmp_path)
+    assert r.returncode == 1
+    assert "exit 124: timed out" in r.stdout
+
+
+def test_the_last_test_started_is_reported(tmp_path):
+    script = ("run_tier crash 30 bash -c 'echo tests/test_a.py::test_b >> \"$CLCONV_TEST_TRACE\"; "
+              "kill -SEGV $$'\ntier_summary CI")
+    r = run_tiers(script, tmp_path)
+    assert r.returncode == 1
+    assert "exit 139: segmentation fault" in r.stdout
+    assert "last test started: tests/test_a.py::test_b" in r.stdout
+
+
+def test_a_spent_budget_stops_tiers_with_a_reason(tmp_path):
+    r = run_tiers("SECONDS=100\nrun_tier late 30 true\ntier_summary CI", tmp_path,
+                  CI_DEADLINE="120")
+    assert r.returncode == 1
+    assert "=== tier late NOT RUN: the run's budget is spent" in r.stdout
+
+
+@pytest.mark.parametrize("script", [".ci/run", ".ci/pi-tier.sh", ".ci/tier-rusticl.sh",
+                                    ".ci/tier-oclgrind.sh", ".ci/pi-prepare.sh"])
+def test_ci_scripts_parse(script):
+    assert subprocess.run(["bash", "-n", REPO / script]).returncode == 0
