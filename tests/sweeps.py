@@ -1,12 +1,23 @@
 """Seeded random configurations for the op tests: shapes and parameters across stride,
 padding (int, pair, 'valid', 'same'), dilation, groups (depthwise included), odd sizes
 and batch > 1. Only configurations the ops accept are kept."""
+import dataclasses
 import os
 import random
 from dataclasses import dataclass, field
 
 from clconv import params
+from clconv.device import DeviceKind
 from clconv.geometry import conv_geometry, pool_geometry, transpose_geometry
+
+
+def generic_profile(profile):
+    """The profile without VC4C's rules (the kind and type of a CPU) where the VideoCore
+    IV profile imposes them: for the tests of rules every device shares. VC4C's own
+    are tested in test_validate_rejects_what_vc4c_cannot_compile_on_vc4cl_only."""
+    if profile.kind != DeviceKind.VC4CL:
+        return profile
+    return dataclasses.replace(profile, kind=DeviceKind.POCL_CPU, device_type="CPU")
 
 
 # Fraction of each sweep to run. The emulated Raspberry Pi tiers use a smaller sweep:

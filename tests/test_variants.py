@@ -7,7 +7,7 @@ import zlib
 
 import numpy as np
 import pytest
-from sweeps import conv_configs
+from sweeps import conv_configs, generic_profile
 
 import clconv
 import clconv.functional as F
@@ -152,15 +152,6 @@ def test_the_sweep_reaches_every_variant():
     assert seen == set(algos.VARIANTS) - cpu_only
 
 
-def _generic(profile):
-    """The profile without VC4C's rules (the kind and type of a CPU) where the VideoCore
-    IV profile imposes them: for the tests of rules every device shares. VC4C's own
-    are tested in test_validate_rejects_what_vc4c_cannot_compile_on_vc4cl_only."""
-    if profile.kind != DeviceKind.VC4CL:
-        return profile
-    return dataclasses.replace(profile, kind=DeviceKind.POCL_CPU, device_type="CPU")
-
-
 def _geo(x=(1, 4, 8, 8), w=(6, 4, 3, 3), **kw):
     kw = {"stride": 1, "padding": 1, "dilation": 1, "groups": 1, **kw}
     return conv_geometry(x, w, **kw)
@@ -195,7 +186,7 @@ def test_validate_rejects_what_vc4c_cannot_compile_on_vc4cl_only():
     base = clconv.current_runtime().profile
     vc4 = dataclasses.replace(base, kind=DeviceKind.VC4CL, device_type="GPU",
                               max_work_group_size=12)
-    other = dataclasses.replace(_generic(base), max_work_group_size=12)
+    other = dataclasses.replace(generic_profile(base), max_work_group_size=12)
     im2col, dw, direct = (algos.VARIANTS[n] for n in ("im2col", "depthwise", "depthwise_direct"))
     geo = _geo()
     for params, words in (({"TM": 2, "TN": 4, "NV": 1, "WG": 12, "MFAST": 0}, "TM=2"),
@@ -243,7 +234,7 @@ def test_validate_rejects_what_vc4c_cannot_compile_on_vc4cl_only():
 
 
 def test_validate_rejects_column_buffers_beyond_the_max_allocation():
-    profile = _generic(clconv.current_runtime().profile)
+    profile = generic_profile(clconv.current_runtime().profile)
     small = dataclasses.replace(profile, max_mem_alloc_size=1 << 16)
     params = {"TM": 4, "TN": 8, "NV": 1, "WG": 1}
     geo = _geo(x=(2, 16, 32, 32), w=(16, 16, 3, 3))
@@ -253,7 +244,7 @@ def test_validate_rejects_column_buffers_beyond_the_max_allocation():
 
 
 def test_validate_rejects_bad_tunables_and_geometries():
-    profile = _generic(clconv.current_runtime().profile)
+    profile = generic_profile(clconv.current_runtime().profile)
     im2col, one, dw = (algos.VARIANTS[n] for n in ("im2col", "gemm1x1", "depthwise"))
     assert "vector width" in im2col.validate(profile, _geo(), "forward",
                                              {"TM": 4, "TN": 3, "WG": 1})
@@ -279,7 +270,7 @@ def test_validate_rejects_bad_tunables_and_geometries():
 def test_depthwise_direct_validates_fits_and_bands_its_work():
     from clconv.algos import depthwise_direct as dd
 
-    profile = _generic(clconv.current_runtime().profile)
+    profile = generic_profile(clconv.current_runtime().profile)
     direct = algos.VARIANTS["depthwise_direct"]
     geo = _geo(x=(1, 4, 28, 28), w=(4, 1, 3, 3), groups=4)
     params = {"TW": 16, "MB": 1}
@@ -357,7 +348,7 @@ def test_depthwise_direct_leaves_the_lane_shift_spelling_to_the_kernel(monkeypat
 
 
 def test_validate_rejects_local_memory_and_transform_buffers_beyond_the_device():
-    profile = _generic(clconv.current_runtime().profile)
+    profile = generic_profile(clconv.current_runtime().profile)
     dw = algos.VARIANTS["depthwise"]
     geo = _geo(x=(1, 8, 64, 64), w=(8, 1, 3, 3), groups=8)
     local = {"TW": 16, "TH": 4, "WG": 1, "PAD": 0}
@@ -377,7 +368,7 @@ def test_validate_rejects_local_memory_and_transform_buffers_beyond_the_device()
 
 def test_heuristic_is_deterministic_and_sensible():
     # the choices on a CPU, whatever device runs the suite (Oclgrind is a GPU)
-    profile = dataclasses.replace(_generic(clconv.current_runtime().profile), device_type="CPU")
+    profile = dataclasses.replace(generic_profile(clconv.current_runtime().profile), device_type="CPU")
     assert algos.heuristic(profile, _geo(), "forward") == "im2col"
     assert algos.heuristic(profile, _geo(w=(6, 4, 1, 1), padding=0), "forward") == "gemm1x1"
     # depthwise: on a CPU straight from global memory where that kernel runs the op,
@@ -435,7 +426,7 @@ def test_tuning_database_round_trip(tmp_path, monkeypatch):
     monkeypatch.delenv(algos.ENV_ALGO, raising=False)  # a forced variant would win
     monkeypatch.setenv(tuning.ENV_DIR, str(tmp_path))
     tuning.forget_cache()
-    profile = _generic(clconv.current_runtime().profile)
+    profile = generic_profile(clconv.current_runtime().profile)
     geo = _geo()
     assert tuning.lookup(profile, geo, "forward") is None
     params = {"TM": 2, "TN": 4, "NV": 1, "WG": 1, "MFAST": 0, "FMA": 0}
