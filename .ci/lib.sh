@@ -111,6 +111,32 @@ run_tier() {
     return "$rc"
 }
 
+# start_tier NAME LIMIT_S CMD...: run_tier in the background (for a tier that keeps one
+# core busy while another tier keeps the other); its output is held back and printed,
+# with its row in the table, by wait_tier NAME.
+declare -A _ci_bg=()
+start_tier() {
+    local file=${1//[^A-Za-z0-9_.+-]/_}
+    echo "=== tier $1 started in the background ($(ci_now)); its report follows when it ends"
+    (
+        rc=0
+        run_tier "$@" >"$CI_LOGS/$file.report" 2>&1 || rc=$?
+        printf '%s\n' "${_ci_rows[-1]}" >"$CI_LOGS/$file.row"
+        exit "$rc"
+    ) &
+    _ci_bg[$file]=$!
+}
+wait_tier() {
+    local file=${1//[^A-Za-z0-9_.+-]/_} rc=0
+    wait "${_ci_bg[$file]}" || rc=$?
+    echo
+    echo "=== report of background tier $1:"
+    cat "$CI_LOGS/$file.report"
+    _ci_rows+=("$(cat "$CI_LOGS/$file.row" 2>/dev/null || printf '%-40s %6s  exit %d' "$1" - "$rc")")
+    (( rc == 0 )) || _ci_failed+=("$1")
+    return "$rc"
+}
+
 # record_failure NAME RC LOG: count something that ran outside run_tier (a background
 # job) as a failed tier, with the same report.
 record_failure() {

@@ -52,6 +52,19 @@ def test_the_last_test_started_is_reported(tmp_path):
     assert "last test started: tests/test_a.py::test_b" in r.stdout
 
 
+def test_background_tiers_report_when_waited_for(tmp_path):
+    script = ("start_tier bg1 30 bash -c 'sleep 1; echo from-bg1'\n"
+              "start_tier bg2 30 bash -c 'echo FAILED t::u; exit 1'\n"
+              "run_tier fg 30 true\n"
+              "wait_tier bg1\nwait_tier bg2\ntier_summary CI")
+    r = run_tiers(script, tmp_path)
+    assert r.returncode == 1
+    out = r.stdout
+    assert out.index("=== tier fg passed") < out.index("from-bg1")  # held back until waited
+    assert "=== tier bg2 FAILED: exit 1" in out and "FAILED tiers: bg2" in out
+    assert "bg1" in out.split("tier times")[1] and "passed" in out.split("tier times")[1]
+
+
 def test_a_spent_budget_stops_tiers_with_a_reason(tmp_path):
     r = run_tiers("SECONDS=100\nrun_tier late 30 true\ntier_summary CI", tmp_path,
                   CI_DEADLINE="120")
