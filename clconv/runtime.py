@@ -5,8 +5,10 @@ One runtime is current at a time. It is created lazily on the device that
 """
 from __future__ import annotations
 
+import atexit
 import os
 import threading
+import weakref
 from dataclasses import dataclass, field
 
 import pyopencl as cl
@@ -32,6 +34,23 @@ class Runtime:
 _current: Runtime | None = None
 
 
+# Every runtime alive, so that the interpreter waits for their queues before it exits.
+_runtimes: weakref.WeakSet = weakref.WeakSet()
+
+
+@atexit.register
+def _finish_queues():
+    """Wait for enqueued work before the interpreter tears down: a script that ends with
+    kernels still queued (nothing read back) left POCL compiling one of them on a worker
+    thread while the process exited, which crashed in LLVM (a segfault after the
+    script's last line, about 3 runs in 4 of the README's tour)."""
+    for runtime in list(_runtimes):
+        try:
+            runtime.queue.finish()
+        except cl.Error:  # a queue whose device failed has nothing left to wait for
+            pass
+
+
 def create_runtime(device, limits: str | None = None, reason: str = "") -> Runtime:
     """A runtime on `device`; `limits` names device limits to impose (e.g. 'videocore4')."""
     context = cl.Context([device])
@@ -40,7 +59,9 @@ def create_runtime(device, limits: str | None = None, reason: str = "") -> Runti
     if limits:
         profile = profile.with_limits(limits)
     allocator = cl.tools.MemoryPool(cl.tools.ImmediateAllocator(queue))
-    return Runtime(context, queue, profile, allocator, reason)
+    runtime = Runtime(context, queue, profile, allocator, reason)
+    _runtimes.add(runtime)
+    return runtime
 
 
 def current() -> Runtime:

@@ -172,3 +172,29 @@ def test_videocore4_limits_cap_the_profile():
     assert capped.kind == DeviceKind.VC4CL and capped.device_type == "GPU"
     with pytest.raises(ValueError, match="unknown limits"):
         real.with_limits("pi9")
+
+
+def test_the_interpreter_waits_for_queued_work_before_it_exits(tmp_path):
+    """A script ending with kernels still queued must not exit under them: POCL then
+    crashed in LLVM, compiling a queued kernel on a worker thread while the process
+    tore down (2 runs in 5 of the README's tour, from an empty kernel cache)."""
+    import subprocess
+    import sys
+    script = tmp_path / "ends_with_queued_work.py"
+    script.write_text(
+        "import atexit\n"
+        "marker = []\n"
+        "# registered before clconv's handler, so it runs after it (atexit is LIFO)\n"
+        "atexit.register(lambda: print('status', marker[0].command_execution_status))\n"
+        "import numpy as np, pyopencl as cl, clconv, clconv.functional as F\n"
+        "from clconv.arrays import on_device\n"
+        "rt = clconv.current_runtime()\n"
+        "x = on_device(rt, np.random.rand(8, 64, 64, 64).astype(np.float32))\n"
+        "w = on_device(rt, np.random.rand(64, 64, 3, 3).astype(np.float32))\n"
+        "for _ in range(10):  # a second or so of queued work\n"
+        "    y = F.conv2d(x, w, padding=1)\n"
+        "marker.append(cl.enqueue_marker(clconv.current_runtime().queue))\n")
+    r = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                       timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip().endswith("status 0"), r.stdout  # CL_COMPLETE
