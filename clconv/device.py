@@ -143,7 +143,8 @@ class DeviceProfile:
 # work-groups or more memory fail on the desktop instead of on the Pi. The fields in
 # IMITATED are taken as they are: with the kind and type of a VideoCore IV, the profile
 # picks the variants and tunables VC4CL would get (tuning_defaults.json's VC4CL entry,
-# validate()'s VC4C rules), so the programs built are the ones VC4CL must compile.
+# validate()'s VC4C rules), so the programs built are the ones VC4CL must compile; with
+# a V3D's, the Pi 4/5 defaults run (on rusticl's llvmpipe in CI).
 IMITATED = ("kind", "device_type")
 LIMITS: dict[str, dict] = {
     "videocore4": {
@@ -157,6 +158,8 @@ LIMITS: dict[str, dict] = {
         "extensions": frozenset({"cl_khr_fp16", "cl_khr_fp64"}),
     },
     "v3d": {
+        "kind": DeviceKind.V3D,
+        "device_type": "GPU",
         "max_work_group_size": 256,
         "max_work_item_sizes": 256,
         "local_mem_size": 32 * 1024,

@@ -174,6 +174,17 @@ def test_videocore4_limits_cap_the_profile():
         real.with_limits("pi9")
 
 
+def test_v3d_limits_choose_as_a_pi_4_gpu():
+    import clconv
+
+    real = clconv.current_runtime().profile
+    capped = real.with_limits("v3d")
+    assert capped.max_work_group_size == min(256, real.max_work_group_size)
+    assert capped.address_bits == 32 and capped.limits_name == "v3d"
+    # the Pi 4/5 kind and type, so tuning_defaults.json's V3D entry is used
+    assert capped.kind == DeviceKind.V3D and capped.device_type == "GPU"
+
+
 def test_the_interpreter_waits_for_queued_work_before_it_exits(tmp_path):
     """A script ending with kernels still queued must not exit under them: POCL then
     crashed in LLVM, compiling a queued kernel on a worker thread while the process
