@@ -28,7 +28,7 @@ import pyopencl as cl
 import pyopencl.array as cla
 
 from . import caches
-from .device import DeviceProfile, is_pocl
+from .device import DeviceKind, DeviceProfile, classify, is_pocl
 from .params import INT32_MAX
 from .validation import check_launch
 
@@ -148,16 +148,33 @@ def include_dir(directory: Path) -> str:
 _include_links: dict = caches.memo("build.include_links")
 
 
+# VC4C, VC4CL's compiler, compiles a program's kernels on a thread pool, and near its
+# register limit the same program compiles on one try and fails on the next. A failed
+# build on VC4CL is tried this many times; the VC4C gate (pi/vc4c/compile-programs.py,
+# --tries) proves that every program of the VideoCore IV profile compiles within them.
+VC4CL_BUILD_TRIES = 5
+
+
+def build_tries(device) -> int:
+    """How many times a failed build is tried on `device` (a pyopencl.Device)."""
+    kind = classify(device.platform.name, device.name, device.type)
+    return VC4CL_BUILD_TRIES if kind == DeviceKind.VC4CL else 1
+
+
 def _build(context: cl.Context, path: Path, options: tuple[str, ...]) -> dict[str, cl.Kernel]:
     source = path.read_text()
     all_options = list(options) + ["-I", include_dir(path.parent)]
     cache_dir = None if uses_pyopencl_cache(context) else False
-    try:
-        with _compiler_chatter() as chatter:
-            program = cl.Program(context, source).build(options=all_options,
-                                                        cache_dir=cache_dir)
-    except cl.Error as error:
-        raise KernelBuildError(path, tuple(all_options), str(error)) from None
+    tries = build_tries(context.devices[0])
+    for attempt in range(1, tries + 1):
+        try:
+            with _compiler_chatter() as chatter:
+                program = cl.Program(context, source).build(options=all_options,
+                                                            cache_dir=cache_dir)
+            break
+        except cl.Error as error:
+            if attempt == tries:
+                raise KernelBuildError(path, tuple(all_options), str(error)) from None
     logs = [program.get_build_info(d, cl.program_build_info.LOG) for d in context.devices]
     real = _real_compiler_output("\n".join(logs + chatter))
     if real:

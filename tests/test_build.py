@@ -248,3 +248,43 @@ def test_a_kernel_directory_with_spaces_in_its_path_builds(monkeypatch, tmp_path
         assert kernel.function_name == "conv2d_forward"
     finally:
         clconv.clear_caches()  # drop the programs built from the temporary copy
+
+
+def test_a_failed_build_is_tried_again_on_vc4cl_only(monkeypatch, tmp_path):
+    """VC4C's result varies near its register limit: a build on VC4CL that fails is
+    tried again (the VC4C gate proves every program compiles within the tries)."""
+    import pyopencl as cl
+
+    from clconv import build
+
+    attempts = []
+
+    class FlakyProgram:
+        def __init__(self, context, source):
+            pass
+
+        def build(self, options, cache_dir):
+            attempts.append(options)
+            raise cl.RuntimeError("clBuildProgram failed: BUILD_PROGRAM_FAILURE")
+
+    class Device:
+        def __init__(self, platform_name, name, type_):
+            self.platform = type("Platform", (), {"name": platform_name})()
+            self.name, self.type = name, type_
+
+    class Context:
+        def __init__(self, device):
+            self.devices = [device]
+
+    monkeypatch.setattr(build.cl, "Program", FlakyProgram)
+    kernel = build.kernel_dir() / "reduce.cl"
+    vc4cl = Device("OpenCL for the Raspberry Pi VideoCore IV GPU", "VideoCore IV GPU",
+                   cl.device_type.GPU)
+    with pytest.raises(build.KernelBuildError, match="BUILD_PROGRAM_FAILURE"):
+        build._build(Context(vc4cl), kernel, ("-cl-std=CL1.2",))
+    assert len(attempts) == build.VC4CL_BUILD_TRIES == 5
+    attempts.clear()
+    pocl = Device("Portable Computing Language", "pthread-haswell", cl.device_type.CPU)
+    with pytest.raises(build.KernelBuildError):
+        build._build(Context(pocl), kernel, ("-cl-std=CL1.2",))
+    assert len(attempts) == 1
