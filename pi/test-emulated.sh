@@ -76,7 +76,8 @@ if [[ -n "$system" ]]; then
         # CLCONV_* settings reach the guest as they reach the qemu-user chroot.
         guest_env=()
         while IFS= read -r name; do
-            [[ "$name" == CLCONV_PI_* ]] || guest_env+=("$name=${!name}")
+            # not the PI_* settings of these scripts, nor a host path for the test trace
+            [[ "$name" == CLCONV_PI_* || "$name" == CLCONV_TEST_TRACE ]] || guest_env+=("$name=${!name}")
         done < <(compgen -e | grep '^CLCONV_' || true)
         command="cd /repo && ${guest_env[*]:+env $(printf '%q ' "${guest_env[@]}")}python3 -m pytest tests $(printf '%q ' "${pytest_args[@]}")"
     fi

@@ -1,4 +1,5 @@
 """The CI tier runner (.ci/lib.sh): a failing tier says why, and the run fails."""
+import os
 import subprocess
 from pathlib import Path
 
@@ -76,3 +77,19 @@ def test_a_spent_budget_stops_tiers_with_a_reason(tmp_path):
                                     ".ci/tier-oclgrind.sh", ".ci/pi-prepare.sh"])
 def test_ci_scripts_parse(script):
     assert subprocess.run(["bash", "-n", REPO / script]).returncode == 0
+
+
+def test_the_test_trace_is_written_and_an_unwritable_one_is_ignored(tmp_path):
+    """conftest.py appends each test's id to CLCONV_TEST_TRACE; a path that cannot be
+    written (a host path seen inside the emulated Pi) must not fail the run."""
+    import sys
+    test = "tests/test_ci.py::test_ci_scripts_parse"
+    for trace, written in ((tmp_path / "trace", True), (tmp_path / "no" / "dir", False)):
+        r = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                            f"{test}[.ci/run]"], cwd=REPO, capture_output=True, text=True,
+                           timeout=120, env={**os.environ,
+                                             "CLCONV_TEST_TRACE": str(trace)})
+        assert r.returncode == 0, r.stdout + r.stderr
+        assert trace.exists() == written
+        if written:
+            assert trace.read_text().strip() == f"{test}[.ci/run]"
