@@ -18,7 +18,15 @@ mkdir -p "$CI_LOGS"
 # checkout's clconv whatever that interpreter has installed.
 PYTHON=${PYTHON:-.venv/bin/python}
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
-CI_DEADLINE=${CI_DEADLINE:-}       # seconds since the run started ($SECONDS) by which all must end
+CI_DEADLINE=${CI_DEADLINE:-}
+# The Debian packages the pi/ tooling and its tiers need (.ci/run installs them with the
+# rest, .ci/pi-tier.sh on its own).
+# shellcheck disable=SC2034  # used by the scripts that source this file
+PI_APT_PACKAGES=(
+    qemu-user-static qemu-system-arm binfmt-support mmdebstrap arch-test debian-archive-keyring
+    mtools dosfstools e2fsprogs fdisk util-linux mount xz-utils openssl openssh-client
+    shellcheck kmod cpio gzip psmisc dpkg apt ca-certificates python3 python3-pytest
+)       # seconds since the run started ($SECONDS) by which all must end
 _ci_rows=()
 _ci_failed=()
 

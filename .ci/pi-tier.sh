@@ -32,12 +32,10 @@ step() {  # step NAME LIMIT_S CMD...: a tier of its own unless skipped
     run_tier "$@"
 }
 
+# shellcheck disable=SC2086  # PI_APT_PACKAGES_STR: package names, split on purpose
 install_packages() {
     as_root apt-get update -qq &&
-    as_root apt-get install -y -qq --no-install-recommends \
-        qemu-user-static qemu-system-arm binfmt-support mmdebstrap arch-test debian-archive-keyring \
-        mtools dosfstools e2fsprogs fdisk util-linux mount xz-utils openssl openssh-client \
-        shellcheck kmod cpio gzip psmisc dpkg apt ca-certificates python3 python3-pytest >/dev/null
+    as_root apt-get install -y -qq --no-install-recommends $PI_APT_PACKAGES_STR >/dev/null
 }
 # Which python runs tests/pi: the project venv of .ci/run when present.
 py=python3
@@ -45,6 +43,7 @@ py=python3
 
 if ! skip apt; then
     export -f install_packages as_root
+    export PI_APT_PACKAGES_STR="${PI_APT_PACKAGES[*]}"  # arrays do not reach the child bash
     step apt 1200 bash -c install_packages
 fi
 step shellcheck 120 shellcheck -x pi/*.sh pi/vc4c/*.sh .ci/run .ci/*.sh
