@@ -141,15 +141,15 @@ def test_bad_input_exits_2(gate, tmp_path):
 
 
 def test_a_cover_of_the_define_values_is_compiled_unless_all(gate, tmp_path):
-    """Every value of every define at least once, the biggest first; defines that the
-    file never names are dropped before deduplication."""
+    """--cover values: every value of every define at least once, the biggest first;
+    defines that the file never names are dropped before deduplication."""
     def gemm(tm, tn, extra=()):
         return ("gemm.cl", ["-cl-std=CL1.2", f"-DTM={tm}", f"-DTN={tn}", *extra])
 
     log = _log(tmp_path / "a.jsonl", gemm(2, 4), gemm(2, 8), gemm(4, 4), gemm(4, 8),
                gemm(4, 8, ["-DNOT_NAMED_BY_GEMM=3"]), ("reduce.cl", ["-cl-std=CL1.2"]),
                ("gemm.cl", ["-cl-std=CL1.2", "-DTM=4"]))  # TN: the file's default
-    done, calls = gate(log)
+    done, calls = gate(log, extra=["--cover", "values"])
     assert done.returncode == 0, done.stdout + done.stderr
     assert "6 distinct programs, 4 compiled" in done.stdout
     compiled = sorted(tuple(a[4:-2]) for a in calls if a[-1].endswith("gemm.cl"))
@@ -158,6 +158,24 @@ def test_a_cover_of_the_define_values_is_compiled_unless_all(gate, tmp_path):
                         ("-cl-std=CL1.2", "-DTM=4", "-DTN=8")]
     done, calls = gate(log, extra=["--all"])
     assert "6 distinct programs, 6 compiled" in done.stdout and len(calls) == 2  # 4 cached
+
+
+def test_the_default_cover_has_every_pair_of_values_seen_together(gate, tmp_path):
+    """--cover pairs (the default): a program per pair of values that some logged
+    program has together, so a failure that needs two defines at once is caught."""
+    def gemm(tm, tn, ku):
+        return ("gemm.cl", ["-cl-std=CL1.2", f"-DTM={tm}", f"-DTN={tn}", f"-DKUNROLL={ku}"])
+
+    programs = [gemm(tm, tn, ku) for tm in (1, 2) for tn in (2, 4) for ku in (1, 4)]
+    log = _log(tmp_path / "p.jsonl", *programs)
+    done, calls = gate(log)
+    assert done.returncode == 0, done.stdout + done.stderr
+    compiled = [a[4:-2] for a in calls if a[-1].endswith("gemm.cl")]
+    pairs = {frozenset(pair) for a in compiled
+             for pair in ((a[1], a[2]), (a[1], a[3]), (a[2], a[3]))}
+    assert len(pairs) == 12  # 3 pairs of defines x 4 pairs of values each
+    assert len(compiled) < len(programs)  # 4 or 5 programs cover the 12 pairs, not 8
+    assert "8 distinct programs" in done.stdout and "every pair" in done.stdout
 
 
 def test_a_failed_compile_is_tried_again_up_to_tries_times(gate, tmp_path):

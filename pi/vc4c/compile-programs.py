@@ -8,8 +8,10 @@ A LOG is what `CLCONV_BUILD_LOG=LOG` makes clconv write: one JSON line per progr
 built, {"file": "gemm.cl", "options": ["-cl-std=CL1.2", "-DTM=4", ...], "device": ...}.
 Programs are deduplicated on (file, options), less the defines that neither the file
 nor a header it includes names (they cannot change the program). By default only a cover
-is compiled: per file, programs chosen so that every value each define takes appears at
-least once (see cover(); `--all` compiles every distinct program). Each is compiled as
+is compiled: per file, programs chosen so that every pair of define values that the logs
+show together appears together at least once (`--cover pairs`, see cover()); `--cover
+values` asks only for every value, `--cover all` (or `--all`) compiles every distinct
+program. Each is compiled as
 VC4CL compiles it: `vc4c --quiet --bin -o OUT <options> -I<kernels_cl> <kernels_cl/file>`
 (vc4c takes `-I` and `-D` glued to their value; a separate word is read as an input file).
 Passes are cached under ~/.cache/clconv/vc4c-results (CLCONV_VC4C_RESULTS overrides),
@@ -24,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import itertools
 import json
 import os
 import re
@@ -42,6 +45,13 @@ CACHE = Path(os.environ.get("CLCONV_VC4C_RESULTS")
              or Path.home() / ".cache" / "clconv" / "vc4c-results")
 # the defines every program gets from the device profile: left out of the table
 PROFILE_DEFINES = ("-DCLCONV_MAX_WORK_GROUP_SIZE=", "-DCLCONV_LOCAL_MEM_SIZE=")
+
+
+# --cover: the strength of the cover (how many define values must appear together)
+COVERS = {"values": 1, "pairs": 2, "all": None}
+COVER_WORDS = {"values": "a cover of every define value; --cover all for all",
+               "pairs": "a cover of every pair of define values; --cover all for all",
+               "all": "all"}
 
 
 class BadInput(Exception):
@@ -124,12 +134,15 @@ def define_values(program: Program) -> set[tuple[str, str]]:
             for o in program.options if o.startswith("-D")}
 
 
-def cover(programs: list[Program]) -> list[Program]:
-    """Per file, a subset of the programs in which every value each define takes in the
-    logs appears at least once (a greedy set cover), the largest numbers first where
-    the choice is free: bigger compiled-in windows and tiles unroll into more code, where
-    VC4C's register allocator fails first. What it leaves out: combinations of values
-    that no chosen program has (e.g. a 4-wide window with a column stride of 3)."""
+def cover(programs: list[Program], strength: int = 2) -> list[Program]:
+    """Per file, a subset of the programs (a greedy set cover) in which every value each
+    define takes in the logs appears, and with strength 2 every pair of values that
+    appears together in some logged program appears together in a chosen one too
+    (pairwise or "all-pairs" testing: a failure that needs two defines at once, such as
+    a wide window with a wide tile, is caught). Where the choice is free the largest
+    numbers come first: bigger compiled-in windows and tiles unroll into more code, where
+    VC4C's register allocator fails first. What it leaves out: combinations of three or
+    more values that no chosen program has (`--cover all` compiles every program)."""
     by_file: dict[str, list[Program]] = {}
     for program in programs:
         by_file.setdefault(program.file, []).append(program)
@@ -137,19 +150,21 @@ def cover(programs: list[Program]) -> list[Program]:
     for group in by_file.values():
         # a define a program leaves out takes the file's default: a value of its own
         names = {name for p in group for name, _ in define_values(p)}
-        values = {}
+        values, units = {}, {}
         for p in group:
             given = define_values(p)
             values[p] = given | {(n, "(default)") for n in names - {n for n, _ in given}}
-        left = set().union(*values.values())
+            units[p] = {frozenset(combo) for k in range(1, strength + 1)
+                        for combo in itertools.combinations(sorted(values[p]), k)}
+        left = set().union(*units.values())
 
         def weight(p, values=values):
             return sum(int(v) for _, v in values[p] if v.lstrip("-").isdigit())
 
         while left:
-            best = max(group, key=lambda p: (len(values[p] & left), weight(p)))
+            best = max(group, key=lambda p: (len(units[p] & left), weight(p)))
             chosen.append(best)
-            left -= values[best]
+            left -= units[best]
         if not any(values.values()):  # a file built without defines
             chosen.append(group[0])
     order = {p: i for i, p in enumerate(programs)}
@@ -279,9 +294,13 @@ def main(argv=None) -> int:
                         help="seconds per program (default 300)")
     parser.add_argument("--kernels", type=Path, default=KERNELS,
                         help=f"the kernel sources (default {KERNELS})")
-    parser.add_argument("--all", action="store_true",
-                        help="compile every distinct program, not only a cover of the "
-                        "define values (see cover())")
+    parser.add_argument("--cover", choices=sorted(COVERS), default="pairs",
+                        help="which programs to compile: every distinct one (all), or a "
+                        "subset in which every pair of define values seen together "
+                        "(pairs, the default) or every define value (values) appears; "
+                        "see cover()")
+    parser.add_argument("--all", action="store_const", dest="cover", const="all",
+                        help="the same as --cover all")
     parser.add_argument("--tries", type=int, default=5,
                         help="compiles of a program that VC4C fails before it counts as "
                              "failed (default 5: clconv tries a build on VC4CL as often, "
@@ -309,10 +328,10 @@ def main(argv=None) -> int:
         return 2
     compiler = compiler_hash(vc4c)
     distinct = len(programs)
-    if not args.all:
-        programs = cover(programs)
+    if args.cover != "all":
+        programs = cover(programs, COVERS[args.cover])
     print(f"{distinct} distinct programs, {len(programs)} compiled "
-          f"({'all' if args.all else 'a cover of every define value; --all for all'}); "
+          f"({COVER_WORDS[args.cover]}); "
           f"vc4c {vc4c}, {args.jobs} at a time, {args.timeout:.0f} s each at most",
           flush=True)
     header = f"{'file':<32} {'options':<8} {'result':<8} {'seconds':>7}  first error line / defines"
