@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+from dataclasses import dataclass
 
 from .. import caches, tuning
 from .base import OPS, Variant, is_cpu
@@ -150,6 +151,30 @@ def run(rt, op: str, geo, *args, variant: Variant | None = None, params: dict | 
     if variant is None:
         variant, params, _ = choose(rt.profile, geo, op)
     return variant.run[op](rt, geo, params or {}, *args, **kwargs)
+
+
+@dataclass(frozen=True)
+class PackedForward:
+    """A forward convolution whose weights do not change (inference): the variant and
+    tunables chosen once, and the weights in the layout that variant reads, made once
+    (`Variant.pack`; None where the variant reads the weights as they are)."""
+
+    variant: Variant
+    params: dict
+    packed: object
+
+    def run(self, rt, geo, x, w, bias, out, act):
+        if self.packed is None:
+            return self.variant.run["forward"](rt, geo, self.params, x, w, bias, out, act=act)
+        return self.variant.run["forward"](rt, geo, self.params, x, w, bias, out, act=act,
+                                           packed=self.packed)
+
+
+def pack_forward(rt, geo, w) -> PackedForward:
+    """Choose the forward variant for `geo` now and pack the weights `w` it will read."""
+    variant, params, _ = choose(rt.profile, geo, "forward")
+    packed = variant.pack(rt, geo, params, w) if variant.pack is not None else None
+    return PackedForward(variant, params, packed)
 
 
 def clear_memo():

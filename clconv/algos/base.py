@@ -26,6 +26,9 @@ class Variant:
     tunable settings the tuner tries; `defaults(profile, geo, op)` is the untuned choice.
     `fit(geo, op, params)`, if given, adjusts untuned tunables (shipped or the
     variant's defaults) to the layer's shape; tuned ones are used as they were measured.
+    `pack(rt, geo, params, w)`, if given, returns the weights in the layout the forward
+    pass reads (Winograd's transformed weights), for layers whose weights do not change:
+    `run["forward"](..., packed=that)` then skips its per-call transform.
     """
 
     name: str
@@ -36,6 +39,7 @@ class Variant:
     defaults: Callable
     ops: tuple = field(default=OPS)
     fit: Callable | None = None
+    pack: Callable | None = None
 
 
 # VC4C, VC4CL's compiler, holds each vector (and each scalar) a work-item keeps live in a

@@ -5,7 +5,7 @@ Weights and input tiles are transformed into 16 matrices each, multiplied by 16 
 (the `gemm.cl` kernel, with the GEMM variants' tunables) and transformed back, bias and
 the activation fused: 2.25 times fewer multiply-adds than the direct product, paid for with three
 extra passes over memory. The weights are transformed on every call, as they change
-during training.
+during training, unless the caller packed them once (`pack`, for inference).
 """
 from __future__ import annotations
 
@@ -67,7 +67,17 @@ def validate(profile, geo, op, params):
     return None
 
 
-def forward(rt, geo, params, x, w, bias, out, act=NO_ACTIVATION):
+def pack(rt, geo, params, w):
+    """The weights' 16 transformed (K, C) matrices U, as forward's GEMMs read them."""
+    K, C = geo.K, geo.C
+    U = scratch(rt, (16, K, C))
+    launch_grid(rt, get_kernel(rt, KERNELS, "winograd_weights"), (-(-C // 8), K),
+                (1, layout_group(rt, K)), w, U, K, C)
+    return U
+
+
+def forward(rt, geo, params, x, w, bias, out, act=NO_ACTIVATION, packed=None):
+    """`packed`: pack()'s result for these weights, or None to transform them here."""
     K, C = geo.K, geo.C
     th, tw8, T = _tiles(geo)
     ldt = round_up(T, tile_n(params))
@@ -75,11 +85,9 @@ def forward(rt, geo, params, x, w, bias, out, act=NO_ACTIVATION):
     hp, wp = 2 * th + 2, 2 * tw8 + 2
     xp = pad(rt, x, geo.N * C, geo.H, geo.W, hp, wp, geo.pad_top, geo.pad_left,
              int(params["WG"]))
-    U = scratch(rt, (16, K, C))
+    U = packed if packed is not None else pack(rt, geo, params, w)
     V = scratch(rt, (16, C, ldt))
     M = scratch(rt, (16, K, ldt))
-    launch_grid(rt, get_kernel(rt, KERNELS, "winograd_weights"), (-(-C // 8), K),
-                (1, layout_group(rt, K)), w, U, K, C)
     tile_grid = (tw8 // 8, th)  # 8 tiles per work-item across, a tile row down
     launch_grid(rt, get_kernel(rt, KERNELS, "winograd_input"), tile_grid + (geo.N * C,),
                 (1, layout_group(rt, th), 1), xp, V, C, hp, wp, th, tw8, ldt)
@@ -103,4 +111,4 @@ def grad_input(rt, geo, params, grad_out, w, out, bias=None):
 WINOGRAD = Variant("winograd", "Winograd F(2x2,3x3): 16 GEMMs between tile transforms "
                    "(3x3 stride-1 layers; grad_input by flipped weights)",
                    validate, {"forward": forward, "grad_input": grad_input}, gemm_space,
-                   gemm_defaults, ops=("forward", "grad_input"))
+                   gemm_defaults, ops=("forward", "grad_input"), pack=pack)

@@ -104,8 +104,9 @@ def lower_conv(ctx):
         if tuple(ctx.shape(2)) != (w_shape[0],):
             ctx.fail(f"bias B has shape {ctx.shape(2)}, expected ({w_shape[0]},)")
         inputs.append(ctx.tensor(2, "B"))
+    constant = all(isinstance(ctx.value(i), np.ndarray) for i in range(1, len(inputs)))
     ctx.emit(ConvStep, inputs, [out], stride=tuple(strides2), padding=padding, pre_pad=pre_pad,
-             dilation=tuple(dil2), groups=groups,
+             dilation=tuple(dil2), groups=groups, constant_weights=constant,
              input_view=x4 if one_d else None, weight_view=w4 if one_d else None)
 
 

@@ -5,13 +5,15 @@ convolutions, a following per-channel affine map) say so; the planner fuses them
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable
 
 
 from .. import functional as F
 from ..ops import elementwise, gemm, layout, padded_pool
 from ..epilogue import NO_ACTIVATION, Activation
+from ..ops.conv import ConstantWeightConv2d
+from ..runtime import current
 
 
 @dataclass
@@ -106,7 +108,11 @@ class ConvStep(Step):
     groups: int = 1
     input_view: tuple | None = None   # 1-D convs run as 2-D with a unit height
     weight_view: tuple | None = None
+    # weight and bias are model constants: the layer is prepared (variant chosen,
+    # weights packed) on its first run, and later runs reuse it
+    constant_weights: bool = False
     fuses_activation = True
+    _prepared: ConstantWeightConv2d | None = field(default=None, repr=False, compare=False)
 
     def describe(self):
         text = f"conv2d stride={self.stride} dilation={self.dilation} groups={self.groups}"
@@ -121,8 +127,17 @@ class ConvStep(Step):
             x, w = x.reshape(self.input_view), w.reshape(self.weight_view)
         if self.pre_pad:
             x = layout.pad(x, *self.pre_pad)
-        y = F.conv2d_activation(x, w, bias, self.stride, self.padding, self.dilation,
-                                self.groups, self.act)  # fused into the epilogue
+        if not self.constant_weights:
+            y = F.conv2d_activation(x, w, bias, self.stride, self.padding, self.dilation,
+                                    self.groups, self.act)  # fused into the epilogue
+        else:
+            prepared = self._prepared
+            if (prepared is None or prepared.runtime is not current()
+                    or prepared.weight.base_data is not w.base_data):
+                prepared = self._prepared = ConstantWeightConv2d(
+                    x.shape, w, bias, self.stride, self.padding, self.dilation, self.groups,
+                    self.act)
+            y = prepared(x)
         return [y.reshape(self.output_shapes[0])]
 
 

@@ -53,6 +53,40 @@ def conv2d_activation(input, weight, bias=None, stride=1, padding=0, dilation=1,
     return out
 
 
+class ConstantWeightConv2d:
+    """conv2d_activation for one layer whose weights and bias do not change (inference),
+    on inputs of one shape: the arguments are checked, the variant chosen and the weights
+    packed into the layout it reads (Winograd's transformed weights) once, here; each
+    call then only checks the input and enqueues. Built for the runtime current now."""
+
+    def __init__(self, input_shape, weight, bias=None, stride=1, padding=0, dilation=1,
+                 groups=1, activation: Activation = NO_ACTIVATION):
+        if not isinstance(activation, Activation):
+            raise TypeError(f"activation: expected a clconv.epilogue.Activation, got "
+                            f"{type(activation).__name__}")
+        self.runtime = rt = current()
+        w_shape = check_array("weight", weight, rt,
+                              "(out_channels, in_channels/groups, kH, kW)")
+        self.geometry = conv_geometry(tuple(input_shape), w_shape, stride, padding,
+                                      dilation, groups)
+        _check_bias(bias, rt, self.geometry.K)
+        self.weight = on_device(rt, weight)
+        self.bias = on_device(rt, bias) if bias is not None else None
+        self.activation = activation
+        self._forward = algos.pack_forward(rt, self.geometry, self.weight)
+
+    def __call__(self, input):
+        rt, geo = self.runtime, self.geometry
+        x_shape = check_array("input", input, rt, "(N, C, H, W)")
+        if x_shape != geo.input_shape:
+            raise ValueError(f"input: this layer was prepared for shape {geo.input_shape}, "
+                             f"got {x_shape}")
+        out = empty(rt, geo.output_shape)
+        self._forward.run(rt, geo, on_device(rt, input), self.weight, self.bias, out,
+                          self.activation)
+        return out
+
+
 def _transposed_conv(rt, src, w, bias, out_shape, geo: ConvGeometry):
     """Transposed convolution of `src` (N, S, Hs, Ws) into out_shape (N, O, Ho, Wo).
 

@@ -1,0 +1,90 @@
+"""Layers whose weights do not change (inference) are prepared once: the variant chosen
+and the weights packed into the layout it reads (Winograd's transformed weights), so a
+model's later runs do not transform them again."""
+import numpy as np
+import pytest
+
+import clconv.functional as F
+from clconv import algos
+from clconv.algos import winograd
+from clconv.epilogue import NO_ACTIVATION, RELU
+from clconv.ops.conv import ConstantWeightConv2d
+
+
+def _winograd_launches(monkeypatch):
+    """Count the weight-transform launches of the Winograd variant."""
+    counts = {"winograd_weights": 0}
+    real = winograd.launch_grid
+
+    def counting(rt, kernel, *args, **kwargs):
+        if kernel.function_name in counts:
+            counts[kernel.function_name] += 1
+        return real(rt, kernel, *args, **kwargs)
+
+    monkeypatch.setattr(winograd, "launch_grid", counting)
+    return counts
+
+
+@pytest.mark.parametrize("variant", ["winograd", "im2col", "direct"])
+@pytest.mark.parametrize("act", [NO_ACTIVATION, RELU], ids=["none", "relu"])
+def test_a_prepared_layer_matches_conv2d_activation(variant, act, rng):
+    x = rng.standard_normal((2, 5, 9, 11)).astype(np.float32)
+    w = rng.standard_normal((7, 5, 3, 3)).astype(np.float32)
+    b = rng.standard_normal(7).astype(np.float32)
+    with algos.force(variant):
+        layer = ConstantWeightConv2d(x.shape, w, b, padding=1, activation=act)
+        assert layer._forward.variant.name == variant
+        got = [layer(x).get() for _ in range(2)]
+        want = F.conv2d_activation(x, w, b, padding=1, activation=act).get()
+    for g in got:
+        np.testing.assert_allclose(g, want, rtol=1e-5, atol=1e-5)
+
+
+def test_winograd_weights_are_transformed_once_not_per_call(monkeypatch, rng):
+    counts = _winograd_launches(monkeypatch)
+    x = rng.standard_normal((1, 4, 8, 8)).astype(np.float32)
+    w = rng.standard_normal((6, 4, 3, 3)).astype(np.float32)
+    with algos.force("winograd"):
+        layer = ConstantWeightConv2d(x.shape, w, padding=1)
+        for _ in range(3):
+            layer(x)
+        assert counts["winograd_weights"] == 1
+        F.conv2d(x, w, padding=1)  # the functional op packs on every call
+        assert counts["winograd_weights"] == 2
+
+
+def test_a_prepared_layer_refuses_another_input_shape(rng):
+    w = rng.standard_normal((6, 4, 3, 3)).astype(np.float32)
+    layer = ConstantWeightConv2d((1, 4, 8, 8), w)
+    with pytest.raises(ValueError, match=r"input: this layer was prepared for shape \(1, 4, 8, 8\)"):
+        layer(np.zeros((2, 4, 8, 8), np.float32))
+    with pytest.raises(ValueError, match="weight"):
+        ConstantWeightConv2d((1, 5, 8, 8), w)  # 5 channels against a 4-channel weight
+    with pytest.raises(TypeError, match="activation"):
+        ConstantWeightConv2d((1, 4, 8, 8), w, activation="relu")
+
+
+def test_an_onnx_model_packs_its_constant_conv_weights_on_the_first_run(monkeypatch, rng):
+    onnx = pytest.importorskip("onnx", reason="onnx not installed: pip install 'clconv[onnx]'")
+    import clconv.onnx as conx
+    from clconv.onnx.steps import ConvStep
+    from onnx import helper, numpy_helper
+
+    w = numpy_helper.from_array(rng.standard_normal((8, 4, 3, 3)).astype(np.float32), "w")
+    nodes = [helper.make_node("Conv", ["x", "w"], ["c"], pads=[1, 1, 1, 1]),
+             helper.make_node("Relu", ["c"], ["y"])]
+    graph = helper.make_graph(
+        nodes, "g", [helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [1, 4, 8, 8])],
+        [helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [1, 8, 8, 8])], [w])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    counts = _winograd_launches(monkeypatch)
+    x = rng.standard_normal((1, 4, 8, 8)).astype(np.float32)
+    with algos.force("winograd"):
+        compiled = conx.load(model)
+        (step,) = [s for s in compiled.plan.steps if isinstance(s, ConvStep)]
+        assert step.constant_weights
+        outs = [compiled.run([x])[0] for _ in range(3)]
+    assert counts["winograd_weights"] == 1
+    want = np.maximum(F.conv2d(x, numpy_helper.to_array(w), padding=1).get(), 0)
+    for out in outs:
+        np.testing.assert_allclose(out, want, rtol=1e-5, atol=1e-5)
