@@ -3,8 +3,6 @@ gemm (ONNX Gemm: act(alpha * A' @ B' + beta * C), linear's bias along N included
 matmul with numpy's broadcasting rules."""
 from __future__ import annotations
 
-import numpy as np
-
 from ..algos.tiled_gemm import STRIDED_BIAS, gemm as enqueue, matrix_params
 from ..arrays import empty, on_device
 from ..build import get_kernel, launch
