@@ -67,11 +67,13 @@ def defaults(profile, geo=None, op=None):
             "WG": min(16, profile.max_work_group_size), "KUNROLL": 1}
 
 
-def matrix_params(profile, M: int, N: int) -> dict:
+def matrix_params(profile, M: int, N: int, trans_b: bool = False) -> dict:
     """Untuned tunables for a plain (M x N) matrix product: tuning_defaults.json's "gemm"
-    entry for the device, else the defaults; the tile cut to M rows and to one vector of
-    columns where N is narrower than two (linear on one sample: M = 1)."""
-    params = dict(tuning.default_params(profile, "gemm") or defaults(profile))
+    entry for the device (its "trans_b" member where B is stored transposed), else the
+    defaults; the tile cut to M rows and to one vector of columns where N is narrower
+    than two (linear on one sample: M = 1)."""
+    params = dict(tuning.default_params(profile, "gemm", "trans_b" if trans_b else None)
+                  or defaults(profile))
     params["TM"] = max(1, min(int(params["TM"]), M))
     if N <= int(params["TN"]):
         params["NV"] = 1

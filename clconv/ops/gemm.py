@@ -18,7 +18,7 @@ def _enqueue(rt, a, b, M, N, K, out, trans_a=False, trans_b=False, batches=1, NB
              sa=(0, 0), sb=(0, 0), c=None, c_strides=(0, 0), alpha=1.0, beta=1.0,
              scale=False, act: Activation = NO_ACTIVATION):
     """out[b] (M x N) = act(alpha * op(a[b]) @ op(b[b]) + beta * c), C contiguous."""
-    enqueue(rt, matrix_params(rt.profile, M, N), M, N, K, 1,
+    enqueue(rt, matrix_params(rt.profile, M, N, trans_b), M, N, K, 1,
             a, M if trans_a else K, (*sa, 0),
             b, K if trans_b else N, (*sb, 0),
             out, N, (NB2 * M * N, M * N), batches, NB2,
