@@ -8,7 +8,9 @@ import numpy as np
 import pytest
 from test_edge_values import ACTIVATIONS, SPECIALS, assert_same_values, torch_activation
 
+import clconv
 import clconv.functional as F
+from clconv.algos import tiled_gemm
 from clconv.arrays import to_numpy
 from clconv.ops import gemm as G
 
@@ -82,3 +84,15 @@ def test_gemm_epilogue_matches_torch_on_nan_and_inf(torch, act, rng):
     scale = np.abs(np.nan_to_num(a, posinf=0, neginf=0)) @ np.abs(b.T) + np.abs(
         np.nan_to_num(c, posinf=0, neginf=0)) + 1.0
     assert_same_values(got, want, scale, act.name)
+
+
+@pytest.mark.parametrize("limits", [None, "videocore4", "v3d"])
+@pytest.mark.parametrize("trans_b", [False, True])
+def test_untuned_tiles_are_valid_on_each_device(limits, trans_b):
+    # tuning_defaults.json's "gemm" entries within each device's limits, VC4C's included
+    profile = clconv.current_runtime().profile
+    profile = profile.with_limits(limits) if limits else profile
+    for M, N in [(1, 1), (1, 1000), (64, 3), (300, 300)]:
+        params = tiled_gemm.matrix_params(profile, M, N, trans_b)
+        assert tiled_gemm.validate_params(profile, params) is None, (limits, M, N, params)
+        assert 1 <= params["TM"] <= M
