@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from test_edge_values import ACTIVATIONS, SPECIALS, assert_same_values, torch_activation
+from test_edge_values import (ACTIVATIONS, ONNX_ACTIVATIONS, SPECIALS, assert_same_values,
+                              torch_activation)
 
 import clconv
 import clconv.functional as F
@@ -96,3 +97,42 @@ def test_untuned_tiles_are_valid_on_each_device(limits, trans_b):
         params = tiled_gemm.matrix_params(profile, M, N, trans_b)
         assert tiled_gemm.validate_params(profile, params) is None, (limits, M, N, params)
         assert 1 <= params["TM"] <= M
+
+
+@pytest.mark.parametrize("product", ["Gemm", "MatMul"])
+@pytest.mark.parametrize("op, attrs, name", ONNX_ACTIVATIONS, ids=[a[0] for a in ONNX_ACTIVATIONS])
+def test_onnx_products_fuse_every_activation_and_match_onnx_runtime(product, op, attrs, name,
+                                                                    rng):
+    pytest.importorskip("onnx", reason="onnx not installed: pip install 'clconv[onnx]'")
+    ort = pytest.importorskip("onnxruntime",
+                              reason="onnxruntime not installed: pip install 'clconv[onnx]'")
+    from onnx import TensorProto, helper, numpy_helper
+
+    import clconv.onnx as conx
+    from clconv.onnx.steps import GemmStep, MatMulStep
+
+    x = rng.standard_normal((2, 5, 12) if product == "MatMul" else (5, 12)).astype(np.float32)
+    x.flat[[3, 20, 41]] = SPECIALS
+    w = rng.standard_normal((12, 19)).astype(np.float32)
+    inits = [numpy_helper.from_array(w, "w")]
+    inputs = ["p"]
+    if op == "Clip":
+        inits += [numpy_helper.from_array(np.array(v, np.float32), n)
+                  for n, v in (("lo", -0.5), ("hi", 0.75))]
+        inputs += ["lo", "hi"]
+    first = (helper.make_node("Gemm", ["x", "w"], ["p"], alpha=0.5) if product == "Gemm"
+             else helper.make_node("MatMul", ["x", "w"], ["p"]))
+    graph = helper.make_graph(
+        [first, helper.make_node(op, inputs, ["y"], **attrs)], "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, x.shape)],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, x.shape[:-1] + (19,))], inits)
+    data = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    data = data.SerializeToString()
+    (want,) = ort.InferenceSession(data, providers=["CPUExecutionProvider"]).run(None, {"x": x})
+    compiled = conx.load(data)
+    (step,) = compiled.plan.steps  # the activation runs in the GEMM's epilogue
+    assert isinstance(step, GemmStep if product == "Gemm" else MatMulStep)
+    assert step.act.name == name
+    (got,) = compiled.run([x])
+    scale = np.abs(np.nan_to_num(x, posinf=0, neginf=0)) @ np.abs(w) + 1.0
+    assert_same_values(got, want, scale, f"{product}+{op}")
