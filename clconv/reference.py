@@ -255,28 +255,32 @@ def _avg_divisors(size, kernel, stride, padding, out, count_include_pad):
     return np.minimum(end, size) - np.maximum(start, 0)
 
 
-def _avg_setup(shape, kernel_size, stride, padding, ceil_mode, count_include_pad):
+def _avg_setup(shape, kernel_size, stride, padding, ceil_mode, count_include_pad,
+               divisor_override=None):
     kernel, stride, padding, _, out_hw = _pool_geometry(
         "avg_pool2d", shape, kernel_size, stride, padding, 1, ceil_mode)
+    if divisor_override is not None:
+        return kernel, stride, padding, out_hw, np.full(out_hw, float(divisor_override))
     div = [_avg_divisors(shape[2 + a], kernel[a], stride[a], padding[a], out_hw[a],
                          count_include_pad) for a in range(2)]
     return kernel, stride, padding, out_hw, np.outer(div[0], div[1]).astype(np.float64)
 
 
 def avg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False,
-               count_include_pad=True):
+               count_include_pad=True, divisor_override=None):
     x = _nchw("input", input)
     kernel, stride, padding, out_hw, divisor = _avg_setup(
-        x.shape, kernel_size, stride, padding, ceil_mode, count_include_pad)
+        x.shape, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override)
     pads = ((padding[0], padding[0]), (padding[1], padding[1]))
     cols = _windows(x, kernel, stride, (1, 1), pads, out_hw)
     return cols.sum(axis=(4, 5)) / divisor
 
 
 def avg_pool2d_backward(grad_output, input_shape, kernel_size, stride=None, padding=0,
-                        ceil_mode=False, count_include_pad=True):
+                        ceil_mode=False, count_include_pad=True, divisor_override=None):
     kernel, stride, padding, out_hw, divisor = _avg_setup(
-        input_shape, kernel_size, stride, padding, ceil_mode, count_include_pad)
+        input_shape, kernel_size, stride, padding, ceil_mode, count_include_pad,
+        divisor_override)
     g = _f64(grad_output) / divisor
     n, c, h, w = input_shape
     size = [(o - 1) * s + k for o, s, k in zip(out_hw, stride, kernel)]

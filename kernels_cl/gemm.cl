@@ -1,11 +1,17 @@
-// Register-tiled, vectorised batched GEMM with a fused epilogue; the core of the
-// im2col, 1x1 and backward convolution variants.
+// Register-tiled, vectorised batched GEMM with a fused epilogue: clconv's one matrix
+// product (convolution variants, linear and its gradients, ONNX Gemm and MatMul).
 //
-//   C[b] (M x N) = act(sum_{r < R} A[b, r] (M x Kd) . B[b, r] (Kd x N)  (+ bias[m]))
+//   C[b] (M x N) = act(alpha * sum_{r < R} A[b, r] (M x Kd) . B[b, r] (Kd x N)
+//                      (+ beta * bias term))
 //
-// B is row-major with unit stride along N (loaded as TN-wide vectors). A is row-major
-// (A_KMAJOR=0: A[m*lda + k]) or stored K-major (A_KMAJOR=1: A[k*lda + m]). C is row-major
-// (C_TRANS=0: C[m*ldc + n]) or transposed (C_TRANS=1: C[n*ldc + m]).
+// B is row-major with unit stride along N (B_TRANS=0: B[k*ldb + n], loaded as TN-wide
+// vectors) or stored transposed (B_TRANS=1: B[n*ldb + k], gathered into the vectors).
+// A is row-major (A_KMAJOR=0: A[m*lda + k]) or stored K-major (A_KMAJOR=1: A[k*lda + m]).
+// C is row-major (C_TRANS=0: C[m*ldc + n]) or transposed (C_TRANS=1: C[n*ldc + m]).
+// The bias term: none (HAS_BIAS=0), one value per row, bias[b2*sbias2 + m] (HAS_BIAS=1,
+// a convolution's), or any broadcast of a matrix, bias[b2*sbias2 + m*sbm + n*sbn]
+// (HAS_BIAS=2: linear's bias along N, ONNX Gemm's C). SCALE=1 multiplies the product by
+// alpha and the bias term by beta (ONNX Gemm); SCALE=0 adds them as they are.
 // The batch index b (global dimension 2) splits as b1 = b / NB2, b2 = b % NB2 and each
 // matrix is offset by b1*s1 + b2*s2 (and by r*sr for the reduction batch).
 // Each work-item computes a TM x TN tile of C, holding it in TM vector registers: the
@@ -24,8 +30,14 @@
 #ifndef C_TRANS
 #define C_TRANS 0
 #endif
+#ifndef B_TRANS
+#define B_TRANS 0
+#endif
 #ifndef HAS_BIAS
 #define HAS_BIAS 0
+#endif
+#ifndef SCALE
+#define SCALE 0
 #endif
 #ifndef NV
 #define NV 1            // TN-vectors per row of the tile: the tile is TM x (NV*TN)
@@ -57,13 +69,29 @@
 #define A_AT(m, k) a[(m) * lda + (k)]
 #endif
 
+#if SCALE
+#define BIAS_TERM(x) (beta * (x))
+#else
+#define BIAS_TERM(x) (x)
+#endif
+
+// Element (k, n0 + j) of B, from bp (B's panel at column n0).
+#if B_TRANS
+#define B_AT(j, k) bp[(j) * ldb + (k)]
+#define B_PANEL(n0) ((n0) * ldb)
+#else
+#define B_AT(j, k) bp[(k) * ldb + (j)]
+#define B_PANEL(n0) (n0)
+#endif
+
 __kernel void gemm_tiled(
     const int M, const int N, const int Kd, const int R,
     __global const float *A, const int lda, const int sa1, const int sa2, const int sar,
     __global const float *B, const int ldb, const int sb1, const int sb2, const int sbr,
     __global float *C, const int ldc, const int sc1, const int sc2,
-    __global const float *bias, const int sbias2,
-    const int NB2, const float act_alpha, const float act_beta)
+    __global const float *bias, const int sbias2, const int sbm, const int sbn,
+    const int NB2, const float alpha, const float beta,
+    const float act_alpha, const float act_beta)
 {
 #if MFAST
     const int m0 = get_global_id(0) * TM;
@@ -85,15 +113,23 @@ __kernel void gemm_tiled(
     const int full = n0 + TN * NV <= N;
     for (int r = 0; r < R; ++r) {
         __global const float *a = a0 + r * sar;
-        __global const float *bp = bb0 + r * sbr + n0;
+        __global const float *bp = bb0 + r * sbr + B_PANEL(n0);
         if (full) {
 #if KUNROLL > 1
 #pragma unroll KUNROLL
 #endif
             for (int k = 0; k < Kd; ++k) {
                 VEC bv[NV];
+#if B_TRANS
+                float bs[TN * NV];
+                #pragma unroll
+                for (int j = 0; j < TN * NV; ++j) bs[j] = B_AT(j, k);
+                #pragma unroll
+                for (int v = 0; v < NV; ++v) bv[v] = VLOAD(v, bs);
+#else
                 #pragma unroll
                 for (int v = 0; v < NV; ++v) bv[v] = VLOAD(v, bp + k * ldb);
+#endif
                 #pragma unroll
                 for (int i = 0; i < TM; ++i) {
                     const VEC av = (VEC)(A_AT(ROW(i), k));
@@ -105,7 +141,7 @@ __kernel void gemm_tiled(
             for (int k = 0; k < Kd; ++k) {
                 float bs[TN * NV];
                 #pragma unroll
-                for (int j = 0; j < TN * NV; ++j) bs[j] = (n0 + j < N) ? bp[k * ldb + j] : 0.0f;
+                for (int j = 0; j < TN * NV; ++j) bs[j] = (n0 + j < N) ? B_AT(j, k) : 0.0f;
                 VEC bv[NV];
                 #pragma unroll
                 for (int v = 0; v < NV; ++v) bv[v] = VLOAD(v, bs);
@@ -127,8 +163,20 @@ __kernel void gemm_tiled(
         for (int v = 0; v < NV; ++v) {
             const int nv = n0 + v * TN;
             VEC val = acc[i][v];
-#if HAS_BIAS
-            val += (VEC)(bias[b2 * sbias2 + m]);
+#if SCALE
+            val *= alpha;
+#endif
+#if HAS_BIAS == 1
+            val += BIAS_TERM((VEC)(bias[b2 * sbias2 + m]));
+#elif HAS_BIAS == 2
+            {
+                // columns past N read column N - 1 (their results are not stored)
+                float cs[TN];
+                #pragma unroll
+                for (int j = 0; j < TN; ++j)
+                    cs[j] = bias[b2 * sbias2 + m * sbm + min(nv + j, N - 1) * sbn];
+                val += BIAS_TERM(VLOAD(0, cs));
+            }
 #endif
             val = ACTIVATE_WIDTH(TN)(val, act_alpha, act_beta);
 #if C_TRANS

@@ -111,35 +111,59 @@ __kernel void max_pool2d_backward_windows(
     grad_in[plane * H * W + i] = acc;
 }
 
-// Number of elements torch's avg_pool2d divides window (oy, ox) by.
-int avg_pool_divisor(const int oy, const int ox, const int H, const int W,
-                     const int kh, const int kw, const int sh, const int sw,
-                     const int ph, const int pw, const int count_include_pad)
+// Taps k < taps of an axis, d apart from t before element 0 (t = pad - o*s), whose element
+// k*d - t lies before `limit`: min(taps, ceil((limit + t) / d)), 0 when none does.
+int taps_before(const int limit, const int t, const int d, const int taps)
 {
-    int y0 = oy * sh - ph, x0 = ox * sw - pw;
-    int y1 = min(y0 + kh, H + ph), x1 = min(x0 + kw, W + pw);
-    if (count_include_pad) return (y1 - y0) * (x1 - x0);
-    y0 = max(y0, 0); x0 = max(x0, 0);
-    y1 = min(y1, H); x1 = min(x1, W);
-    return (y1 - y0) * (x1 - x0);
+    const int span = limit + t;
+    return span <= 0 ? 0 : min(taps, (span - 1) / d + 1);
 }
 
-// 3-D grid (ox, oy, plane), as max_pool2d_forward.
+// First tap of an axis inside the input: ceil(t / d), 0 when t <= 0.
+int first_tap(const int t, const int d)
+{
+    return t > 0 ? (t + d - 1) / d : 0;
+}
+
+// What average pooling divides the window with (ty, tx) = (pt - oy*sh, pl - ox*sw) by.
+int avg_pool_divisor(const int ty, const int tx, const int H, const int W,
+                     const int kh, const int kw, const int pb, const int pr,
+                     const int dh, const int dw, const int count_include_pad,
+                     const int divisor_override)
+{
+    if (divisor_override > 0) return divisor_override;
+    if (count_include_pad)
+        return taps_before(H + pb, ty, dh, kh) * taps_before(W + pr, tx, dw, kw);
+    return max(taps_before(H, ty, dh, kh) - first_tap(ty, dh), 0)
+         * max(taps_before(W, tx, dw, kw) - first_tap(tx, dw), 0);
+}
+
+// Average pooling (torch's avg_pool2d and ONNX's AveragePool): window (oy, ox) starts at
+// (oy*sh - pt, ox*sw - pl), taps (dh, dw) apart; the padded input spans [-pt, H + pb) x
+// [-pl, W + pr) (pads may differ at both ends, as ONNX's). Divisor: divisor_override
+// when > 0; else the taps inside the padded input (count_include_pad) or inside the
+// input. 3-D grid (ox, oy, plane), as max_pool2d_forward.
 __kernel void avg_pool2d_forward(
     __global const float *x, __global float *out,
     const int planes, const int H, const int W, const int Ho, const int Wo,
     const int kh, const int kw, const int sh, const int sw,
-    const int ph, const int pw, const int count_include_pad)
+    const int pt, const int pl, const int pb, const int pr, const int dh, const int dw,
+    const int count_include_pad, const int divisor_override)
 {
     const int ox = get_global_id(0), oy = get_global_id(1), plane = get_global_id(2);
     if (ox >= Wo || oy >= Ho || plane >= planes) return;
     __global const float *xp = x + plane * H * W;
-    const int y0 = max(oy * sh - ph, 0), y1 = min(oy * sh - ph + kh, H);
-    const int x0 = max(ox * sw - pw, 0), x1 = min(ox * sw - pw + kw, W);
+    // the taps inside the input, so the loops need no bounds tests
+    const int ty = pt - oy * sh, tx = pl - ox * sw;
+    const int ky0 = first_tap(ty, dh), kx0 = first_tap(tx, dw);
+    const int ky1 = taps_before(H, ty, dh, kh), kx1 = taps_before(W, tx, dw, kw);
     float acc = 0.0f;
-    for (int iy = y0; iy < y1; ++iy)
-        for (int ix = x0; ix < x1; ++ix) acc += xp[iy * W + ix];
-    const int divisor = avg_pool_divisor(oy, ox, H, W, kh, kw, sh, sw, ph, pw, count_include_pad);
+    for (int ky = ky0; ky < ky1; ++ky) {
+        const int row = (ky * dh - ty) * W - tx;
+        for (int kx = kx0; kx < kx1; ++kx) acc += xp[row + kx * dw];
+    }
+    const int divisor = avg_pool_divisor(ty, tx, H, W, kh, kw, pb, pr, dh, dw,
+                                         count_include_pad, divisor_override);
     out[(plane * Ho + oy) * Wo + ox] = divisor > 0 ? acc / (float)divisor : 0.0f;
 }
 
@@ -149,7 +173,7 @@ __kernel void avg_pool2d_backward(
     __global const float *gout, __global float *grad_in,
     const int H, const int W, const int Ho, const int Wo,
     const int kh, const int kw, const int sh, const int sw,
-    const int ph, const int pw, const int count_include_pad)
+    const int ph, const int pw, const int count_include_pad, const int divisor_override)
 {
     const int gid = get_global_id(0);
     if (gid >= n_items) return;
@@ -164,8 +188,9 @@ __kernel void avg_pool2d_backward(
     float acc = 0.0f;
     for (int oy = oy_lo; oy <= oy_hi; ++oy) {
         for (int ox = ox_lo; ox <= ox_hi; ++ox) {
-            const int divisor = avg_pool_divisor(oy, ox, H, W, kh, kw, sh, sw, ph, pw,
-                                                 count_include_pad);
+            const int divisor = avg_pool_divisor(ph - oy * sh, pw - ox * sw, H, W, kh, kw,
+                                                 ph, pw, 1, 1, count_include_pad,
+                                                 divisor_override);
             if (divisor > 0) acc += gp[oy * Wo + ox] / (float)divisor;
         }
     }

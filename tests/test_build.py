@@ -16,7 +16,7 @@ OUR_KERNELS = {name for path in SOURCES
 
 def test_kernel_sources_are_found():
     names = {p.name for p in SOURCES}
-    assert {"conv2d.cl", "pool2d.cl", "activation.cl", "matmul.cl", "softmax.cl",
+    assert {"conv2d.cl", "pool2d.cl", "activation.cl", "gemm.cl", "softmax.cl",
             "reduce.cl"} <= names
 
 

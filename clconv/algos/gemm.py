@@ -4,88 +4,22 @@ forward:     out[n, g] (Kg x P)     = W[g] (Kg x CgRS) . col[n, g] (CgRS x P)  (
 grad_input:  stride 1: the forward above applied to dY with flipped weights (one big GEMM);
              else dcol[n, g] (CgRS x P) = W[g]^T . dY[n, g], then col2im (none for 1x1)
 grad_weight: dW[g]^T (CgRS x Kg)    = sum_n col[n, g] . dY[n, g]^T (dY transposed first)
-with P = Ho*Wo and CgRS = C/groups * kh * kw. The GEMM kernel is `gemm.cl`.
+with P = Ho*Wo and CgRS = C/groups * kh * kw. The GEMM is `tiled_gemm.gemm` (`gemm.cl`).
 """
 from __future__ import annotations
 
 from ..build import DEFAULT_GROUP_SIZE, get_kernel, group_2d, launch_grid
 from ..epilogue import NO_ACTIVATION
 from ..geometry import grad_input_as_forward
-from .base import LAYOUT, Variant, flip_weights, fma_default, is_cpu, is_vc4cl, layout_group, \
-    round_up, scratch
-
-GEMM = "gemm.cl"
-VECTOR_WIDTHS = (2, 4, 8, 16)
+from .base import LAYOUT, Variant, flip_weights, is_cpu, is_vc4cl, layout_group, round_up, \
+    scratch
+from .tiled_gemm import defaults, gemm, tile_n, validate_params
 
 
 def is_pointwise(geo) -> bool:
     """A 1x1, stride-1, unpadded convolution: the input already is the column matrix."""
     return (geo.kh == geo.kw == 1 and geo.stride == (1, 1) and geo.pad_top == 0
             and geo.pad_left == 0 and geo.Ho == geo.H and geo.Wo == geo.W)
-
-
-def _params(params):
-    return int(params["TM"]), int(params["TN"]), int(params["WG"]), int(params.get("KUNROLL", 1))
-
-
-def tile_n(params) -> int:
-    """Columns of C per work-item."""
-    return int(params["TN"]) * int(params.get("NV", 1))
-
-
-def validate_params(profile, params):
-    tm, tn, wg, unroll = _params(params)
-    if tn not in VECTOR_WIDTHS:
-        return f"TN={tn} is not an OpenCL vector width in {VECTOR_WIDTHS}"
-    if not 1 <= tm <= 16:
-        return f"TM={tm} outside 1..16"
-    if wg > profile.max_work_group_size:
-        return f"WG={wg} exceeds the device's max work-group size {profile.max_work_group_size}"
-    if wg < 1 or unroll < 1:
-        return "WG and KUNROLL must be positive"
-    if int(params.get("GI", 0)) not in (0, 1, 2):
-        return "GI must be 0 (auto), 1 (flipped-weight forward) or 2 (GEMM + col2im)"
-    if is_vc4cl(profile):
-        return vc4c_reason(tm, int(params.get("NV", 1)))
-    return None
-
-
-# VC4C (VC4CL's compiler) keeps each accumulator vector of the tile in a 16-lane QPU
-# register of its own, whatever TN, and its register allocator gives up ("erroneous
-# register-associations") once the tile and the epilogue's values crowd the register
-# file; near that point the same compile passes on one try and fails on the next. What
-# pi/vc4c/compile-programs.py measured for gemm.cl at TN=16: TM=1, NV=1 compiled with
-# every epilogue clconv uses, 3 tries of 3; TM=2 with C_TRANS failed 3 tries of 4 (and
-# with bias + relu at MFAST=1); TM=4 and NV=2 failed every try.
-VC4C_MAX_TILE_ROWS = 1
-
-
-def vc4c_reason(tm: int, nv: int) -> str | None:
-    """Why VC4C cannot (reliably) compile a GEMM tile of TM rows of NV vectors, or None."""
-    if nv != 1:
-        return f"NV={nv}: VC4C (VC4CL's compiler) compiles one vector per tile row only"
-    if tm > VC4C_MAX_TILE_ROWS:
-        return (f"TM={tm}: {tm} accumulator registers; VC4C's register allocator fails "
-                f"past {VC4C_MAX_TILE_ROWS} (on some tries only at TM=2)")
-    return None
-
-
-def gemm(rt, params, M, N, Kd, R, A, lda, sa, B, ldb, sb, C, ldc, sc, batches, NB2,
-         a_kmajor=False, c_trans=False, bias=None, act=NO_ACTIVATION):
-    """Enqueue the batched GEMM; sa/sb are (s1, s2, sr), sc is (s1, s2)."""
-    tm, tn, wg, unroll = _params(params)
-    nv, mfast = int(params.get("NV", 1)), int(params.get("MFAST", 1))
-    defines = {"TM": tm, "TN": tn, "NV": nv, "MFAST": mfast, "A_KMAJOR": int(a_kmajor),
-               "C_TRANS": int(c_trans), "HAS_BIAS": int(bias is not None), **act.defines,
-               "KUNROLL": unroll,
-               "USE_FMA": int(params.get("FMA", fma_default(rt.profile)))}
-    kernel = get_kernel(rt, GEMM, "gemm_tiled", defines)
-    tiles_n, tiles_m = -(-N // (tn * nv)), -(-M // tm)
-    fast, slow = (tiles_m, tiles_n) if mfast else (tiles_n, tiles_m)
-    return launch_grid(rt, kernel, (fast, slow, batches), group_2d(wg, fast, slow) + (1,),
-                       M, N, Kd, R, A, lda, *sa, B, ldb, *sb, C, ldc, *sc,
-                       bias if bias is not None else C, 0 if bias is None else M, NB2,
-                       *act.scalars)
 
 
 def im2col(rt, x, geo, ldc):
@@ -203,11 +137,6 @@ def space(profile, geo, op):
     if op == "grad_input" and geo.stride == (1, 1):
         out = [dict(p, GI=gi) for p in out for gi in (1, 2)]
     return out
-
-
-def defaults(profile, geo, op):
-    return {"TM": 4, "TN": 16 if is_cpu(profile) else 8,
-            "WG": min(16, profile.max_work_group_size), "KUNROLL": 1}
 
 
 SMALL_PLANE = 100  # output pixels per image below which im2col's GEMMs take NV=1

@@ -13,7 +13,8 @@ from ..build import get_kernel, launch_grid
 from ..epilogue import NO_ACTIVATION
 from ..geometry import grad_input_as_forward
 from .base import Variant, flip_weights, layout_group, pad, round_up, scratch
-from .gemm import defaults as gemm_defaults, gemm, space as gemm_space, tile_n, validate_params
+from .gemm import space as gemm_space
+from .tiled_gemm import defaults as gemm_defaults, gemm, tile_n, validate_params
 
 KERNELS = "winograd.cl"
 

@@ -119,10 +119,11 @@ class MaxPool2d(Module):
 
 class AvgPool2d(Module):
     def __init__(self, kernel_size, stride=None, padding=0, ceil_mode=False,
-                 count_include_pad=True):
+                 count_include_pad=True, divisor_override=None):
         super().__init__()
         self.kwargs = dict(kernel_size=kernel_size, stride=stride, padding=padding,
-                           ceil_mode=ceil_mode, count_include_pad=count_include_pad)
+                           ceil_mode=ceil_mode, count_include_pad=count_include_pad,
+                           divisor_override=divisor_override)
 
     def forward(self, x):
         self._input_shape = x.shape

@@ -12,8 +12,8 @@ from ..geometry import conv_geometry, transpose_geometry
 from ..ops.elementwise import broadcast_shape
 from ..params import INT32_MAX, check_extent
 from ..validation import check_finite, check_int
-from .steps import (AffineStep, CallStep, ConvStep, ConvTransposeStep, GemmStep, avg_pool_call,
-                    max_pool_call, max_pool_with_indices_call)
+from .steps import (AffineStep, CallStep, ConvStep, ConvTransposeStep, GemmStep, MatMulStep,
+                    avg_pool_call, max_pool_call, max_pool_with_indices_call)
 
 
 def _spatial(ctx, what: str):
@@ -363,8 +363,7 @@ def lower_matmul(ctx):
         *_, out = gemm_ops.matmul_shapes(a, b)
     except ValueError as error:
         ctx.fail(str(error))
-    ctx.emit(CallStep, [ctx.tensor(0, "A"), ctx.tensor(1, "B")], [out],
-             call=lambda x, y: [gemm_ops.matmul(x, y)], description="batched matmul")
+    ctx.emit(MatMulStep, [ctx.tensor(0, "A"), ctx.tensor(1, "B")], [out])
 
 
 HANDLERS = {

@@ -190,6 +190,19 @@ class GemmStep(Step):
 
 
 @dataclass
+class MatMulStep(Step):
+    """numpy's matmul on the one GEMM, which applies a following activation."""
+
+    fuses_activation = True
+
+    def describe(self):
+        return "batched matmul"
+
+    def run(self, args, out=None):
+        return [gemm.matmul(args[0], args[1], self.act)]
+
+
+@dataclass
 class CallStep(Step):
     """Any other op: `call(*args)` returns the outputs (a list)."""
 

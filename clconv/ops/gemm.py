@@ -1,23 +1,36 @@
-"""Gemm (alpha * A' @ B' + beta * C, with an optional fused activation) and matmul
-with numpy's broadcasting rules."""
+"""The public matrix products, all on the one tuned GEMM (`algos/tiled_gemm.py`):
+gemm (ONNX Gemm: act(alpha * A' @ B' + beta * C), linear's bias along N included) and
+matmul with numpy's broadcasting rules."""
 from __future__ import annotations
 
-import numpy as np
-
+from ..algos.tiled_gemm import STRIDED_BIAS, gemm as enqueue, matrix_params
 from ..arrays import empty, on_device
 from ..build import get_kernel, launch
 from ..epilogue import NO_ACTIVATION, Activation
 from ..runtime import current
 from ..validation import check_array, check_finite
-from .elementwise import broadcast_shape, broadcast_strides
+from .elementwise import MAX_RANK, broadcast_shape, broadcast_strides, pad_rank
 
-KERNELS = "linalg.cl"
+EXPAND_KERNELS = "shape.cl"  # strided_copy: a broadcast operand made contiguous
+
+
+def _enqueue(rt, a, b, M, N, K, out, trans_a=False, trans_b=False, batches=1, NB2=1,
+             sa=(0, 0), sb=(0, 0), c=None, c_strides=(0, 0), alpha=1.0, beta=1.0,
+             scale=False, act: Activation = NO_ACTIVATION):
+    """out[b] (M x N) = act(alpha * op(a[b]) @ op(b[b]) + beta * c), C contiguous."""
+    enqueue(rt, matrix_params(rt.profile, M, N, trans_b), M, N, K, 1,
+            a, M if trans_a else K, (*sa, 0),
+            b, K if trans_b else N, (*sb, 0),
+            out, N, (NB2 * M * N, M * N), batches, NB2,
+            a_kmajor=trans_a, b_trans=trans_b, bias=c, bias_kind=STRIDED_BIAS,
+            bias_strides=(0, *c_strides), alpha=alpha, beta=beta, scale=scale, act=act)
+    return out
 
 
 def gemm(a, b, c=None, alpha=1.0, beta=1.0, trans_a=False, trans_b=False,
          act: Activation = NO_ACTIVATION):
     """act(alpha * op(a) @ op(b) + beta * c); op transposes when trans_* is set; c
-    broadcasts to (M, N)."""
+    broadcasts to (M, N) (shape (N,): a bias per column, as linear's)."""
     rt = current()
     a_shape = check_array("a", a, rt, "(M, K)")
     b_shape = check_array("b", b, rt, "(K, N)")
@@ -26,21 +39,17 @@ def gemm(a, b, c=None, alpha=1.0, beta=1.0, trans_a=False, trans_b=False,
     if K != Kb:
         raise ValueError(f"b: inner dimensions differ: a{' (transposed)' if trans_a else ''} "
                          f"{a_shape} and b{' (transposed)' if trans_b else ''} {b_shape}")
-    a_strides = (1, M) if trans_a else (K, 1)   # (step per m, step per k)
-    b_strides = (1, K) if trans_b else (N, 1)   # (step per k, step per n)
     c_strides = (0, 0)
     if c is not None:
         c_shape = check_array("c", c, rt, "(*)")
         if len(c_shape) > 2 or broadcast_shape(c_shape, (M, N)) != (M, N):
             raise ValueError(f"c: shape {c_shape} does not broadcast to ({M}, {N})")
         c_strides = broadcast_strides(c_shape, (M, N))
-    out = empty(rt, (M, N))
-    a_dev = on_device(rt, a)
-    launch(rt, get_kernel(rt, KERNELS, "gemm", act.defines), out.size, a_dev, on_device(rt, b),
-           on_device(rt, c) if c is not None else a_dev, c is not None, out, N, K,
-           *a_strides, *b_strides, *c_strides, check_finite("alpha", alpha),
-           check_finite("beta", beta), *act.scalars)
-    return out
+    alpha, beta = check_finite("alpha", alpha), check_finite("beta", beta)
+    return _enqueue(rt, on_device(rt, a), on_device(rt, b), M, N, K, empty(rt, (M, N)),
+                    trans_a, trans_b, c=on_device(rt, c) if c is not None else None,
+                    c_strides=c_strides, alpha=alpha, beta=beta,
+                    scale=(alpha, beta) != (1.0, 1.0), act=act)
 
 
 def matmul_shapes(a_shape, b_shape):
@@ -56,14 +65,40 @@ def matmul_shapes(a_shape, b_shape):
     return batch, M, K, N, out
 
 
-def _batch_offsets(shape, batch, matrix_size):
-    """Element offset of each (broadcast) batch entry's matrix, flattened in batch order."""
-    shape = tuple(shape[:-2])
-    index = np.arange(int(np.prod(shape, dtype=np.int64)) if shape else 1).reshape(shape)
-    return (np.broadcast_to(index, batch).reshape(-1) * matrix_size).astype(np.int32)
+def _batch_strides(batch_shape, batch, matrix_size):
+    """Element strides of each batch axis of `batch` (0 where the operand broadcasts)."""
+    return tuple(s * matrix_size for s in broadcast_strides(batch_shape, batch))
 
 
-def matmul(a, b):
+def batch_levels(batch, strides_a, strides_b):
+    """The broadcast batch as at most two levels (outer, inner) with each operand's
+    stride per level: ((n1, n2), (sa1, sa2), (sb1, sb2)), or None when the operands'
+    broadcasting needs more (gemm.cl splits its batch index in two)."""
+    levels = []  # [size, stride a, stride b], outermost first
+    for size, sa, sb in zip(batch, strides_a, strides_b):
+        if size == 1:
+            continue
+        if levels and levels[-1][1] == sa * size and levels[-1][2] == sb * size:
+            levels[-1] = [levels[-1][0] * size, sa, sb]  # merges with the axis before it
+        else:
+            levels.append([size, sa, sb])
+    if len(levels) > 2:
+        return None
+    levels = [[1, 0, 0]] * (2 - len(levels)) + levels
+    (n1, sa1, sb1), (n2, sa2, sb2) = levels
+    return (n1, n2), (sa1, sa2), (sb1, sb2)
+
+
+def _expand(rt, x, shape, out_shape):
+    """x broadcast to out_shape, as a contiguous array."""
+    dims, (strides,) = pad_rank(out_shape, [broadcast_strides(shape, out_shape)], MAX_RANK)
+    out = empty(rt, out_shape)
+    launch(rt, get_kernel(rt, EXPAND_KERNELS, "strided_copy"), out.size, x, out,
+           *dims[1:], *strides)
+    return out
+
+
+def matmul(a, b, act: Activation = NO_ACTIVATION):
     """numpy.matmul: 1-D operands are promoted, batch axes broadcast."""
     rt = current()
     a_shape = check_array("a", a, rt, "(*)")
@@ -73,10 +108,15 @@ def matmul(a, b):
     batch, M, K, N, out_shape = matmul_shapes(a_shape, b_shape)
     a_batch = a_shape[:-2] if len(a_shape) > 2 else ()
     b_batch = b_shape[:-2] if len(b_shape) > 2 else ()
-    a_off = _batch_offsets(a_batch + (M, K), batch, M * K)
-    b_off = _batch_offsets(b_batch + (K, N), batch, K * N)
+    a_dev, b_dev = on_device(rt, a), on_device(rt, b)
+    levels = batch_levels(batch, _batch_strides(a_batch, batch, M * K),
+                          _batch_strides(b_batch, batch, K * N))
+    if levels is None:  # three or more broadcast patterns: both operands made whole
+        a_dev = _expand(rt, a_dev, a_batch + (M, K), batch + (M, K))
+        b_dev = _expand(rt, b_dev, b_batch + (K, N), batch + (K, N))
+        levels = batch_levels(batch, _batch_strides(batch, batch, M * K),
+                              _batch_strides(batch, batch, K * N))
+    (n1, n2), sa, sb = levels
     out = empty(rt, out_shape)
-    launch(rt, get_kernel(rt, KERNELS, "batched_matmul"), out.size, on_device(rt, a),
-           on_device(rt, b), on_device(rt, a_off, np.int32), on_device(rt, b_off, np.int32),
-           out, M, N, K)
-    return out
+    return _enqueue(rt, a_dev, b_dev, M, N, K, out, batches=n1 * n2, NB2=n2, sa=sa, sb=sb,
+                    act=act)

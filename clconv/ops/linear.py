@@ -1,23 +1,13 @@
-"""linear (x @ W.T + b) and its gradients, on a strided matrix-product kernel."""
+"""linear (x @ W.T + b) and its gradients, as products on the one GEMM (`ops/gemm.py`)."""
 from __future__ import annotations
 
 import numpy as np
 
-from ..arrays import empty, on_device
-from ..build import get_kernel, launch
+from ..arrays import on_device
 from ..runtime import current
 from ..validation import check_array, check_shape
 from .conv import channel_sum
-
-KERNELS = "matmul.cl"
-
-
-def _matmul(rt, a, b, bias, M, N, K, a_strides, b_strides, out_shape):
-    """out[m, n] = sum_k a[m*a_m + k*a_k] * b[k*b_k + n*b_n] (+ bias[n])."""
-    out = empty(rt, out_shape)
-    launch(rt, get_kernel(rt, KERNELS, "matmul_strided"), M * N, a, b,
-           bias if bias is not None else a, bias is not None, out, N, K, *a_strides, *b_strides)
-    return out
+from .gemm import gemm
 
 
 def _check_linear(rt, input, weight):
@@ -29,16 +19,20 @@ def _check_linear(rt, input, weight):
     return x_shape, w_shape
 
 
+def _rows(rt, x, x_shape):
+    """x as a (rows, features) matrix on the device."""
+    rows = int(np.prod(x_shape[:-1], dtype=np.int64))
+    return on_device(rt, x).reshape(rows, x_shape[-1])
+
+
 def linear(input, weight, bias=None):
     """y = input @ weight.T + bias, like torch.nn.functional.linear."""
     rt = current()
     x_shape, (out_f, in_f) = _check_linear(rt, input, weight)
     if bias is not None:
         check_shape("bias", check_array("bias", bias, rt, "(out_features,)"), (out_f,))
-    rows = int(np.prod(x_shape[:-1], dtype=np.int64))
-    b = on_device(rt, bias) if bias is not None else None
-    return _matmul(rt, on_device(rt, input), on_device(rt, weight), b, rows, out_f, in_f,
-                   (in_f, 1), (1, in_f), x_shape[:-1] + (out_f,))
+    y = gemm(_rows(rt, input, x_shape), weight, bias, trans_b=True)
+    return y.reshape(x_shape[:-1] + (out_f,))
 
 
 def linear_backward(grad_output, input, weight):
@@ -47,12 +41,8 @@ def linear_backward(grad_output, input, weight):
     x_shape, (out_f, in_f) = _check_linear(rt, input, weight)
     g_shape = check_array("grad_output", grad_output, rt, "(*, out_features)")
     check_shape("grad_output", g_shape, x_shape[:-1] + (out_f,))
-    rows = int(np.prod(x_shape[:-1], dtype=np.int64))
-    g, x, w = on_device(rt, grad_output), on_device(rt, input), on_device(rt, weight)
-    # grad_input = g @ W: (rows, out) x (out, in)
-    grad_input = _matmul(rt, g, w, None, rows, in_f, out_f, (out_f, 1), (in_f, 1), x_shape)
-    # grad_weight = g.T @ x: (out, rows) x (rows, in)
-    grad_weight = _matmul(rt, g, x, None, out_f, in_f, rows, (1, out_f), (in_f, 1),
-                          (out_f, in_f))
-    grad_bias = channel_sum(rt, g.reshape(rows, out_f))
+    g, x = _rows(rt, grad_output, g_shape), _rows(rt, input, x_shape)
+    grad_input = gemm(g, weight).reshape(x_shape)          # g @ W: (rows, out) x (out, in)
+    grad_weight = gemm(g, x, trans_a=True)                 # g.T @ x: (out, rows) x (rows, in)
+    grad_bias = channel_sum(rt, g)
     return grad_input, grad_weight, grad_bias

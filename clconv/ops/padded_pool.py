@@ -1,14 +1,13 @@
 """Pooling with explicit output sizes and asymmetric padding, as ONNX describes it
-(auto_pad, pads begin/end, ceil_mode are resolved by the caller)."""
+(auto_pad, pads begin/end, ceil_mode are resolved by the caller): argument checks, then
+ops/pool.py's kernels."""
 from __future__ import annotations
 
-
-from ..arrays import empty, on_device
-from ..build import get_kernel, launch
+from ..arrays import on_device
 from ..params import check_extent
 from ..runtime import current
 from ..validation import check_array
-from .pool import max_pool2d_windows
+from .pool import avg_pool2d_windows, max_pool2d_windows
 
 
 def _check(rt, input, out_size, kernel, stride, dilation, pads_begin):
@@ -43,9 +42,6 @@ def avg_pool2d_padded(input, kernel, stride, pads, out_size, dilation=(1, 1),
     rt = current()
     if len(pads) != 4:
         raise ValueError(f"pads: expected (top, left, bottom, right), got {tuple(pads)}")
-    N, C, H, W = _check(rt, input, out_size, kernel, stride, dilation, pads[:2])
-    out = empty(rt, (N, C) + tuple(out_size))
-    launch(rt, get_kernel(rt, "pool_padded.cl", "avg_pool2d_padded"), out.size,
-           on_device(rt, input), out, H, W, *out_size, *kernel, *stride, *pads, *dilation,
-           bool(count_include_pad))
-    return out
+    _check(rt, input, out_size, kernel, stride, dilation, pads[:2])
+    return avg_pool2d_windows(rt, on_device(rt, input), out_size, kernel, stride, pads,
+                              dilation, count_include_pad)

@@ -1,4 +1,5 @@
-"""Max, average and adaptive average pooling and their gradients (NCHW)."""
+"""Max, average and adaptive average pooling and their gradients (NCHW), one kernel
+each (kernels_cl/pool2d.cl); ONNX's MaxPool and AveragePool use the same ones."""
 from __future__ import annotations
 
 import numpy as np
@@ -8,7 +9,7 @@ from ..arrays import empty, on_device
 from ..build import DEFAULT_GROUP_SIZE, get_kernel, group_size, launch, launch_grid
 from ..geometry import PoolGeometry, pool_geometry  # noqa: F401 (PoolGeometry: public name)
 from ..runtime import current
-from ..validation import check_array, check_shape
+from ..validation import check_array, check_int, check_shape
 
 KERNELS = "pool2d.cl"
 
@@ -97,33 +98,51 @@ def _check_input_shape(input_shape) -> tuple[int, int, int, int]:
     return tuple(int(s) for s in shape)
 
 
+def _divisor(divisor_override) -> int:
+    """The kernels' divisor_override: 0 for none."""
+    return 0 if divisor_override is None else check_int("divisor_override", divisor_override, 1)
+
+
 def avg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False,
-               count_include_pad=True):
+               count_include_pad=True, divisor_override=None):
     """Average pooling like torch.nn.functional.avg_pool2d."""
     rt = current()
     shape = check_array("input", input, rt, "(N, C, H, W)")
     geo = pool_geometry(shape, kernel_size, stride, padding, 1, bool(ceil_mode))
-    out = empty(rt, geo.output_shape)
+    return avg_pool2d_windows(rt, on_device(rt, input), (geo.Ho, geo.Wo), geo.kernel,
+                              geo.stride, geo.padding + geo.padding, geo.dilation,
+                              count_include_pad, _divisor(divisor_override))
+
+
+def avg_pool2d_windows(rt, x, out_size, kernel, stride, pads, dilation, count_include_pad,
+                       divisor_override=0):
+    """Average over windows starting at o*stride - pads_begin, for validated arguments;
+    pads = (top, left, bottom, right), the padded input's extent (count_include_pad).
+
+    Shared by avg_pool2d and ONNX's AveragePool (asymmetric pads, explicit output size)."""
+    N, C, H, W = x.shape
+    out = empty(rt, (N, C) + tuple(out_size))
     plane_grid(rt, get_kernel(rt, KERNELS, "avg_pool2d_forward"), out.shape,
-               on_device(rt, input).data, out.data,
-               *[np.int32(v) for v in (geo.N * geo.C, geo.H, geo.W, geo.Ho, geo.Wo,
-                                       *geo.kernel, *geo.stride, *geo.padding,
-                                       bool(count_include_pad))])
+               x.data, out.data,
+               *[np.int32(v) for v in (N * C, H, W, *out_size, *kernel, *stride, *pads,
+                                       *dilation, bool(count_include_pad),
+                                       divisor_override)])
     return out
 
 
 def avg_pool2d_backward(grad_output, input_shape, kernel_size, stride=None, padding=0,
-                        ceil_mode=False, count_include_pad=True):
+                        ceil_mode=False, count_include_pad=True, divisor_override=None):
     """Gradient of avg_pool2d w.r.t. its input."""
     rt = current()
     input_shape = _check_input_shape(input_shape)
     geo = pool_geometry(input_shape, kernel_size, stride, padding, 1, bool(ceil_mode))
     g_shape = check_array("grad_output", grad_output, rt, "(N, C, Ho, Wo)")
     check_shape("grad_output", g_shape, geo.output_shape)
+    divisor = _divisor(divisor_override)
     grad_input = empty(rt, input_shape)
     launch(rt, get_kernel(rt, KERNELS, "avg_pool2d_backward"), grad_input.size,
            on_device(rt, grad_output), grad_input, geo.H, geo.W, geo.Ho, geo.Wo,
-           *geo.kernel, *geo.stride, *geo.padding, bool(count_include_pad))
+           *geo.kernel, *geo.stride, *geo.padding, bool(count_include_pad), divisor)
     return grad_input
 
 

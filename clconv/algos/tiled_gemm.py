@@ -1,0 +1,105 @@
+"""The host side of clconv's one matrix product, `kernels_cl/gemm.cl`: its tunables, the
+tiles VC4C compiles, and the enqueue every GEMM goes through (the convolution
+variants here, and `ops/gemm.py`'s gemm and matmul, which linear uses)."""
+from __future__ import annotations
+
+from ..build import get_kernel, group_2d, launch_grid
+from ..epilogue import NO_ACTIVATION
+from .. import tuning
+from .base import fma_default, is_cpu, is_vc4cl
+
+KERNELS = "gemm.cl"
+VECTOR_WIDTHS = (2, 4, 8, 16)
+# HAS_BIAS: what is added to the product (kernels_cl/gemm.cl)
+NO_BIAS, ROW_BIAS, STRIDED_BIAS = 0, 1, 2
+
+
+def _params(params):
+    return int(params["TM"]), int(params["TN"]), int(params["WG"]), int(params.get("KUNROLL", 1))
+
+
+def tile_n(params) -> int:
+    """Columns of C per work-item."""
+    return int(params["TN"]) * int(params.get("NV", 1))
+
+
+def validate_params(profile, params):
+    """None if the tunables can run on the device, else why not."""
+    tm, tn, wg, unroll = _params(params)
+    if tn not in VECTOR_WIDTHS:
+        return f"TN={tn} is not an OpenCL vector width in {VECTOR_WIDTHS}"
+    if not 1 <= tm <= 16:
+        return f"TM={tm} outside 1..16"
+    if wg > profile.max_work_group_size:
+        return f"WG={wg} exceeds the device's max work-group size {profile.max_work_group_size}"
+    if wg < 1 or unroll < 1:
+        return "WG and KUNROLL must be positive"
+    if int(params.get("GI", 0)) not in (0, 1, 2):
+        return "GI must be 0 (auto), 1 (flipped-weight forward) or 2 (GEMM + col2im)"
+    if is_vc4cl(profile):
+        return vc4c_reason(tm, int(params.get("NV", 1)))
+    return None
+
+
+# VC4C (VC4CL's compiler) keeps each accumulator vector of the tile in a 16-lane QPU
+# register of its own, whatever TN, and its register allocator gives up ("erroneous
+# register-associations") once the tile and the epilogue's values crowd the register
+# file; near that point the same compile passes on one try and fails on the next. What
+# pi/vc4c/compile-programs.py measured for gemm.cl at TN=16: TM=1, NV=1 compiled with
+# every epilogue clconv uses, 3 tries of 3; TM=2 with C_TRANS failed 3 tries of 4 (and
+# with bias + relu at MFAST=1); TM=4 and NV=2 failed every try.
+VC4C_MAX_TILE_ROWS = 1
+
+
+def vc4c_reason(tm: int, nv: int) -> str | None:
+    """Why VC4C cannot (reliably) compile a GEMM tile of TM rows of NV vectors, or None."""
+    if nv != 1:
+        return f"NV={nv}: VC4C (VC4CL's compiler) compiles one vector per tile row only"
+    if tm > VC4C_MAX_TILE_ROWS:
+        return (f"TM={tm}: {tm} accumulator registers; VC4C's register allocator fails "
+                f"past {VC4C_MAX_TILE_ROWS} (on some tries only at TM=2)")
+    return None
+
+
+def defaults(profile, geo=None, op=None):
+    """The variants' untuned tunables where tuning_defaults.json has none."""
+    return {"TM": 4, "TN": 16 if is_cpu(profile) else 8,
+            "WG": min(16, profile.max_work_group_size), "KUNROLL": 1}
+
+
+def matrix_params(profile, M: int, N: int, trans_b: bool = False) -> dict:
+    """Untuned tunables for a plain (M x N) matrix product: tuning_defaults.json's "gemm"
+    entry for the device (its "trans_b" member where B is stored transposed), else the
+    defaults; the tile cut to M rows and to one vector of columns where N is narrower
+    than two (linear on one sample: M = 1)."""
+    params = dict(tuning.default_params(profile, "gemm", "trans_b" if trans_b else None)
+                  or defaults(profile))
+    params["TM"] = max(1, min(int(params["TM"]), M))
+    if N <= int(params["TN"]):
+        params["NV"] = 1
+    params["WG"] = max(1, min(int(params["WG"]), profile.max_work_group_size))
+    return params
+
+
+def gemm(rt, params, M, N, Kd, R, A, lda, sa, B, ldb, sb, C, ldc, sc, batches, NB2,
+         a_kmajor=False, b_trans=False, c_trans=False, bias=None, bias_kind=ROW_BIAS,
+         bias_strides=(0, 0, 0), alpha=1.0, beta=1.0, scale=False, act=NO_ACTIVATION):
+    """Enqueue the batched GEMM; sa/sb are (s1, s2, sr), sc is (s1, s2). The bias term
+    is ROW_BIAS (bias[b2*M + m]) or STRIDED_BIAS (bias_strides: per b2, m and n); with
+    `scale`, the product is multiplied by alpha and the bias term by beta."""
+    tm, tn, wg, unroll = _params(params)
+    nv, mfast = int(params.get("NV", 1)), int(params.get("MFAST", 1))
+    has_bias = NO_BIAS if bias is None else bias_kind
+    defines = {"TM": tm, "TN": tn, "NV": nv, "MFAST": mfast, "A_KMAJOR": int(a_kmajor),
+               "B_TRANS": int(b_trans), "C_TRANS": int(c_trans), "HAS_BIAS": has_bias,
+               "SCALE": int(scale), **act.defines, "KUNROLL": unroll,
+               "USE_FMA": int(params.get("FMA", fma_default(rt.profile)))}
+    kernel = get_kernel(rt, KERNELS, "gemm_tiled", defines)
+    tiles_n, tiles_m = -(-N // (tn * nv)), -(-M // tm)
+    fast, slow = (tiles_m, tiles_n) if mfast else (tiles_n, tiles_m)
+    if has_bias == ROW_BIAS:
+        bias_strides = (M, 1, 0)
+    return launch_grid(rt, kernel, (fast, slow, batches), group_2d(wg, fast, slow) + (1,),
+                       M, N, Kd, R, A, lda, *sa, B, ldb, *sb, C, ldc, *sc,
+                       bias if bias is not None else C, *bias_strides, NB2,
+                       float(alpha), float(beta), *act.scalars)

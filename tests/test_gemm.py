@@ -1,0 +1,138 @@
+"""The public matrix products on the one GEMM (gemm.cl): ONNX Gemm's transposes, C
+broadcasts, alpha/beta and fused activation; numpy's matmul broadcasting, the batch
+levels gemm.cl takes and the expansion past them; linear's three products; NaN and inf
+with every activation against torch."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from test_edge_values import (ACTIVATIONS, ONNX_ACTIVATIONS, SPECIALS, assert_same_values,
+                              torch_activation)
+
+import clconv
+import clconv.functional as F
+from clconv.algos import tiled_gemm
+from clconv.arrays import to_numpy
+from clconv.ops import gemm as G
+
+
+@pytest.mark.parametrize("trans_a", [False, True])
+@pytest.mark.parametrize("trans_b", [False, True])
+@pytest.mark.parametrize("c_shape", [None, (), (37,), (19, 1), (19, 37)])
+def test_gemm_matches_numpy(trans_a, trans_b, c_shape, rng):
+    M, K, N = 19, 23, 37  # partial tiles along M and N on every device
+    a = rng.standard_normal((K, M) if trans_a else (M, K)).astype(np.float32)
+    b = rng.standard_normal((N, K) if trans_b else (K, N)).astype(np.float32)
+    c = None if c_shape is None else rng.standard_normal(c_shape).astype(np.float32)
+    alpha, beta = 0.75, -1.5
+    y = to_numpy(G.gemm(a, b, c, alpha, beta, trans_a, trans_b))
+    want = alpha * ((a.T if trans_a else a).astype(np.float64) @ (b.T if trans_b else b))
+    if c is not None:
+        want = want + beta * c
+    np.testing.assert_allclose(y, want, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("a_shape, b_shape", [
+    ((7,), (7,)), ((7,), (3, 7, 5)), ((2, 3, 4, 7), (7,)), ((5, 7), (7, 9)),
+    ((2, 1, 4, 7), (3, 7, 6)),           # two levels: a broadcasts inner, b outer
+    ((2, 1, 3, 4, 7), (1, 5, 3, 7, 6)),  # three patterns: both expanded
+    ((6, 1, 2, 3), (3, 4)), ((1, 4, 3), (2, 1, 3, 5))])
+def test_matmul_broadcasts_as_numpy(a_shape, b_shape, rng):
+    a = rng.standard_normal(a_shape).astype(np.float32)
+    b = rng.standard_normal(b_shape).astype(np.float32)
+    y = to_numpy(G.matmul(a, b))
+    want = np.matmul(a.astype(np.float64), b)
+    assert y.shape == want.shape
+    np.testing.assert_allclose(y, want, rtol=1e-4, atol=1e-4)
+
+
+def test_batch_levels_merge_what_they_can():
+    # (2, 3) batch, a whole, b broadcast along the first axis: one level for a's strides
+    assert G.batch_levels((2, 3), (3 * 8, 8), (0, 5)) == ((2, 3), (24, 8), (0, 5))
+    assert G.batch_levels((2, 3), (24, 8), (15, 5)) == ((1, 6), (0, 8), (0, 5))
+    assert G.batch_levels((2, 3, 4), (0, 4, 1), (12, 0, 1)) is None
+
+
+@pytest.mark.parametrize("x_shape, out_features", [((1, 40), 33), ((3, 5, 17), 64),
+                                                   ((70, 9), 1)])
+def test_linear_products(x_shape, out_features, rng):
+    x = rng.standard_normal(x_shape).astype(np.float32)
+    w = rng.standard_normal((out_features, x_shape[-1])).astype(np.float32)
+    b = rng.standard_normal(out_features).astype(np.float32)
+    g = rng.standard_normal(x_shape[:-1] + (out_features,)).astype(np.float32)
+    x64, g64 = x.astype(np.float64), g.astype(np.float64)
+    np.testing.assert_allclose(to_numpy(F.linear(x, w, b)), x64 @ w.T + b, rtol=1e-4,
+                               atol=1e-4)
+    gi, gw, gb = (to_numpy(t) for t in F.linear_backward(g, x, w))
+    np.testing.assert_allclose(gi, g64 @ w, rtol=1e-4, atol=1e-4)
+    rows = g64.reshape(-1, out_features).T @ x64.reshape(-1, x_shape[-1])
+    np.testing.assert_allclose(gw, rows, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(gb, g64.reshape(-1, out_features).sum(0), rtol=1e-4,
+                               atol=1e-4)
+
+
+@pytest.mark.parametrize("act", ACTIVATIONS, ids=lambda a: f"{a.name}{a.alpha:g}")
+def test_gemm_epilogue_matches_torch_on_nan_and_inf(torch, act, rng):
+    M, K, N = 9, 6, 21
+    a = rng.standard_normal((M, K)).astype(np.float32) * 4
+    b = rng.standard_normal((N, K)).astype(np.float32)
+    c = rng.standard_normal(N).astype(np.float32)
+    a.flat[rng.integers(0, a.size, 6)] = np.resize(SPECIALS, 6)
+    c[:3] = SPECIALS
+    got = to_numpy(G.gemm(a, b, c, trans_b=True, act=act))
+    ta, tb, tc = (torch.from_numpy(v) for v in (a, b, c))
+    want = torch_activation(torch, act, torch.addmm(tc, ta, tb.T)).numpy()
+    scale = np.abs(np.nan_to_num(a, posinf=0, neginf=0)) @ np.abs(b.T) + np.abs(
+        np.nan_to_num(c, posinf=0, neginf=0)) + 1.0
+    assert_same_values(got, want, scale, act.name)
+
+
+@pytest.mark.parametrize("limits", [None, "videocore4", "v3d"])
+@pytest.mark.parametrize("trans_b", [False, True])
+def test_untuned_tiles_are_valid_on_each_device(limits, trans_b):
+    # tuning_defaults.json's "gemm" entries within each device's limits, VC4C's included
+    profile = clconv.current_runtime().profile
+    profile = profile.with_limits(limits) if limits else profile
+    for M, N in [(1, 1), (1, 1000), (64, 3), (300, 300)]:
+        params = tiled_gemm.matrix_params(profile, M, N, trans_b)
+        assert tiled_gemm.validate_params(profile, params) is None, (limits, M, N, params)
+        assert 1 <= params["TM"] <= M
+
+
+@pytest.mark.parametrize("product", ["Gemm", "MatMul"])
+@pytest.mark.parametrize("op, attrs, name", ONNX_ACTIVATIONS, ids=[a[0] for a in ONNX_ACTIVATIONS])
+def test_onnx_products_fuse_every_activation_and_match_onnx_runtime(product, op, attrs, name,
+                                                                    rng):
+    pytest.importorskip("onnx", reason="onnx not installed: pip install 'clconv[onnx]'")
+    ort = pytest.importorskip("onnxruntime",
+                              reason="onnxruntime not installed: pip install 'clconv[onnx]'")
+    from onnx import TensorProto, helper, numpy_helper
+
+    import clconv.onnx as conx
+    from clconv.onnx.steps import GemmStep, MatMulStep
+
+    x = rng.standard_normal((2, 5, 12) if product == "MatMul" else (5, 12)).astype(np.float32)
+    x.flat[[3, 20, 41]] = SPECIALS
+    w = rng.standard_normal((12, 19)).astype(np.float32)
+    inits = [numpy_helper.from_array(w, "w")]
+    inputs = ["p"]
+    if op == "Clip":
+        inits += [numpy_helper.from_array(np.array(v, np.float32), n)
+                  for n, v in (("lo", -0.5), ("hi", 0.75))]
+        inputs += ["lo", "hi"]
+    first = (helper.make_node("Gemm", ["x", "w"], ["p"], alpha=0.5) if product == "Gemm"
+             else helper.make_node("MatMul", ["x", "w"], ["p"]))
+    graph = helper.make_graph(
+        [first, helper.make_node(op, inputs, ["y"], **attrs)], "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, x.shape)],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, x.shape[:-1] + (19,))], inits)
+    data = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    data = data.SerializeToString()
+    (want,) = ort.InferenceSession(data, providers=["CPUExecutionProvider"]).run(None, {"x": x})
+    compiled = conx.load(data)
+    (step,) = compiled.plan.steps  # the activation runs in the GEMM's epilogue
+    assert isinstance(step, GemmStep if product == "Gemm" else MatMulStep)
+    assert step.act.name == name
+    (got,) = compiled.run([x])
+    scale = np.abs(np.nan_to_num(x, posinf=0, neginf=0)) @ np.abs(w) + 1.0
+    assert_same_values(got, want, scale, f"{product}+{op}")
