@@ -236,8 +236,10 @@ def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode
     return out, (row * x.shape[3] + col).astype(np.int64)
 
 
-def max_pool2d_backward(grad_output, indices, input_shape):
-    """Scatter-add grad_output to the input positions named by `indices`."""
+def max_pool2d_backward(grad_output, indices, input_shape, kernel_size=None, stride=None,
+                        padding=0, dilation=1, ceil_mode=False):
+    """Scatter-add grad_output to the input positions named by `indices` (the forward's
+    window, which the device op may take, changes nothing here)."""
     g = _f64(grad_output)
     n, c, h, w = input_shape
     grad = np.zeros((n * c, h * w))
@@ -387,7 +389,8 @@ def max_pool1d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode
     return (_lines(out[0]), _lines(out[1])) if return_indices else _lines(out)
 
 
-def max_pool1d_backward(grad_output, indices, input_shape):
+def max_pool1d_backward(grad_output, indices, input_shape, kernel_size=None, stride=None,
+                        padding=0, dilation=1, ceil_mode=False):
     n, c, length = input_shape
     return _lines(max_pool2d_backward(_planes(grad_output), np.asarray(indices),
                                       (n, c, 1, length)))
@@ -518,13 +521,14 @@ def cross_entropy(input, target):
     return np.asarray(-picked.mean(), dtype=np.float64)
 
 
-def cross_entropy_backward(input, target):
-    """Gradient of the mean cross_entropy w.r.t. input: (softmax(input) - onehot(target)) / N."""
+def cross_entropy_backward(input, target, grad_output=1.0):
+    """Gradient of the mean cross_entropy w.r.t. input, times grad_output:
+    (softmax(input) - onehot(target)) / N."""
     x = _f64(input)
     t = _check_targets(x, target)
     grad = softmax(x, 1)
     grad[np.arange(x.shape[0]), t] -= 1.0
-    return grad / x.shape[0]
+    return grad * (float(grad_output) / x.shape[0])
 
 
 # --- batch normalisation ---------------------------------------------------------------
