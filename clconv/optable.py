@@ -317,7 +317,7 @@ def _array_bads(layout: str):
 def _conv_bads(dims, transposed):
     layout = "(N, C, L)" if dims == 1 else "(N, C, H, W)"
     rank = (r"input: expected a 3-D array \(N, C, L\)" if dims == 1
-            else r"input: expected a 4-D array \(N, C, H, W\)")
+            else r"input: expected a 4-D array \(N, C")
     one = dims == 1
     out_channels = 1 if transposed else 0
     bads = _array_bads(layout) + (
@@ -358,7 +358,7 @@ def _conv_bads(dims, transposed):
 def _pool_bads(dims, kind):
     layout = "(N, C, L)" if dims == 1 else "(N, C, H, W)"
     rank = (r"input: expected a 3-D array \(N, C, L\)" if dims == 1
-            else r"input: expected a 4-D array \(N, C, H, W\)")
+            else r"input: expected a 4-D array \(N, C")
     shape_words = ("input_shape: expected 3 positive ints" if dims == 1
                    else "input_shape: expected 4 positive ints")
     kernel = lambda a: min(params.pair("k", a["kernel_size"]))

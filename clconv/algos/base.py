@@ -26,6 +26,8 @@ class Variant:
     tunable settings the tuner tries; `defaults(profile, geo, op)` is the untuned choice.
     `fit(geo, op, params)`, if given, adjusts untuned tunables (shipped or the
     variant's defaults) to the layer's shape; tuned ones are used as they were measured.
+    `test_params`: tunables besides the defaults that tests/test_variants.py runs
+    (tails, loop orders, every code path the tunables select); where valid.
     """
 
     name: str
@@ -36,6 +38,7 @@ class Variant:
     defaults: Callable
     ops: tuple = field(default=OPS)
     fit: Callable | None = None
+    test_params: tuple = ()
 
 
 # VC4C, VC4CL's compiler, holds each vector (and each scalar) a work-item keeps live in a
