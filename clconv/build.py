@@ -286,7 +286,7 @@ def launch(runtime, kernel: cl.Kernel, n_items: int, *args) -> cl.Event:
                            profile.max_work_item_sizes[0], _kernel_limit(runtime, kernel)),
                        n_items)
     global_size = -(-n_items // local) * local
-    return _invoke(runtime, kernel, (global_size,), (local,),
+    return enqueue(runtime, kernel, (global_size,), (local,),
                    [n_items] + _as_args(args))
 
 
@@ -344,14 +344,16 @@ def launch_grid(runtime, kernel: cl.Kernel, items, local, *args) -> cl.Event:
     passed as `_as_args` makes them.
     """
     local, global_size = _launch_shape(runtime, kernel, items, local)
-    return _invoke(runtime, kernel, global_size, local, _as_args(args))
+    return enqueue(runtime, kernel, global_size, local, _as_args(args))
 
 
 _typed: set = caches.memo("build.typed", set)  # kernels whose scalar argument types pyopencl has been told
 
 
-def _invoke(runtime, kernel: cl.Kernel, global_size, local_size, args) -> cl.Event:
-    """Enqueue with pyopencl's fast argument path.
+def enqueue(runtime, kernel: cl.Kernel, global_size, local_size, args) -> cl.Event:
+    """The one point where clconv enqueues a kernel (`launch` and `launch_grid` end here;
+    tests/test_validation.py patches it to prove bad input launches nothing), with
+    pyopencl's fast argument path.
 
     Without declared scalar types pyopencl sets each numpy scalar argument through a
     slow generic path (about 150 us per launch for 20 arguments with POCL on these

@@ -25,3 +25,26 @@ def scaled_error(actual, expected, scale=None) -> float:
         return float(diff.max() / max(np.abs(expected).max(), np.finfo(np.float32).tiny))
     scale = np.broadcast_to(np.asarray(scale, dtype=np.float64), diff.shape)
     return float(np.max(diff / np.maximum(scale, np.finfo(np.float32).tiny)))
+
+
+def outputs_error(actual, expected, scale=None, exact: bool = False) -> float:
+    """The largest `scaled_error` over an op's outputs: one array or a tuple of them
+    (None where an output is masked off, and then None on both sides). Integer outputs
+    (indices) and `exact` ones must match exactly: inf where they do not."""
+    if not isinstance(expected, tuple):
+        actual, expected, scale = (actual,), (expected,), (scale,)
+    elif not isinstance(scale, tuple):
+        scale = (scale,) * len(expected)
+    worst = 0.0
+    for a, e, s in zip(actual, expected, scale):
+        if e is None or a is None:
+            if (a is None) != (e is None):
+                return float("inf")
+            continue
+        a, e = np.asarray(a), np.asarray(e)
+        if exact or e.dtype.kind in "iu":
+            if a.shape != e.shape or not np.array_equal(a, e, equal_nan=e.dtype.kind == "f"):
+                return float("inf")
+            continue
+        worst = max(worst, scaled_error(a, e, s))
+    return worst

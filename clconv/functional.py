@@ -8,13 +8,20 @@ from .ops.activation import (leaky_relu, leaky_relu_backward, relu, relu_backwar
                              sigmoid_backward, tanh, tanh_backward)
 from .ops.conv import (conv2d, conv2d_activation, conv2d_backward, conv2d_relu, conv_transpose2d,
                        conv_transpose2d_backward)
+from .ops.conv1d import (conv1d, conv1d_backward, conv_transpose1d,
+                         conv_transpose1d_backward)
 from .ops.linear import linear, linear_backward
 from .ops.pool import (adaptive_avg_pool2d, adaptive_avg_pool2d_backward, avg_pool2d,
                        avg_pool2d_backward, max_pool2d, max_pool2d_backward)
+from .ops.pool1d import (adaptive_avg_pool1d, adaptive_avg_pool1d_backward, avg_pool1d,
+                         avg_pool1d_backward, max_pool1d, max_pool1d_backward)
 from .ops.softmax import (cross_entropy, cross_entropy_backward, log_softmax,
                           log_softmax_backward, softmax, softmax_backward)
 
 __all__ = [
+    "conv1d", "conv1d_backward", "conv_transpose1d", "conv_transpose1d_backward",
+    "max_pool1d", "max_pool1d_backward", "avg_pool1d", "avg_pool1d_backward",
+    "adaptive_avg_pool1d", "adaptive_avg_pool1d_backward",
     "conv2d", "conv2d_relu", "conv2d_activation", "conv2d_backward", "conv_transpose2d",
     "conv_transpose2d_backward",
     "max_pool2d", "max_pool2d_backward", "avg_pool2d", "avg_pool2d_backward",

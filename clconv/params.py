@@ -14,6 +14,7 @@ INT32_MAX = 2**31 - 1
 __all__ = [
     "INT32_MAX",
     "pair",
+    "single",
     "conv_padding",
     "conv_output_size",
     "conv_transpose_output_size",
@@ -46,6 +47,20 @@ def pair(name: str, value, *, minimum: int | None = None,
         raise ValueError(f"{name}: expected values <= {maximum} (the kernels' int32 range), "
                          f"got {value!r}")
     return result
+
+
+def single(name: str, value, *, minimum: int | None = None, maximum: int = INT32_MAX) -> int:
+    """Return `value`, an int or a 1-tuple of ints as torch's 1-D ops take, as an int;
+    the same TypeError / ValueError rules as `pair`."""
+    if isinstance(value, (tuple, list)) and len(value) == 1:
+        item = value[0]
+    elif isinstance(value, (tuple, list)):
+        raise TypeError(f"{name}: expected an int or a 1-tuple of ints, got {value!r}")
+    else:
+        item = value
+    if not isinstance(item, numbers.Integral) or isinstance(item, bool):
+        raise TypeError(f"{name}: expected an int or a 1-tuple of ints, got {value!r}")
+    return pair(name, int(item), minimum=minimum, maximum=maximum)[0]
 
 
 def check_extent(size: int, padding: int, kernel: int, dilation: int) -> None:

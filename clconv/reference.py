@@ -18,12 +18,14 @@ __all__ = [
     "conv2d", "conv_transpose2d", "max_pool2d", "avg_pool2d", "adaptive_avg_pool2d",
     "relu", "leaky_relu", "sigmoid", "tanh", "linear", "softmax", "log_softmax",
     "cross_entropy", "batch_norm",
+    "conv1d", "conv_transpose1d", "max_pool1d", "avg_pool1d", "adaptive_avg_pool1d",
     # backward
     "conv2d_backward", "conv_transpose2d_backward", "max_pool2d_backward",
     "avg_pool2d_backward", "adaptive_avg_pool2d_backward", "relu_backward",
     "leaky_relu_backward", "sigmoid_backward", "tanh_backward", "linear_backward",
     "softmax_backward", "log_softmax_backward", "cross_entropy_backward",
-    "batch_norm_backward",
+    "batch_norm_backward", "conv1d_backward", "conv_transpose1d_backward",
+    "max_pool1d_backward", "avg_pool1d_backward", "adaptive_avg_pool1d_backward",
 ]
 
 
@@ -234,8 +236,10 @@ def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode
     return out, (row * x.shape[3] + col).astype(np.int64)
 
 
-def max_pool2d_backward(grad_output, indices, input_shape):
-    """Scatter-add grad_output to the input positions named by `indices`."""
+def max_pool2d_backward(grad_output, indices, input_shape, kernel_size=None, stride=None,
+                        padding=0, dilation=1, ceil_mode=False):
+    """Scatter-add grad_output to the input positions named by `indices` (the forward's
+    window, which the device op may take, changes nothing here)."""
     g = _f64(grad_output)
     n, c, h, w = input_shape
     grad = np.zeros((n * c, h * w))
@@ -317,6 +321,108 @@ def adaptive_avg_pool2d_backward(grad_output, input_shape):
     g = _nchw("grad_output", grad_output)
     mh, mw = _adaptive_matrices(input_shape, g.shape[2:])
     return np.einsum("ph,ncpq,qw->nchw", mh, g, mw, optimize=True)
+
+
+# --------------------------------------------------------------------------- 1-D
+# torch's 1-D ops are its 2-D ones over planes of height 1; so are these (torch is the
+# independent check of both).
+
+def _planes(x):
+    x = _f64(x)
+    if x.ndim != 3:
+        raise ValueError(f"expected a 3-D (N, C, L) array, got shape {x.shape}")
+    return x[:, :, None, :]
+
+
+def _lines(x):
+    return None if x is None else x[:, :, 0, :]
+
+
+def _height1(name, value, minimum):
+    return (1, params.single(name, value, minimum=minimum))
+
+
+def _pad1(padding):
+    return padding if isinstance(padding, str) else \
+        (0, params.single("padding", padding, minimum=0))
+
+
+def _window1(kernel_size, stride, padding, dilation=1):
+    k = params.single("kernel_size", kernel_size, minimum=1)
+    s = k if stride is None or (isinstance(stride, (tuple, list)) and not stride) else \
+        params.single("stride", stride, minimum=1)
+    return ((1, k), (1, s), (0, params.single("padding", padding, minimum=0)),
+            _height1("dilation", dilation, 1))
+
+
+def conv1d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+    return _lines(conv2d(_planes(input), _planes(weight), bias, _height1("stride", stride, 1),
+                         _pad1(padding), _height1("dilation", dilation, 1), groups))
+
+
+def conv1d_backward(grad_output, input, weight, stride=1, padding=0, dilation=1, groups=1,
+                    output_mask=(True, True, True)):
+    gx, gw, gb = conv2d_backward(_planes(grad_output), _planes(input), _planes(weight),
+                                 _height1("stride", stride, 1), _pad1(padding),
+                                 _height1("dilation", dilation, 1), groups, output_mask)
+    return _lines(gx), _lines(gw), gb
+
+
+def conv_transpose1d(input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1,
+                     dilation=1):
+    return _lines(conv_transpose2d(
+        _planes(input), _planes(weight), bias, _height1("stride", stride, 1), _pad1(padding),
+        (0, params.single("output_padding", output_padding, minimum=0)), groups,
+        _height1("dilation", dilation, 1)))
+
+
+def conv_transpose1d_backward(grad_output, input, weight, stride=1, padding=0, output_padding=0,
+                              groups=1, dilation=1, output_mask=(True, True, True)):
+    gx, gw, gb = conv_transpose2d_backward(
+        _planes(grad_output), _planes(input), _planes(weight), _height1("stride", stride, 1),
+        _pad1(padding), (0, params.single("output_padding", output_padding, minimum=0)),
+        groups, _height1("dilation", dilation, 1), output_mask)
+    return _lines(gx), _lines(gw), gb
+
+
+def max_pool1d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,
+               return_indices=False):
+    """Indices are positions along L."""
+    out = max_pool2d(_planes(input), *_window1(kernel_size, stride, padding, dilation),
+                     ceil_mode, return_indices)
+    return (_lines(out[0]), _lines(out[1])) if return_indices else _lines(out)
+
+
+def max_pool1d_backward(grad_output, indices, input_shape, kernel_size=None, stride=None,
+                        padding=0, dilation=1, ceil_mode=False):
+    n, c, length = input_shape
+    return _lines(max_pool2d_backward(_planes(grad_output), np.asarray(indices),
+                                      (n, c, 1, length)))
+
+
+def avg_pool1d(input, kernel_size, stride=None, padding=0, ceil_mode=False,
+               count_include_pad=True):
+    kernel, stride, padding, _ = _window1(kernel_size, stride, padding)
+    return _lines(avg_pool2d(_planes(input), kernel, stride, padding, ceil_mode,
+                             count_include_pad))
+
+
+def avg_pool1d_backward(grad_output, input_shape, kernel_size, stride=None, padding=0,
+                        ceil_mode=False, count_include_pad=True):
+    kernel, stride, padding, _ = _window1(kernel_size, stride, padding)
+    n, c, length = input_shape
+    return _lines(avg_pool2d_backward(_planes(grad_output), (n, c, 1, length), kernel, stride,
+                                      padding, ceil_mode, count_include_pad))
+
+
+def adaptive_avg_pool1d(input, output_size):
+    return _lines(adaptive_avg_pool2d(_planes(input),
+                                      (1, params.single("output_size", output_size, minimum=1))))
+
+
+def adaptive_avg_pool1d_backward(grad_output, input_shape):
+    n, c, length = input_shape
+    return _lines(adaptive_avg_pool2d_backward(_planes(grad_output), (n, c, 1, length)))
 
 
 # --------------------------------------------------------------------------- activations
@@ -419,13 +525,14 @@ def cross_entropy(input, target):
     return np.asarray(-picked.mean(), dtype=np.float64)
 
 
-def cross_entropy_backward(input, target):
-    """Gradient of the mean cross_entropy w.r.t. input: (softmax(input) - onehot(target)) / N."""
+def cross_entropy_backward(input, target, grad_output=1.0):
+    """Gradient of the mean cross_entropy w.r.t. input, times grad_output:
+    (softmax(input) - onehot(target)) / N."""
     x = _f64(input)
     t = _check_targets(x, target)
     grad = softmax(x, 1)
     grad[np.arange(x.shape[0]), t] -= 1.0
-    return grad / x.shape[0]
+    return grad * (float(grad_output) / x.shape[0])
 
 
 # --- batch normalisation ---------------------------------------------------------------

@@ -14,7 +14,7 @@ from clconv.arrays import allocate, on_device
 def no_launch(monkeypatch):
     def refuse(*args, **kwargs):
         raise AssertionError("a kernel was enqueued for a size past the device")
-    monkeypatch.setattr(build, "_invoke", refuse)
+    monkeypatch.setattr(build, "enqueue", refuse)
 
 
 @pytest.fixture

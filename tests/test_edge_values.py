@@ -15,6 +15,7 @@ from clconv.arrays import empty, on_device
 from clconv.epilogue import ACTIVATION_IDS, Activation
 from clconv.ops import elementwise
 from clconv.ops.conv import conv2d_activation, conv_geometry
+from clconv.optable import BY_NAME, first
 
 TOL = 1e-4  # relative to the sum of |terms| behind each output (see clconv.compare)
 SPECIALS = (np.nan, np.inf, -np.inf)
@@ -247,3 +248,27 @@ def test_onnx_conv_fuses_every_activation_and_matches_onnx_runtime_on_nan(torch,
             assert isinstance(step, ConvStep) and step.act.name == name
             (got,) = compiled.run([x])
         assert_same_values(got, want, scale, f"Conv+{op} ({forced or 'heuristic'})")
+
+
+SPATIAL = [name for dims in ("1d", "2d") for name in
+           (f"conv{dims}", f"conv_transpose{dims}", f"max_pool{dims}", f"avg_pool{dims}",
+            f"adaptive_avg_pool{dims}")]
+
+
+@pytest.mark.parametrize("name", SPATIAL)
+def test_op_table_convolutions_and_pools_match_torch_on_nan_and_inf(torch, name):
+    """Each 1-D and 2-D convolution and pool of the op table on one of its samples, with
+    NaN, +inf and -inf in the input."""
+    spec = BY_NAME[name]
+    rng = np.random.default_rng(zlib.crc32(name.encode()))
+    (x, *rest), kwargs = spec.sample(rng)
+    kwargs = dict(kwargs, return_indices=False) if "return_indices" in kwargs else kwargs
+    special = with_specials(x, rng.integers(0, x.size, 3))
+    args = [special] + rest
+    got = clconv.to_numpy(first(spec.op(*args, **kwargs)))
+    tensors = [torch.from_numpy(a) if isinstance(a, np.ndarray) else a for a in args]
+    want = getattr(torch.nn.functional, spec.torch)(*tensors, **kwargs).numpy()
+    finite_args = [np.where(np.isfinite(special), special, 0)] + rest
+    scale = (spec.scale(finite_args, kwargs, None) if spec.scale
+             else np.abs(np.where(np.isfinite(want), want, 0)) + 1e-6)
+    assert_same_values(got, want, np.asarray(scale, np.float64), name)

@@ -133,6 +133,12 @@ LAYERS = [
     ("Flatten", (), {}, (2, 3, 4, 4)),
     ("Linear", (12, 5), {}, (3, 12)),
     ("BatchNorm2d", (3,), {}, (4, 3, 5, 5)),
+    ("Conv1d", (3, 4, 3), dict(stride=2, padding=1, dilation=2), (2, 3, 13)),
+    ("Conv1d", (4, 8, (5,)), dict(groups=4, padding="same", bias=False), (2, 4, 9)),
+    ("ConvTranspose1d", (3, 2, 3), dict(stride=2, padding=1, output_padding=1), (2, 3, 6)),
+    ("MaxPool1d", (3,), dict(stride=2, padding=1, ceil_mode=True), (2, 3, 10)),
+    ("AvgPool1d", (2,), dict(count_include_pad=False, padding=1), (2, 3, 7)),
+    ("AdaptiveAvgPool1d", (3,), {}, (2, 3, 8)),
 ]
 
 

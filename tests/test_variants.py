@@ -54,13 +54,6 @@ EXTRA = [
 ]
 CASES = [(c.input_shape, c.weight_shape, c.bias, c.kwargs) for c in CONFIGS] + \
         [(x, w, True, kw) for x, w, kw in EXTRA]
-# Non-default GEMM tunables: tails in M and N, both loop orders, mad and fma.
-GEMM_PARAMS = [
-    {"TM": 3, "TN": 4, "NV": 2, "WG": 5, "MFAST": 0, "FMA": 0},
-    {"TM": 8, "TN": 16, "NV": 1, "WG": 12, "MFAST": 1, "FMA": 1},
-    {"TM": 1, "TN": 2, "NV": 1, "WG": 1, "MFAST": 1, "KUNROLL": 4, "GI": 2},
-    {"TM": 2, "TN": 8, "NV": 1, "WG": 3, "MFAST": 1, "GI": 1},
-]
 
 
 def _case_id(case):
@@ -69,24 +62,13 @@ def _case_id(case):
 
 
 def _settings(profile, geo, op):
-    """(variant, params) to run: each valid variant with its defaults, and the GEMM
-    variants also with the non-default tunables."""
+    """(variant, params) to run: each valid variant with its defaults and with the
+    tunables it names for tests (Variant.test_params), work-groups cut to the device's."""
     out = []
     for variant in algos.VARIANTS.values():
         candidates = [algos.params_for(profile, variant, geo, op)]
-        if variant.name in ("im2col", "gemm1x1"):
-            candidates += [dict(p, WG=min(p["WG"], profile.max_work_group_size))
-                           for p in GEMM_PARAMS]
-        if variant.name == "depthwise":
-            candidates += [{"TW": 4, "TH": 3, "WG": 5, "PAD": 0, "MB": 4},
-                           {"TW": 8, "TH": 2, "WG": 2, "PAD": 0, "MB": 2},
-                           {"TW": 4, "WG": 7, "PAD": 1},
-                           {"TW": 16, "TH": 2, "WG": 1, "PAD": 1}, {"TW": 8, "TH": 1, "WG": 3, "PAD": 0},
-                           {"TW": 16, "TH": 3, "WG": 8, "PAD": 0}]
-        if variant.name == "depthwise_direct":  # mad, row bands, the portable shifts
-            candidates += [{"TW": 4, "MB": 2, "TH": 1, "FMA": 0},
-                           {"TW": 16, "MB": 3, "TH": 4, "PORTABLE": 1},
-                           {"TW": 8, "MB": 1, "TH": 0, "PORTABLE": 1}]
+        candidates += [dict(p, WG=min(p["WG"], profile.max_work_group_size)) if "WG" in p
+                       else dict(p) for p in variant.test_params]
         for params in candidates:
             if algos.valid(profile, variant, geo, op, params):
                 out.append((variant, params))

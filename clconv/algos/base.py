@@ -29,6 +29,8 @@ class Variant:
     `pack(rt, geo, params, w)`, if given, returns the weights in the layout the forward
     pass reads (Winograd's transformed weights), for layers whose weights do not change:
     `run["forward"](..., packed=that)` then skips its per-call transform.
+    `test_params`: tunables besides the defaults that tests/test_variants.py runs
+    (tails, loop orders, every code path the tunables select); where valid.
     """
 
     name: str
@@ -40,6 +42,7 @@ class Variant:
     ops: tuple = field(default=OPS)
     fit: Callable | None = None
     pack: Callable | None = None
+    test_params: tuple = ()
 
 
 # VC4C, VC4CL's compiler, holds each vector (and each scalar) a work-item keeps live in a

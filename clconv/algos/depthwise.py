@@ -265,4 +265,11 @@ def defaults(profile, geo, op):
 
 DEPTHWISE = Variant("depthwise", "depthwise convolution, a row of outputs per work-item",
                     validate, {"forward": forward, "grad_input": grad_input,
-                               "grad_weight": grad_weight}, space, defaults)
+                               "grad_weight": grad_weight}, space, defaults,
+                    # tile widths and heights, multipliers, padded and local-memory paths
+                    test_params=({"TW": 4, "TH": 3, "WG": 5, "PAD": 0, "MB": 4},
+                                 {"TW": 8, "TH": 2, "WG": 2, "PAD": 0, "MB": 2},
+                                 {"TW": 4, "WG": 7, "PAD": 1},
+                                 {"TW": 16, "TH": 2, "WG": 1, "PAD": 1},
+                                 {"TW": 8, "TH": 1, "WG": 3, "PAD": 0},
+                                 {"TW": 16, "TH": 3, "WG": 8, "PAD": 0}))

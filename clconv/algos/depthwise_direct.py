@@ -151,4 +151,8 @@ DEPTHWISE_DIRECT = Variant(
     "depthwise_direct",
     "depthwise convolution loading from global memory, no local memory (CPUs)",
     validate, {"forward": forward, "grad_input": grad_input, "grad_weight": grad_weight},
-    space, defaults, fit=fit)
+    space, defaults, fit=fit,
+    # mad, row bands, the portable shifts
+    test_params=({"TW": 4, "MB": 2, "TH": 1, "FMA": 0},
+                 {"TW": 16, "MB": 3, "TH": 4, "PORTABLE": 1},
+                 {"TW": 8, "MB": 1, "TH": 0, "PORTABLE": 1}))

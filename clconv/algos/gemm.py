@@ -188,8 +188,16 @@ def _validate(pointwise_only):
 
 RUN = {"forward": forward, "grad_input": grad_input, "grad_weight": grad_weight}
 
+# Non-default GEMM tunables for the tests: tails in M and N, both loop orders, mad and fma.
+TEST_PARAMS = (
+    {"TM": 3, "TN": 4, "NV": 2, "WG": 5, "MFAST": 0, "FMA": 0},
+    {"TM": 8, "TN": 16, "NV": 1, "WG": 12, "MFAST": 1, "FMA": 1},
+    {"TM": 1, "TN": 2, "NV": 1, "WG": 1, "MFAST": 1, "KUNROLL": 4, "GI": 2},
+    {"TM": 2, "TN": 8, "NV": 1, "WG": 3, "MFAST": 1, "GI": 1},
+)
 IM2COL = Variant("im2col", "im2col into a register-tiled, vectorised GEMM (col2im for grad_input)",
-                 _validate(False), RUN, space, defaults, fit=fit_columns(SMALL_PLANE))
+                 _validate(False), RUN, space, defaults, fit=fit_columns(SMALL_PLANE),
+                 test_params=TEST_PARAMS)
 GEMM_1X1 = Variant("gemm1x1", "1x1 stride-1 convolution as a plain GEMM on the input",
                    _validate(True), RUN, space, defaults,
-                   fit=fit_columns(SMALL_POINTWISE_PLANE))
+                   fit=fit_columns(SMALL_POINTWISE_PLANE), test_params=TEST_PARAMS)

@@ -1,10 +1,10 @@
-"""`clconv check`: conv, pooling and their gradients against the float64 reference."""
+"""`clconv check`: every op of the op table and its gradient against the float64 reference."""
 from . import EXIT_MISMATCH, EXIT_OK, options
 
 
 def register(subparsers):
     parser = subparsers.add_parser(
-        "check", help="run conv, pooling and their gradients on the default device and "
+        "check", help="run every op and its gradient (clconv.optable) on the default device and "
                       "compare them with the float64 numpy reference")
     parser.add_argument("--seed", type=options.seed, default=0,
                         help="random seed (default 0)")

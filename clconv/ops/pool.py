@@ -62,15 +62,15 @@ def max_pool2d_backward(grad_output, indices, input_shape, kernel_size=None, str
     input_shape = _check_input_shape(input_shape)
     g_shape = check_array("grad_output", grad_output, rt, "(N, C, Ho, Wo)")
     i_shape = check_array("indices", indices, rt, "(N, C, Ho, Wo)", dtype="int")
+    geo = None
+    if kernel_size is not None:  # then the window says which of the two is wrong
+        geo = pool_geometry(input_shape, kernel_size, stride, padding, dilation,
+                            bool(ceil_mode))
+        check_shape("grad_output", g_shape, geo.output_shape)
     check_shape("indices", i_shape, g_shape)
     if g_shape[:2] != input_shape[:2]:
         raise ValueError(f"grad_output: expected shape {input_shape[:2] + g_shape[2:]} "
                          f"(N, C of input_shape {input_shape}), got {g_shape}")
-    geo = None
-    if kernel_size is not None:
-        geo = pool_geometry(input_shape, kernel_size, stride, padding, dilation,
-                            bool(ceil_mode))
-        check_shape("grad_output", g_shape, geo.output_shape)
     planes = g_shape[0] * g_shape[1]
     plane_size = input_shape[2] * input_shape[3]
     if isinstance(indices, np.ndarray) and (indices.min() < 0 or indices.max() >= plane_size):
