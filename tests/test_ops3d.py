@@ -427,3 +427,52 @@ def test_bad_input_raises_before_any_launch(monkeypatch, op, args, kwargs, error
     monkeypatch.setattr(build, "_invoke", refuse)
     with pytest.raises(error, match=message):
         op(*args, **kwargs)
+
+
+# ------------------------------------------------------------------ layers
+
+LAYERS = [  # (torch.nn name, args, kwargs, input shape)
+    ("Conv3d", (3, 4, (3, 2, 3)), dict(stride=(2, 1, 1), padding=1), (2, 3, 5, 6, 7)),
+    ("Conv3d", (4, 4, 3), dict(groups=2, padding="same", bias=False), (1, 4, 4, 5, 4)),
+    ("ConvTranspose3d", (3, 2, 3), dict(stride=2, padding=1, output_padding=1),
+     (2, 3, 3, 4, 3)),
+    ("MaxPool3d", (3,), dict(stride=2, padding=1, ceil_mode=True), (2, 3, 6, 7, 8)),
+    ("AvgPool3d", (2,), dict(count_include_pad=False, padding=1), (2, 3, 5, 6, 7)),
+    ("AvgPool3d", ((2, 3, 2),), dict(divisor_override=4), (2, 3, 5, 6, 7)),
+]
+
+
+@pytest.mark.parametrize("name, args, kwargs, shape", LAYERS, ids=[l[0] for l in LAYERS])
+def test_layer_forward_backward_matches_torch(torch, name, args, kwargs, shape):
+    import clconv.nn as nn
+
+    rng = np.random.default_rng(zlib.crc32(f"{name}{args}{kwargs}".encode()))
+    layer, torch_layer = getattr(nn, name)(*args, **kwargs), getattr(torch.nn, name)(*args, **kwargs)
+    layer.load_state_dict({k: v.detach().numpy() for k, v in torch_layer.state_dict().items()})
+    x = randn(rng, shape)
+    tx = _t(x).requires_grad_()
+    ty = torch_layer(tx)
+    y = to_numpy(layer(x))
+    ref = ty.detach().numpy()
+    assert_close(f"{name} forward", y, ref, np.abs(ref).max() + 1)
+    g = randn(rng, ty.shape)
+    ty.backward(_t(g))
+    assert_close(f"{name} grad_input", layer.backward(g), tx.grad.numpy(),
+                 np.abs(tx.grad.numpy()).max() + 1)
+    torch_grads = {k: p.grad.numpy() for k, p in torch_layer.named_parameters()}
+    assert set(dict(layer.named_parameters())) == set(torch_grads)
+    for key, param in layer.named_parameters():
+        assert_close(f"{name} {key}.grad", param.grad, torch_grads[key],
+                     np.abs(torch_grads[key]).max() + 1)
+
+
+def test_conv3d_layer_init_follows_torch_fan_in():
+    """torch's default init: U(-1/sqrt(fan_in), 1/sqrt(fan_in)) with fan_in from
+    weight.shape[1:] (all three kernel axes)."""
+    import clconv.nn as nn
+
+    layer = nn.Conv3d(4, 6, (2, 3, 4), groups=2)
+    w = to_numpy(layer.weight.data)
+    assert w.shape == (6, 2, 2, 3, 4)
+    bound = 1 / np.sqrt(2 * 2 * 3 * 4)
+    assert np.abs(w).max() <= bound and np.abs(w).max() > 0.8 * bound

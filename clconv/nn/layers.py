@@ -34,11 +34,13 @@ def _default_init(weight_shape, fan_in, bias_size):
 
 
 class _Conv(Module):
-    """Shared by Conv2d and ConvTranspose2d: checks, torch's init, forward, backward.
+    """Shared by Conv2d, Conv3d and the transposed ones: checks, torch's init, forward,
+    backward.
 
-    Subclasses name their functional op (`op`) and the weight's layout."""
+    Subclasses name their functional op (`op`), its spatial axes and the weight's layout."""
 
     op = ""
+    spatial = 2
     transposed = False
 
     def __init__(self, in_channels, out_channels, kernel_size, bias, **conv_kwargs):
@@ -49,14 +51,14 @@ class _Conv(Module):
         for name, value in (("in_channels", in_channels), ("out_channels", out_channels)):
             if value % groups:
                 raise ValueError(f"{name}: {value} is not divisible by groups={groups}")
-        self.kernel_size = params.pair("kernel_size", kernel_size, minimum=1)
+        self.kernel_size = params.ntuple("kernel_size", kernel_size, self.spatial, minimum=1)
         self.conv_kwargs = conv_kwargs
         if self.transposed:
             shape = (in_channels, out_channels // groups, *self.kernel_size)
         else:
             shape = (out_channels, in_channels // groups, *self.kernel_size)
         # torch takes fan_in from weight.shape[1] for both layouts.
-        fan_in = shape[1] * shape[2] * shape[3]
+        fan_in = math.prod(shape[1:])
         self.weight, self.bias = _default_init(shape, fan_in, out_channels if bias else None)
 
     def forward(self, x):
@@ -98,7 +100,19 @@ class ConvTranspose2d(_Conv):
                          dilation=dilation)
 
 
+class Conv3d(Conv2d):
+    op = "conv3d"
+    spatial = 3
+
+
+class ConvTranspose3d(ConvTranspose2d):
+    op = "conv_transpose3d"
+    spatial = 3
+
+
 class MaxPool2d(Module):
+    op = "max_pool2d"
+
     def __init__(self, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False):
         super().__init__()
         self.kwargs = dict(kernel_size=kernel_size, stride=stride, padding=padding,
@@ -106,18 +120,24 @@ class MaxPool2d(Module):
 
     def forward(self, x):
         self._input_shape = x.shape
-        out, self._indices = F.max_pool2d(x, return_indices=True, **self.kwargs)
+        out, self._indices = getattr(F, self.op)(x, return_indices=True, **self.kwargs)
         return out
 
     def backward(self, grad_output):
-        return F.max_pool2d_backward(grad_output, self._indices, self._input_shape,
-                                     **self.kwargs)
+        return getattr(F, f"{self.op}_backward")(grad_output, self._indices,
+                                                 self._input_shape, **self.kwargs)
 
     def extra_repr(self):
         return ", ".join(f"{k}={v}" for k, v in self.kwargs.items())
 
 
+class MaxPool3d(MaxPool2d):
+    op = "max_pool3d"
+
+
 class AvgPool2d(Module):
+    op = "avg_pool2d"
+
     def __init__(self, kernel_size, stride=None, padding=0, ceil_mode=False,
                  count_include_pad=True):
         super().__init__()
@@ -126,10 +146,20 @@ class AvgPool2d(Module):
 
     def forward(self, x):
         self._input_shape = x.shape
-        return F.avg_pool2d(x, **self.kwargs)
+        return getattr(F, self.op)(x, **self.kwargs)
 
     def backward(self, grad_output):
-        return F.avg_pool2d_backward(grad_output, self._input_shape, **self.kwargs)
+        return getattr(F, f"{self.op}_backward")(grad_output, self._input_shape,
+                                                 **self.kwargs)
+
+
+class AvgPool3d(AvgPool2d):
+    op = "avg_pool3d"
+
+    def __init__(self, kernel_size, stride=None, padding=0, ceil_mode=False,
+                 count_include_pad=True, divisor_override=None):
+        super().__init__(kernel_size, stride, padding, ceil_mode, count_include_pad)
+        self.kwargs["divisor_override"] = divisor_override
 
 
 class AdaptiveAvgPool2d(Module):
