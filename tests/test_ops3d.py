@@ -39,7 +39,6 @@ def _t(a):
 
 def _grads(fn, tensors, grad_output):
     """torch's gradients of fn(*tensors) w.r.t. each float tensor (None for None)."""
-    import torch
 
     leaves = [None if a is None else _t(a).clone().requires_grad_(a.dtype.kind == "f")
               for a in tensors]
