@@ -6,6 +6,7 @@ variants, the tuner and the ONNX lowering can all share it without import cycles
 from __future__ import annotations
 
 import functools
+import math
 from dataclasses import dataclass
 
 from . import caches, params
@@ -223,13 +224,6 @@ def pool_geometry(input_shape, kernel_size, stride, padding, dilation, ceil_mode
 # Convolutions and pools over any number of spatial axes (conv3d's D, H, W), through
 # the same per-axis rules as the 2-D geometry above.
 
-def _prod(values) -> int:
-    result = 1
-    for v in values:
-        result *= v
-    return result
-
-
 @dataclass(frozen=True)
 class ConvGeometryNd:
     """A validated convolution over len(size) spatial axes: input (N, C, *size), weight
@@ -261,15 +255,15 @@ class ConvGeometryNd:
 
     @property
     def taps(self) -> int:
-        return _prod(self.kernel)
+        return math.prod(self.kernel)
 
     @property
     def in_volume(self) -> int:
-        return _prod(self.size)
+        return math.prod(self.size)
 
     @property
     def out_volume(self) -> int:
-        return _prod(self.out)
+        return math.prod(self.out)
 
 
 def conv_geometry_nd(input_shape, weight_shape, stride, padding, dilation,

@@ -1,8 +1,8 @@
 """Float64 numpy reference of the 3-D ops and their gradients (NCDHW), the oracle the
 OpenCL 3-D ops are tested against.
 
-Written for any number of spatial axes as a loop over the window's taps, each tap a
-strided slice of the padded input: short and plainly torch's definition. Semantics,
+Written as a loop over the window's taps, each tap a strided slice of the padded
+input: short and plainly torch's definition. Semantics,
 argument names and defaults follow torch.nn.functional; argument normalisation and
 output sizes come from `params`, shared with the device ops. Results are float64
 (pooling indices int64).

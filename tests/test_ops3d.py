@@ -10,7 +10,7 @@ CLCONV_LIMITS=videocore4 (12 work-items per group, VC4CL's tunables).
 from __future__ import annotations
 
 import zlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
@@ -118,7 +118,6 @@ class Case:
     torch_op: Callable
     make: Callable
     scale: Callable | None = None
-    notes: dict = field(default_factory=dict)
 
 
 def _abs(args):
@@ -169,7 +168,7 @@ def max_backward_case(x_shape, with_window=True, **kw):
         x = randn(rng, x_shape)
         out, idx = R.max_pool3d(x, return_indices=True, **kw)
         g = randn(rng, out.shape)
-        window = {k: v for k, v in kw.items()} if with_window else {}
+        window = dict(kw) if with_window else {}
         return [g, idx, x.shape], window, {"x": x, **kw}
     return make
 
