@@ -293,6 +293,23 @@ def test_against_torch(case, torch):
         assert_close(f"{case.name}[{i}] vs torch", a, e, s)
 
 
+@pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)
+def test_reference_against_torch(case, torch):
+    """The oracle itself (float64) against torch (float32): no kernel runs."""
+    args, kwargs, extra = case.make(_seeded(case))
+    want = _outputs(case.torch_op(*args, **{**kwargs, **extra}))
+    got = _outputs(case.reference(*args, **kwargs))
+    scale = _outputs(case.scale(args, kwargs)) if case.scale else (None,) * len(want)
+    for i, (a, e, s) in enumerate(zip(got, want, scale)):
+        if e is None:
+            assert a is None
+        elif e.dtype.kind in "iu":
+            np.testing.assert_array_equal(a, e)
+        else:
+            error = scaled_error(a, e, s)
+            assert error <= TOL, f"{case.name}[{i}] reference vs torch: {error:.3g}"
+
+
 def test_conv3d_activation_is_fused(torch):
     rng = np.random.default_rng(7)
     x, w, b = randn(rng, (2, 3, 4, 5, 6)), randn(rng, (4, 3, 2, 2, 2)), randn(rng, (4,))
