@@ -6,6 +6,7 @@ variants, the tuner and the ONNX lowering can all share it without import cycles
 from __future__ import annotations
 
 import functools
+import math
 from dataclasses import dataclass
 
 from . import caches, params
@@ -71,32 +72,75 @@ def _plain(value) -> bool:
         type(value) is tuple and all(type(v) is int for v in value)
 
 
-def _conv_geometry(input_shape, weight_shape, stride, padding, dilation, groups) -> ConvGeometry:
-    N, C, H, W = input_shape
-    K, c_per_group, kh, kw = weight_shape
+def _check_conv_channels(C: int, weight_shape, groups) -> int:
+    """The validated groups of a convolution of C input channels with `weight_shape`
+    (K, C/groups, *kernel)."""
+    K, c_per_group, *kernel = weight_shape
     groups = _check_groups(groups, C, "input", "input channels")
     if K % groups:
         raise ValueError(f"weight: {K} output channels (weight.shape[0]) are not divisible "
                          f"by groups={groups}")
     if c_per_group != C // groups:
+        expected = ", ".join(str(v) for v in (K, C // groups, *kernel))
         raise ValueError(
-            f"weight: expected shape ({K}, {C // groups}, {kh}, {kw}) for input with {C} "
+            f"weight: expected shape ({expected}) for input with {C} "
             f"channels and groups={groups}, got {tuple(weight_shape)}")
-    stride = params.pair("stride", stride, minimum=1)
-    dilation = params.pair("dilation", dilation, minimum=1)
-    (top, bottom), (left, right) = params.conv_padding(padding, (kh, kw), dilation, stride)
-    Ho = params.conv_output_size(H, kh, stride[0], top, bottom, dilation[0])
-    Wo = params.conv_output_size(W, kw, stride[1], left, right, dilation[1])
-    if Ho <= 0 or Wo <= 0:
-        effective = (dilation[0] * (kh - 1) + 1, dilation[1] * (kw - 1) + 1)
+    return groups
+
+
+def _conv_axes(size, kernel, stride, padding, dilation):
+    """(stride, (begin, end) pads, dilation, output size) per spatial axis: the one
+    output-size rule of every convolution, whatever its rank."""
+    n = len(size)
+    stride = params.ntuple("stride", stride, n, minimum=1)
+    dilation = params.ntuple("dilation", dilation, n, minimum=1)
+    pads = params.conv_padding(padding, kernel, dilation, stride)
+    out = tuple(params.conv_output_size(i, k, s, b, e, d)
+                for i, k, s, (b, e), d in zip(size, kernel, stride, pads, dilation))
+    if min(out) <= 0:
+        effective = tuple(d * (k - 1) + 1 for k, d in zip(kernel, dilation))
+        padded = tuple(i + b + e for i, (b, e) in zip(size, pads))
         raise ValueError(
-            f"weight: kernel {(kh, kw)} with dilation {dilation} spans {effective}, larger "
-            f"than the padded input {(H + top + bottom, W + left + right)}")
+            f"weight: kernel {tuple(kernel)} with dilation {dilation} spans {effective}, larger "
+            f"than the padded input {padded}")
+    return stride, pads, dilation, out
+
+
+def _conv_geometry(input_shape, weight_shape, stride, padding, dilation, groups) -> ConvGeometry:
+    N, C, H, W = input_shape
+    K, c_per_group, kh, kw = weight_shape
+    groups = _check_conv_channels(C, weight_shape, groups)
+    stride, pads, dilation, (Ho, Wo) = _conv_axes((H, W), (kh, kw), stride, padding,
+                                                  dilation)
+    (top, _), (left, _) = pads
     return ConvGeometry(N, C, H, W, K, kh, kw, Ho, Wo, stride, top, left, dilation, groups)
 
 
 _cached_geometry = functools.lru_cache(maxsize=1024)(_conv_geometry)
 caches.register("geometry.conv", _cached_geometry)
+
+
+def _transpose_axes(size, kernel, stride, padding, output_padding, dilation, op):
+    """(stride, padding, dilation, output size) per spatial axis of a transposed
+    convolution (`op` names it in messages)."""
+    n = len(size)
+    stride = params.ntuple("stride", stride, n, minimum=1)
+    dilation = params.ntuple("dilation", dilation, n, minimum=1)
+    if isinstance(padding, str):
+        raise ValueError(f"padding: {op} takes an int or {params.tuple_name(n)}, "
+                         f"got {padding!r}")
+    pad = params.ntuple("padding", padding, n, minimum=0)
+    out_pad = params.ntuple("output_padding", output_padding, n, minimum=0)
+    for op_, s, d in zip(out_pad, stride, dilation):
+        if op_ >= s and op_ >= d:
+            raise ValueError(f"output_padding: must be smaller than stride {stride} or dilation "
+                             f"{dilation}, got {out_pad}")
+    out = tuple(params.conv_transpose_output_size(i, k, s, p, o, d)
+                for i, k, s, p, o, d in zip(size, kernel, stride, pad, out_pad, dilation))
+    if min(out) <= 0:
+        raise ValueError(f"input: output size {out} would be empty for input {tuple(size)}, "
+                         f"kernel {tuple(kernel)}, stride {stride}, padding {pad}")
+    return stride, pad, dilation, out
 
 
 def transpose_geometry(input_shape, weight_shape, stride, padding, output_padding, groups,
@@ -112,21 +156,9 @@ def transpose_geometry(input_shape, weight_shape, stride, padding, output_paddin
         raise ValueError(
             f"weight: expected shape ({C_in}, out_channels/groups, kH, kW) for input with "
             f"{C_in} channels, got {tuple(weight_shape)}")
-    stride = params.pair("stride", stride, minimum=1)
-    dilation = params.pair("dilation", dilation, minimum=1)
-    if isinstance(padding, str):
-        raise ValueError(f"padding: conv_transpose2d takes an int or a pair, got {padding!r}")
-    pad = params.pair("padding", padding, minimum=0)
-    out_pad = params.pair("output_padding", output_padding, minimum=0)
-    for op, s, d in zip(out_pad, stride, dilation):
-        if op >= s and op >= d:
-            raise ValueError(f"output_padding: must be smaller than stride {stride} or dilation "
-                             f"{dilation}, got {out_pad}")
-    Ho = params.conv_transpose_output_size(H, kh, stride[0], pad[0], out_pad[0], dilation[0])
-    Wo = params.conv_transpose_output_size(W, kw, stride[1], pad[1], out_pad[1], dilation[1])
-    if Ho <= 0 or Wo <= 0:
-        raise ValueError(f"input: output size {(Ho, Wo)} would be empty for input {(H, W)}, "
-                         f"kernel {(kh, kw)}, stride {stride}, padding {pad}")
+    stride, pad, dilation, (Ho, Wo) = _transpose_axes((H, W), (kh, kw), stride, padding,
+                                                      output_padding, dilation,
+                                                      "conv_transpose2d")
     C_out = o_per_group * groups
     # The forward convolution maps (N, C_out, Ho, Wo) back to (N, C_in, H, W).
     geo = ConvGeometry(N, C_out, Ho, Wo, C_in, kh, kw, H, W, stride, pad[0], pad[1],
@@ -161,23 +193,139 @@ class PoolGeometry:
         return (self.N, self.C, self.Ho, self.Wo)
 
 
-def pool_geometry(input_shape, kernel_size, stride, padding, dilation, ceil_mode) -> PoolGeometry:
-    N, C, H, W = input_shape
-    kernel = params.pair("kernel_size", kernel_size, minimum=1)
+def _pool_axes(size, kernel_size, stride, padding, dilation, ceil_mode):
+    """(kernel, stride, padding, dilation, output size) per spatial axis of a pool."""
+    n = len(size)
+    kernel = params.ntuple("kernel_size", kernel_size, n, minimum=1)
     # torch: stride=None (or an empty list) means stride = kernel_size.
     stride = kernel if stride is None or stride == [] or stride == () else \
-        params.pair("stride", stride, minimum=1)
-    padding = params.pair("padding", padding, minimum=0)
-    dilation = params.pair("dilation", dilation, minimum=1)
-    if padding[0] > kernel[0] // 2 or padding[1] > kernel[1] // 2:
+        params.ntuple("stride", stride, n, minimum=1)
+    padding = params.ntuple("padding", padding, n, minimum=0)
+    dilation = params.ntuple("dilation", dilation, n, minimum=1)
+    if any(p > k // 2 for p, k in zip(padding, kernel)):
         raise ValueError(f"padding: must be at most half the kernel size {kernel}, "
                          f"got {padding}")
-    Ho = params.pool_output_size(H, kernel[0], stride[0], padding[0], dilation[0], ceil_mode)
-    Wo = params.pool_output_size(W, kernel[1], stride[1], padding[1], dilation[1], ceil_mode)
-    if Ho <= 0 or Wo <= 0:
+    out = tuple(params.pool_output_size(i, k, s, p, d, ceil_mode)
+                for i, k, s, p, d in zip(size, kernel, stride, padding, dilation))
+    if min(out) <= 0:
+        padded = tuple(i + 2 * p for i, p in zip(size, padding))
         raise ValueError(f"kernel_size: window {kernel} with dilation {dilation} is larger than "
-                         f"the padded input {(H + 2 * padding[0], W + 2 * padding[1])}")
+                         f"the padded input {padded}")
+    return kernel, stride, padding, dilation, out
+
+
+def pool_geometry(input_shape, kernel_size, stride, padding, dilation, ceil_mode) -> PoolGeometry:
+    N, C, H, W = input_shape
+    kernel, stride, padding, dilation, (Ho, Wo) = _pool_axes(
+        (H, W), kernel_size, stride, padding, dilation, ceil_mode)
     return PoolGeometry(N, C, H, W, Ho, Wo, kernel, stride, padding, dilation)
+
+
+# Convolutions and pools over any number of spatial axes (conv3d's D, H, W), through
+# the same per-axis rules as the 2-D geometry above.
+
+@dataclass(frozen=True)
+class ConvGeometryNd:
+    """A validated convolution over len(size) spatial axes: input (N, C, *size), weight
+    (K, C/groups, *kernel), output (N, K, *out); pads[a] is the padding before axis a
+    (the padding after it follows from the output size)."""
+
+    N: int
+    C: int
+    K: int
+    size: tuple
+    kernel: tuple
+    out: tuple
+    stride: tuple
+    pads: tuple
+    dilation: tuple
+    groups: int
+
+    @property
+    def input_shape(self):
+        return (self.N, self.C, *self.size)
+
+    @property
+    def weight_shape(self):
+        return (self.K, self.C // self.groups, *self.kernel)
+
+    @property
+    def output_shape(self):
+        return (self.N, self.K, *self.out)
+
+    @property
+    def taps(self) -> int:
+        return math.prod(self.kernel)
+
+    @property
+    def in_volume(self) -> int:
+        return math.prod(self.size)
+
+    @property
+    def out_volume(self) -> int:
+        return math.prod(self.out)
+
+
+def conv_geometry_nd(input_shape, weight_shape, stride, padding, dilation,
+                     groups) -> ConvGeometryNd:
+    """The validated geometry of a convolution with input (N, C, *size)."""
+    N, C, *size = input_shape
+    groups = _check_conv_channels(C, weight_shape, groups)
+    kernel = tuple(weight_shape[2:])
+    stride, pads, dilation, out = _conv_axes(size, kernel, stride, padding, dilation)
+    return ConvGeometryNd(N, C, weight_shape[0], tuple(size), kernel, out, stride,
+                          tuple(b for b, _ in pads), dilation, groups)
+
+
+def transpose_geometry_nd(input_shape, weight_shape, stride, padding, output_padding, groups,
+                          dilation, op: str):
+    """A transposed convolution (`op`, e.g. "conv_transpose3d") as the forward convolution
+    it is the transpose of: (geometry of the forward conv from the output to the input,
+    output shape)."""
+    N, C_in, *size = input_shape
+    o_per_group, kernel = weight_shape[1], tuple(weight_shape[2:])
+    groups = _check_groups(groups, C_in, "input", "input channels")
+    if weight_shape[0] != C_in:
+        raise ValueError(
+            f"weight: expected shape ({C_in}, out_channels/groups, *kernel_size) for input "
+            f"with {C_in} channels, got {tuple(weight_shape)}")
+    stride, pad, dilation, out = _transpose_axes(size, kernel, stride, padding,
+                                                 output_padding, dilation, op)
+    C_out = o_per_group * groups
+    geo = ConvGeometryNd(N, C_out, C_in, out, kernel, tuple(size), stride, pad, dilation,
+                         groups)
+    return geo, (N, C_out, *out)
+
+
+@dataclass(frozen=True)
+class PoolGeometryNd:
+    """A validated pool over len(size) spatial axes: input (N, C, *size), output
+    (N, C, *out); symmetric padding."""
+
+    N: int
+    C: int
+    size: tuple
+    out: tuple
+    kernel: tuple
+    stride: tuple
+    padding: tuple
+    dilation: tuple
+
+    @property
+    def input_shape(self):
+        return (self.N, self.C, *self.size)
+
+    @property
+    def output_shape(self):
+        return (self.N, self.C, *self.out)
+
+
+def pool_geometry_nd(input_shape, kernel_size, stride, padding, dilation,
+                     ceil_mode) -> PoolGeometryNd:
+    N, C, *size = input_shape
+    kernel, stride, padding, dilation, out = _pool_axes(size, kernel_size, stride, padding,
+                                                        dilation, ceil_mode)
+    return PoolGeometryNd(N, C, tuple(size), out, kernel, stride, padding, dilation)
 
 
 def layer_key(geo, op: str) -> str:

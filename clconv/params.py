@@ -13,8 +13,10 @@ INT32_MAX = 2**31 - 1
 
 __all__ = [
     "INT32_MAX",
+    "ntuple",
     "pair",
     "single",
+    "triple",
     "conv_padding",
     "conv_output_size",
     "conv_transpose_output_size",
@@ -22,25 +24,34 @@ __all__ = [
 ]
 
 
-def pair(name: str, value, *, minimum: int | None = None,
-         maximum: int = INT32_MAX) -> tuple[int, int]:
-    """Return `value` as an (h, w) pair of ints; an int means the same for both.
+_TUPLE_NAMES = {1: "a 1-tuple", 2: "a pair", 3: "a triple"}
+
+
+def tuple_name(n: int) -> str:
+    """'a pair' for 2, 'a triple' for 3: how messages name an n-tuple."""
+    return _TUPLE_NAMES.get(n, f"a {n}-tuple")
+
+
+def ntuple(name: str, value, n: int, *, minimum: int | None = None,
+           maximum: int = INT32_MAX) -> tuple[int, ...]:
+    """Return `value` as a tuple of `n` ints (one per spatial axis); an int, or a
+    1-element sequence, means the same for all.
 
     Raises TypeError for non-integers and ValueError below `minimum` or above `maximum`
     (by default the kernels' int32 range), naming `name`.
     """
-    if isinstance(value, numbers.Integral) and not isinstance(value, bool):
-        result = (int(value), int(value))
-    elif isinstance(value, (tuple, list)) and len(value) == 2 and all(
-        isinstance(v, numbers.Integral) and not isinstance(v, bool) for v in value
-    ):
-        result = (int(value[0]), int(value[1]))
-    elif isinstance(value, (tuple, list)) and len(value) == 1 and isinstance(
-        value[0], numbers.Integral
-    ):
-        result = (int(value[0]), int(value[0]))
+    def is_int(v):
+        return isinstance(v, numbers.Integral) and not isinstance(v, bool)
+
+    if is_int(value):
+        result = (int(value),) * n
+    elif isinstance(value, (tuple, list)) and len(value) == n and all(map(is_int, value)):
+        result = tuple(int(v) for v in value)
+    elif isinstance(value, (tuple, list)) and len(value) == 1 and is_int(value[0]):
+        result = (int(value[0]),) * n
     else:
-        raise TypeError(f"{name}: expected an int or a pair of ints, got {value!r}")
+        raise TypeError(f"{name}: expected an int or {tuple_name(n)} "
+                        f"of ints, got {value!r}")
     if minimum is not None and min(result) < minimum:
         raise ValueError(f"{name}: expected values >= {minimum}, got {value!r}")
     if max(result) > maximum:
@@ -63,6 +74,18 @@ def single(name: str, value, *, minimum: int | None = None, maximum: int = INT32
     return pair(name, int(item), minimum=minimum, maximum=maximum)[0]
 
 
+def pair(name: str, value, *, minimum: int | None = None,
+         maximum: int = INT32_MAX) -> tuple[int, int]:
+    """Return `value` as an (h, w) pair of ints; an int means the same for both."""
+    return ntuple(name, value, 2, minimum=minimum, maximum=maximum)
+
+
+def triple(name: str, value, *, minimum: int | None = None,
+           maximum: int = INT32_MAX) -> tuple[int, int, int]:
+    """Return `value` as a (d, h, w) triple of ints; an int means the same for all."""
+    return ntuple(name, value, 3, minimum=minimum, maximum=maximum)
+
+
 def check_extent(size: int, padding: int, kernel: int, dilation: int) -> None:
     """Every position a window visits, one dilation step past its end included (where a
     kernel's loop stops), must stay inside the kernels' int32 range: size + padding +
@@ -73,17 +96,19 @@ def check_extent(size: int, padding: int, kernel: int, dilation: int) -> None:
             f"x kernel {kernel} must be <= {INT32_MAX} (the kernels' int32 range)")
 
 
-def conv_padding(padding, kernel_size, dilation, stride) -> tuple[tuple[int, int], tuple[int, int]]:
-    """Resolve conv2d `padding` to ((top, bottom), (left, right)).
+def conv_padding(padding, kernel_size, dilation, stride) -> tuple[tuple[int, int], ...]:
+    """Resolve conv `padding` to one (begin, end) pair per spatial axis of `kernel_size`,
+    e.g. ((top, bottom), (left, right)) for conv2d.
 
-    Accepts an int, a pair, 'valid' or 'same' like torch.  'same' puts the odd extra
-    row/column at the bottom/right, as torch does, and needs stride 1.
+    Accepts an int, a tuple, 'valid' or 'same' like torch.  'same' puts the odd extra
+    row/column at the end (bottom/right), as torch does, and needs stride 1.
     """
+    n = len(kernel_size)
     if isinstance(padding, str):
         if padding == "valid":
-            return (0, 0), (0, 0)
+            return ((0, 0),) * n
         if padding == "same":
-            if stride != (1, 1):
+            if any(s != 1 for s in stride):
                 raise ValueError(
                     f"padding: 'same' is not supported for strided convolutions, got stride={stride}"
                 )
@@ -91,10 +116,10 @@ def conv_padding(padding, kernel_size, dilation, stride) -> tuple[tuple[int, int
             for k, d in zip(kernel_size, dilation):
                 total = d * (k - 1)
                 result.append((total // 2, total - total // 2))
-            return result[0], result[1]
-        raise ValueError(f"padding: expected an int, a pair, 'valid' or 'same', got {padding!r}")
-    ph, pw = pair("padding", padding, minimum=0)
-    return (ph, ph), (pw, pw)
+            return tuple(result)
+        raise ValueError(f"padding: expected an int, {tuple_name(n)}, "
+                         f"'valid' or 'same', got {padding!r}")
+    return tuple((p, p) for p in ntuple("padding", padding, n, minimum=0))
 
 
 def conv_output_size(size: int, kernel: int, stride: int, pad_begin: int, pad_end: int,

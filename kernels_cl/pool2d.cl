@@ -70,19 +70,7 @@ __kernel void max_pool2d_backward(
     }
 }
 
-// The windows o along one axis (stride s, padding p, k taps d apart, n windows) that
-// hold element i, o*s - p <= i <= o*s - p + (k-1)*d, are first_window .. last_window
-// (none when first > last): the gathering gradients visit them.
-int first_window(const int i, const int p, const int k, const int d, const int s)
-{
-    const int t = i + p - (k - 1) * d;  // ceil(t / s) as (t - 1) / s + 1: no overflow
-    return t <= 0 ? 0 : (t - 1) / s + 1;
-}
-
-int last_window(const int i, const int p, const int s, const int n)
-{
-    return min(n - 1, (i + p) / s);
-}
+#include "pool_window.h"  // first_window, last_window
 
 // The same gradient when the windows are known: a 3-D grid (ix, iy, plane), each input
 // element summing grad_out over the windows that contain it and chose it. Windows are

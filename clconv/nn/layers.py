@@ -34,13 +34,14 @@ def _default_init(weight_shape, fan_in, bias_size):
 
 
 class _Conv(Module):
-    """Shared by the convolution layers: checks, torch's init, forward, backward.
+    """Shared by Conv2d, Conv3d and the transposed ones: checks, torch's init, forward,
+    backward.
 
-    Subclasses name their functional op (`op`), its dimensions and the weight's layout."""
+    Subclasses name their functional op (`op`), its spatial axes and the weight's layout."""
 
     op = ""
+    spatial = 2
     transposed = False
-    dims = 2
 
     def __init__(self, in_channels, out_channels, kernel_size, bias, **conv_kwargs):
         super().__init__()
@@ -50,10 +51,7 @@ class _Conv(Module):
         for name, value in (("in_channels", in_channels), ("out_channels", out_channels)):
             if value % groups:
                 raise ValueError(f"{name}: {value} is not divisible by groups={groups}")
-        if self.dims == 1:
-            self.kernel_size = (params.single("kernel_size", kernel_size, minimum=1),)
-        else:
-            self.kernel_size = params.pair("kernel_size", kernel_size, minimum=1)
+        self.kernel_size = params.ntuple("kernel_size", kernel_size, self.spatial, minimum=1)
         self.conv_kwargs = conv_kwargs
         if self.transposed:
             shape = (in_channels, out_channels // groups, *self.kernel_size)
@@ -104,12 +102,22 @@ class ConvTranspose2d(_Conv):
 
 class Conv1d(Conv2d):
     op = "conv1d"
-    dims = 1
+    spatial = 1
 
 
 class ConvTranspose1d(ConvTranspose2d):
     op = "conv_transpose1d"
-    dims = 1
+    spatial = 1
+
+
+class Conv3d(Conv2d):
+    op = "conv3d"
+    spatial = 3
+
+
+class ConvTranspose3d(ConvTranspose2d):
+    op = "conv_transpose3d"
+    spatial = 3
 
 
 class MaxPool2d(Module):
@@ -137,6 +145,10 @@ class MaxPool1d(MaxPool2d):
     op = "max_pool1d"
 
 
+class MaxPool3d(MaxPool2d):
+    op = "max_pool3d"
+
+
 class AvgPool2d(Module):
     op = "avg_pool2d"
 
@@ -152,11 +164,21 @@ class AvgPool2d(Module):
         return getattr(F, self.op)(x, **self.kwargs)
 
     def backward(self, grad_output):
-        return getattr(F, f"{self.op}_backward")(grad_output, self._input_shape, **self.kwargs)
+        return getattr(F, f"{self.op}_backward")(grad_output, self._input_shape,
+                                                 **self.kwargs)
+
+
+class AvgPool3d(AvgPool2d):
+    op = "avg_pool3d"
 
 
 class AvgPool1d(AvgPool2d):
     op = "avg_pool1d"
+
+    def __init__(self, kernel_size, stride=None, padding=0, ceil_mode=False,
+                 count_include_pad=True):  # torch's AvgPool1d has no divisor_override
+        super().__init__(kernel_size, stride, padding, ceil_mode, count_include_pad)
+        del self.kwargs["divisor_override"]
 
 
 class AdaptiveAvgPool2d(Module):

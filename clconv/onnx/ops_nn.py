@@ -1,14 +1,17 @@
 """Lowering of the network ops: convolutions, pooling, LRN, batch norm, softmax,
-Gemm and MatMul (ONNX semantics; 1-D and 2-D spatial inputs)."""
+Gemm and MatMul (ONNX semantics; 1-D, 2-D and, for convolutions and pooling, 3-D
+spatial inputs)."""
 from __future__ import annotations
 
 import numpy as np
 
+from .. import functional as F
 from ..ops import gemm as gemm_ops
 from ..ops import lrn as lrn_ops
 from ..ops import softmax as softmax_ops
 from .. import params
-from ..geometry import conv_geometry, transpose_geometry
+from ..geometry import (conv_geometry, conv_geometry_nd, pool_geometry_nd, transpose_geometry,
+                        transpose_geometry_nd)
 from ..ops.elementwise import broadcast_shape
 from ..params import INT32_MAX, check_extent
 from ..validation import check_finite, check_int
@@ -19,9 +22,9 @@ from .steps import (AffineStep, CallStep, ConvStep, ConvTransposeStep, GemmStep,
 def _spatial(ctx, what: str):
     """Input shape as (N, C, spatial...), with 1-D inputs run as 2-D (unit height)."""
     shape = ctx.shape(0)
-    if len(shape) not in (3, 4):
-        ctx.fail(f"{what} supports 1-D and 2-D inputs (N, C, W) or (N, C, H, W); got "
-                 f"shape {shape}")
+    if len(shape) not in (3, 4, 5):
+        ctx.fail(f"{what} supports 1-D, 2-D and 3-D inputs (N, C, W), (N, C, H, W) or "
+                 f"(N, C, D, H, W); got shape {shape}")
     return shape
 
 
@@ -93,8 +96,9 @@ def lower_conv(ctx):
         extra_e = [e - p for e, p in zip(end2, padding)]
         pre_pad = ([0, 0] + extra_b, [0, 0] + extra_e)
         padded = x4[:2] + tuple(s + b + e for s, b, e in zip(x4[2:], extra_b, extra_e))
+    geometry = conv_geometry_nd if len(spatial) == 3 else conv_geometry
     try:
-        geo = conv_geometry(padded, w4, tuple(strides2), padding, tuple(dil2), groups)
+        geo = geometry(padded, w4, tuple(strides2), padding, tuple(dil2), groups)
     except (ValueError, TypeError) as error:
         ctx.fail(str(error))
     out4 = geo.output_shape
@@ -157,7 +161,11 @@ def lower_conv_transpose(ctx):
     direct = begin2 == end2 and min(begin2) >= 0 and all(
         p < s or p < d for p, s, d in zip(out_pad2, strides2, dil2))
     try:
-        _, full4 = transpose_geometry(x4, w4, tuple(strides2), 0, 0, groups, tuple(dil2))
+        if n == 3:
+            _, full4 = transpose_geometry_nd(x4, w4, tuple(strides2), 0, 0, groups,
+                                             tuple(dil2), "ConvTranspose")
+        else:
+            _, full4 = transpose_geometry(x4, w4, tuple(strides2), 0, 0, groups, tuple(dil2))
     except (ValueError, TypeError) as error:
         ctx.fail(str(error))
     if not direct and int(np.prod(full4, dtype=object)) > INT32_MAX:
@@ -212,14 +220,54 @@ def _pool_geometry(ctx):
     else:
         out = [pool_output_size(ctx, i, k, s, d, b, e, ceil_mode)
                for i, k, s, d, b, e in zip(spatial, kernel, strides, dilations, begin, end)]
-    view = None if n == 2 else (shape[0], shape[1], 1, spatial[0])
+    view = None if n != 1 else (shape[0], shape[1], 1, spatial[0])
     return (shape, (_as_2d(kernel, 1), _as_2d(strides, 1), _as_2d(begin, 0), _as_2d(end, 0),
                     _as_2d(out, 1), _as_2d(dilations, 1)), view, tuple(shape[:2]) + tuple(out))
+
+
+def _pool3d_window(ctx, kernel, strides, begin, end, out, dil, out_shape):
+    """The keyword arguments of max_pool3d / avg_pool3d for a 3-D ONNX pool: symmetric
+    pads within half the window only (the 3-D kernels take torch's arguments)."""
+    if begin != end:
+        ctx.fail(f"3-D pooling supports symmetric pads only, got begin {begin}, end {end}")
+    kw = dict(kernel_size=tuple(kernel), stride=tuple(strides), padding=tuple(begin),
+              ceil_mode=bool(ctx.attr("ceil_mode", 0)))
+    try:
+        geo = pool_geometry_nd(ctx.shape(0), **kw, dilation=tuple(dil))
+    except (ValueError, TypeError) as error:
+        ctx.fail(str(error))
+    if geo.output_shape != tuple(out_shape):
+        ctx.fail(f"output shape {tuple(out_shape)} differs from the 3-D pool's "
+                 f"{geo.output_shape}")
+    return kw
 
 
 def lower_max_pool(ctx):
     shape, (kernel, strides, begin, end, out, dil), view, out_shape = _pool_geometry(ctx)
     x = ctx.tensor(0, "X")
+    if len(shape) == 5:
+        kw = dict(_pool3d_window(ctx, kernel, strides, begin, end, out, dil, out_shape),
+                  dilation=tuple(dil))
+        if len(ctx.node.outputs) > 1 and ctx.node.outputs[1]:
+            if int(ctx.attr("storage_order", 0)):
+                ctx.fail("storage_order=1 is supported for 2-D pooling only")
+            volume = int(np.prod(shape[2:]))
+
+            def volume_to_host(indices):  # int32 per-volume -> ONNX int64 flat indices
+                idx = indices.get().astype(np.int64)
+                vol = np.arange(int(np.prod(out_shape[:2]))).reshape(out_shape[:2] +
+                                                                      (1, 1, 1))
+                return vol * volume + idx
+
+            step = ctx.emit(CallStep, [x], [out_shape, out_shape],
+                            call=lambda t: list(F.max_pool3d(t, return_indices=True, **kw)),
+                            description=f"max pool 3-D {kernel}/{strides} with indices")
+            ctx.builder.values[step.outputs[1]].dtype = np.dtype(np.int32)
+            ctx.builder.values[step.outputs[1]].to_host = volume_to_host
+            return
+        ctx.emit(CallStep, [x], [out_shape], call=lambda t: [F.max_pool3d(t, **kw)],
+                 description=f"max pool 3-D {kernel}/{strides}")
+        return
     if len(ctx.node.outputs) > 1 and ctx.node.outputs[1]:
         storage_order = int(ctx.attr("storage_order", 0))
         H, W = (1, shape[2]) if view else shape[2:]
@@ -247,6 +295,15 @@ def lower_max_pool(ctx):
 def lower_average_pool(ctx):
     shape, (kernel, strides, begin, end, out, dil), view, out_shape = _pool_geometry(ctx)
     include = bool(ctx.attr("count_include_pad", 0))
+    if len(shape) == 5:
+        if max(dil) > 1:
+            ctx.fail(f"dilations={dil}: 3-D average pooling supports dilation 1 only")
+        kw = dict(_pool3d_window(ctx, kernel, strides, begin, end, out, dil, out_shape),
+                  count_include_pad=include)
+        ctx.emit(CallStep, [ctx.tensor(0, "X")], [out_shape],
+                 call=lambda t: [F.avg_pool3d(t, **kw)],
+                 description=f"average pool 3-D {kernel}/{strides}")
+        return
     ctx.emit(CallStep, [ctx.tensor(0, "X")], [out_shape],
              call=avg_pool_call(kernel, strides, (*begin, *end), out, dil, include, view,
                                  out_shape),

@@ -115,7 +115,8 @@ class ConvStep(Step):
     _prepared: ConstantWeightConv2d | None = field(default=None, repr=False, compare=False)
 
     def describe(self):
-        text = f"conv2d stride={self.stride} dilation={self.dilation} groups={self.groups}"
+        text = (f"conv{len(self.stride)}d stride={self.stride} dilation={self.dilation} "
+                f"groups={self.groups}")
         if self.pre_pad:
             text += " with explicit asymmetric padding"
         return text
@@ -127,7 +128,10 @@ class ConvStep(Step):
             x, w = x.reshape(self.input_view), w.reshape(self.weight_view)
         if self.pre_pad:
             x = layout.pad(x, *self.pre_pad)
-        if not self.constant_weights:
+        if len(self.stride) == 3:
+            y = F.conv3d_activation(x, w, bias, self.stride, self.padding, self.dilation,
+                                    self.groups, self.act)  # fused into the epilogue
+        elif not self.constant_weights:
             y = F.conv2d_activation(x, w, bias, self.stride, self.padding, self.dilation,
                                     self.groups, self.act)  # fused into the epilogue
         else:
@@ -153,7 +157,7 @@ class ConvTransposeStep(Step):
     weight_view: tuple | None = None
 
     def describe(self):
-        return (f"conv_transpose2d stride={self.stride} groups={self.groups}"
+        return (f"conv_transpose{len(self.stride)}d stride={self.stride} groups={self.groups}"
                 + (" with explicit crop" if self.crop else ""))
 
     def run(self, args, out=None):
@@ -161,14 +165,16 @@ class ConvTransposeStep(Step):
         bias = args[2] if len(args) > 2 else None
         if self.input_view:
             x, w = x.reshape(self.input_view), w.reshape(self.weight_view)
+        transpose = F.conv_transpose3d if len(self.stride) == 3 else F.conv_transpose2d
         if self.crop is None:
-            y = F.conv_transpose2d(x, w, bias, self.stride, self.padding, self.output_padding,
-                                   self.groups, self.dilation)
+            y = transpose(x, w, bias, self.stride, self.padding, self.output_padding,
+                          self.groups, self.dilation)
         else:
-            y = F.conv_transpose2d(x, w, None, self.stride, 0, 0, self.groups, self.dilation)
+            y = transpose(x, w, None, self.stride, 0, 0, self.groups, self.dilation)
             y = layout.pad(y, *self.crop)
             if bias is not None:
-                y = elementwise.binary("add", y, bias.reshape((1, -1, 1, 1)), out=y)
+                channel = (1, -1) + (1,) * len(self.stride)
+                y = elementwise.binary("add", y, bias.reshape(channel), out=y)
         return [y.reshape(self.output_shapes[0])]
 
 

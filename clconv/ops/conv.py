@@ -17,7 +17,7 @@ KERNELS = "conv2d.cl"
 # the layer (forced by CLCONV_ALGO, tuned by `clconv tune`, or the heuristic).
 
 
-def _check_bias(bias, runtime, channels: int):
+def check_bias(bias, runtime, channels: int):
     if bias is None:
         return
     shape = check_array("bias", bias, runtime, "(out_channels,)")
@@ -45,7 +45,7 @@ def conv2d_activation(input, weight, bias=None, stride=1, padding=0, dilation=1,
     x_shape = check_array("input", input, rt, "(N, C, H, W)")
     w_shape = check_array("weight", weight, rt, "(out_channels, in_channels/groups, kH, kW)")
     geo = conv_geometry(x_shape, w_shape, stride, padding, dilation, groups)
-    _check_bias(bias, rt, geo.K)
+    check_bias(bias, rt, geo.K)
     x, w = on_device(rt, input), on_device(rt, weight)
     b = on_device(rt, bias) if bias is not None else None
     out = empty(rt, geo.output_shape)
@@ -69,7 +69,7 @@ class ConstantWeightConv2d:
                               "(out_channels, in_channels/groups, kH, kW)")
         self.geometry = conv_geometry(tuple(input_shape), w_shape, stride, padding,
                                       dilation, groups)
-        _check_bias(bias, rt, self.geometry.K)
+        check_bias(bias, rt, self.geometry.K)
         self.weight = on_device(rt, weight)
         self.bias = on_device(rt, bias) if bias is not None else None
         self.activation = activation
@@ -111,7 +111,7 @@ def channel_sum(rt, x):
     return out
 
 
-def _check_output_mask(output_mask):
+def check_output_mask(output_mask):
     if len(output_mask) != 3:
         raise ValueError(f"output_mask: expected 3 booleans, got {output_mask!r}")
     return tuple(bool(m) for m in output_mask)
@@ -126,7 +126,7 @@ def conv2d_backward(grad_output, input, weight, stride=1, padding=0, dilation=1,
     geo = conv_geometry(x_shape, w_shape, stride, padding, dilation, groups)
     g_shape = check_array("grad_output", grad_output, rt, "(N, out_channels, Ho, Wo)")
     check_shape("grad_output", g_shape, geo.output_shape)
-    want_input, want_weight, want_bias = _check_output_mask(output_mask)
+    want_input, want_weight, want_bias = check_output_mask(output_mask)
     g = on_device(rt, grad_output)
     grad_input = grad_weight = grad_bias = None
     if want_input:
@@ -146,7 +146,7 @@ def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_paddi
     w_shape = check_array("weight", weight, rt, "(in_channels, out_channels/groups, kH, kW)")
     geo, out_shape = transpose_geometry(x_shape, w_shape, stride, padding, output_padding,
                                         groups, dilation)
-    _check_bias(bias, rt, out_shape[1])
+    check_bias(bias, rt, out_shape[1])
     b = on_device(rt, bias) if bias is not None else None
     return _transposed_conv(rt, on_device(rt, input), on_device(rt, weight), b, out_shape, geo)
 
@@ -162,7 +162,7 @@ def conv_transpose2d_backward(grad_output, input, weight, stride=1, padding=0,
                                         groups, dilation)
     g_shape = check_array("grad_output", grad_output, rt, "(N, C_out, Ho, Wo)")
     check_shape("grad_output", g_shape, out_shape)
-    want_input, want_weight, want_bias = _check_output_mask(output_mask)
+    want_input, want_weight, want_bias = check_output_mask(output_mask)
     g = on_device(rt, grad_output)
     grad_input = grad_weight = grad_bias = None
     if want_input:  # the forward convolution of grad_output with the same weight

@@ -59,7 +59,7 @@ def max_pool2d_backward(grad_output, indices, input_shape, kernel_size=None, str
     gradient in parallel; without it, indices may be arbitrary and each plane is walked
     by one work-item."""
     rt = current()
-    input_shape = _check_input_shape(input_shape)
+    input_shape = check_input_shape(input_shape)
     g_shape = check_array("grad_output", grad_output, rt, "(N, C, Ho, Wo)")
     i_shape = check_array("indices", indices, rt, "(N, C, Ho, Wo)", dtype="int")
     geo = None
@@ -91,10 +91,14 @@ def max_pool2d_backward(grad_output, indices, input_shape, kernel_size=None, str
     return grad_input
 
 
-def _check_input_shape(input_shape) -> tuple[int, int, int, int]:
+def check_input_shape(input_shape, layout="(N, C, H, W)") -> tuple[int, ...]:
+    """input_shape as a tuple of positive ints, one per axis of `layout`."""
+    rank = layout.count(",") + 1
     shape = tuple(input_shape)
-    if len(shape) != 4 or not all(isinstance(s, (int, np.integer)) and s > 0 for s in shape):
-        raise ValueError(f"input_shape: expected 4 positive ints (N, C, H, W), got {input_shape!r}")
+    if len(shape) != rank or not all(isinstance(s, (int, np.integer)) and s > 0
+                                     for s in shape):
+        raise ValueError(f"input_shape: expected {rank} positive ints {layout}, "
+                         f"got {input_shape!r}")
     return tuple(int(s) for s in shape)
 
 
@@ -134,7 +138,7 @@ def avg_pool2d_backward(grad_output, input_shape, kernel_size, stride=None, padd
                         ceil_mode=False, count_include_pad=True, divisor_override=None):
     """Gradient of avg_pool2d w.r.t. its input."""
     rt = current()
-    input_shape = _check_input_shape(input_shape)
+    input_shape = check_input_shape(input_shape)
     geo = pool_geometry(input_shape, kernel_size, stride, padding, 1, bool(ceil_mode))
     g_shape = check_array("grad_output", grad_output, rt, "(N, C, Ho, Wo)")
     check_shape("grad_output", g_shape, geo.output_shape)
@@ -160,7 +164,7 @@ def adaptive_avg_pool2d(input, output_size):
 def adaptive_avg_pool2d_backward(grad_output, input_shape):
     """Gradient of adaptive_avg_pool2d; the output size is grad_output's."""
     rt = current()
-    input_shape = _check_input_shape(input_shape)
+    input_shape = check_input_shape(input_shape)
     g_shape = check_array("grad_output", grad_output, rt, "(N, C, Ho, Wo)")
     if g_shape[:2] != input_shape[:2]:
         raise ValueError(f"grad_output: expected shape {input_shape[:2] + g_shape[2:]} "

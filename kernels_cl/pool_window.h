@@ -1,0 +1,18 @@
+// The windows o along one axis (stride s, padding p, k taps d apart, n windows) that
+// hold element i, o*s - p <= i <= o*s - p + (k-1)*d, are first_window .. last_window
+// (none when first > last): the gathering pooling gradients visit them.
+#ifndef CLCONV_POOL_WINDOW_H
+#define CLCONV_POOL_WINDOW_H
+
+int first_window(const int i, const int p, const int k, const int d, const int s)
+{
+    const int t = i + p - (k - 1) * d;  // ceil(t / s) as (t - 1) / s + 1: no overflow
+    return t <= 0 ? 0 : (t - 1) / s + 1;
+}
+
+int last_window(const int i, const int p, const int s, const int n)
+{
+    return min(n - 1, (i + p) / s);
+}
+
+#endif
