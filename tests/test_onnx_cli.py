@@ -81,6 +81,32 @@ def test_bench_model_compares_with_onnx_runtime(tmp_path, capsys):
     assert main(["bench-model", str(model), "--runs", "2", "--warmup", "1", "--profile"]) == 0
     out = capsys.readouterr().out
     assert "onnxruntime" in out and "ratio" in out and "Conv+Relu" in out
+    assert "alternating run by run" in out and "best ms" in out and "median ms" in out
+    assert "ncnn" in out  # measured, or why not
+
+
+def _fixed_batch(path):
+    """The classifier with its batch dim fixed at 1 in the graph's input and output."""
+    import onnx
+    model = onnx.load(str(_classifier(path)))
+    for value in list(model.graph.input) + list(model.graph.output):
+        value.type.tensor_type.shape.dim[0].dim_value = 1
+    path.write_bytes(model.SerializeToString())
+    return path
+
+
+@pytest.mark.parametrize("make", [_classifier, _fixed_batch])
+def test_bench_model_batch_reports_images_per_second(tmp_path, capsys, make):
+    model = make(tmp_path / "m.onnx")
+    assert main(["bench-model", str(model), "--runs", "2", "--warmup", "0",
+                 "--batch", "3"]) == 0
+    out = capsys.readouterr().out
+    assert "(3, 3, 16, 16)" in out and "images/s" in out
+    lines = {line.split()[0]: line.split() for line in out.splitlines() if line.strip()}
+    best, median, per_second = (float(v) for v in lines["clconv"][1:4])
+    assert per_second == pytest.approx(3 / (median / 1e3), rel=0.01, abs=0.05)  # as printed
+    difference = float(out.split("max relative output difference")[1].split()[0])
+    assert difference < 1e-4
 
 
 def test_run_rejects_a_labels_file_shorter_than_the_classes(tmp_path, capsys):

@@ -28,3 +28,21 @@ def time_runs(call, runs: int, warmup: int, desc: str = "timing") -> list[float]
         call()
         seconds.append(time.perf_counter() - start)
     return seconds
+
+
+def time_alternating(calls: dict, runs: int, warmup: int, desc: str = "timing") -> dict:
+    """{name: [seconds]}: `runs` wall-clock times of each call, the calls taking turns run
+    by run (after `warmup` untimed turns), so that a machine whose speed drifts (other
+    jobs, clocks) slows every side alike instead of whichever ran during the slow spell."""
+    if runs < 1 or warmup < 0:
+        raise ValueError(f"runs must be >= 1 and warmup >= 0, got {runs} and {warmup}")
+    for _ in progress(range(warmup), desc=f"{desc} (warm-up)"):
+        for call in calls.values():
+            call()
+    seconds = {name: [] for name in calls}
+    for _ in progress(range(runs), desc=desc):
+        for name, call in calls.items():
+            start = time.perf_counter()
+            call()
+            seconds[name].append(time.perf_counter() - start)
+    return seconds
