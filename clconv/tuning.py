@@ -171,16 +171,24 @@ def default_params(profile, algo: str, op: str | None = None) -> dict | None:
     for section, value in keys:
         entry = table.get(section, {}).get(value, {}).get(algo)
         if entry is not None:
-            params = {k: v for k, v in entry.items() if not isinstance(v, dict)}
-            if section == "device_type" and "TM" in params:
-                params.update(cpu_gemm_tile(profile))
+            params = _common(entry)
+            tile = cpu_gemm_tile(profile) if section == "device_type" and "TM" in params \
+                else {}
+            params.update(_common(tile))
             params.update(entry.get(op, {}) if op else {})
+            params.update(tile.get(op, {}) if op else {})  # the class's word is the last
             return params
     return None
 
 
+def _common(entry: dict) -> dict:
+    """An entry's tunables without its per-op members."""
+    return {k: v for k, v in entry.items() if not isinstance(v, dict)}
+
+
 def cpu_gemm_tile(profile) -> dict:
-    """{TM, TN, NV} of the GEMM micro-kernel for this CPU's class; {} off CPUs."""
+    """{TM, TN, NV} of the GEMM micro-kernel for this CPU's class, with per-op members
+    that override the CPU entries' own (e.g. "grad_input": {"NV": 2}); {} off CPUs."""
     cls = profile.cpu_class
     if cls is None:
         return {}

@@ -59,26 +59,30 @@ def test_register_count_of_a_tile():
 def test_every_class_has_a_gemm_tile_that_fits_its_registers(cls):
     tile = tuning.shipped_defaults()["cpu_class"][cls.name]["gemm_tile"]
     assert cls.fits(tile["TM"], tile["TN"], tile["NV"]), (cls, tile)
+    for op in ("forward", "grad_input", "grad_weight"):
+        nv = tile.get(op, {}).get("NV", tile["NV"])
+        assert cls.fits(tile.get(op, {}).get("TM", tile["TM"]), tile["TN"], nv), (cls, op)
     # one B register per TN-vector: the tile's columns are whole registers
     assert tile["TN"] % cls.lanes == 0
 
 
-@pytest.mark.parametrize("name, bits, tile", [
-    ("pthread-haswell-AMD EPYC", 64, (6, 8, 2)),
-    ("pthread-skylake-avx512-AMD EPYC", 64, (8, 16, 2)),
-    ("pthread-cortex-a72", 64, (8, 4, 2)),
-    ("pthread-cortex-a53", 32, (6, 4, 2)),
+@pytest.mark.parametrize("name, bits, tile, grad_input_nv", [
+    ("pthread-haswell-AMD EPYC", 64, (6, 8, 2), 2),  # the class overrides the CPU's NV=1
+    ("pthread-skylake-avx512-AMD EPYC", 64, (8, 16, 2), 1),
+    ("pthread-cortex-a72", 64, (8, 4, 2), 1),
+    ("pthread-cortex-a53", 32, (6, 4, 2), 1),
 ])
-def test_cpu_defaults_follow_the_class(name, bits, tile):
+def test_cpu_defaults_follow_the_class(name, bits, tile, grad_input_nv):
     real = clconv.current_runtime().profile
     cpu = dataclasses.replace(real, device_type="ALL | CPU", kind=DeviceKind.POCL_CPU,
                               device_name=name, address_bits=bits, limits_name="")
     for algo in ("im2col", "gemm1x1", "winograd"):
         params = tuning.default_params(cpu, algo, "forward")
         assert (params["TM"], params["TN"], params["NV"]) == tile
-    # per-op overrides still apply on top of the class's tile (one vector for grad_input)
-    assert tuning.default_params(cpu, "im2col", "grad_input")["NV"] == 1
-    assert tuning.default_params(cpu, "im2col", "grad_input")["TM"] == tile[0]
+    # per-op overrides apply over the class's tile (the CPU entry's, then the class's)
+    gi = tuning.default_params(cpu, "im2col", "grad_input")
+    assert (gi["TM"], gi["NV"], gi["WG"]) == (tile[0], grad_input_nv, 16)
+    assert tuning.default_params(cpu, "gemm1x1", "grad_input")["GI"] == 2
 
 
 def test_gpus_and_videocore_keep_their_tiles():
