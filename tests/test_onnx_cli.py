@@ -85,6 +85,19 @@ def test_bench_model_compares_with_onnx_runtime(tmp_path, capsys):
     assert "ncnn" in out  # measured, or why not
 
 
+def test_bench_model_times_ncnn_when_installed(tmp_path, capsys):
+    pytest.importorskip("ncnn", reason="ncnn not installed (pip install ncnn pnnx)")
+    pytest.importorskip("pnnx", reason="pnnx not installed (pip install ncnn pnnx)")
+    model = _classifier(tmp_path / "m.onnx")
+    assert main(["bench-model", str(model), "--runs", "2", "--warmup", "1",
+                 "--batch", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "clconv, onnxruntime, ncnn alternating" in out
+    assert "ncnn / onnxruntime" in out and "not measured" not in out
+    ncnn_line = next(line for line in out.splitlines() if "(ncnn against" in line)
+    assert float(ncnn_line.split()[4]) < 1e-4, ncnn_line
+
+
 def _fixed_batch(path):
     """The classifier with its batch dim fixed at 1 in the graph's input and output."""
     import onnx

@@ -1,12 +1,16 @@
 """`clconv bench-model MODEL.onnx`: clconv's latency and ONNX Runtime CPU's with the
-same thread count, measured in the same run on the same input, the two taking turns run
-by run; with --batch N, images per second at that batch on both."""
+same thread count (and ncnn's, when installed), measured in the same run on the same
+input, taking turns run by run; with --batch N, images per second at that batch."""
 from __future__ import annotations
 
 import os
 import sys
+import tempfile
 
 from . import EXIT_BAD_INPUT, EXIT_OK, options
+
+
+AGREE = 1e-3  # largest output difference, relative to the largest output, called agreement
 
 
 def register(subparsers):
@@ -14,9 +18,11 @@ def register(subparsers):
         "bench-model", help="time an ONNX model on clconv and on ONNX Runtime CPU",
         description="Best and median latency of --runs runs after --warmup, for clconv on its "
                     "device and for ONNX Runtime's CPU provider with --threads intra-op "
-                    "threads, on the same random input, the two alternating run by run (so "
-                    "that the machine's drift slows both alike); prints the ratios, images "
-                    "per second at --batch, and the largest output difference. "
+                    "threads, on the same random input, and for ncnn (the model converted "
+                    "by pnnx) when the ncnn and pnnx packages are installed, alternating run "
+                    "by run (so that the machine's drift slows all alike); prints the "
+                    "ratios, images per second at --batch, and the largest output "
+                    "differences. "
                     "--threads also caps POCL's threads (POCL_MAX_PTHREAD_COUNT) unless that "
                     "is set already. Exit codes: 0 ok, 2 bad option or no device, 3 bad model.")
     parser.add_argument("model", help="ONNX model file")
@@ -79,31 +85,69 @@ def run(args) -> int:
         print(f"clconv bench-model: ONNX Runtime cannot run the model with inputs "
               f"{model.input_shapes}: {error}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    times = time_alternating({"clconv": lambda: model.run(feeds),
-                              "onnxruntime": lambda: session.run(None, feeds)},
-                             args.runs, args.warmup, desc="clconv / onnxruntime")
-    out = model.run(feeds)[0]
-    error = float(np.abs(out - reference).max() / max(float(np.abs(reference).max()), 1e-30))
+    calls = {"clconv": lambda: model.run(feeds),
+             "onnxruntime": lambda: session.run(None, feeds)}
+    with tempfile.TemporaryDirectory(prefix="clconv-ncnn-") as workdir:
+        ncnn_model, ncnn_note = _ncnn(proto, model.input_shapes, args.threads, workdir)
+        if ncnn_model is not None:
+            calls["ncnn"] = lambda: ncnn_model.run(feeds)
+        times = time_alternating(calls, args.runs, args.warmup, desc=" / ".join(calls))
+        differences = {"clconv": _difference(model.run(feeds)[0], reference)}
+        if ncnn_model is not None:
+            differences["ncnn"] = _difference(ncnn_model.run(feeds), reference)
     batch = batch_size(model.input_shapes)
-    ours, theirs = times["clconv"], times["onnxruntime"]
     print(f"model        {args.model} inputs {model.input_shapes}")
-    print(f"timing       {args.runs} runs each after {args.warmup} warm-up, clconv and "
-          f"onnxruntime alternating run by run")
+    print(f"timing       {args.runs} runs each after {args.warmup} warm-up, "
+          f"{', '.join(calls)} alternating run by run")
     print(f"{'':12} {'best ms':>9} {'median ms':>10} {'images/s':>9}")
-    for name, seconds, where in (
-            ("clconv", ours, model.runtime.profile.label),
-            ("onnxruntime", theirs, f"CPU, {args.threads} threads, {onnxruntime.__version__}")):
+    where = {"clconv": model.runtime.profile.label,
+             "onnxruntime": f"CPU, {args.threads} threads, {onnxruntime.__version__}",
+             "ncnn": f"CPU, {args.threads} threads, pnnx-converted, one image per extraction"}
+    for name, seconds in times.items():
         median = float(np.median(seconds))
         print(f"{name:<12} {min(seconds) * 1e3:9.1f} {median * 1e3:10.1f} "
-              f"{batch / median:9.1f}  ({where})")
-    print(f"ratio        {min(ours) / min(theirs):9.2f} "
-          f"{float(np.median(ours)) / float(np.median(theirs)):10.2f}  clconv / onnxruntime "
-          f"(best, median; below 1: clconv faster)")
-    print("ncnn         not measured: " + ncnn_status())
-    print(f"max relative output difference {error:.2e}")
+              f"{batch / median:9.1f}  ({where[name]})")
+    theirs = times["onnxruntime"]
+    for name in [n for n in times if n != "onnxruntime"]:
+        ours = times[name]
+        print(f"ratio        {min(ours) / min(theirs):9.2f} "
+              f"{float(np.median(ours)) / float(np.median(theirs)):10.2f}  {name} / "
+              f"onnxruntime (best, median; below 1: {name} faster)")
+    if ncnn_note:
+        print(f"ncnn         not measured: {ncnn_note}")
+    for name, error in differences.items():
+        print(f"max relative output difference {error:.2e}"
+              + ("" if name == "clconv" else f" ({name} against onnxruntime)")
+              + ("" if error <= AGREE else "  DISAGREES: its timing may be of another "
+                 "computation"))
     if args.profile:
         _profile(model, feeds)
     return EXIT_OK
+
+
+def _difference(out, reference) -> float:
+    """Largest difference relative to the reference's largest magnitude; inf when the
+    shapes hold different numbers of values."""
+    import numpy as np
+
+    out = np.asarray(out)
+    if out.size != reference.size:
+        return float("inf")
+    scale = max(float(np.abs(reference).max()), 1e-30)
+    return float(np.abs(out.reshape(reference.shape) - reference).max() / scale)
+
+
+def _ncnn(proto, input_shapes, threads, workdir):
+    """(the model converted for ncnn, None), or (None, why it is not measured)."""
+    from . import ncnn_peer
+
+    reason = ncnn_peer.unavailable()
+    if reason is not None:
+        return None, reason
+    try:
+        return ncnn_peer.convert(proto, input_shapes, threads, workdir), None
+    except RuntimeError as error:
+        return None, str(error)
 
 
 def batched_shapes(proto, shapes: dict, batch: int) -> dict:
@@ -143,16 +187,6 @@ def batch_size(input_shapes: dict) -> int:
     """Images per run: the leading dim of the first input."""
     first = next(iter(input_shapes.values()), (1,))
     return int(first[0]) if first else 1
-
-
-def ncnn_status() -> str:
-    """Why ncnn is not among the peers."""
-    import importlib.util
-    missing = [name for name in ("ncnn", "pnnx") if importlib.util.find_spec(name) is None]
-    if missing:
-        return (f"{' and '.join(missing)} not installed (pip install ncnn pnnx); ncnn as a "
-                f"peer is not built yet")
-    return "ncnn and pnnx are installed, but ncnn as a peer is not built yet"
 
 
 def _profile(model, feeds):
