@@ -142,3 +142,15 @@ def test_run_rejects_option_counts_with_exit_2(tmp_path, capsys, extra, message)
     model = _classifier(tmp_path / "m.onnx")
     assert main(["run", str(model), "--random", *extra]) == 2
     assert message in capsys.readouterr().err
+
+
+def test_timed_runs_alternate_between_the_sides():
+    from clconv.commands.progress import time_alternating
+
+    order = []
+    times = time_alternating({"a": lambda: order.append("a"), "b": lambda: order.append("b")},
+                             runs=3, warmup=1, pause_s=0)
+    assert order == ["a", "b"] * 4  # one warm-up turn, then three timed ones
+    assert {name: len(seconds) for name, seconds in times.items()} == {"a": 3, "b": 3}
+    with pytest.raises(ValueError, match="runs must be >= 1"):
+        time_alternating({"a": lambda: None}, runs=0, warmup=0)

@@ -55,7 +55,7 @@ def run(args) -> int:
     from ..onnx.errors import OnnxImportError, PlanError, UnsupportedModelError
     from ..onnx.loader import load_model
     from .inspect_model import parse_shapes
-    from .progress import time_alternating
+    from .progress import PAUSE_S, time_alternating
 
     try:
         import onnxruntime
@@ -98,7 +98,7 @@ def run(args) -> int:
     batch = batch_size(model.input_shapes)
     print(f"model        {args.model} inputs {model.input_shapes}")
     print(f"timing       {args.runs} runs each after {args.warmup} warm-up, "
-          f"{', '.join(calls)} alternating run by run")
+          f"{', '.join(calls)} alternating run by run, {PAUSE_S * 1e3:.0f} ms apart")
     print(f"{'':12} {'best ms':>9} {'median ms':>10} {'images/s':>9}")
     where = {"clconv": model.runtime.profile.label,
              "onnxruntime": f"CPU, {args.threads} threads, {onnxruntime.__version__}",
