@@ -15,6 +15,8 @@ from typing import Sequence
 
 import pyopencl as cl
 
+from . import cpu_class
+
 ENV_DEVICE = "CLCONV_DEVICE"
 ENV_LIMITS = "CLCONV_LIMITS"
 
@@ -68,6 +70,8 @@ class DeviceProfile:
     opencl_c_version: str
     profile: str  # "FULL_PROFILE" or "EMBEDDED_PROFILE"
     limits_name: str = ""  # non-empty when limits were capped to imitate another device
+    native_vector_width_float: int = 0  # floats per native vector (0: not read)
+    preferred_vector_width_float: int = 0
 
     @property
     def has_fp16(self) -> bool:
@@ -88,6 +92,11 @@ class DeviceProfile:
         is chosen for and tuned as a GPU, as `classify` ranks it, not as a CPU."""
         words = frozenset(part.strip() for part in self.device_type.split("|"))
         return words - {"CPU"} if "GPU" in words else words
+
+    @property
+    def cpu_class(self):
+        """The CPU class (vector ISA and registers; see cpu_class.py), or None off CPUs."""
+        return cpu_class.of_profile(self)
 
     @classmethod
     def from_device(cls, device) -> "DeviceProfile":
@@ -113,6 +122,8 @@ class DeviceProfile:
             extensions=frozenset(device.extensions.split()),
             opencl_c_version=_opencl_c_version(device),
             profile=device.profile.strip(),
+            native_vector_width_float=int(device.native_vector_width_float),
+            preferred_vector_width_float=int(device.preferred_vector_width_float),
         )
 
     def with_limits(self, name: str) -> "DeviceProfile":

@@ -161,15 +161,35 @@ caches.register("tuning.shipped_defaults", shipped_defaults)
 
 def default_params(profile, algo: str, op: str | None = None) -> dict | None:
     """Shipped untuned tunables for `algo` on this kind of device: by device kind (e.g.
-    VC4CL), then by device type (CPU/GPU); None if none. An entry may carry per-op
-    overrides under the op's name (e.g. "grad_input": {...})."""
+    VC4CL), then by device type (CPU/GPU); None if none. On a CPU, a GEMM tile (an
+    entry with TM) takes its shape from the CPU class (`cpu_class` section: TM, TN, NV
+    that fit the class's vector registers). An entry may carry per-op overrides under
+    the op's name (e.g. "grad_input": {...}), applied last."""
     table = shipped_defaults()
     keys = [("kind", profile.kind.name)]
     keys += [("device_type", word) for word in sorted(profile.device_types)]
     for section, value in keys:
         entry = table.get(section, {}).get(value, {}).get(algo)
         if entry is not None:
-            params = {k: v for k, v in entry.items() if not isinstance(v, dict)}
+            params = _common(entry)
+            tile = cpu_gemm_tile(profile) if section == "device_type" and "TM" in params \
+                else {}
+            params.update(_common(tile))
             params.update(entry.get(op, {}) if op else {})
+            params.update(tile.get(op, {}) if op else {})  # the class's word is the last
             return params
     return None
+
+
+def _common(entry: dict) -> dict:
+    """An entry's tunables without its per-op members."""
+    return {k: v for k, v in entry.items() if not isinstance(v, dict)}
+
+
+def cpu_gemm_tile(profile) -> dict:
+    """{TM, TN, NV} of the GEMM micro-kernel for this CPU's class, with per-op members
+    that override the CPU entries' own (e.g. "grad_input": {"NV": 2}); {} off CPUs."""
+    cls = profile.cpu_class
+    if cls is None:
+        return {}
+    return dict(shipped_defaults().get("cpu_class", {}).get(cls.name, {}).get("gemm_tile", {}))

@@ -81,6 +81,47 @@ def test_bench_model_compares_with_onnx_runtime(tmp_path, capsys):
     assert main(["bench-model", str(model), "--runs", "2", "--warmup", "1", "--profile"]) == 0
     out = capsys.readouterr().out
     assert "onnxruntime" in out and "ratio" in out and "Conv+Relu" in out
+    assert "alternating run by run" in out and "best ms" in out and "median ms" in out
+    assert "ncnn" in out  # measured, or why not
+
+
+def test_bench_model_times_ncnn_when_installed(tmp_path, capsys):
+    pytest.importorskip("ncnn", reason="ncnn not installed (pip install ncnn pnnx)")
+    pytest.importorskip("pnnx", reason="pnnx not installed (pip install ncnn pnnx)")
+    model = _classifier(tmp_path / "m.onnx")
+    assert main(["bench-model", str(model), "--runs", "2", "--warmup", "1",
+                 "--batch", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "clconv, onnxruntime, ncnn alternating" in out
+    assert "ncnn / onnxruntime" in out and "not measured" not in out
+    ncnn_line = next(line for line in out.splitlines() if "(ncnn against" in line)
+    assert float(ncnn_line.split()[4]) < 1e-4, ncnn_line
+
+
+def _fixed_batch(path):
+    """The classifier with its batch dim fixed at 1 in the graph's input and output."""
+    import onnx
+    model = onnx.load(str(_classifier(path)))
+    for value in list(model.graph.input) + list(model.graph.output):
+        value.type.tensor_type.shape.dim[0].dim_value = 1
+    path.write_bytes(model.SerializeToString())
+    return path
+
+
+@pytest.mark.parametrize("make", [_classifier, _fixed_batch])
+def test_bench_model_batch_reports_images_per_second(tmp_path, capsys, make):
+    model = make(tmp_path / "m.onnx")
+    assert main(["bench-model", str(model), "--runs", "2", "--warmup", "0",
+                 "--batch", "3"]) == 0
+    out = capsys.readouterr().out
+    assert "(3, 3, 16, 16)" in out and "images/s" in out
+    lines = {line.split()[0]: line.split() for line in out.splitlines() if line.strip()}
+    best, median, per_second = (float(v) for v in lines["clconv"][1:4])
+    # images/s = 3 / median, within the rounding of the printed median (0.1 ms)
+    low, high = 3 / ((median + 0.05) / 1e3), 3 / (max(median - 0.05, 1e-9) / 1e3)
+    assert low - 0.05 <= per_second <= high + 0.05, (per_second, median)
+    difference = float(out.split("max relative output difference")[1].split()[0])
+    assert difference < 1e-4
 
 
 def test_run_rejects_a_labels_file_shorter_than_the_classes(tmp_path, capsys):
@@ -101,3 +142,15 @@ def test_run_rejects_option_counts_with_exit_2(tmp_path, capsys, extra, message)
     model = _classifier(tmp_path / "m.onnx")
     assert main(["run", str(model), "--random", *extra]) == 2
     assert message in capsys.readouterr().err
+
+
+def test_timed_runs_alternate_between_the_sides():
+    from clconv.commands.progress import time_alternating
+
+    order = []
+    times = time_alternating({"a": lambda: order.append("a"), "b": lambda: order.append("b")},
+                             runs=3, warmup=1, pause_s=0)
+    assert order == ["a", "b"] * 4  # one warm-up turn, then three timed ones
+    assert {name: len(seconds) for name, seconds in times.items()} == {"a": 3, "b": 3}
+    with pytest.raises(ValueError, match="runs must be >= 1"):
+        time_alternating({"a": lambda: None}, runs=0, warmup=0)

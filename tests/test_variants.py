@@ -495,8 +495,11 @@ def test_shipped_defaults_apply_to_this_device_type():
         cpu = dataclasses.replace(profile, device_type=spelled, kind=DeviceKind.POCL_CPU)
         shipped = tuning.shipped_defaults()["device_type"]["CPU"]["im2col"]
         common = {k: v for k, v in shipped.items() if not isinstance(v, dict)}
+        tile = tuning.cpu_gemm_tile(cpu)  # the tile shape of this CPU's class
+        assert tile["TM"] >= 1
+        common.update({k: v for k, v in tile.items() if not isinstance(v, dict)})
         assert tuning.default_params(cpu, "im2col") == common
         # an op-named member overrides the common tunables for that op only
         assert tuning.default_params(cpu, "im2col", "grad_input") == \
-            {**common, **shipped["grad_input"]}
+            {**common, **shipped["grad_input"], **tile.get("grad_input", {})}
         assert tuning.default_params(cpu, "im2col", "forward") == common

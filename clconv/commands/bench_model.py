@@ -1,19 +1,28 @@
 """`clconv bench-model MODEL.onnx`: clconv's latency and ONNX Runtime CPU's with the
-same thread count, measured in the same run on the same input."""
+same thread count (and ncnn's, when installed), measured in the same run on the same
+input, taking turns run by run; with --batch N, images per second at that batch."""
 from __future__ import annotations
 
 import os
 import sys
+import tempfile
 
 from . import EXIT_BAD_INPUT, EXIT_OK, options
+
+
+AGREE = 1e-3  # largest output difference, relative to the largest output, called agreement
 
 
 def register(subparsers):
     parser = subparsers.add_parser(
         "bench-model", help="time an ONNX model on clconv and on ONNX Runtime CPU",
-        description="Median latency of --runs runs after --warmup, for clconv on its device and "
-                    "for ONNX Runtime's CPU provider with --threads intra-op threads, on the "
-                    "same random input; prints the ratio and the largest output difference. "
+        description="Best and median latency of --runs runs after --warmup, for clconv on its "
+                    "device and for ONNX Runtime's CPU provider with --threads intra-op "
+                    "threads, on the same random input, and for ncnn (the model converted "
+                    "by pnnx) when the ncnn and pnnx packages are installed, alternating run "
+                    "by run (so that the machine's drift slows all alike); prints the "
+                    "ratios, images per second at --batch, and the largest output "
+                    "differences. "
                     "--threads also caps POCL's threads (POCL_MAX_PTHREAD_COUNT) unless that "
                     "is set already. Exit codes: 0 ok, 2 bad option or no device, 3 bad model.")
     parser.add_argument("model", help="ONNX model file")
@@ -24,6 +33,9 @@ def register(subparsers):
     parser.add_argument("--threads", type=options.threads,
                         default=min(os.cpu_count() or 1, options.MAX_THREADS),
                         help="threads for ONNX Runtime and POCL (default: all cores)")
+    parser.add_argument("--batch", type=options.positive_int, default=None,
+                        help="images per run: sets every input's leading dim (a fixed one "
+                             "in the model is made symbolic for both runtimes)")
     parser.add_argument("--shape", action="append", default=[], metavar="NAME=D,D,...",
                         help="shape for an input with symbolic dims")
     parser.add_argument("--profile", action="store_true",
@@ -41,8 +53,9 @@ def run(args) -> int:
     # lazy: keeps CLI start-up fast (hides no import cycle)
     from ..onnx import load
     from ..onnx.errors import OnnxImportError, PlanError, UnsupportedModelError
+    from ..onnx.loader import load_model
     from .inspect_model import parse_shapes
-    from .progress import time_runs
+    from .progress import PAUSE_S, time_alternating
 
     try:
         import onnxruntime
@@ -50,7 +63,11 @@ def run(args) -> int:
         print("clconv bench-model: needs onnxruntime: pip install 'clconv[onnx]'", file=sys.stderr)
         return EXIT_BAD_INPUT
     try:
-        model = load(args.model, input_shapes=parse_shapes(args.shape))
+        proto = load_model(args.model)
+        shapes = parse_shapes(args.shape)
+        if args.batch is not None:
+            shapes = batched_shapes(proto, shapes, args.batch)
+        model = load(proto, input_shapes=shapes)
     except (OnnxImportError, UnsupportedModelError, PlanError, ValueError, OSError) as error:
         print(f"clconv bench-model: {error}", file=sys.stderr)
         return EXIT_BAD_INPUT
@@ -60,24 +77,116 @@ def run(args) -> int:
     session_options = onnxruntime.SessionOptions()
     session_options.intra_op_num_threads = args.threads
     session_options.inter_op_num_threads = 1
-    session = onnxruntime.InferenceSession(args.model, session_options,
-                                           providers=["CPUExecutionProvider"])
-    ours = time_runs(lambda: model.run(feeds), args.runs, args.warmup, desc="clconv")
-    theirs = time_runs(lambda: session.run(None, feeds), args.runs, args.warmup,
-                       desc="onnxruntime")
-    out, ref = model.run(feeds)[0], session.run(None, feeds)[0]
-    error = float(np.abs(out - ref).max() / max(float(np.abs(ref).max()), 1e-30))
-    a, b = float(np.median(ours)), float(np.median(theirs))
+    try:
+        session = onnxruntime.InferenceSession(proto.SerializeToString(), session_options,
+                                               providers=["CPUExecutionProvider"])
+        reference = session.run(None, feeds)[0]
+    except Exception as error:  # onnxruntime raises its own Fail/InvalidArgument types
+        print(f"clconv bench-model: ONNX Runtime cannot run the model with inputs "
+              f"{model.input_shapes}: {error}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    calls = {"clconv": lambda: model.run(feeds),
+             "onnxruntime": lambda: session.run(None, feeds)}
+    with tempfile.TemporaryDirectory(prefix="clconv-ncnn-") as workdir:
+        ncnn_model, ncnn_note = _ncnn(proto, model.input_shapes, args.threads, workdir)
+        if ncnn_model is not None:
+            calls["ncnn"] = lambda: ncnn_model.run(feeds)
+        times = time_alternating(calls, args.runs, args.warmup, desc=" / ".join(calls))
+        differences = {"clconv": _difference(model.run(feeds)[0], reference)}
+        if ncnn_model is not None:
+            differences["ncnn"] = _difference(ncnn_model.run(feeds), reference)
+    batch = batch_size(model.input_shapes)
     print(f"model        {args.model} inputs {model.input_shapes}")
-    print(f"clconv       {a * 1e3:9.1f} ms  median of {args.runs} "
-          f"({model.runtime.profile.label})")
-    print(f"onnxruntime  {b * 1e3:9.1f} ms  median of {args.runs} (CPU, {args.threads} "
-          f"threads, {onnxruntime.__version__})")
-    print(f"ratio        {a / b:9.2f}x  clconv / onnxruntime")
-    print(f"max relative output difference {error:.2e}")
+    print(f"timing       {args.runs} runs each after {args.warmup} warm-up, "
+          f"{', '.join(calls)} alternating run by run, {PAUSE_S * 1e3:.0f} ms apart")
+    print(f"{'':12} {'best ms':>9} {'median ms':>10} {'images/s':>9}")
+    where = {"clconv": model.runtime.profile.label,
+             "onnxruntime": f"CPU, {args.threads} threads, {onnxruntime.__version__}",
+             "ncnn": f"CPU, {args.threads} threads, pnnx-converted, one image per extraction"}
+    for name, seconds in times.items():
+        median = float(np.median(seconds))
+        print(f"{name:<12} {min(seconds) * 1e3:9.1f} {median * 1e3:10.1f} "
+              f"{batch / median:9.1f}  ({where[name]})")
+    theirs = times["onnxruntime"]
+    for name in [n for n in times if n != "onnxruntime"]:
+        ours = times[name]
+        print(f"ratio        {min(ours) / min(theirs):9.2f} "
+              f"{float(np.median(ours)) / float(np.median(theirs)):10.2f}  {name} / "
+              f"onnxruntime (best, median; below 1: {name} faster)")
+    if ncnn_note:
+        print(f"ncnn         not measured: {ncnn_note}")
+    for name, error in differences.items():
+        print(f"max relative output difference {error:.2e}"
+              + ("" if name == "clconv" else f" ({name} against onnxruntime)")
+              + ("" if error <= AGREE else "  DISAGREES: its timing may be of another "
+                 "computation"))
     if args.profile:
         _profile(model, feeds)
     return EXIT_OK
+
+
+def _difference(out, reference) -> float:
+    """Largest difference relative to the reference's largest magnitude; inf when the
+    shapes hold different numbers of values."""
+    import numpy as np
+
+    out = np.asarray(out)
+    if out.size != reference.size:
+        return float("inf")
+    scale = max(float(np.abs(reference).max()), 1e-30)
+    return float(np.abs(out.reshape(reference.shape) - reference).max() / scale)
+
+
+def _ncnn(proto, input_shapes, threads, workdir):
+    """(the model converted for ncnn, None), or (None, why it is not measured)."""
+    from . import ncnn_peer
+
+    reason = ncnn_peer.unavailable()
+    if reason is not None:
+        return None, reason
+    try:
+        return ncnn_peer.convert(proto, input_shapes, threads, workdir), None
+    except RuntimeError as error:
+        return None, str(error)
+
+
+def batched_shapes(proto, shapes: dict, batch: int) -> dict:
+    """Input shapes with the leading dim set to `batch`; a fixed leading dim of the
+    graph's inputs and outputs in `proto` is made symbolic ("batch") so that ONNX Runtime
+    accepts the batch too. A model that fixes its batch elsewhere (a Reshape to [1, ...])
+    still fails, with the runtime's own message."""
+    initializers = {t.name for t in proto.graph.initializer}
+    shapes = dict(shapes)
+    for value in proto.graph.input:
+        dims = value.type.tensor_type.shape.dim
+        if value.name in initializers or not dims:
+            continue
+        known = shapes.get(value.name)
+        if known is None:
+            rest = []
+            for axis, d in enumerate(dims[1:], start=1):
+                if not d.HasField("dim_value"):
+                    raise ValueError(f"input {value.name!r}: dimension {axis} is symbolic; "
+                                     f"pass --shape {value.name}=D,D,...")
+                rest.append(d.dim_value)
+            known = (batch, *rest)
+        shapes[value.name] = (batch, *tuple(known)[1:])
+        _make_batch_symbolic(dims)
+    for value in proto.graph.output:
+        _make_batch_symbolic(value.type.tensor_type.shape.dim)
+    return shapes
+
+
+def _make_batch_symbolic(dims):
+    if dims:
+        dims[0].ClearField("dim_value")
+        dims[0].dim_param = "batch"
+
+
+def batch_size(input_shapes: dict) -> int:
+    """Images per run: the leading dim of the first input."""
+    first = next(iter(input_shapes.values()), (1,))
+    return int(first[0]) if first else 1
 
 
 def _profile(model, feeds):
