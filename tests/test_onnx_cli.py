@@ -154,3 +154,47 @@ def test_timed_runs_alternate_between_the_sides():
     assert {name: len(seconds) for name, seconds in times.items()} == {"a": 3, "b": 3}
     with pytest.raises(ValueError, match="runs must be >= 1"):
         time_alternating({"a": lambda: None}, runs=0, warmup=0)
+
+
+def test_bench_model_gives_a_constant_weight_model_random_weights(tmp_path, capsys):
+    """The model-zoo test nets hold one value per weight tensor (any two implementations
+    agree on them): bench-model gives them seeded random weights and says so."""
+    import onnx
+
+    from clconv.onnx.random_weights import has_constant_weights, randomize_weights
+
+    path = _classifier(tmp_path / "m.onnx")
+    model = onnx.load(str(path))
+    assert not has_constant_weights(model)
+    for tensor in model.graph.initializer:
+        value = np.full(numpy_helper.to_array(tensor).shape, 0.02, np.float32)
+        tensor.CopyFrom(numpy_helper.from_array(value, tensor.name))
+    assert has_constant_weights(model)
+    constant = tmp_path / "zoo.onnx"
+    constant.write_bytes(model.SerializeToString())
+    assert main(["bench-model", str(constant), "--runs", "1", "--warmup", "0"]) == 0
+    out = capsys.readouterr().out
+    assert "2 layer tensors given seeded random values (seed 0): every weight tensor" in out
+    assert "DISAGREES" not in out
+    assert randomize_weights(model, seed=3) == 2
+    weights = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
+    assert not has_constant_weights(model)
+    assert weights["w"].std() > 0.05 and len(np.unique(weights["fc"])) == weights["fc"].size
+
+
+def test_random_weights_keep_batch_norm_statistics_valid():
+    from clconv.onnx.random_weights import randomize_weights
+
+    stats = [numpy_helper.from_array(np.ones(4, np.float32), n)
+             for n in ("scale", "bias", "mean", "var")]
+    shape = numpy_helper.from_array(np.array([1, -1], np.int64), "shape")
+    graph = helper.make_graph(
+        [helper.make_node("BatchNormalization", ["x", "scale", "bias", "mean", "var"], ["b"]),
+         helper.make_node("Reshape", ["b", "shape"], ["y"])], "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4, 2, 2])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 16])], stats + [shape])
+    model = helper.make_model(graph)
+    assert randomize_weights(model, seed=1) == 4  # the int64 shape is left alone
+    values = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
+    assert values["var"].min() > 0 and values["scale"].min() > 0
+    np.testing.assert_array_equal(values["shape"], [1, -1])

@@ -41,7 +41,11 @@ def register(subparsers):
     parser.add_argument("--profile", action="store_true",
                         help="also time each clconv step (synchronising after each)")
     parser.add_argument("--seed", type=options.seed, default=0,
-                        help="seed of the random input (0)")
+                        help="seed of the random input and of --random-weights (0)")
+    parser.add_argument("--random-weights", action="store_true",
+                        help="give every layer seeded random weights first (done anyway, "
+                             "and said, when every weight tensor holds one value, as in the "
+                             "ONNX model-zoo test nets: their outputs agree on anything)")
     parser.set_defaults(func=run)
 
 
@@ -54,6 +58,7 @@ def run(args) -> int:
     from ..onnx import load
     from ..onnx.errors import OnnxImportError, PlanError, UnsupportedModelError
     from ..onnx.loader import load_model
+    from ..onnx.random_weights import has_constant_weights, randomize_weights
     from .inspect_model import parse_shapes
     from .progress import PAUSE_S, time_alternating
 
@@ -64,6 +69,13 @@ def run(args) -> int:
         return EXIT_BAD_INPUT
     try:
         proto = load_model(args.model)
+        if args.random_weights or has_constant_weights(proto):
+            why = ("--random-weights" if args.random_weights else
+                   "every weight tensor of the model holds one value, so any two "
+                   "implementations would agree on it")
+            count = randomize_weights(proto, args.seed)
+            print(f"weights      {count} layer tensors given seeded random values "
+                  f"(seed {args.seed}): {why}")
         shapes = parse_shapes(args.shape)
         if args.batch is not None:
             shapes = batched_shapes(proto, shapes, args.batch)
