@@ -22,6 +22,9 @@ class Activation:
     name: str = "none"
     alpha: float = 0.0
     beta: float = 0.0
+    # the output array already holds a residual, added before the activation (ACCUMULATE
+    # in activation.h): set by conv2d_activation's `residual` argument, not by users
+    residual: bool = False
 
     def __post_init__(self):
         if self.name not in ACTIVATION_IDS:
@@ -31,7 +34,10 @@ class Activation:
     @property
     def defines(self) -> dict[str, int]:
         """Build options: the activation compiled in."""
-        return {"ACTIVATION": ACTIVATION_IDS[self.name]}
+        defines = {"ACTIVATION": ACTIVATION_IDS[self.name]}
+        if self.residual:
+            defines["ACCUMULATE"] = 1
+        return defines
 
     @property
     def scalars(self) -> tuple[float, float]:
@@ -50,7 +56,7 @@ class Activation:
                     "hard_swish": lambda: x * np.clip(x / 6 + 0.5, 0, 1)}[self.name]()
 
     def __str__(self):
-        return self.name
+        return f"add + {self.name}" if self.residual else self.name
 
 
 NO_ACTIVATION = Activation()

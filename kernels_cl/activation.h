@@ -17,6 +17,12 @@
 #ifndef ACTIVATION
 #define ACTIVATION 0
 #endif
+// ACCUMULATE=1 (convolution epilogues): the output already holds a tensor of its shape,
+// a residual, which is added to each result before the activation, in the same pass
+// (ResNet's conv + add + relu). Each epilogue reads it just before it stores.
+#ifndef ACCUMULATE
+#define ACCUMULATE 0
+#endif
 
 // x clipped to [lo, hi] (hi where lo > hi, as torch.clamp); NaN stays NaN. fmin/fmax
 // are single instructions on the VideoCore IV (fewer registers than two compares and

@@ -42,6 +42,9 @@ __kernel void conv2d_forward(
             }
         }
     }
+#if ACCUMULATE
+    acc += out[gid];
+#endif
     out[gid] = activate(acc, act_alpha, act_beta);
 }
 

@@ -65,9 +65,16 @@ __kernel void depthwise_direct(
                 }
             }
 #pragma unroll
-            for (int m = 0; m < MB; ++m)
-                store_span(acc[m], out + ((n * Ko + o0 + m) * OUT_H + oy) * OUT_W + ox0,
-                           OUT_W - ox0, act_alpha, act_beta);
+            for (int m = 0; m < MB; ++m) {
+                __global float *dst = out + ((n * Ko + o0 + m) * OUT_H + oy) * OUT_W + ox0;
+#if ACCUMULATE
+                if (ox0 != t) {  // the lanes before t hold results, the residual added
+                    store_lanes_from(acc[m], dst, t - ox0, act_alpha, act_beta);
+                    continue;
+                }
+#endif
+                store_span(acc[m], dst, OUT_W - ox0, act_alpha, act_beta);
+            }
         }
     }
 }

@@ -178,6 +178,25 @@ __kernel void gemm_tiled(
                 val += BIAS_TERM(VLOAD(0, cs));
             }
 #endif
+#if ACCUMULATE && !C_TRANS
+            if (nv + TN <= N) {
+                val += VLOAD(0, c + m * ldc + nv);  // C already holds a residual: add it
+            } else
+#endif
+#if ACCUMULATE
+            {
+                // the row's last, partial vector (or a transposed C): columns past N read 0
+                float rs[TN];
+                #pragma unroll
+                for (int j = 0; j < TN; ++j)
+#if C_TRANS
+                    rs[j] = nv + j < N ? c[(nv + j) * ldc + m] : 0.0f;
+#else
+                    rs[j] = nv + j < N ? c[m * ldc + nv + j] : 0.0f;
+#endif
+                val += VLOAD(0, rs);
+            }
+#endif
             val = ACTIVATE_WIDTH(TN)(val, act_alpha, act_beta);
 #if C_TRANS
             float vs[TN];

@@ -15,10 +15,21 @@
 #define DVSTORE DW_CAT(vstore, TW)
 
 #if TW == 4 || TW == 8 || TW == 16
-// TW outputs to dst, the activation applied; only the first n where the row ends sooner.
+// TW outputs to dst, the activation applied (after adding what dst holds, with
+// ACCUMULATE); only the first n where the row ends sooner.
 void store_span(DVEC v, __global float *dst, const int n, const float act_alpha,
                 const float act_beta)
 {
+#if ACCUMULATE
+    if (n >= TW) {
+        v += DVLOAD(0, dst);
+    } else {
+        float r[TW];
+#pragma unroll
+        for (int i = 0; i < TW; ++i) r[i] = i < n ? dst[i] : 0.0f;  // unrolled, guarded
+        v += DVLOAD(0, r);
+    }
+#endif
     v = ACTIVATE_WIDTH(TW)(v, act_alpha, act_beta);
     if (n >= TW) {
         DVSTORE(v, 0, dst);
@@ -46,6 +57,20 @@ void store_span(DVEC v, __global float *dst, const int n, const float act_alpha,
     for (int i = 0; i < 3; ++i)
         if (j + i < n) dst[j + i] = s[j + i];
 }
+
+#if ACCUMULATE
+// v's lanes from `first` on to dst, each added to what dst holds and activated; the
+// lanes before were stored already (a row's last span, overlapping the one before it).
+void store_lanes_from(DVEC v, __global float *dst, const int first, const float act_alpha,
+                      const float act_beta)
+{
+    float s[TW];
+    DVSTORE(v, 0, s);
+#pragma unroll
+    for (int j = 0; j < TW; ++j)  // unrolled, guarded: no memcpy (VC4C)
+        if (j >= first) dst[j] = activate(s[j] + dst[j], act_alpha, act_beta);
+}
+#endif
 
 // The sum of v's lanes, added in lane order.
 float lane_sum(const DVEC v)

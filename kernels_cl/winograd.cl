@@ -164,8 +164,18 @@ __kernel void winograd_output(
                     t[j] = direct_output(b.s0, xp, w, n, k, C, Hp, Wp, oy, ox0 + j);
             v = vload16(0, t);
         }
-        v = activate16(v, act_alpha, act_beta);
         __global float *dst = out + (nk * Ho + oy) * Wo + ox0;
+#if ACCUMULATE
+        if (ox0 + 16 <= Wo) {
+            v += vload16(0, dst);
+        } else {
+            float r[16];
+#pragma unroll
+            for (int j = 0; j < 16; ++j) r[j] = ox0 + j < Wo ? dst[j] : 0.0f;  // guarded
+            v += vload16(0, r);
+        }
+#endif
+        v = activate16(v, act_alpha, act_beta);
         if (ox0 + 16 <= Wo) {
             vstore16(v, 0, dst);
         } else {

@@ -503,3 +503,55 @@ def test_shipped_defaults_apply_to_this_device_type():
         assert tuning.default_params(cpu, "im2col", "grad_input") == \
             {**common, **shipped["grad_input"], **tile.get("grad_input", {})}
         assert tuning.default_params(cpu, "im2col", "forward") == common
+
+
+# Geometries on which, together, every variant runs a residual epilogue (ACCUMULATE):
+# odd widths leave partial vectors at each row's end.
+RESIDUAL_CASES = [((2, 3, 7, 11), (5, 3, 3, 3), dict(stride=1, padding=1, groups=1)),
+                  ((1, 6, 9, 13), (6, 6, 1, 1), dict(stride=1, padding=0, groups=1)),
+                  ((1, 8, 10, 19), (8, 1, 3, 3), dict(stride=1, padding=1, groups=8)),
+                  ((1, 4, 9, 9), (6, 4, 3, 3), dict(stride=2, padding=1, groups=1))]
+
+
+@pytest.mark.parametrize("case", RESIDUAL_CASES, ids=lambda c: f"x{c[0]}-w{c[1]}")
+def test_every_variant_adds_a_residual_in_its_epilogue(case):
+    """relu(conv2d + residual) in one pass, as torch computes relu(conv2d(...) + r):
+    NaN and +-inf in the residual included. The output holds the residual before."""
+    x_shape, w_shape, kw = case
+    rng = np.random.default_rng(zlib.crc32(repr(case).encode()))
+    x, w = (rng.standard_normal(s).astype(np.float32) for s in (x_shape, w_shape))
+    b = rng.standard_normal(w_shape[0]).astype(np.float32)
+    rt = clconv.current_runtime()
+    geo = conv_geometry(x_shape, w_shape, kw["stride"], kw["padding"], 1, kw["groups"])
+    residual = rng.standard_normal(geo.output_shape).astype(np.float32)
+    residual.flat[[0, 7, residual.size - 1]] = (np.nan, np.inf, -np.inf)
+    with np.errstate(invalid="ignore"):
+        total = R.conv2d(x, w, b, dilation=1, **kw) + residual
+        want = np.where(total < 0, 0.0, total)
+    scale = R.conv2d(np.abs(x), np.abs(w), np.abs(b), dilation=1, **kw) + np.abs(residual)
+    finite = np.isfinite(want)
+    xd, wd, bd = on_device(rt, x), on_device(rt, w), on_device(rt, b)
+    act = dataclasses.replace(RELU, residual=True)
+    ran = []
+    for variant, params in _settings(rt.profile, geo, "forward"):
+        if params != algos.params_for(rt.profile, variant, geo, "forward"):
+            continue  # defaults only: every build costs time
+        out = on_device(rt, residual.copy())
+        variant.run["forward"](rt, geo, params, xd, wd, bd, out, act=act)
+        got = clconv.to_numpy(out)
+        name = f"{variant.name} {params} forward + residual + relu"
+        np.testing.assert_array_equal(np.isnan(got), np.isnan(want), err_msg=name)
+        np.testing.assert_array_equal(got[np.isinf(want)], want[np.isinf(want)], err_msg=name)
+        _check(name, got[finite], want[finite], scale[finite])
+        ran.append(variant.name)
+    assert "direct" in ran
+
+
+def test_residual_epilogues_reach_every_variant():
+    profile = clconv.current_runtime().profile
+    seen = set()
+    for x_shape, w_shape, kw in RESIDUAL_CASES:
+        geo = conv_geometry(x_shape, w_shape, kw["stride"], kw["padding"], 1, kw["groups"])
+        seen |= {v.name for v, _ in _settings(profile, geo, "forward")}
+    cpu_only = {"depthwise_direct"} if profile.kind == DeviceKind.VC4CL else set()
+    assert seen == set(algos.VARIANTS) - cpu_only

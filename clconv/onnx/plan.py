@@ -21,7 +21,7 @@ from ..params import INT32_MAX
 from .errors import PlanError, UnsupportedModelError
 from .loader import ONNX_DOMAINS, Graph, Node, require_onnx
 from .ops import HANDLERS
-from .steps import ActivationStep, AffineStep, ConvStep, Step
+from .steps import ActivationStep, AffineStep, BinaryStep, ConvStep, Step
 
 MIN_OPSET = 7  # older opsets use attribute forms (e.g. Reshape's shape) not handled
 
@@ -270,6 +270,42 @@ def fuse_activations(steps, outputs):
     return [s for k, s in enumerate(steps) if k not in removed]
 
 
+def fuse_residual_adds(steps, values, outputs):
+    """A 2-D convolution whose output only an Add of a same-shaped tensor reads (ResNet's
+    skip connection, its activation already fused into the Add) adds that tensor in its
+    own epilogue: conv + batch norm + add + relu become one step. The residual is the
+    conv's last input and one it may overwrite, so memory planning writes the result
+    into the residual's buffer when the residual dies there."""
+    users = _consumers(steps)
+    removed, moved = set(), {}
+    for i, step in enumerate(steps):
+        if i in removed or i in moved:
+            continue
+        if (not isinstance(step, ConvStep) or step.act.name != "none" or len(step.stride) != 2
+                or step.input_view is not None or step.residual_input is not None):
+            continue
+        j = _sole_consumer(steps, i, outputs, users)
+        if j is None or j in removed or j in moved:
+            continue
+        add = steps[j]
+        if not isinstance(add, BinaryStep) or add.binary_op != "add" or add.broadcasts:
+            continue
+        (other,) = [name for name in add.inputs if name != step.outputs[0]] or [None]
+        if other is None or tuple(values[other].shape) != step.output_shapes[0]:
+            continue
+        step.residual_input = len(step.inputs)
+        step.inputs = step.inputs + [other]
+        step.overwritable_inputs = (step.residual_input,)
+        step.act = add.act
+        step.outputs, step.output_shapes = add.outputs, add.output_shapes
+        step.nodes += add.nodes
+        step.op += "+" + add.op
+        # the fused step runs where the Add ran: after the residual's producer too
+        removed.add(i)
+        moved[j] = step
+    return [moved.get(k, s) for k, s in enumerate(steps) if k not in removed]
+
+
 def plan_memory(plan: Plan):
     """Release lists, in-place reuse and the planned peak of activation memory."""
     steps, outputs = plan.steps, set(plan.outputs)
@@ -303,7 +339,10 @@ def plan_memory(plan: Plan):
         for k in step.overwritable_inputs:
             name = step.inputs[k]
             r = root.get(name, name)
+            # another input in the same buffer would be read while it is overwritten
+            others = {root.get(n, n) for m, n in enumerate(step.inputs) if m != k}
             if (r not in pinned and root_last.get(r) == i and len(step.outputs) == 1
+                    and r not in others
                     and tuple(plan.values[name].shape) == step.output_shapes[0]):
                 step.reuse_input = k
                 root[step.outputs[0]] = r
@@ -333,6 +372,7 @@ def build_plan(graph: Graph, input_shapes: dict[str, tuple],
     steps = fold_batch_norms(builder.steps, builder.values, set(graph.outputs),
                              builder.device_constants)
     steps = fuse_activations(steps, set(graph.outputs))
+    steps = fuse_residual_adds(steps, builder.values, set(graph.outputs))
     used = {name for step in steps for name in step.inputs}
     device_constants = [n for n in builder.device_constants if n in used]
     plan = Plan(dict(builder.inputs), list(graph.outputs), builder.values, steps,

@@ -111,6 +111,9 @@ class ConvStep(Step):
     # weight and bias are model constants: the layer is prepared (variant chosen,
     # weights packed) on its first run, and later runs reuse it
     constant_weights: bool = False
+    # inputs[residual_input]: a tensor of the output's shape added before the activation
+    # (a fused Add, see plan.fuse_residual_adds)
+    residual_input: int | None = None
     fuses_activation = True
     _prepared: ConstantWeightConv2d | None = field(default=None, repr=False, compare=False)
 
@@ -119,21 +122,28 @@ class ConvStep(Step):
                 f"groups={self.groups}")
         if self.pre_pad:
             text += " with explicit asymmetric padding"
+        if self.residual_input is not None:
+            text += " + residual add (fused)"
         return text
 
     def run(self, args, out=None):
         x, w = args[0], args[1]
+        residual = None
+        if self.residual_input is not None:
+            args, residual = args[:self.residual_input], args[self.residual_input]
         bias = args[2] if len(args) > 2 else None
         if self.input_view:
             x, w = x.reshape(self.input_view), w.reshape(self.weight_view)
         if self.pre_pad:
             x = layout.pad(x, *self.pre_pad)
+        # out: the residual's buffer, which the planner lets this step overwrite
+        fused = {"residual": residual, "overwrite_residual": out is not None}
         if len(self.stride) == 3:
             y = F.conv3d_activation(x, w, bias, self.stride, self.padding, self.dilation,
                                     self.groups, self.act)  # fused into the epilogue
         elif not self.constant_weights:
             y = F.conv2d_activation(x, w, bias, self.stride, self.padding, self.dilation,
-                                    self.groups, self.act)  # fused into the epilogue
+                                    self.groups, self.act, **fused)  # in the epilogue
         else:
             prepared = self._prepared
             if (prepared is None or prepared.runtime is not current()
@@ -141,7 +151,7 @@ class ConvStep(Step):
                 prepared = self._prepared = ConstantWeightConv2d(
                     x.shape, w, bias, self.stride, self.padding, self.dilation, self.groups,
                     self.act)
-            y = prepared(x)
+            y = prepared(x, **fused)
         return [y.reshape(self.output_shapes[0])]
 
 

@@ -1,7 +1,11 @@
 """conv2d, conv_transpose2d and their gradients (torch.nn.functional semantics, NCHW)."""
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
+import pyopencl as cl
+import pyopencl.array as cla
 
 from .. import algos
 from ..arrays import empty, on_device
@@ -35,22 +39,57 @@ def conv2d_relu(input, weight, bias=None, stride=1, padding=0, dilation=1, group
 
 
 def conv2d_activation(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1,
-                      activation: Activation = NO_ACTIVATION):
-    """activation(conv2d(...)) in one pass, whichever variant runs: the activation
-    (clconv.epilogue.Activation) is applied in the convolution's epilogue."""
-    if not isinstance(activation, Activation):
-        raise TypeError(f"activation: expected a clconv.epilogue.Activation, got "
-                        f"{type(activation).__name__}")
+                      activation: Activation = NO_ACTIVATION, residual=None,
+                      overwrite_residual: bool = False):
+    """activation(conv2d(...) + residual) in one pass, whichever variant runs: the
+    activation (clconv.epilogue.Activation) and the addition of `residual` (a tensor of
+    the output's shape, e.g. ResNet's skip connection; None for none) happen in the
+    convolution's epilogue. overwrite_residual=True writes the result into `residual`
+    itself (a device array), sparing a copy, when the caller no longer needs it."""
+    check_activation(activation)
     rt = current()
     x_shape = check_array("input", input, rt, "(N, C, H, W)")
     w_shape = check_array("weight", weight, rt, "(out_channels, in_channels/groups, kH, kW)")
     geo = conv_geometry(x_shape, w_shape, stride, padding, dilation, groups)
     check_bias(bias, rt, geo.K)
+    out, act = _output(rt, geo, residual, overwrite_residual, activation)
     x, w = on_device(rt, input), on_device(rt, weight)
     b = on_device(rt, bias) if bias is not None else None
-    out = empty(rt, geo.output_shape)
-    algos.run(rt, "forward", geo, x, w, b, out, act=activation)
+    algos.run(rt, "forward", geo, x, w, b, out, act=act)
     return out
+
+
+def check_activation(activation):
+    if not isinstance(activation, Activation):
+        raise TypeError(f"activation: expected a clconv.epilogue.Activation, got "
+                        f"{type(activation).__name__}")
+    if activation.residual:
+        raise ValueError("activation: residual=True is set by the residual argument, "
+                         "not passed in")
+
+
+def _output(rt, geo, residual, overwrite_residual, activation):
+    """The output array and the epilogue: a new array, or the residual's values (copied,
+    or the residual array itself) with the epilogue adding what it holds."""
+    if residual is None:
+        if overwrite_residual:
+            raise ValueError("overwrite_residual: True needs a residual, got None")
+        return empty(rt, geo.output_shape), activation
+    shape = check_array("residual", residual, rt, "(N, out_channels, Ho, Wo)")
+    check_shape("residual", shape, geo.output_shape)
+    if overwrite_residual:
+        if not isinstance(residual, cla.Array) or residual.offset != 0:
+            raise ValueError("overwrite_residual: True needs the residual as a device array "
+                             "(pyopencl) at offset 0, got "
+                             + (type(residual).__name__ if not isinstance(residual, cla.Array)
+                                else f"an array at offset {residual.offset}"))
+        out = residual
+    else:
+        out = empty(rt, geo.output_shape)
+        src = on_device(rt, residual, name="residual")
+        with rt.lock:
+            cl.enqueue_copy(rt.queue, out.data, src.data, byte_count=out.nbytes)
+    return out, replace(activation, residual=True)
 
 
 class ConstantWeightConv2d:
@@ -61,9 +100,7 @@ class ConstantWeightConv2d:
 
     def __init__(self, input_shape, weight, bias=None, stride=1, padding=0, dilation=1,
                  groups=1, activation: Activation = NO_ACTIVATION):
-        if not isinstance(activation, Activation):
-            raise TypeError(f"activation: expected a clconv.epilogue.Activation, got "
-                            f"{type(activation).__name__}")
+        check_activation(activation)
         self.runtime = rt = current()
         w_shape = check_array("weight", weight, rt,
                               "(out_channels, in_channels/groups, kH, kW)")
@@ -75,15 +112,16 @@ class ConstantWeightConv2d:
         self.activation = activation
         self._forward = algos.pack_forward(rt, self.geometry, self.weight)
 
-    def __call__(self, input):
+    def __call__(self, input, residual=None, overwrite_residual: bool = False):
+        """The layer on `input`; `residual` and overwrite_residual as in
+        conv2d_activation."""
         rt, geo = self.runtime, self.geometry
         x_shape = check_array("input", input, rt, "(N, C, H, W)")
         if x_shape != geo.input_shape:
             raise ValueError(f"input: this layer was prepared for shape {geo.input_shape}, "
                              f"got {x_shape}")
-        out = empty(rt, geo.output_shape)
-        self._forward.run(rt, geo, on_device(rt, input), self.weight, self.bias, out,
-                          self.activation)
+        out, act = _output(rt, geo, residual, overwrite_residual, self.activation)
+        self._forward.run(rt, geo, on_device(rt, input), self.weight, self.bias, out, act)
         return out
 
 

@@ -8,7 +8,7 @@ from ..epilogue import NO_ACTIVATION, Activation
 from ..geometry import conv_geometry_nd, transpose_geometry_nd
 from ..runtime import current
 from ..validation import check_array, check_shape
-from .conv import channel_sum, check_bias, check_output_mask
+from .conv import channel_sum, check_activation, check_bias, check_output_mask
 
 WEIGHT = "(out_channels, in_channels/groups, kD, kH, kW)"
 TRANSPOSED_WEIGHT = "(in_channels, out_channels/groups, kD, kH, kW)"
@@ -42,9 +42,7 @@ def conv3d_activation(input, weight, bias=None, stride=1, padding=0, dilation=1,
                       activation: Activation = NO_ACTIVATION):
     """activation(conv3d(...)) in one pass: the activation (clconv.epilogue.Activation)
     is applied in the GEMM's epilogue."""
-    if not isinstance(activation, Activation):
-        raise TypeError(f"activation: expected a clconv.epilogue.Activation, got "
-                        f"{type(activation).__name__}")
+    check_activation(activation)
     rt = current()
     geo = _conv_setup(rt, input, weight, stride, padding, dilation, groups)
     check_bias(bias, rt, geo.K)
