@@ -68,8 +68,13 @@ def test_plan_folds_batch_norm_fuses_activations_and_shape_chains(architectures)
     assert not any(isinstance(s, AffineStep) for s in plan.steps), "every BN follows a conv"
     convs = [s for s in plan.steps if isinstance(s, ConvStep)]
     assert len(convs) == 20 and all("BatchNormalization" in s.op for s in convs)
-    assert sum(s.act.name == "relu" for s in convs) == 9  # stem + first conv of 8 blocks
-    assert ops.count("Add+Relu") == 8  # residual add and its ReLU in one kernel
+    # stem + first conv of 8 blocks; the second conv of each block adds the shortcut and
+    # applies the block's ReLU in its epilogue (a projection conv, where the shortcut has
+    # one, takes the Add instead: it comes first in the graph)
+    assert sum(s.act.name == "relu" for s in convs) == 17
+    fused = [s for s in convs if s.residual_input is not None]
+    assert len(fused) == 8 and all(s.op.endswith("+Add+Relu") for s in fused)
+    assert not any("Add" in op and not op.startswith("Conv") for op in ops)
     assert not any(op.startswith(("Shape", "Gather", "Concat", "Unsqueeze")) for op in ops)
 
 
