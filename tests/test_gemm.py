@@ -136,3 +136,22 @@ def test_onnx_products_fuse_every_activation_and_match_onnx_runtime(product, op,
     (got,) = compiled.run([x])
     scale = np.abs(np.nan_to_num(x, posinf=0, neginf=0)) @ np.abs(w) + 1.0
     assert_same_values(got, want, scale, f"{product}+{op}")
+
+
+def test_bad_products_raise_before_any_kernel(monkeypatch):
+    import clconv.algos.tiled_gemm as tg
+
+    def no_launch(*args, **kwargs):
+        raise AssertionError("a kernel was launched")
+    monkeypatch.setattr(tg, "launch_grid", no_launch)
+    a, b = np.ones((3, 4), np.float32), np.ones((5, 6), np.float32)
+    with pytest.raises(ValueError, match=r"b: inner dimensions differ"):
+        G.gemm(a, b)
+    with pytest.raises(ValueError, match=r"c: shape \(2,\) does not broadcast to \(3, 6\)"):
+        G.gemm(a, np.ones((4, 6), np.float32), np.ones(2, np.float32))
+    with pytest.raises(ValueError, match="alpha"):
+        G.gemm(a, np.ones((4, 6), np.float32), alpha=float("nan"))
+    with pytest.raises(ValueError, match=r"b: matmul of shapes \(3, 4\) and \(5, 6\)"):
+        G.matmul(a, b)
+    with pytest.raises(ValueError, match=r"b: .* batch axes \(2,\) and \(3,\) do not broadcast"):
+        G.matmul(np.ones((2, 3, 4), np.float32), np.ones((3, 4, 2), np.float32))

@@ -42,7 +42,11 @@ def gemm(a, b, c=None, alpha=1.0, beta=1.0, trans_a=False, trans_b=False,
     c_strides = (0, 0)
     if c is not None:
         c_shape = check_array("c", c, rt, "(*)")
-        if len(c_shape) > 2 or broadcast_shape(c_shape, (M, N)) != (M, N):
+        try:
+            fits = len(c_shape) <= 2 and broadcast_shape(c_shape, (M, N)) == (M, N)
+        except ValueError:
+            fits = False
+        if not fits:
             raise ValueError(f"c: shape {c_shape} does not broadcast to ({M}, {N})")
         c_strides = broadcast_strides(c_shape, (M, N))
     alpha, beta = check_finite("alpha", alpha), check_finite("beta", beta)
@@ -59,7 +63,11 @@ def matmul_shapes(a_shape, b_shape):
     if a2[-1] != b2[-2]:
         raise ValueError(f"b: matmul of shapes {tuple(a_shape)} and {tuple(b_shape)}: inner "
                          f"dimensions {a2[-1]} and {b2[-2]} differ")
-    batch = broadcast_shape(a2[:-2], b2[:-2])
+    try:
+        batch = broadcast_shape(a2[:-2], b2[:-2])
+    except ValueError:
+        raise ValueError(f"b: matmul of shapes {tuple(a_shape)} and {tuple(b_shape)}: batch "
+                         f"axes {a2[:-2]} and {b2[:-2]} do not broadcast") from None
     M, K, N = a2[-2], a2[-1], b2[-1]
     out = batch + ((M,) if len(a_shape) > 1 else ()) + ((N,) if len(b_shape) > 1 else ())
     return batch, M, K, N, out
