@@ -22,9 +22,12 @@ def _numpy(output):
     return to_numpy(output)
 
 
+GRADIENTS = ("grad_input", "grad_weight", "grad_bias")  # a gradient's outputs, in order
+
+
 def _cases(rng, batch):
     """(name, device thunk, expected, scale, exact) for each op of the table and its
-    gradient, on one seeded sample each."""
+    gradient (named as the functional op: conv2d_backward), on one seeded sample each."""
     cases = []
     for spec in OPS:
         args, kwargs = spec.sample(rng, batch)
@@ -38,7 +41,7 @@ def _cases(rng, batch):
         gargs, gkwargs = grad_call(spec, args, kwargs, g)
         gexpected = spec.grad.reference(*gargs, **gkwargs)
         gscale = spec.grad.scale(gargs, gkwargs, gexpected) if spec.grad.scale else None
-        cases.append((f"{spec.name} gradient",
+        cases.append((spec.grad.op.__name__,
                       lambda s=spec, a=gargs, k=gkwargs: s.grad.op(*a, **k), gexpected,
                       gscale, False))
     return cases
@@ -59,16 +62,23 @@ def run_checks(seed: int = 0, batch: int = 4, out=print) -> bool:
             f"(max work-group size {profile.max_work_group_size})")
     rng = np.random.default_rng(seed)
     all_ok = True
-    out(f"\n{'op':<34} {'shape':<18} {'error':>9} {'ms':>8}  result")
+    out(f"\n{'op':<40} {'shape':<18} {'error':>9} {'ms':>8}  result")
     for name, device_op, expected, scale, exact in _cases(rng, batch):
         start = time.perf_counter()
         result = _numpy(device_op())
         elapsed_ms = (time.perf_counter() - start) * 1e3
-        error = outputs_error(result, expected, scale, exact)
-        ok = error <= TOLERANCE
-        all_ok &= ok
-        out(f"{name:<34} {_shape(result):<18} {error:9.2e} {elapsed_ms:8.1f}  "
-            f"{'ok' if ok else 'MISMATCH'}")
+        rows = [(name, result, expected, scale)]
+        if isinstance(expected, tuple) and name.endswith("_backward"):  # a row per gradient
+            scales = scale if isinstance(scale, tuple) else (scale,) * len(expected)
+            rows = [(f"{name} {label}", r, e, s)
+                    for label, r, e, s in zip(GRADIENTS, result, expected, scales)
+                    if e is not None]
+        for row, got, want, row_scale in rows:
+            error = outputs_error(got, want, row_scale, exact)
+            ok = error <= TOLERANCE
+            all_ok &= ok
+            out(f"{row:<40} {_shape(got):<18} {error:9.2e} {elapsed_ms:8.1f}  "
+                f"{'ok' if ok else 'MISMATCH'}")
     out(f"\n{'all ops match' if all_ok else 'MISMATCH'}: the float64 reference within "
         f"{TOLERANCE:g} (sum-scaled; selections and indices exactly); times include the "
         f"first build of each kernel")

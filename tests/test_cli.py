@@ -47,7 +47,9 @@ def test_check_runs_every_op_against_the_reference(capsys):
     assert main(["check", "--batch", "2"]) == 0
     out = capsys.readouterr().out
     assert "device:" in out and "all ops match" in out
-    for op in ("conv2d_backward grad_weight", "max_pool2d_backward", "avg_pool2d_backward"):
+    for op in ("conv2d_backward grad_weight", "max_pool2d_backward", "avg_pool2d_backward",
+               "conv1d_backward grad_input", "conv_transpose1d", "max_pool1d_backward",
+               "linear_backward grad_bias", "cross_entropy_backward"):
         assert op in out
     assert "MISMATCH" not in out
 
