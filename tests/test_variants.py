@@ -307,6 +307,9 @@ def test_depthwise_direct_grad_weight_sums_each_product_once_even_an_inf():
                                  padding=0, dilation=dilation, groups=1)[1]
         assert np.isfinite(want).all() == (width == 6)  # else this test checks nothing
         for tw in (4, 8, 16):
+            reason = direct.validate(rt.profile, geo, "grad_weight", {"TW": tw})
+            if reason is not None:  # on VC4CL: build only what a VC4CL device would
+                pytest.skip(f"depthwise_direct TW={tw} cannot run here: {reason}")
             out = empty(rt, geo.weight_shape)
             direct.run["grad_weight"](rt, geo, {"TW": tw}, on_device(rt, x), on_device(rt, g),
                                       out)
