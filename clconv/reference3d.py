@@ -218,8 +218,10 @@ def max_pool3d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode
     return best, flat
 
 
-def max_pool3d_backward(grad_output, indices, input_shape):
-    """Scatter-add grad_output to the input positions named by `indices`."""
+def max_pool3d_backward(grad_output, indices, input_shape, kernel_size=None, stride=None,
+                        padding=0, dilation=1, ceil_mode=False):
+    """Scatter-add grad_output to the input positions named by `indices` (the forward's
+    window, which the device op may take, changes nothing here)."""
     g = np.asarray(grad_output, np.float64)
     n, c = input_shape[:2]
     volume = int(np.prod(input_shape[2:]))
