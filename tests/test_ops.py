@@ -1,7 +1,7 @@
 """Every op of the op table (clconv.optable) and its gradient against the float64
 reference, and against torch (its autograd for the gradients) when it is installed, on
 seeded random samples; the 2-D convolutions and pools also on the seeded sweeps of
-sweeps.py. New outputs are pre-filled with NaN (conftest), so an element a kernel fails to
+sweeps.py, the 3-D ones on fixed cases. New outputs are pre-filled with NaN (conftest), so an element a kernel fails to
 write fails the comparison."""
 import importlib.util
 import zlib
@@ -11,9 +11,11 @@ import pytest
 from sweeps import conv_configs, conv_transpose_configs, pool_configs
 
 import clconv.functional as F
+from clconv import reference3d as R3
 from clconv import to_numpy
 from clconv.compare import outputs_error
-from clconv.optable import BY_NAME, OPS, first, grad_call, randn
+from clconv.epilogue import Activation
+from clconv.optable import BY_NAME, OPS, abs_scale, first, grad_call, randn
 
 TOL = 1e-4
 HAVE_TORCH = importlib.util.find_spec("torch") is not None
@@ -139,6 +141,107 @@ AVG_POOL = pool_configs(200, seed=4, max_pool=False)
 def test_avg_pool2d_sweep(cfg):
     rng = np.random.default_rng(zlib.crc32(str(cfg).encode()))
     check_op(BY_NAME["avg_pool2d"], (randn(rng, cfg.input_shape),), cfg.kwargs, rng)
+
+
+CONVOLUTIONS = [spec.name for spec in OPS if spec.name.startswith("conv")]
+
+
+@pytest.mark.parametrize("name", CONVOLUTIONS)
+def test_convolution_gradient_computes_only_what_output_mask_asks(name):
+    """The weight gradient alone: the other outputs are None, the weight's as computed
+    in full."""
+    spec = BY_NAME[name]
+    rng = np.random.default_rng(zlib.crc32(f"{name}-mask".encode()))
+    args, kwargs = spec.sample(rng)
+    g = randn(rng, np.shape(spec.reference(*args, **kwargs)))
+    gargs, gkwargs = grad_call(spec, args, kwargs, g)
+    gkwargs = dict(gkwargs, output_mask=(False, True, False))
+    gx, gw, gb = _numpy(spec.grad.op(*gargs, **gkwargs))
+    assert gx is None and gb is None
+    want = spec.grad.reference(*gargs, **gkwargs)
+    _assert_close(f"{name} weight gradient", (gx, gw, gb), want,
+                  spec.grad.scale(gargs, gkwargs, want))
+
+
+# Fixed 3-D cases beside the table's random samples: per-axis strides, padding and
+# dilation, 'same' and 'valid', groups, depthwise, 1x1x1 kernels, divisor_override.
+CONV3D = [  # (input, weight, kwargs)
+    ((2, 4, 5, 6, 7), (6, 2, 3, 2, 3), dict(stride=(1, 2, 1), padding=(1, 0, 2),
+                                            dilation=(1, 1, 2), groups=2)),
+    ((1, 3, 6, 5, 8), (4, 3, 3, 3, 3), dict(padding="same", dilation=(2, 1, 1))),
+    ((2, 3, 7, 6, 5), (5, 3, 2, 3, 1), dict(stride=2, padding="valid")),
+    ((2, 5, 3, 4, 6), (7, 5, 1, 1, 1), dict()),  # 1x1x1: the input is the column matrix
+    ((1, 6, 4, 5, 5), (6, 1, 3, 3, 3), dict(stride=(2, 1, 3), padding=1, groups=6)),
+]
+CONV_TRANSPOSE3D = [
+    ((2, 4, 3, 4, 5), (4, 3, 3, 2, 3), dict(stride=(2, 1, 3), padding=(1, 0, 2),
+                                            output_padding=(1, 0, 1), dilation=(1, 2, 1),
+                                            groups=2)),
+    ((1, 3, 4, 3, 4), (3, 5, 2, 3, 3), dict(stride=2, padding=1, output_padding=1)),
+    ((2, 4, 3, 3, 3), (4, 3, 1, 1, 1), dict()),
+]
+POOL3D_INPUT = (2, 3, 7, 8, 9)
+MAX_POOL3D = [
+    dict(kernel_size=(3, 2, 3), stride=(2, 1, 2), padding=(1, 1, 0), dilation=(1, 2, 1),
+         ceil_mode=True),
+    dict(kernel_size=2),
+    dict(kernel_size=(2, 3, 3), stride=(1, 2, 2), padding=(0, 1, 1)),
+]
+AVG_POOL3D = [
+    dict(kernel_size=(3, 2, 3), stride=(2, 1, 2), padding=(1, 1, 0), ceil_mode=True),
+    dict(kernel_size=(3, 2, 3), stride=(2, 1, 2), padding=(1, 1, 0), ceil_mode=True,
+         count_include_pad=False),
+    dict(kernel_size=2, divisor_override=5),
+    dict(kernel_size=(2, 3, 3), stride=(1, 2, 2), padding=(1, 1, 1), count_include_pad=False,
+         divisor_override=3),
+]
+
+
+def _case_rng(name, case):
+    return np.random.default_rng(zlib.crc32(f"{name}{case}".encode()))
+
+
+CONV3D_CASES = ([("conv3d",) + case for case in CONV3D]
+                + [("conv_transpose3d",) + case for case in CONV_TRANSPOSE3D])
+
+
+@pytest.mark.parametrize("name,x_shape,w_shape,kwargs", CONV3D_CASES,
+                         ids=[f"{c[0]}-{i}" for i, c in enumerate(CONV3D_CASES)])
+def test_conv3d_cases(name, x_shape, w_shape, kwargs):
+    rng = _case_rng(name, (x_shape, w_shape, kwargs))
+    x, w = randn(rng, x_shape), randn(rng, w_shape)
+    channels = w_shape[1] * kwargs.get("groups", 1) if "transpose" in name else w_shape[0]
+    check_op(BY_NAME[name], (x, w, randn(rng, (channels,))), kwargs, rng)
+
+
+@pytest.mark.parametrize("kwargs", MAX_POOL3D, ids=str)
+def test_max_pool3d_cases(kwargs):
+    spec = BY_NAME["max_pool3d"]
+    rng = _case_rng("max_pool3d", kwargs)
+    x = randn(rng, POOL3D_INPUT)
+    check_op(spec, (x,), dict(kwargs, return_indices=True), rng)
+    # the gradient without the forward's window (from the indices alone) is the same
+    y, indices = spec.op(x, return_indices=True, **kwargs)
+    g = randn(rng, y.shape)
+    np.testing.assert_array_equal(to_numpy(spec.grad.op(g, indices, x.shape)),
+                                  to_numpy(spec.grad.op(g, indices, x.shape, **kwargs)))
+
+
+@pytest.mark.parametrize("kwargs", AVG_POOL3D, ids=str)
+def test_avg_pool3d_cases(kwargs):
+    rng = _case_rng("avg_pool3d", kwargs)
+    check_op(BY_NAME["avg_pool3d"], (randn(rng, POOL3D_INPUT),), kwargs, rng)
+
+
+def test_conv3d_activation_is_fused(torch):
+    rng = np.random.default_rng(7)
+    x, w, b = randn(rng, (2, 3, 4, 5, 6)), randn(rng, (4, 3, 2, 2, 2)), randn(rng, (4,))
+    got = to_numpy(F.conv3d_activation(x, w, b, padding=1,
+                                       activation=Activation("leaky_relu", 0.1)))
+    want = torch.nn.functional.leaky_relu(torch.nn.functional.conv3d(
+        torch.from_numpy(x), torch.from_numpy(w), torch.from_numpy(b), padding=1), 0.1)
+    _assert_close("conv3d + leaky_relu", got, want.numpy(),
+                  abs_scale(R3.conv3d)((x, w, b), dict(padding=1), None))
 
 
 @pytest.mark.smoke
