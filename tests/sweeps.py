@@ -150,6 +150,8 @@ CONV_TRANSPOSE3D = [
                                             groups=2)),
     ((1, 3, 4, 3, 4), (3, 5, 2, 3, 3), dict(stride=2, padding=1, output_padding=1)),
     ((2, 4, 3, 3, 3), (4, 3, 1, 1, 1), dict()),
+    # output_padding >= stride (under a larger dilation): the output has extra positions
+    ((1, 3, 3, 4, 3), (3, 1, 4, 2, 4), dict(padding=1, output_padding=1, dilation=2)),
 ]
 POOL3D_INPUT = (2, 3, 7, 8, 9)
 MAX_POOL3D = [
