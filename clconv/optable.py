@@ -16,6 +16,13 @@ import numpy as np
 from . import functional as F
 from . import params
 from . import reference as R
+from . import reference3d as R3
+
+_REFERENCES = {1: R, 2: R, 3: R3}  # the reference module of each spatial rank
+_LAYOUTS = {1: "(N, C, L)", 2: "(N, C, H, W)", 3: "(N, C, D, H, W)"}
+_TUPLE_WORDS = {1: "a 1-tuple", 2: "a pair", 3: "a triple"}
+# the largest spatial size a sample draws (exclusive): 3-D volumes grow as its cube
+_SIZE_LIMITS = {1: 12, 2: 12, 3: 8}
 
 
 @dataclass(frozen=True)
@@ -117,12 +124,12 @@ def first(output):
 # --------------------------------------------------------------------------- samples
 
 def _drawn(draw, reference):
-    """A sample function that draws until the reference accepts the call (the draws are
-    seeded, so the result is too)."""
+    """A sample function that draws until the draw and the reference accept the call (the
+    draws are seeded, so the result is too)."""
     def sample(rng, batch=None):
         for _ in range(1000):
-            args, kwargs = draw(rng, int(rng.integers(1, 4)) if batch is None else batch)
             try:
+                args, kwargs = draw(rng, int(rng.integers(1, 4)) if batch is None else batch)
                 reference(*args, **kwargs)
             except ValueError:
                 continue
@@ -146,7 +153,7 @@ def _conv_draw(dims, transposed):
             c_in, c_out = groups * int(rng.integers(1, 4)), groups * int(rng.integers(1, 4))
         kernel = tuple(int(k) for k in rng.integers(1, 5, dims))
         stride, dilation = int(rng.choice((1, 1, 2, 3))), int(rng.choice((1, 1, 2)))
-        size = tuple(int(n) for n in rng.integers(1, 12, dims))
+        size = tuple(int(n) for n in rng.integers(1, _SIZE_LIMITS[dims], dims))
         x = randn(rng, (batch, c_in) + size)
         if transposed:
             w = randn(rng, (c_in, c_out // groups) + kernel)
@@ -166,13 +173,13 @@ def _conv_draw(dims, transposed):
     return draw
 
 
-def _pool_draw(dims, kind):
+def _pool_draw(dims, kind, reference):
     def draw(rng, batch):
         kernel = tuple(int(k) for k in rng.integers(1, 5, dims))
         kernel_size = kernel[0] if dims == 1 or len(set(kernel)) == 1 else kernel
         stride = None if rng.random() < 0.3 else int(rng.integers(1, 4))
         padding = int(rng.integers(0, min(kernel) // 2 + 1))
-        size = tuple(int(n) for n in rng.integers(1, 13, dims))
+        size = tuple(int(n) for n in rng.integers(1, _SIZE_LIMITS[dims] + 1, dims))
         x = randn(rng, (batch, int(rng.integers(1, 4))) + size)
         kwargs = dict(kernel_size=kernel_size, stride=stride, padding=padding,
                       ceil_mode=bool(rng.random() < 0.5))
@@ -181,6 +188,14 @@ def _pool_draw(dims, kind):
             kwargs["return_indices"] = bool(rng.random() < 0.5)
         else:
             kwargs["count_include_pad"] = bool(rng.random() < 0.5)
+            if dims == 3 and rng.random() < 0.3:
+                kwargs["divisor_override"] = int(rng.integers(1, 9))
+        if kind == "max" and np.min(reference(x, **dict(kwargs, return_indices=True))[1]) < 0:
+            # a dilated window wholly in the padding picks no input element (torch's
+            # index there is arbitrary)
+            raise ValueError("a window lies wholly in the padding")
+        if kind == "avg" and dims == 3 and any(n < k for n, k in zip(size, kernel)):
+            raise ValueError("torch's avg_pool3d refuses an input smaller than the kernel")
         return (x,), kwargs
     return draw
 
@@ -296,10 +311,12 @@ def _grown(name, axis):
     return value
 
 
-_NOT_CONTIGUOUS = np.ones((2, 2, 8, 8), np.float32)[..., ::2]
+def _not_contiguous(dims):
+    """A (N, C, *spatial) array whose last axis is strided."""
+    return np.ones((2, 2) + (8,) * dims, np.float32)[..., ::2]
 
 
-def _array_bads(layout: str):
+def _array_bads(dims):
     """Bad values of `input` every op with an array input refuses."""
     return (
         Bad("input", [1.0, 2.0], TypeError,
@@ -309,19 +326,26 @@ def _array_bads(layout: str):
             r"input.astype\(numpy.float32\)"),
         Bad("input", lambda a: np.ones((0,) + a["input"].shape[1:], np.float32), ValueError,
             r"input: shape .* has a zero-size dimension"),
-    ) + ((Bad("input", _NOT_CONTIGUOUS[..., 0] if layout.count(",") == 2 else
-              _NOT_CONTIGUOUS, ValueError, "input: array of shape .* is not C-contiguous"),)
-         if layout.count(",") >= 2 else ())
+        Bad("input", _not_contiguous(dims), ValueError,
+            "input: array of shape .* is not C-contiguous"),
+    )
+
+
+def _rank_message(dims):
+    """The rank error's regex; the channel axis may be named C, C_in..."""
+    layout = _LAYOUTS[dims].replace("(", r"\(").replace(")", r"\)").replace("C,", r"C\w*,")
+    return rf"input: expected a {dims + 2}-D array {layout}"
+
+
+def _window(dims, name, value):
+    """`value` of the window argument `name` as a tuple of `dims` ints."""
+    return (params.single(name, value),) if dims == 1 else params.ntuple(name, value, dims)
 
 
 def _conv_bads(dims, transposed):
-    layout = "(N, C, L)" if dims == 1 else "(N, C, H, W)"
-    rank = (r"input: expected a 3-D array \(N, C, L\)" if dims == 1
-            else r"input: expected a 4-D array \(N, C")
-    one = dims == 1
     out_channels = 1 if transposed else 0
-    bads = _array_bads(layout) + (
-        Bad("input", _rank_down("input"), ValueError, rank),
+    bads = _array_bads(dims) + (
+        Bad("input", _rank_down("input"), ValueError, _rank_message(dims)),
         Bad("weight", _rank_down("weight"), ValueError, f"weight: expected a {dims + 2}-D array"),
         Bad("weight", lambda a: a["weight"].astype(np.int32), TypeError,
             "weight: expected dtype float32, got int32"),
@@ -333,6 +357,7 @@ def _conv_bads(dims, transposed):
         Bad("stride", 0, ValueError, "stride: expected .*>= 1"),
         Bad("stride", 1.0, TypeError, "stride: expected an int"),
         Bad("dilation", -1, ValueError, "dilation: expected .*>= 1"),
+        Bad("dilation", 1.5, TypeError, "dilation: expected an int"),
         Bad("groups", 0, ValueError, "groups: expected .*>= 1"),
         Bad("groups", True, TypeError, "groups: expected an int"),
         Bad("padding", -1, ValueError, "padding: expected values >= 0"),
@@ -341,43 +366,42 @@ def _conv_bads(dims, transposed):
         Bad("output_mask", (True, True), ValueError, "output_mask: expected 3 booleans",
             grad=True),
     )
-    if one:
-        bads += (Bad("stride", (1, 2), TypeError, r"stride: expected an int or a 1-tuple"),)
+    if dims != 2:
+        bads += (Bad("stride", (1, 2), TypeError,
+                     rf"stride: expected an int or {_TUPLE_WORDS[dims]} of ints"),)
     if transposed:
-        bads += (Bad("output_padding", lambda a: max(params.single("s", a["stride"]) if one
-                                                     else params.pair("s", a["stride"])[0],
-                                                     a["dilation"]),
+        bads += (Bad("output_padding",
+                     lambda a: max(_window(dims, "stride", a["stride"])[0], a["dilation"]),
                      ValueError, "output_padding: must be smaller than stride"),
                  Bad("padding", "same", ValueError, "padding: conv_transpose.d takes an int"))
     else:
         bads += (Bad("padding", "full", ValueError,
-                     "padding: expected an int, a pair, 'valid' or 'same'"),)
+                     f"padding: expected an int, {_TUPLE_WORDS[dims] if dims > 1 else 'a pair'}"
+                     ", 'valid' or 'same'"),)
     return bads
 
 
 def _pool_bads(dims, kind):
-    layout = "(N, C, L)" if dims == 1 else "(N, C, H, W)"
-    rank = (r"input: expected a 3-D array \(N, C, L\)" if dims == 1
-            else r"input: expected a 4-D array \(N, C")
-    shape_words = ("input_shape: expected 3 positive ints" if dims == 1
-                   else "input_shape: expected 4 positive ints")
-    kernel = lambda a: min(params.pair("k", a["kernel_size"]))
-    bads = _array_bads(layout) + (
-        Bad("input", _rank_down("input"), ValueError, rank),
+    kernel = lambda a: min(_window(dims, "kernel_size", a["kernel_size"]))
+    bads = _array_bads(dims) + (
+        Bad("input", _rank_down("input"), ValueError, _rank_message(dims)),
         Bad("kernel_size", 0, ValueError, "kernel_size: expected values >= 1"),
         Bad("kernel_size", 2.5, TypeError, "kernel_size: expected an int"),
         Bad("stride", 0, ValueError, "stride: expected .*>= 1"),
         Bad("padding", -1, ValueError, "padding: expected values >= 0"),
         Bad("padding", lambda a: kernel(a) // 2 + 1, ValueError,
             "padding: must be at most half the kernel size"),
+        # max pooling's shapes may be checked against indices first
         Bad("grad_output", _grown("grad_output", -1), ValueError,
-            r"grad_output: expected shape \(", grad=True),
-        Bad("input_shape", lambda a: tuple(a["input_shape"])[1:], ValueError, shape_words,
-            grad=True),
+            r"(grad_output|indices): expected shape \(", grad=True),
+        Bad("input_shape", lambda a: tuple(a["input_shape"])[1:], ValueError,
+            f"input_shape: expected {dims + 2} positive ints", grad=True),
     )
     if dims == 1:
         bads += (Bad("kernel_size", (2, 2), TypeError,
                      r"kernel_size: expected an int or a 1-tuple"),)
+    if dims == 3:
+        bads += (Bad("stride", (1, 2), TypeError, r"stride: expected an int or a triple of ints"),)
     if kind == "max":
         bads += (Bad("dilation", 0, ValueError, "dilation: expected .*>= 1"),
                  Bad("indices", lambda a: np.asarray(a["indices"], np.float32), TypeError,
@@ -385,12 +409,16 @@ def _pool_bads(dims, kind):
                  Bad("indices", lambda a: np.full(np.shape(a["indices"]),
                                                   int(np.prod(a["input_shape"][2:])), np.int64),
                      ValueError, r"indices: expected values in \[0, ", grad=True))
+    elif dims == 3:
+        bads += (Bad("divisor_override", 0, ValueError,
+                     "divisor_override: expected an int >= 1, got 0"),
+                 Bad("divisor_override", 2.0, TypeError,
+                     "divisor_override: expected an int, got 2.0"))
     return bads
 
 
 def _adaptive_bads(dims):
-    layout = "(N, C, L)" if dims == 1 else "(N, C, H, W)"
-    return _array_bads(layout) + (
+    return _array_bads(dims) + (
         Bad("output_size", 0, ValueError, "output_size: expected values >= 1"),
         Bad("input_shape", lambda a: tuple(a["input_shape"])[1:], ValueError,
             f"input_shape: expected {dims + 2} positive ints", grad=True),
@@ -408,19 +436,21 @@ _ELEMENTWISE_BADS = (
 # --------------------------------------------------------------------------- the table
 
 def _conv(name, dims, transposed, samples):
-    op, reference = getattr(F, name), getattr(R, name)
+    module = _REFERENCES[dims]
+    op, reference, backward = getattr(F, name), getattr(module, name), getattr(module, f"{name}_backward")
     return Op(name, op, reference, _drawn(_conv_draw(dims, transposed), reference),
               torch=name, scale=abs_scale(reference),
-              grad=Grad(getattr(F, f"{name}_backward"), getattr(R, f"{name}_backward"),
-                        _conv_grad_args, (0, 1, 2), abs_scale(getattr(R, f"{name}_backward"))),
+              grad=Grad(getattr(F, f"{name}_backward"), backward,
+                        _conv_grad_args, (0, 1, 2), abs_scale(backward)),
               bad=_conv_bads(dims, transposed), samples=samples)
 
 
 def _pool(name, dims, kind, samples):
-    op, reference = getattr(F, name), getattr(R, name)
-    backward = getattr(R, f"{name}_backward")
+    module = _REFERENCES[dims]
+    op, reference, backward = getattr(F, name), getattr(module, name), getattr(module, f"{name}_backward")
     grad_args = _max_pool_grad_args(reference) if kind == "max" else _avg_pool_grad_args
-    return Op(name, op, reference, _drawn(_pool_draw(dims, kind), reference), torch=name,
+    return Op(name, op, reference, _drawn(_pool_draw(dims, kind, reference), reference),
+              torch=name,
               scale=None if kind == "max" else abs_scale(reference),
               grad=Grad(getattr(F, f"{name}_backward"), backward, grad_args,
                         scale=abs_scale(backward)),
@@ -471,6 +501,10 @@ OPS: tuple[Op, ...] = (
     _pool("max_pool1d", 1, "max", samples=10),
     _pool("avg_pool1d", 1, "avg", samples=10),
     _adaptive("adaptive_avg_pool1d", 1),
+    _conv("conv3d", 3, transposed=False, samples=8),
+    _conv("conv_transpose3d", 3, transposed=True, samples=6),
+    _pool("max_pool3d", 3, "max", samples=6),
+    _pool("avg_pool3d", 3, "avg", samples=8),
     _activation("relu"),
     _activation("leaky_relu", lambda rng: {"negative_slope": float(rng.choice((0.01, 0.2)))},
                 bad=(Bad("negative_slope", float("nan"), ValueError,

@@ -160,8 +160,10 @@ def conv_transpose3d_backward(grad_output, input, weight, stride=1, padding=0,
     kernel, stride, dilation, pads, out_shape = _transpose_setup(
         x, w, stride, padding, output_padding, groups, dilation)
     grad_input = grad_weight = grad_bias = None
-    if output_mask[0]:  # the forward convolution of grad_output
-        grad_input = conv3d(g, w, None, stride, [p for p, _ in pads], dilation, groups)
+    if output_mask[0]:  # the forward convolution of grad_output, at the input's positions
+        # (an output_padding of stride or more, under a larger dilation, gives it more)
+        full = conv3d(g, w, None, stride, [p for p, _ in pads], dilation, groups)
+        grad_input = full[(slice(None),) * 2 + tuple(slice(0, n) for n in x.shape[2:])]
     if output_mask[1]:
         grad_weight = _conv_weight_grad(g, x, w.shape, kernel, stride, dilation, pads,
                                         x.shape[2:], groups)
@@ -218,8 +220,10 @@ def max_pool3d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode
     return best, flat
 
 
-def max_pool3d_backward(grad_output, indices, input_shape):
-    """Scatter-add grad_output to the input positions named by `indices`."""
+def max_pool3d_backward(grad_output, indices, input_shape, kernel_size=None, stride=None,
+                        padding=0, dilation=1, ceil_mode=False):
+    """Scatter-add grad_output to the input positions named by `indices` (the forward's
+    window, which the device op may take, changes nothing here)."""
     g = np.asarray(grad_output, np.float64)
     n, c = input_shape[:2]
     volume = int(np.prod(input_shape[2:]))

@@ -1,6 +1,6 @@
 """Seeded random configurations for the op tests: shapes and parameters across stride,
 padding (int, pair, 'valid', 'same'), dilation, groups (depthwise included), odd sizes
-and batch > 1. Only configurations the ops accept are kept."""
+and batch > 1. Only configurations the ops accept are kept. Also fixed 3-D cases."""
 import dataclasses
 import os
 import random
@@ -132,3 +132,39 @@ def pool_configs(count: int, seed: int = 0, max_pool: bool = True) -> list[Pool]
             continue
         configs.append(Pool(shape, kwargs))
     return configs
+
+
+# Fixed 3-D cases beside the op table's random samples (test_ops, test_edge_values): per-axis strides, padding and
+# dilation, 'same' and 'valid', groups, depthwise, 1x1x1 kernels, divisor_override.
+CONV3D = [  # (input, weight, kwargs)
+    ((2, 4, 5, 6, 7), (6, 2, 3, 2, 3), dict(stride=(1, 2, 1), padding=(1, 0, 2),
+                                            dilation=(1, 1, 2), groups=2)),
+    ((1, 3, 6, 5, 8), (4, 3, 3, 3, 3), dict(padding="same", dilation=(2, 1, 1))),
+    ((2, 3, 7, 6, 5), (5, 3, 2, 3, 1), dict(stride=2, padding="valid")),
+    ((2, 5, 3, 4, 6), (7, 5, 1, 1, 1), dict()),  # 1x1x1: the input is the column matrix
+    ((1, 6, 4, 5, 5), (6, 1, 3, 3, 3), dict(stride=(2, 1, 3), padding=1, groups=6)),
+]
+CONV_TRANSPOSE3D = [
+    ((2, 4, 3, 4, 5), (4, 3, 3, 2, 3), dict(stride=(2, 1, 3), padding=(1, 0, 2),
+                                            output_padding=(1, 0, 1), dilation=(1, 2, 1),
+                                            groups=2)),
+    ((1, 3, 4, 3, 4), (3, 5, 2, 3, 3), dict(stride=2, padding=1, output_padding=1)),
+    ((2, 4, 3, 3, 3), (4, 3, 1, 1, 1), dict()),
+    # output_padding >= stride (under a larger dilation): the output has extra positions
+    ((1, 3, 3, 4, 3), (3, 1, 4, 2, 4), dict(padding=1, output_padding=1, dilation=2)),
+]
+POOL3D_INPUT = (2, 3, 7, 8, 9)
+MAX_POOL3D = [
+    dict(kernel_size=(3, 2, 3), stride=(2, 1, 2), padding=(1, 1, 0), dilation=(1, 2, 1),
+         ceil_mode=True),
+    dict(kernel_size=2),
+    dict(kernel_size=(2, 3, 3), stride=(1, 2, 2), padding=(0, 1, 1)),
+]
+AVG_POOL3D = [
+    dict(kernel_size=(3, 2, 3), stride=(2, 1, 2), padding=(1, 1, 0), ceil_mode=True),
+    dict(kernel_size=(3, 2, 3), stride=(2, 1, 2), padding=(1, 1, 0), ceil_mode=True,
+         count_include_pad=False),
+    dict(kernel_size=2, divisor_override=5),
+    dict(kernel_size=(2, 3, 3), stride=(1, 2, 2), padding=(1, 1, 1), count_include_pad=False,
+         divisor_override=3),
+]

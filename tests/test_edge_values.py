@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sweeps import generic_profile
+from sweeps import (AVG_POOL3D, CONV3D, CONV_TRANSPOSE3D, MAX_POOL3D, POOL3D_INPUT,
+                    generic_profile)
 
 import clconv
 from clconv import algos
@@ -15,7 +16,7 @@ from clconv.arrays import empty, on_device
 from clconv.epilogue import ACTIVATION_IDS, Activation
 from clconv.ops import elementwise
 from clconv.ops.conv import conv2d_activation, conv_geometry
-from clconv.optable import BY_NAME, first
+from clconv.optable import BY_NAME
 
 TOL = 1e-4  # relative to the sum of |terms| behind each output (see clconv.compare)
 SPECIALS = (np.nan, np.inf, -np.inf)
@@ -250,25 +251,67 @@ def test_onnx_conv_fuses_every_activation_and_matches_onnx_runtime_on_nan(torch,
         assert_same_values(got, want, scale, f"Conv+{op} ({forced or 'heuristic'})")
 
 
-SPATIAL = [name for dims in ("1d", "2d") for name in
+SPATIAL = [name for dims in ("1d", "2d", "3d") for name in
            (f"conv{dims}", f"conv_transpose{dims}", f"max_pool{dims}", f"avg_pool{dims}",
-            f"adaptive_avg_pool{dims}")]
+            f"adaptive_avg_pool{dims}") if name in BY_NAME]
+
+
+def check_specials_like_torch(torch, spec, args, kwargs, rng, what):
+    """`spec`'s op with NaN, +inf and -inf at 3 random places of its input against torch;
+    the outputs (max pooling's indices too, exactly) position by position."""
+    x, *rest = args
+    special = with_specials(x, rng.integers(0, x.size, 3))
+    outputs = spec.op(special, *rest, **kwargs)
+    got = [clconv.to_numpy(o) for o in (outputs if isinstance(outputs, tuple) else (outputs,))]
+    tensors = [torch.from_numpy(a) if isinstance(a, np.ndarray) else a for a in [special] + rest]
+    want = getattr(torch.nn.functional, spec.torch)(*tensors, **kwargs)
+    want = [w.numpy() for w in (want if isinstance(want, tuple) else (want,))]
+    finite_args = [np.where(np.isfinite(special), special, 0)] + rest
+    scale = (spec.scale(finite_args, kwargs, None) if spec.scale
+             else np.abs(np.where(np.isfinite(want[0]), want[0], 0)) + 1e-6)
+    assert_same_values(got[0], want[0], np.asarray(scale, np.float64), what)
+    for g, w in zip(got[1:], want[1:]):
+        np.testing.assert_array_equal(g, w, err_msg=f"{what} indices")
 
 
 @pytest.mark.parametrize("name", SPATIAL)
 def test_op_table_convolutions_and_pools_match_torch_on_nan_and_inf(torch, name):
-    """Each 1-D and 2-D convolution and pool of the op table on one of its samples, with
-    NaN, +inf and -inf in the input."""
+    """Each 1-D, 2-D and 3-D convolution and pool of the op table on one of its samples,
+    with NaN, +inf and -inf in the input."""
     spec = BY_NAME[name]
     rng = np.random.default_rng(zlib.crc32(name.encode()))
-    (x, *rest), kwargs = spec.sample(rng)
+    args, kwargs = spec.sample(rng)
     kwargs = dict(kwargs, return_indices=False) if "return_indices" in kwargs else kwargs
-    special = with_specials(x, rng.integers(0, x.size, 3))
-    args = [special] + rest
-    got = clconv.to_numpy(first(spec.op(*args, **kwargs)))
-    tensors = [torch.from_numpy(a) if isinstance(a, np.ndarray) else a for a in args]
-    want = getattr(torch.nn.functional, spec.torch)(*tensors, **kwargs).numpy()
-    finite_args = [np.where(np.isfinite(special), special, 0)] + rest
-    scale = (spec.scale(finite_args, kwargs, None) if spec.scale
-             else np.abs(np.where(np.isfinite(want), want, 0)) + 1e-6)
-    assert_same_values(got, want, np.asarray(scale, np.float64), name)
+    check_specials_like_torch(torch, spec, args, kwargs, rng, name)
+
+
+def _conv3d_case(name, case):
+    x_shape, w_shape, kwargs = case
+    rng = np.random.default_rng(zlib.crc32(f"{name}{case}".encode()))
+    x, w = rng.standard_normal(x_shape), rng.standard_normal(w_shape)
+    channels = w_shape[1] * kwargs.get("groups", 1) if "transpose" in name else w_shape[0]
+    return (name, (x.astype(np.float32), w.astype(np.float32),
+                   rng.standard_normal(channels).astype(np.float32)), kwargs)
+
+
+def _pool3d_case(name, kwargs):
+    rng = np.random.default_rng(zlib.crc32(f"{name}{kwargs}".encode()))
+    return name, (rng.standard_normal(POOL3D_INPUT).astype(np.float32),), kwargs
+
+
+# fixed 3-D cases beside the samples: 'same' with dilation, strided and padded windows,
+# max pooling's indices, divisor_override
+EDGE_3D = [_conv3d_case("conv3d", CONV3D[0]), _conv3d_case("conv3d", CONV3D[1]),
+           _conv3d_case("conv_transpose3d", CONV_TRANSPOSE3D[0]),
+           _pool3d_case("max_pool3d", dict(MAX_POOL3D[0], return_indices=True)),
+           _pool3d_case("max_pool3d", dict(MAX_POOL3D[1], return_indices=True)),
+           _pool3d_case("avg_pool3d", AVG_POOL3D[0]), _pool3d_case("avg_pool3d", AVG_POOL3D[2])]
+
+
+@pytest.mark.parametrize("name,args,kwargs", EDGE_3D,
+                         ids=[f"{c[0]}-{i}" for i, c in enumerate(EDGE_3D)])
+def test_3d_cases_match_torch_on_nan_and_inf(torch, name, args, kwargs):
+    """NaN and inf in the input only: torch's own backends disagree on 0 * inf in the
+    weights' padding."""
+    rng = np.random.default_rng(zlib.crc32(f"{name}{kwargs}specials".encode()))
+    check_specials_like_torch(torch, BY_NAME[name], list(args), kwargs, rng, name)

@@ -139,6 +139,13 @@ LAYERS = [
     ("MaxPool1d", (3,), dict(stride=2, padding=1, ceil_mode=True), (2, 3, 10)),
     ("AvgPool1d", (2,), dict(count_include_pad=False, padding=1), (2, 3, 7)),
     ("AdaptiveAvgPool1d", (3,), {}, (2, 3, 8)),
+    ("Conv3d", (3, 4, (3, 2, 3)), dict(stride=(2, 1, 1), padding=1), (2, 3, 5, 6, 7)),
+    ("Conv3d", (4, 4, 3), dict(groups=2, padding="same", bias=False), (1, 4, 4, 5, 4)),
+    ("ConvTranspose3d", (3, 2, 3), dict(stride=2, padding=1, output_padding=1),
+     (2, 3, 3, 4, 3)),
+    ("MaxPool3d", (3,), dict(stride=2, padding=1, ceil_mode=True), (2, 3, 6, 7, 8)),
+    ("AvgPool3d", (2,), dict(count_include_pad=False, padding=1), (2, 3, 5, 6, 7)),
+    ("AvgPool3d", ((2, 3, 2),), dict(divisor_override=4), (2, 3, 5, 6, 7)),
 ]
 
 
@@ -162,6 +169,16 @@ def test_layer_forward_backward_matches_torch(torch, name, args, kwargs, shape, 
         close(param.grad, torch_grads[key], scale=np.abs(torch_grads[key]).max() + 1)
     for key, value in torch_layer.state_dict().items():  # running stats included
         np.testing.assert_allclose(layer.state_dict()[key], value.numpy(), rtol=1e-4, atol=1e-5)
+
+
+def test_conv3d_layer_init_follows_torch_fan_in():
+    """torch's default init: U(-1/sqrt(fan_in), 1/sqrt(fan_in)) with fan_in from
+    weight.shape[1:] (all three kernel axes)."""
+    layer = nn.Conv3d(4, 6, (2, 3, 4), groups=2)
+    w = to_numpy(layer.weight.data)
+    assert w.shape == (6, 2, 2, 3, 4)
+    bound = 1 / np.sqrt(2 * 2 * 3 * 4)
+    assert np.abs(w).max() <= bound and np.abs(w).max() > 0.8 * bound
 
 
 def test_batchnorm_eval_mode_uses_running_stats(torch, rng):

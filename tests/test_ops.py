@@ -1,19 +1,22 @@
 """Every op of the op table (clconv.optable) and its gradient against the float64
 reference, and against torch (its autograd for the gradients) when it is installed, on
 seeded random samples; the 2-D convolutions and pools also on the seeded sweeps of
-sweeps.py. New outputs are pre-filled with NaN (conftest), so an element a kernel fails to
+sweeps.py, the 3-D ones on fixed cases. New outputs are pre-filled with NaN (conftest), so an element a kernel fails to
 write fails the comparison."""
 import importlib.util
 import zlib
 
 import numpy as np
 import pytest
-from sweeps import conv_configs, conv_transpose_configs, pool_configs
+from sweeps import (AVG_POOL3D, CONV3D, CONV_TRANSPOSE3D, MAX_POOL3D, POOL3D_INPUT,
+                    conv_configs, conv_transpose_configs, pool_configs)
 
 import clconv.functional as F
+from clconv import reference3d as R3
 from clconv import to_numpy
 from clconv.compare import outputs_error
-from clconv.optable import BY_NAME, OPS, first, grad_call, randn
+from clconv.epilogue import Activation
+from clconv.optable import BY_NAME, OPS, abs_scale, first, grad_call, randn
 
 TOL = 1e-4
 HAVE_TORCH = importlib.util.find_spec("torch") is not None
@@ -139,6 +142,73 @@ AVG_POOL = pool_configs(200, seed=4, max_pool=False)
 def test_avg_pool2d_sweep(cfg):
     rng = np.random.default_rng(zlib.crc32(str(cfg).encode()))
     check_op(BY_NAME["avg_pool2d"], (randn(rng, cfg.input_shape),), cfg.kwargs, rng)
+
+
+CONVOLUTIONS = [spec.name for spec in OPS if spec.name.startswith("conv")]
+
+
+@pytest.mark.parametrize("name", CONVOLUTIONS)
+def test_convolution_gradient_computes_only_what_output_mask_asks(name):
+    """The weight gradient alone: the other outputs are None, the weight's as computed
+    in full."""
+    spec = BY_NAME[name]
+    rng = np.random.default_rng(zlib.crc32(f"{name}-mask".encode()))
+    args, kwargs = spec.sample(rng)
+    g = randn(rng, np.shape(spec.reference(*args, **kwargs)))
+    gargs, gkwargs = grad_call(spec, args, kwargs, g)
+    gkwargs = dict(gkwargs, output_mask=(False, True, False))
+    gx, gw, gb = _numpy(spec.grad.op(*gargs, **gkwargs))
+    assert gx is None and gb is None
+    want = spec.grad.reference(*gargs, **gkwargs)
+    _assert_close(f"{name} weight gradient", (gx, gw, gb), want,
+                  spec.grad.scale(gargs, gkwargs, want))
+
+
+def _case_rng(name, case):
+    return np.random.default_rng(zlib.crc32(f"{name}{case}".encode()))
+
+
+CONV3D_CASES = ([("conv3d",) + case for case in CONV3D]
+                + [("conv_transpose3d",) + case for case in CONV_TRANSPOSE3D])
+
+
+@pytest.mark.parametrize("name,x_shape,w_shape,kwargs", CONV3D_CASES,
+                         ids=[f"{c[0]}-{i}" for i, c in enumerate(CONV3D_CASES)])
+def test_conv3d_cases(name, x_shape, w_shape, kwargs):
+    rng = _case_rng(name, (x_shape, w_shape, kwargs))
+    x, w = randn(rng, x_shape), randn(rng, w_shape)
+    channels = w_shape[1] * kwargs.get("groups", 1) if "transpose" in name else w_shape[0]
+    check_op(BY_NAME[name], (x, w, randn(rng, (channels,))), kwargs, rng)
+
+
+@pytest.mark.parametrize("kwargs", MAX_POOL3D, ids=str)
+def test_max_pool3d_cases(kwargs):
+    spec = BY_NAME["max_pool3d"]
+    rng = _case_rng("max_pool3d", kwargs)
+    x = randn(rng, POOL3D_INPUT)
+    check_op(spec, (x,), dict(kwargs, return_indices=True), rng)
+    # the gradient without the forward's window (from the indices alone) is the same
+    y, indices = spec.op(x, return_indices=True, **kwargs)
+    g = randn(rng, y.shape)
+    np.testing.assert_array_equal(to_numpy(spec.grad.op(g, indices, x.shape)),
+                                  to_numpy(spec.grad.op(g, indices, x.shape, **kwargs)))
+
+
+@pytest.mark.parametrize("kwargs", AVG_POOL3D, ids=str)
+def test_avg_pool3d_cases(kwargs):
+    rng = _case_rng("avg_pool3d", kwargs)
+    check_op(BY_NAME["avg_pool3d"], (randn(rng, POOL3D_INPUT),), kwargs, rng)
+
+
+def test_conv3d_activation_is_fused(torch):
+    rng = np.random.default_rng(7)
+    x, w, b = randn(rng, (2, 3, 4, 5, 6)), randn(rng, (4, 3, 2, 2, 2)), randn(rng, (4,))
+    got = to_numpy(F.conv3d_activation(x, w, b, padding=1,
+                                       activation=Activation("leaky_relu", 0.1)))
+    want = torch.nn.functional.leaky_relu(torch.nn.functional.conv3d(
+        torch.from_numpy(x), torch.from_numpy(w), torch.from_numpy(b), padding=1), 0.1)
+    _assert_close("conv3d + leaky_relu", got, want.numpy(),
+                  abs_scale(R3.conv3d)((x, w, b), dict(padding=1), None))
 
 
 @pytest.mark.smoke

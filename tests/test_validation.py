@@ -159,6 +159,35 @@ def test_max_pool2d_backward_indices():
         F.max_pool2d_backward(x4(1, 1, 2, 2), idx, (1, 1, 4, 4), kernel_size=2, stride=0)
 
 
+X5, W5 = x4(1, 2, 4, 4, 4), x4(3, 2, 2, 2, 2)
+POOL_INDICES = np.zeros((1, 2, 2, 2, 2), np.int32)
+# (op, args, kwargs, error, message): the 3-D cases that take more than one bad argument
+# or exact shapes, beside the table's
+BAD_3D = [
+    (F.conv3d, (X5, W5), {"padding": "same", "stride": 2}, ValueError,
+     r"padding: 'same' is not supported for strided convolutions"),
+    (F.conv3d, (X5, W5), {"groups": 3}, ValueError,
+     r"input: 2 input channels are not divisible by groups=3"),
+    (F.conv3d, (X5, x4(3, 2, 5, 2, 2)), {}, ValueError,
+     r"weight: kernel \(5, 2, 2\) with dilation \(1, 1, 1\) spans \(5, 2, 2\), larger than "
+     r"the padded input \(4, 4, 4\)"),
+    (F.max_pool3d, (X5, (5, 2, 2)), {}, ValueError,
+     r"kernel_size: window \(5, 2, 2\) with dilation \(1, 1, 1\) is larger than the padded "
+     r"input \(4, 4, 4\)"),
+    (F.max_pool3d_backward, (x4(1, 2, 3, 2, 2), POOL_INDICES, X5.shape), {}, ValueError,
+     r"indices: expected shape \(1, 2, 3, 2, 2\), got \(1, 2, 2, 2, 2\)"),
+    (F.max_pool3d_backward, (x4(1, 2, 2, 2, 2), POOL_INDICES, X5.shape), {"kernel_size": 3},
+     ValueError, r"grad_output: expected shape \(1, 2, 1, 1, 1\), got \(1, 2, 2, 2, 2\)"),
+]
+
+
+@pytest.mark.parametrize("op, args, kwargs, error, message", BAD_3D,
+                         ids=[f"{b[0].__name__}-{i}" for i, b in enumerate(BAD_3D)])
+def test_3d_bad_input(op, args, kwargs, error, message):
+    with pytest.raises(error, match=message):
+        op(*args, **kwargs)
+
+
 def test_the_guard_itself_catches_launches(monkeypatch):
     """The autouse guard is live: a valid call does reach the (refusing) launcher."""
     with pytest.raises(AssertionError, match="a kernel was launched"):
