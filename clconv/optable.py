@@ -8,7 +8,7 @@ here is tested in all three ways; see CONTRIBUTING.md.
 from __future__ import annotations
 
 import inspect
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
@@ -78,7 +78,6 @@ class Op:
     bad: tuple = ()
     exact: bool = False
     samples: int = 4
-    tags: frozenset = field(default_factory=frozenset)
 
 
 def randn(rng, shape) -> np.ndarray:
@@ -293,10 +292,6 @@ def _cross_entropy_grad_scale(args, kwargs, expected):
 
 
 # --------------------------------------------------------------------------- bad inputs
-
-def _same(name):
-    return lambda a: a[name]
-
 
 def _rank_down(name):
     return lambda a: a[name][0]
