@@ -166,8 +166,14 @@ info "building clconv's wheel"
 repo_tar "$PI_REPO" "$PI_TMP/repo.tar"
 mkdir -p "$PI_TMP/repo" "$PI_TMP/wheel"
 tar -C "$PI_TMP/repo" -xf "$PI_TMP/repo.tar"
-python3 -m pip wheel -q --no-deps --no-build-isolation -w "$PI_TMP/wheel" "$PI_TMP/repo" >"$PI_TMP/wheel.log" 2>&1 \
-    || { cat "$PI_TMP/wheel.log" >&2; die 3 "could not build clconv's wheel (python3 -m pip wheel; needs pip and setuptools)"; }
+# The wheel is built offline, with the host's setuptools and wheel (no build isolation).
+py=""
+for p in python3 /usr/bin/python3; do
+    if "$p" -c 'import setuptools, wheel, pip' 2>/dev/null; then py=$p; break; fi
+done
+[[ -n "$py" ]] || die 3 "no python3 with pip, setuptools and wheel (apt-get install python3-pip python3-setuptools python3-wheel)"
+"$py" -m pip wheel -q --no-deps --no-build-isolation -w "$PI_TMP/wheel" "$PI_TMP/repo" >"$PI_TMP/wheel.log" 2>&1 \
+    || { cat "$PI_TMP/wheel.log" >&2; die 1 "could not build clconv's wheel ($py -m pip wheel)"; }
 wheel=$(compgen -G "$PI_TMP/wheel/clconv-*.whl" | head -1) || die 1 "no clconv wheel was built"
 
 # ---------------------------------------------------------- root contents --
@@ -193,7 +199,12 @@ populate_root() {
 
     echo raspberrypi > "$root/etc/hostname"
     printf '127.0.0.1\tlocalhost\n127.0.1.1\traspberrypi\n' > "$root/etc/hosts"
-    printf 'PARTUUID=%s-01  /boot/firmware  vfat  defaults  0  2\nPARTUUID=%s-02  /  ext4  defaults,noatime  0  1\n' \
+    # Under QEMU's TCG udev takes minutes to announce the SD card's partitions (it
+    # loads every driver the Pi's device tree names first): systemd's default 90 s
+    # wait for the boot partition ended in emergency mode.  So the boot partition
+    # waits longer and never blocks booting; the root, mounted by the initramfs,
+    # is not checked again (the initramfs mounts it read-only; fsck.repair=yes).
+    printf 'PARTUUID=%s-01  /boot/firmware  vfat  defaults,nofail,x-systemd.device-timeout=20min  0  2\nPARTUUID=%s-02  /  ext4  defaults,noatime  0  0\n' \
         "$label_id" "$label_id" > "$root/etc/fstab"
     mkdir -p "$root/etc/systemd/network"
     printf '[Match]\nName=e* usb*\n\n[Network]\nDHCP=yes\n' > "$root/etc/systemd/network/20-wired.network"
