@@ -22,7 +22,7 @@
 # are removed once applied.  pi/extract-boot.sh --enable-ssh --user writes them.
 #
 # How it is made (no emulated installs of the kernel):
-#   1. `mmdebstrap --variant=apt` of the packages above (qemu-user, ~5 min),
+#   1. `mmdebstrap --variant=apt` of the packages above (qemu-user, 5-20 min),
 #      kept as a tar in the cache (like build-test-image.sh's rootfs);
 #   2. Debian's linux-image-arm64 / linux-image-armmp and busybox-static are
 #      downloaded (`apt-get download`) and unpacked with dpkg-deb -x on the
@@ -87,7 +87,7 @@ if [[ -s "$rootfs_tar" ]]; then
     info "using cached rootfs $rootfs_tar"
 else
     [[ "$(uname -m)" == aarch64 && "$arch" == arm64 ]] || setup_binfmt "$arch"
-    info "mmdebstrap $PI_SUITE $arch with systemd and openssh-server (about 5 min) -> $rootfs_tar"
+    info "mmdebstrap $PI_SUITE $arch with systemd and openssh-server (5-20 min) -> $rootfs_tar"
     mirror_args=()
     [[ -z "$PI_MIRROR" ]] || mirror_args=("$PI_MIRROR")
     part=${rootfs_tar%.tar}.part.tar
