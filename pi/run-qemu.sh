@@ -12,7 +12,7 @@
 #         bcm2710-rpi-3-b-plus.dtb (Raspberry Pi OS) or Debian's
 #         bcm2837-rpi-3-b.dtb (test image)                       [default]
 #   pi2   qemu-system-arm -M raspi2b, 1 GiB, 32-bit: kernel7.img +
-#         bcm2709-rpi-2-b.dtb
+#         bcm2709-rpi-2-b.dtb (Raspberry Pi OS) or Debian's bcm2836-rpi-2-b.dtb
 #   pi0   qemu-system-arm -M raspi0, 512 MiB: kernel.img + bcm2708-rpi-zero.dtb
 #   virt  qemu-system-aarch64 -M virt -cpu cortex-a72, 1 GiB, virtio disk;
 #         test images only (much faster than raspi3b)
