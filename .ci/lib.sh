@@ -26,6 +26,7 @@ PI_APT_PACKAGES=(
     qemu-user-static qemu-system-arm binfmt-support mmdebstrap arch-test debian-archive-keyring
     mtools dosfstools e2fsprogs fdisk util-linux mount xz-utils openssl openssh-client
     shellcheck kmod cpio gzip psmisc dpkg apt ca-certificates python3 python3-pytest
+    python3-pip python3-setuptools python3-wheel
 )       # seconds since the run started ($SECONDS) by which all must end
 _ci_rows=()
 _ci_failed=()

@@ -121,52 +121,13 @@ if ! compgen -G "$kdir/linux-image-*.deb" >/dev/null || ! compgen -G "$kdir/busy
     rm -rf "$kdir"; mv "$kdir.part" "$kdir"
 fi
 kx=$PI_TMP/kernel
-mkdir -p "$kx"
-for deb in "$kdir"/linux-image-*.deb "$kdir"/busybox-static_*.deb; do
-    dpkg-deb -x "$deb" "$kx"
-done
-kver=$(basename "$(compgen -G "$kx/boot/vmlinuz-*" | head -1)")
-kver=${kver#vmlinuz-}
-[[ -n "$kver" && -d "$kx/lib/modules/$kver" ]] || die 1 "kernel package has no vmlinuz/modules"
-depmod -b "$kx" "$kver"
+kver=$(unpack_kernel "$kdir" "$kx")
 info "kernel $kver"
 
 # --------------------------------------------------------------- initramfs --
-ird=$PI_TMP/initramfs
-mkdir -p "$ird/bin" "$ird/etc" "$ird/lib/modules" "$ird/proc" "$ird/sys" "$ird/dev" "$ird/newroot"
-cp "$kx/bin/busybox" "$ird/bin/busybox"
-install -m 0755 "$PI_DIR/initramfs-init.sh" "$ird/init"
-want=(virtio_pci virtio_blk virtio_mmio ext4 crc32c_generic vfat nls_cp437 nls_ascii nls_iso8859-1
-      sdhci sdhci-pltfm sdhci-iproc bcm2835 bcm2835_wdt)
-moddep=$kx/lib/modules/$kver/modules.dep
-declare -A seen=()
-order=()
-add_module() {  # add_module REL_PATH: its dependencies first
-    local rel=$1 deps d
-    [[ -z "${seen[$rel]:-}" ]] || return 0
-    seen[$rel]=1
-    deps=$(awk -F': *' -v m="$rel" '$1 == m { print $2 }' "$moddep")
-    for d in $deps; do add_module "$d"; done
-    order+=("$rel")
-}
-for m in "${want[@]}"; do
-    pat=${m//[-_]/[-_]}
-    rel=$(grep -E "/${pat}\.ko(\.[gx]z|\.zst)?:" "$moddep" | head -1 | cut -d: -f1 || true)
-    if [[ -z "$rel" ]]; then
-        grep -qE "/${pat}\.ko" "$kx/lib/modules/$kver/modules.builtin" 2>/dev/null \
-            || warn "module $m neither built in nor found"
-        continue
-    fi
-    add_module "$rel"
-done
-: > "$ird/etc/clconv-modules"
-for rel in "${order[@]}"; do
-    mkdir -p "$ird/lib/modules/$(dirname "$rel")"
-    cp "$kx/lib/modules/$kver/$rel" "$ird/lib/modules/$rel"
-    echo "$rel" >> "$ird/etc/clconv-modules"
-done
-( cd "$ird" && find . | LC_ALL=C sort | cpio --quiet -o -H newc -R 0:0 ) | gzip -9 > "$PI_TMP/initramfs8"
-info "initramfs: ${#order[@]} modules, $(human "$(file_size "$PI_TMP/initramfs8")")"
+make_initramfs "$kx" "$kver" "$PI_DIR/initramfs-init.sh" "$PI_TMP/initramfs8" \
+    virtio_pci virtio_blk virtio_mmio ext4 crc32c_generic vfat nls_cp437 nls_ascii nls_iso8859-1 \
+    sdhci sdhci-pltfm sdhci-iproc bcm2835 bcm2835_wdt
 
 # -------------------------------------------------------------- boot files --
 bootf=$PI_TMP/bootfiles

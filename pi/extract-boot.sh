@@ -27,6 +27,7 @@
 # files are listed on stderr.
 # Exit status: 0 ok, 2 bad input, 3 missing tool, 1 other failure.
 set -euo pipefail
+shopt -s extglob
 PI_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source=pi/lib.sh
 . "$PI_DIR/lib.sh"
@@ -51,6 +52,7 @@ while [[ $# -gt 0 ]]; do
 done
 [[ -n "$image" && -n "$outdir" ]] || { usage_from_header "$0" >&2; exit 2; }
 [[ $in_place == 0 || -z "$out" ]] || die "--in-place and -o exclude each other"
+[[ "$outdir" == / ]] || outdir=${outdir%%+(/)}   # boot/ -> boot (printed paths)
 
 need_tools sfdisk:fdisk mcopy:mtools mdir:mtools dd:coreutils
 modify=0

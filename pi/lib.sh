@@ -19,6 +19,9 @@ PI_MIRROR=${CLCONV_PI_MIRROR:-}   # empty: mmdebstrap's default (deb.debian.org 
 PI_CACHE=${CLCONV_PI_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/clconv/pi}
 # Packages of the emulated test system (rootfs of build-test-image.sh).
 PI_ROOTFS_PACKAGES=${CLCONV_PI_PACKAGES:-python3-pyopencl,pocl-opencl-icd,python3-numpy,python3-tqdm,python3-platformdirs,python3-filelock,python3-pytest,python3-hypothesis,clinfo}
+# Packages of the Raspberry-Pi-OS-like image of build-os-image.sh (clconv's
+# dependencies, an init system, SSH and sudo for the first-boot user).
+PI_OS_PACKAGES=${CLCONV_PI_OS_PACKAGES:-systemd,systemd-sysv,udev,kmod,openssh-server,sudo,iproute2,netbase,python3-pyopencl,pocl-opencl-icd,python3-numpy,python3-tqdm,python3-platformdirs,python3-filelock,clinfo}
 # Marker printed by the test image's init after the command has run.
 PI_EXIT_MARKER="CLCONV-EXIT-CODE:"
 
@@ -361,6 +364,15 @@ cache_key() {
     h=$(printf '%s|%s|%s|%s|apt' "$PI_SUITE" "$1" "$PI_ROOTFS_PACKAGES" "$PI_MIRROR" | sha256sum | cut -c1-10)
     printf '%s-%s-%s' "$PI_SUITE" "$1" "$h"
 }
+# os_cache_key ARCH: the same for the OS image's package list.
+os_cache_key() {
+    local h
+    h=$(printf '%s|%s|%s|%s|os' "$PI_SUITE" "$1" "$PI_OS_PACKAGES" "$PI_MIRROR" | sha256sum | cut -c1-10)
+    printf '%s-%s-%s' "$PI_SUITE" "$1" "$h"
+}
+os_rootfs_tar_path() { printf '%s/os-rootfs-%s.tar' "$PI_CACHE" "$(os_cache_key "$1")"; }
+# os_image_path ARCH: the cached image of build-os-image.sh.
+os_image_path() { printf '%s/os-image-%s.img' "$PI_CACHE" "$(os_cache_key "$1")"; }
 rootfs_tar_path() { printf '%s/rootfs-%s.tar' "$PI_CACHE" "$(cache_key "$1")"; }
 # test_image_path ARCH: the cached SD card image of build-test-image.sh.
 test_image_path() { printf '%s/test-image-%s.img' "$PI_CACHE" "$(cache_key "$1")"; }
@@ -374,6 +386,63 @@ test_image_stale() {
         [[ ! "$f" -nt "$image" ]] || return 0
     done
     return 1
+}
+# unpack_kernel KDIR DEST: dpkg-deb -x every linux-image-*.deb and
+# busybox-static_*.deb of KDIR into DEST, run depmod there (on the host, no
+# package scripts) and print the kernel version.
+unpack_kernel() {
+    local kdir=$1 dest=$2 deb kver
+    mkdir -p "$dest"
+    for deb in "$kdir"/linux-image-*.deb "$kdir"/busybox-static_*.deb; do
+        dpkg-deb -x "$deb" "$dest" || die 1 "cannot unpack $deb"
+    done
+    kver=$(basename "$(compgen -G "$dest/boot/vmlinuz-*" | head -1)")
+    kver=${kver#vmlinuz-}
+    [[ -n "$kver" && -d "$dest/lib/modules/$kver" ]] || die 1 "kernel package has no vmlinuz/modules"
+    depmod -b "$dest" "$kver"
+    echo "$kver"
+}
+# make_initramfs KX KVER INIT OUT MODULE...: a gzipped cpio with KX's busybox,
+# INIT as /init and the named modules of KX (after their dependencies, in
+# that order in /etc/clconv-modules, for the init to insmod); modules built
+# into the kernel are skipped.
+make_initramfs() {
+    local kx=$1 kver=$2 init=$3 out=$4; shift 4
+    local ird moddep m pat rel
+    ird=$(mktemp -d "$PI_TMP/initramfs.XXXXXX")
+    mkdir -p "$ird/bin" "$ird/etc" "$ird/lib/modules" "$ird/proc" "$ird/sys" "$ird/dev" "$ird/newroot"
+    cp "$kx/bin/busybox" "$ird/bin/busybox"
+    install -m 0755 "$init" "$ird/init"
+    moddep=$kx/lib/modules/$kver/modules.dep
+    local -A seen=()
+    local order=()
+    _add_module() {  # dependencies first
+        local r=$1 d
+        [[ -z "${seen[$r]:-}" ]] || return 0
+        seen[$r]=1
+        # shellcheck disable=SC2013  # module paths hold no spaces
+        for d in $(awk -F': *' -v m="$r" '$1 == m { print $2 }' "$moddep"); do _add_module "$d"; done
+        order+=("$r")
+    }
+    for m in "$@"; do
+        pat=${m//[-_]/[-_]}
+        rel=$(grep -E "/${pat}\.ko(\.[gx]z|\.zst)?:" "$moddep" | head -1 | cut -d: -f1 || true)
+        if [[ -z "$rel" ]]; then
+            grep -qE "/${pat}\.ko" "$kx/lib/modules/$kver/modules.builtin" 2>/dev/null \
+                || warn "module $m neither built in nor found"
+            continue
+        fi
+        _add_module "$rel"
+    done
+    : > "$ird/etc/clconv-modules"
+    for rel in "${order[@]}"; do
+        mkdir -p "$ird/lib/modules/$(dirname "$rel")"
+        cp "$kx/lib/modules/$kver/$rel" "$ird/lib/modules/$rel"
+        echo "$rel" >> "$ird/etc/clconv-modules"
+    done
+    ( cd "$ird" && find . | LC_ALL=C sort | cpio --quiet -o -H newc -R 0:0 ) | gzip -9 > "$out"
+    rm -rf "$ird"
+    info "initramfs: ${#order[@]} modules, $(human "$(file_size "$out")")"
 }
 # repo_tar DIR OUT: tar of a source tree without VCS data, caches, venvs.
 repo_tar() {

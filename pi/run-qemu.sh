@@ -12,7 +12,7 @@
 #         bcm2710-rpi-3-b-plus.dtb (Raspberry Pi OS) or Debian's
 #         bcm2837-rpi-3-b.dtb (test image)                       [default]
 #   pi2   qemu-system-arm -M raspi2b, 1 GiB, 32-bit: kernel7.img +
-#         bcm2709-rpi-2-b.dtb
+#         bcm2709-rpi-2-b.dtb (Raspberry Pi OS) or Debian's bcm2836-rpi-2-b.dtb
 #   pi0   qemu-system-arm -M raspi0, 512 MiB: kernel.img + bcm2708-rpi-zero.dtb
 #   virt  qemu-system-aarch64 -M virt -cpu cortex-a72, 1 GiB, virtio disk;
 #         test images only (much faster than raspi3b)
@@ -29,7 +29,9 @@
 #   With COMMAND: boot in the background (console in a log), wait for SSH
 #   (--boot-timeout, default 900 s), run COMMAND over ssh, `sudo reboot`
 #   (QEMU runs with -no-reboot, so it exits), kill QEMU if it has not exited
-#   60 s later; the exit status is COMMAND's.  --user NAME:PASSWORD writes
+#   120 s later (saying so); the exit status is COMMAND's.  The image's
+#   initramfs8 (pi3), initramfs7 (pi2) or initramfs (pi0) is passed with
+#   -initrd when the boot partition has one.  --user NAME:PASSWORD writes
 #   `ssh` and userconf.txt into the working copy (extract-boot.sh) and logs in
 #   with that password (OpenSSH askpass, no sshpass needed); without it, ssh
 #   uses your keys as user $CLCONV_PI_SSH_USER (default pi).  The kernel
@@ -195,11 +197,18 @@ else
         pi3) kernel=$(pick kernel8.img) || die "no kernel8.img (64-bit kernel) in $image; a 32-bit image boots with --model pi2"
              f=$(pick bcm2710-rpi-3-b-plus.dtb bcm2710-rpi-3-b.dtb bcm2837-rpi-3-b.dtb) || die "no Pi 3 dtb in $image" ;;
         pi2) kernel=$(pick kernel7.img) || die "no kernel7.img in $image"
-             f=$(pick bcm2709-rpi-2-b.dtb) || die "no bcm2709-rpi-2-b.dtb in $image" ;;
+             f=$(pick bcm2709-rpi-2-b.dtb bcm2836-rpi-2-b.dtb) || die "no bcm2709-rpi-2-b.dtb in $image" ;;
         pi0) kernel=$(pick kernel.img) || die "no kernel.img in $image"
              f=$(pick bcm2708-rpi-zero.dtb bcm2708-rpi-zero-w.dtb) || die "no Pi Zero dtb in $image" ;;
     esac
     dtb=(-dtb "$f")
+    # Debian's (mainline) Pi 3 device tree gives the PL011 (ttyAMA0) to Bluetooth:
+    # the console is the mini UART, ttyS1, QEMU's second serial port.
+    console=ttyAMA0 serials=(-serial "$serial")
+    if [[ $model == pi3 && "$(basename "$f")" == bcm2837-* ]]; then console=ttyS1 serials=(-serial null -serial "$serial"); fi
+    # The initramfs the image boots with (Raspberry Pi OS: auto_initramfs in config.txt).
+    case $model in pi3) f=$(pick initramfs8) ;; pi2) f=$(pick initramfs7) ;; pi0) f=$(pick initramfs) ;; esac \
+        && initrd=(-initrd "$f")
     append=()
     if [[ -f "$bootdir/cmdline.txt" ]]; then
         read -r -a words < "$bootdir/cmdline.txt" || true
@@ -213,9 +222,9 @@ else
     else
         append=(root=/dev/mmcblk0p2 rootfstype=ext4 rootwait)
     fi
-    append=("console=ttyAMA0,115200" "${append[@]}" "dwc_otg.fiq_fsm_enable=0")
+    append=("console=$console,115200" "${append[@]}" "dwc_otg.fiq_fsm_enable=0")
     [[ $verbose == 1 ]] || append+=(quiet)
-    qargs+=(-serial "$serial" -drive "if=sd,file=$disk,format=raw" "${snapshot[@]}"
+    qargs+=("${serials[@]}" -drive "if=sd,file=$disk,format=raw" "${snapshot[@]}"
             -device "usb-net,netdev=net0" -netdev "user,id=net0,hostfwd=tcp::$ssh_port-:22")
 fi
 qcmd=("$qemu" "${qargs[@]}" -kernel "$kernel" "${initrd[@]}" "${dtb[@]}" -append "${append[*]}")
@@ -291,6 +300,13 @@ rc=0
 if [[ ${#cmd[@]} -eq 1 ]]; then rssh "${cmd[0]}" || rc=$?; else rssh "$(printf '%q ' "${cmd[@]}")" || rc=$?; fi
 info "command exit status $rc; rebooting the guest (QEMU -no-reboot exits)"
 rssh 'sudo -n reboot || sudo -n systemctl reboot' >/dev/null 2>&1 || true
-for _ in $(seq 60); do kill -0 "$qpid" 2>/dev/null || break; sleep 1; done
-stop_qemu
+down=$SECONDS
+while kill -0 "$qpid" 2>/dev/null && (( SECONDS - down < 120 )); do sleep 1; done
+if kill -0 "$qpid" 2>/dev/null; then
+    warn "QEMU had not exited 120 s after the reboot; killing it (last console lines below)"
+    tail -15 "$log" >&2
+    stop_qemu
+else
+    info "guest shut down: QEMU exited $((SECONDS - down)) s after the reboot"
+fi
 exit "$rc"

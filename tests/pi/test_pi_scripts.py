@@ -185,7 +185,7 @@ def boot_bytes(img):
 
 # ------------------------------------------------------------------ general --
 SCRIPTS = ["resize-image.sh", "extract-boot.sh", "run-qemu.sh", "build-test-image.sh",
-           "test-emulated.sh"]
+           "build-os-image.sh", "test-emulated.sh"]
 
 
 @pytest.mark.parametrize("script", SCRIPTS)
