@@ -166,15 +166,16 @@ __kernel void winograd_output(
         }
         __global float *dst = out + (nk * Ho + oy) * Wo + ox0;
 #if ACCUMULATE
-        if (ox0 + 16 <= Wo) {
-            v += vload16(0, dst);
-        } else {
-            float r[16];
+        {
+            // add the residual dst holds, one output at a time: read as a second
+            // 16-wide vector, VC4C's register allocator failed it (3 of 3 tries)
+            float t[16];
+            vstore16(v, 0, t);
 #pragma unroll
-            for (int j = 0; j < 16; ++j) r[j] = ox0 + j < Wo ? dst[j] : 0.0f;  // guarded
-            v += vload16(0, r);
+            for (int j = 0; j < 16; ++j)  // unrolled, guarded: no memcpy (VC4C)
+                if (ox0 + j < Wo) dst[j] = activate(t[j] + dst[j], act_alpha, act_beta);
         }
-#endif
+#else
         v = activate16(v, act_alpha, act_beta);
         if (ox0 + 16 <= Wo) {
             vstore16(v, 0, dst);
@@ -185,5 +186,6 @@ __kernel void winograd_output(
             for (int j = 0; j < 16; ++j)  // unrolled, guarded: no memcpy (VC4C)
                 if (ox0 + j < Wo) dst[j] = t[j];
         }
+#endif
     }
 }
