@@ -182,6 +182,27 @@ def test_bench_model_gives_a_constant_weight_model_random_weights(tmp_path, caps
     assert weights["w"].std() > 0.05 and len(np.unique(weights["fc"])) == weights["fc"].size
 
 
+def test_weights_filled_by_constant_of_shape_count_as_constant(tmp_path):
+    """The light model-zoo files store each weight's shape only, filled by ConstantOfShape."""
+    import onnx
+
+    from clconv.onnx.random_weights import has_constant_weights, randomize_weights
+
+    model = onnx.load(str(_classifier(tmp_path / "m.onnx")))
+    for tensor in list(model.graph.initializer):
+        shape = numpy_helper.from_array(
+            np.array(numpy_helper.to_array(tensor).shape, np.int64), tensor.name + "__SHAPE")
+        model.graph.initializer.remove(tensor)
+        model.graph.initializer.append(shape)
+        model.graph.node.insert(0, helper.make_node(
+            "ConstantOfShape", [shape.name], [tensor.name],
+            value=numpy_helper.from_array(np.array([0.02], np.float32))))
+    assert has_constant_weights(model)
+    assert not any(n.op_type == "ConstantOfShape" for n in model.graph.node)
+    assert not any(t.name.endswith("__SHAPE") for t in model.graph.initializer)
+    assert randomize_weights(model, seed=0) == 2 and not has_constant_weights(model)
+
+
 def test_random_weights_keep_batch_norm_statistics_valid():
     from clconv.onnx.random_weights import randomize_weights
 

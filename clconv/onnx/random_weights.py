@@ -1,7 +1,8 @@
 """Seeded random weights for a model's layers, for benchmarks and comparisons.
 
 The ONNX wheel's model-zoo test nets (onnx/backend/test/data/light/) hold one value in
-every weight tensor (0.02), so every channel computes the same thing and any two
+every weight tensor (0.02; the files store only each weight's shape, filled by a
+ConstantOfShape node), so every channel computes the same thing and any two
 implementations agree on them: an output comparison proves nothing. These functions
 tell such a model apart and give its layers random weights of a sensible scale.
 """
@@ -18,6 +19,30 @@ ROLES = {("Conv", 1): "weight", ("Conv", 2): "bias",
          ("BatchNormalization", 3): "bias", ("BatchNormalization", 4): "positive"}
 
 
+def _materialize_filled_weights(proto) -> None:
+    """ConstantOfShape nodes of a constant shape become initializers holding their value,
+    so that the weights they fill are initializers like any other."""
+    shapes = {t.name: numpy_helper.to_array(t) for t in proto.graph.initializer}
+    keep = []
+    for node in proto.graph.node:
+        if node.op_type == "ConstantOfShape" and node.input and node.input[0] in shapes:
+            value = np.zeros(1, np.float32)
+            for attr in node.attribute:
+                if attr.name == "value":
+                    value = numpy_helper.to_array(attr.t)
+            filled = np.full(tuple(int(d) for d in shapes[node.input[0]]), value.flat[0],
+                             value.dtype)
+            proto.graph.initializer.append(numpy_helper.from_array(filled, node.output[0]))
+        else:
+            keep.append(node)
+    del proto.graph.node[:]
+    proto.graph.node.extend(keep)
+    used = {name for node in keep for name in node.input} | {o.name for o in proto.graph.output}
+    unused = [t for t in proto.graph.initializer if t.name not in used]
+    for tensor in unused:  # the shapes the replaced nodes read
+        proto.graph.initializer.remove(tensor)
+
+
 def layer_initializers(proto) -> dict[str, str]:
     """{initializer name: role} for the float initializers layers read as weights."""
     floats = {t.name for t in proto.graph.initializer
@@ -32,7 +57,9 @@ def layer_initializers(proto) -> dict[str, str]:
 
 
 def has_constant_weights(proto) -> bool:
-    """True when every layer weight tensor (more than one value) holds a single value."""
+    """True when every layer weight tensor (more than one value) holds a single value.
+    Turns weight-filling ConstantOfShape nodes into initializers first (same model)."""
+    _materialize_filled_weights(proto)
     roles = layer_initializers(proto)
     weights = [numpy_helper.to_array(t) for t in proto.graph.initializer
                if roles.get(t.name) in ("weight", "weight_t", "matrix")]
@@ -56,6 +83,7 @@ def randomize_weights(proto, seed: int = 0) -> int:
     """Replace, in place, every layer weight of `proto` (convolution and GEMM weights and
     biases, batch-norm statistics) by seeded random values; returns how many tensors."""
     rng = np.random.default_rng(seed)
+    _materialize_filled_weights(proto)
     roles = layer_initializers(proto)
     count = 0
     for tensor in proto.graph.initializer:
