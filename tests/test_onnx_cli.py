@@ -219,3 +219,22 @@ def test_random_weights_keep_batch_norm_statistics_valid():
     values = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
     assert values["var"].min() > 0 and values["scale"].min() > 0
     np.testing.assert_array_equal(values["shape"], [1, -1])
+
+
+def test_the_light_model_zoo_nets_get_valid_random_weights():
+    """The ONNX wheel's light SqueezeNet (IR 3: initializers are graph inputs too)."""
+    import os
+
+    import onnx
+
+    from clconv.onnx.random_weights import has_constant_weights, randomize_weights
+
+    path = os.path.join(os.path.dirname(onnx.__file__), "backend", "test", "data", "light",
+                        "light_squeezenet.onnx")
+    if not os.path.exists(path):
+        pytest.skip(f"{path} is not in this onnx wheel")
+    model = onnx.load(path)
+    assert has_constant_weights(model)
+    assert randomize_weights(model, seed=0) == 52
+    onnx.checker.check_model(model)
+    assert not has_constant_weights(model)

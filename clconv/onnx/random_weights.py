@@ -9,7 +9,7 @@ tell such a model apart and give its layers random weights of a sensible scale.
 from __future__ import annotations
 
 import numpy as np
-from onnx import numpy_helper
+from onnx import helper, numpy_helper
 
 # (op type, input index) -> role of a float initializer there
 ROLES = {("Conv", 1): "weight", ("Conv", 2): "bias",
@@ -33,6 +33,10 @@ def _materialize_filled_weights(proto) -> None:
             filled = np.full(tuple(int(d) for d in shapes[node.input[0]]), value.flat[0],
                              value.dtype)
             proto.graph.initializer.append(numpy_helper.from_array(filled, node.output[0]))
+            if proto.ir_version < 4:  # before IR 4 every initializer is a graph input too
+                proto.graph.input.append(helper.make_tensor_value_info(
+                    node.output[0], helper.np_dtype_to_tensor_dtype(filled.dtype),
+                    filled.shape))
         else:
             keep.append(node)
     del proto.graph.node[:]
@@ -41,6 +45,9 @@ def _materialize_filled_weights(proto) -> None:
     unused = [t for t in proto.graph.initializer if t.name not in used]
     for tensor in unused:  # the shapes the replaced nodes read
         proto.graph.initializer.remove(tensor)
+    dropped = {t.name for t in unused}
+    for value in [v for v in proto.graph.input if v.name in dropped]:
+        proto.graph.input.remove(value)
 
 
 def layer_initializers(proto) -> dict[str, str]:
