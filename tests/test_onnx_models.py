@@ -187,3 +187,34 @@ def test_asymmetric_same_padding_and_ceil_mode_match_onnx_runtime(rng):
     (out,) = conx.load(data).run([x])
     (ref,) = reference(data, {"x": x})
     assert relative_error(out, ref) < TOLERANCE
+
+
+def test_per_channel_mul_add_sub_become_one_affine_step_and_fold_into_the_conv(rng):
+    """Exporters that write batch norm as BN -> Mul -> Add (DenseNet's Caffe2 export):
+    the per-channel Mul/Add/Sub become affine steps, merged into one, folded into the
+    convolution before them; a channel-less broadcast stays an element-wise step."""
+    def const(name, shape):
+        return numpy_helper.from_array(rng.standard_normal(shape).astype(np.float32), name)
+
+    inits = [const("w", (6, 3, 3, 3)), const("s", (6, 1, 1)), const("b", (1, 6, 1, 1)),
+             const("t", (6, 1, 1)), const("row", (1, 1, 1, 8))]
+    nodes = [helper.make_node("Conv", ["x", "w"], ["c"], pads=[1, 1, 1, 1]),
+             helper.make_node("Mul", ["s", "c"], ["m"]),
+             helper.make_node("Add", ["m", "b"], ["a"]),
+             helper.make_node("Relu", ["a"], ["r"]),
+             helper.make_node("Sub", ["t", "r"], ["d"]),       # c - x: scale -1
+             helper.make_node("Sub", ["d", "t"], ["e"]),       # x - c
+             helper.make_node("Mul", ["e", "row"], ["y"])]     # not per channel
+    data = _model(nodes, [_vi("x", [2, 3, 5, 8])], [_vi("y", [2, 6, 5, 8])],
+                  inits).SerializeToString()
+    plan = conx.load(data).plan
+    ops = [step.op for step in plan.steps]
+    assert ops[0] == "Conv+Mul+Add+Relu" and ops[1] == "Sub+Sub", ops
+    assert ops[2] == "Mul" and len(ops) == 3
+    x = rng.standard_normal((2, 3, 5, 8)).astype(np.float32)
+    x[0, 0, 0, :2] = (np.nan, np.inf)
+    (out,) = conx.load(data).run([x])
+    (ref,) = reference(data, {"x": x})
+    np.testing.assert_array_equal(np.isnan(out), np.isnan(ref))
+    finite = np.isfinite(ref)
+    np.testing.assert_allclose(out[finite], ref[finite], rtol=1e-5, atol=1e-5)

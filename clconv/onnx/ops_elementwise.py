@@ -6,7 +6,7 @@ import numpy as np
 
 from ..epilogue import Activation
 from ..ops.elementwise import broadcast_shape
-from .steps import ActivationStep, BinaryStep, ViewStep
+from .steps import ActivationStep, AffineStep, BinaryStep, ViewStep
 
 FLOAT_MAX = float(np.finfo(np.float32).max)
 
@@ -75,9 +75,52 @@ def _emit_binary(ctx, op_name, a_index_or_name, b_index, a_shape, b_shape, outpu
     return out_shape
 
 
+def _per_channel(value, x_shape):
+    """`value` (a host constant) as one float64 number per channel of x's axis 1, or None
+    when it broadcasts otherwise (or would broadcast x itself)."""
+    if not isinstance(value, np.ndarray) or value.dtype.kind != "f" or len(x_shape) < 2 \
+            or value.ndim > len(x_shape):
+        return None
+    shape = (1,) * (len(x_shape) - value.ndim) + value.shape
+    C = x_shape[1]
+    if shape[0] != 1 or shape[1] not in (1, C) or any(d != 1 for d in shape[2:]):
+        return None
+    return np.broadcast_to(value.astype(np.float64).reshape(shape[1]), (C,))
+
+
+def _lower_channel_affine(ctx) -> bool:
+    """x + c, c + x, x - c, c - x, x * c, c * x with c a per-channel constant (the
+    batch-norm scale and shift that some exporters write as Mul and Add): one
+    AffineStep, x * scale[c] + shift[c], which the planner merges with its neighbours,
+    folds into a convolution before it and fuses the activation after it into.
+    Exactly the same result: x*1 + c, x*(-1) + c and x*c + 0 round as x + c, c - x and
+    x * c do."""
+    op = ctx.node.op_type
+    if op not in ("Add", "Sub", "Mul"):
+        return False
+    for x_i, c_i in ((0, 1), (1, 0)):
+        if ctx.is_const(x_i) or not ctx.is_const(c_i):
+            continue
+        x_shape = tuple(ctx.shape(x_i))
+        if ctx.value(x_i).dtype != np.float32:
+            return False
+        c = _per_channel(ctx.value(c_i), x_shape)
+        if c is None:
+            return False
+        ones, zeros = np.ones_like(c), np.zeros_like(c)
+        scale, shift = {"Add": (ones, c), "Mul": (c, zeros),
+                        "Sub": (ones, -c) if x_i == 0 else (-ones, c)}[op]
+        names = [ctx.add_constant("scale", scale), ctx.add_constant("shift", shift)]
+        ctx.emit(AffineStep, [ctx.tensor(x_i, "X")] + names, [x_shape])
+        return True
+    return False
+
+
 def lower_binary(ctx):
     if ctx.all_const():
         ctx.set_const(_numpy_binary(ctx.node.op_type, ctx.value(0), ctx.value(1)))
+        return
+    if _lower_channel_affine(ctx):
         return
     _emit_binary(ctx, ctx.node.op_type.lower(), 0, 1, ctx.shape(0), ctx.shape(1),
                  ctx.node.outputs[0])

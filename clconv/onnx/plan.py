@@ -218,6 +218,32 @@ def _sole_consumer(steps, index, outputs, users):
     return readers[0]
 
 
+def merge_affines(steps, values, outputs, device_constants):
+    """A per-channel affine map read only by another one (batch norm, then the Mul and
+    Add some exporters write after it) becomes a single map: scale s1*s2, shift
+    b1*s2 + b2, computed in float64."""
+    users = _consumers(steps)
+    removed = set()
+    for i, step in enumerate(steps):
+        if i in removed or not isinstance(step, AffineStep) or step.act.name != "none":
+            continue
+        j = _sole_consumer(steps, i, outputs, users)
+        if j is None or not isinstance(steps[j], AffineStep) or steps[j].inputs[0] != step.outputs[0]:
+            continue
+        nxt = steps[j]
+        s1, b1, s2, b2 = (values[n].astype(np.float64)
+                          for n in step.inputs[1:3] + nxt.inputs[1:3])
+        names = [f"{nxt.nodes[0]}::scale:merged", f"{nxt.nodes[0]}::shift:merged"]
+        for name, value in zip(names, (s1 * s2, b1 * s2 + b2)):
+            values[name] = value.astype(np.float32)
+            device_constants.setdefault(name, None)
+        nxt.inputs = [step.inputs[0]] + names
+        nxt.nodes = step.nodes + nxt.nodes
+        nxt.op = step.op + "+" + nxt.op
+        removed.add(i)
+    return [s for k, s in enumerate(steps) if k not in removed]
+
+
 def fold_batch_norms(steps, values, outputs, device_constants):
     """Conv with constant weights followed only by a per-channel affine map: scale the
     weights and bias, drop the affine step."""
@@ -369,7 +395,9 @@ def build_plan(graph: Graph, input_shapes: dict[str, tuple],
     for name in graph.outputs:
         if name not in builder.values:
             raise PlanError(f"graph output {name!r} is not produced by any node")
-    steps = fold_batch_norms(builder.steps, builder.values, set(graph.outputs),
+    steps = merge_affines(builder.steps, builder.values, set(graph.outputs),
+                          builder.device_constants)
+    steps = fold_batch_norms(steps, builder.values, set(graph.outputs),
                              builder.device_constants)
     steps = fuse_activations(steps, set(graph.outputs))
     steps = fuse_residual_adds(steps, builder.values, set(graph.outputs))
