@@ -57,7 +57,7 @@ if [[ -z $engine ]]; then
     if command -v podman >/dev/null; then engine=podman; else engine=docker; fi
 fi
 case $engine in podman|docker) ;; *) die "--engine must be podman or docker, got: $engine" ;; esac
-command -v "$engine" >/dev/null || die "missing tool: $engine (apt-get install $engine)" 3
+command -v "$engine" >/dev/null || die "missing tool: $engine (Debian package: ${engine/docker/docker.io})" 3
 [[ -z $ca_cert || -r $ca_cert ]] || die "--ca-cert: cannot read $ca_cert"
 [[ -z $ca_cert || $engine == podman ]] || die "--ca-cert needs --engine podman (docker build has no -v)"
 [[ -z $os_image || -r $os_image ]] || die "--os-image: cannot read $os_image"
