@@ -46,7 +46,7 @@ if ! skip apt; then
     export PI_APT_PACKAGES_STR="${PI_APT_PACKAGES[*]}"  # arrays do not reach the child bash
     step apt 1200 bash -c install_packages
 fi
-step shellcheck 120 shellcheck -x pi/*.sh pi/vc4c/*.sh .ci/run .ci/*.sh
+step shellcheck 120 shellcheck -x pi/*.sh pi/vc4c/*.sh docker/*.sh .ci/run .ci/*.sh
 step scripts 900 "$py" -m pytest -q -p no:cacheprovider tests/pi -m "not emulation"
 if [[ -n "${PI_TIER_PYTEST_ARGS:-}" ]]; then
     eval "user_args=($PI_TIER_PYTEST_ARGS)"     # shell words, quotes allowed
