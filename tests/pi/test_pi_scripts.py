@@ -648,3 +648,12 @@ def test_test_emulated_user_tier(tmp_path, arch):
     assert r.returncode == 5
     with open("/proc/mounts") as f:
         assert "clconv-pi." not in f.read(), "mounts left behind"
+
+
+def test_docker_build_and_test_has_help_and_refuses_unknown_arguments():
+    need("bash")
+    script = REPO / "docker" / "build-and-test.sh"
+    r = subprocess.run(["bash", str(script), "--help"], capture_output=True, text=True)
+    assert r.returncode == 0 and "Usage:" in r.stdout and "build-and-test.sh" in r.stdout
+    r = subprocess.run(["bash", str(script), "--bogus"], capture_output=True, text=True)
+    assert r.returncode == 2 and "--bogus" in r.stderr
