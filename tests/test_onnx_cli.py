@@ -175,6 +175,8 @@ def test_bench_model_gives_a_constant_weight_model_random_weights(tmp_path, caps
     assert main(["bench-model", str(constant), "--runs", "1", "--warmup", "0"]) == 0
     out = capsys.readouterr().out
     assert "2 layer tensors given seeded random values (seed 0): every weight tensor" in out
+    # the classifier ends in a Softmax: its input ('l') is what is compared
+    assert "compared     the input of the final Softmax ('l')" in out
     assert "DISAGREES" not in out
     assert randomize_weights(model, seed=3) == 2
     weights = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}

@@ -79,6 +79,7 @@ def run(args) -> int:
         shapes = parse_shapes(args.shape)
         if args.batch is not None:
             shapes = batched_shapes(proto, shapes, args.batch)
+        compared = expose_softmax_input(proto)
         model = load(proto, input_shapes=shapes)
     except (OnnxImportError, UnsupportedModelError, PlanError, ValueError, OSError) as error:
         print(f"clconv bench-model: {error}", file=sys.stderr)
@@ -92,7 +93,7 @@ def run(args) -> int:
     try:
         session = onnxruntime.InferenceSession(proto.SerializeToString(), session_options,
                                                providers=["CPUExecutionProvider"])
-        reference = session.run(None, feeds)[0]
+        reference = session.run(None, feeds)[compared]
     except Exception as error:  # onnxruntime raises its own Fail/InvalidArgument types
         print(f"clconv bench-model: ONNX Runtime cannot run the model with inputs "
               f"{model.input_shapes}: {error}", file=sys.stderr)
@@ -104,8 +105,8 @@ def run(args) -> int:
         if ncnn_model is not None:
             calls["ncnn"] = lambda: ncnn_model.run(feeds)
         times = time_alternating(calls, args.runs, args.warmup, desc=" / ".join(calls))
-        differences = {"clconv": _difference(model.run(feeds)[0], reference)}
-        if ncnn_model is not None:
+        differences = {"clconv": _difference(model.run(feeds)[compared], reference)}
+        if ncnn_model is not None and compared == 0:  # ncnn returns the first output only
             differences["ncnn"] = _difference(ncnn_model.run(feeds), reference)
     batch = batch_size(model.input_shapes)
     print(f"model        {args.model} inputs {model.input_shapes}")
@@ -127,6 +128,8 @@ def run(args) -> int:
               f"onnxruntime (best, median; below 1: {name} faster)")
     if ncnn_note:
         print(f"ncnn         not measured: {ncnn_note}")
+    if compared:
+        print(f"compared     the input of the final Softmax ({proto.graph.output[compared].name!r})")
     for name, error in differences.items():
         print(f"max relative output difference {error:.2e}"
               + ("" if name == "clconv" else f" ({name} against onnxruntime)")
@@ -135,6 +138,20 @@ def run(args) -> int:
     if args.profile:
         _profile(model, feeds)
     return EXIT_OK
+
+
+def expose_softmax_input(proto) -> int:
+    """The index of the output to compare: 0, or, when the first graph output is made by
+    a Softmax, its input, added as a graph output (a softmax of random weights' large
+    logits saturates to 0 and 1, which hide any difference before it)."""
+    first = proto.graph.output[0].name if proto.graph.output else None
+    producer = next((n for n in proto.graph.node if first in n.output), None)
+    if producer is None or producer.op_type != "Softmax":
+        return 0
+    logits = proto.graph.output.add()
+    logits.CopyFrom(proto.graph.output[0])  # a softmax keeps its input's shape and type
+    logits.name = producer.input[0]
+    return len(proto.graph.output) - 1
 
 
 def _difference(out, reference) -> float:
