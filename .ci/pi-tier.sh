@@ -85,7 +85,7 @@ export -f both_user_tiers as_root exit_meaning
 export user_args_str
 user_args_str=$(printf '%q ' "${user_args[@]}")
 # shellcheck disable=SC2016  # expanded by the inner bash
-step arm64+armhf 1800 bash -c 'eval "user_args=($user_args_str)"; both_user_tiers'
+step arm64+armhf 2400 bash -c 'eval "user_args=($user_args_str)"; both_user_tiers'
 # The booted Pi builds each OpenCL program slower still: smoke tests, direct variant.
 step raspi3b 1500 env CLCONV_ALGO="$CLCONV_ALGO" pi/test-emulated.sh --arch arm64 --system raspi3b \
     --timeout 1400 -- -v -p no:cacheprovider -m "not emulation and not slow" -k "${PI_TIER_SMOKE:-smoke}"
