@@ -25,11 +25,14 @@ def _numpy(output):
 GRADIENTS = ("grad_input", "grad_weight", "grad_bias")  # a gradient's outputs, in order
 
 
-def _cases(rng, batch):
-    """(name, device thunk, expected, scale, exact) for each op of the table and its
-    gradient (named as the functional op: conv2d_backward), on one seeded sample each."""
+def _cases(rng, batch, ops=None):
+    """(name, device thunk, expected, scale, exact) for each op of the table (or those
+    named in `ops`) and its gradient (named as the functional op: conv2d_backward), on
+    one seeded sample each."""
     cases = []
     for spec in OPS:
+        if ops is not None and spec.name not in ops:
+            continue
         args, kwargs = spec.sample(rng, batch)
         expected = spec.reference(*args, **kwargs)
         scale = spec.scale(args, kwargs, expected) if spec.scale else None
@@ -51,8 +54,9 @@ def _shape(output):
     return str(np.shape(first(output)))
 
 
-def run_checks(seed: int = 0, batch: int = 4, out=print) -> bool:
-    """Run every case, print a table, and return whether all are within TOLERANCE."""
+def run_checks(seed: int = 0, batch: int = 4, out=print, ops=None) -> bool:
+    """Run every case (of the ops named in `ops`, a collection of op table names; None:
+    all), print a table, and return whether all are within TOLERANCE."""
     runtime = current()
     profile = runtime.profile
     out(f"device: {profile.label} ({profile.kind.name}, driver {profile.driver_version})")
@@ -63,7 +67,7 @@ def run_checks(seed: int = 0, batch: int = 4, out=print) -> bool:
     rng = np.random.default_rng(seed)
     all_ok = True
     out(f"\n{'op':<40} {'shape':<18} {'error':>9} {'ms':>8}  result")
-    for name, device_op, expected, scale, exact in _cases(rng, batch):
+    for name, device_op, expected, scale, exact in _cases(rng, batch, ops):
         start = time.perf_counter()
         result = _numpy(device_op())
         elapsed_ms = (time.perf_counter() - start) * 1e3

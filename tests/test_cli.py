@@ -43,7 +43,6 @@ def test_unknown_command_is_a_usage_error():
     assert "invalid choice" in result.stderr
 
 
-@pytest.mark.smoke
 def test_check_runs_every_op_against_the_reference(capsys):
     assert main(["check", "--batch", "2"]) == 0
     out = capsys.readouterr().out
@@ -55,6 +54,19 @@ def test_check_runs_every_op_against_the_reference(capsys):
                "linear_backward grad_bias", "conv3d_backward grad_weight"):
         assert op in out
     assert "MISMATCH" not in out
+
+
+@pytest.mark.smoke
+def test_check_ops_checks_only_the_ops_named(capsys):
+    """The booted emulated Pi runs this one: each kernel build takes minutes there."""
+    assert main(["check", "--batch", "2", "--ops", "conv2d, max_pool2d"]) == 0
+    out = capsys.readouterr().out
+    rows = [line.split()[0] for line in out.splitlines()[4:] if line.endswith(" ok")]
+    assert set(rows) == {"conv2d", "conv2d_backward", "max_pool2d", "max_pool2d_backward"}
+    assert "all ops match" in out and "MISMATCH" not in out
+    assert main(["check", "--ops", "conv2d,nope"]) == 2
+    err = capsys.readouterr().err
+    assert "--ops: unknown op nope" in err and "max_pool3d" in err
 
 
 def test_check_exits_1_on_a_mismatch(monkeypatch, capsys):
