@@ -164,10 +164,9 @@ class PackedForward:
     packed: object
 
     def run(self, rt, geo, x, w, bias, out, act):
-        if self.packed is None:
-            return self.variant.run["forward"](rt, geo, self.params, x, w, bias, out, act=act)
-        return self.variant.run["forward"](rt, geo, self.params, x, w, bias, out, act=act,
-                                           packed=self.packed)
+        packed = {} if self.packed is None else {"packed": self.packed}
+        return run(rt, "forward", geo, x, w, bias, out, variant=self.variant,
+                   params=self.params, act=act, **packed)
 
 
 def pack_forward(rt, geo, w) -> PackedForward:

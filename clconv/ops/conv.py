@@ -4,7 +4,6 @@ from __future__ import annotations
 from dataclasses import replace
 
 import numpy as np
-import pyopencl as cl
 import pyopencl.array as cla
 
 from .. import algos
@@ -85,10 +84,10 @@ def _output(rt, geo, residual, overwrite_residual, activation):
                                 else f"an array at offset {residual.offset}"))
         out = residual
     else:
-        out = empty(rt, geo.output_shape)
-        src = on_device(rt, residual, name="residual")
-        with rt.lock:
-            cl.enqueue_copy(rt.queue, out.data, src.data, byte_count=out.nbytes)
+        out = on_device(rt, residual, name="residual")
+        if out is residual:  # the caller's device array: work on a copy of it
+            with rt.lock:
+                out = residual.copy()
     return out, replace(activation, residual=True)
 
 
