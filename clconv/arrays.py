@@ -9,7 +9,7 @@ import numpy as np
 import pyopencl.array as cla
 
 from . import caches
-from .validation import check_allocation, fits_device
+from .validation import check_allocation, check_array, check_shape, fits_device
 
 ENV_POISON = "CLCONV_POISON_OUTPUTS"
 
@@ -64,6 +64,20 @@ def empty(runtime, shape, dtype=np.float32, name: str = "output") -> cla.Array:
     if poison_outputs() and out.size:
         with runtime.lock:  # pyopencl's fill kernel is shared too (see Runtime.lock)
             out.fill(np.nan if out.dtype.kind == "f" else -1)
+    return out
+
+
+def output(runtime, shape, out=None, name: str = "out") -> cla.Array:
+    """Where an op writes its result: a new array (see empty), or `out`, a float32 device
+    array of exactly `shape` at offset 0 (kernels take plain buffers), which the caller
+    lets the op overwrite (torch's out=)."""
+    if out is None:
+        return empty(runtime, shape)
+    check_shape(name, check_array(name, out, runtime, "(*)"), shape)
+    if not isinstance(out, cla.Array) or out.offset != 0:
+        raise ValueError(f"{name}: expected a device array (pyopencl) at offset 0 to write "
+                         "into, got " + (type(out).__name__ if not isinstance(out, cla.Array)
+                                         else f"an array at offset {out.offset}"))
     return out
 
 

@@ -48,6 +48,29 @@ def test_bad_residual_arguments_are_refused_naming_them(rng):
         F.conv2d_activation(x, w, residual=np.zeros((1, 6, 6, 6), np.float64))
 
 
+def test_out_receives_the_result_with_or_without_a_residual(rng):
+    """out= (torch's convention): the result goes into the caller's array, which may be a
+    view of a bigger buffer (a concatenation's slice); the residual is left as it was."""
+    rt = clconv.current_runtime()
+    x = rng.standard_normal((1, 4, 7, 6)).astype(np.float32)
+    w = rng.standard_normal((5, 4, 3, 3)).astype(np.float32)
+    r = on_device(rt, rng.standard_normal((1, 5, 7, 6)).astype(np.float32))
+    kept = r.get()
+    out = on_device(rt, np.full((1, 5, 7, 6), np.nan, np.float32))
+    assert F.conv2d_activation(x, w, padding=1, activation=RELU, out=out) is out
+    np.testing.assert_allclose(out.get(), F.conv2d_relu(x, w, padding=1).get(), rtol=1e-6)
+    assert F.conv2d_activation(x, w, padding=1, activation=RELU, residual=r, out=out) is out
+    np.testing.assert_allclose(out.get(), _torch_like(x, w, None, kept, padding=1),
+                               rtol=1e-5, atol=1e-5)
+    np.testing.assert_array_equal(r.get(), kept)
+    with pytest.raises(ValueError, match=r"out: expected shape \(1, 5, 5, 4\), got \(1, 5, 7"):
+        F.conv2d_activation(x, w, out=out)  # padding 0: a 5x4 output
+    with pytest.raises(ValueError, match="out: give either out or overwrite_residual"):
+        F.conv2d_activation(x, w, padding=1, residual=r, overwrite_residual=True, out=out)
+    with pytest.raises(ValueError, match="out: expected a device array"):
+        F.conv2d_activation(x, w, padding=1, out=np.zeros((1, 5, 7, 6), np.float32))
+
+
 def _resnet_block(rng, identity: bool):
     """x -> Conv -> BN -> (+ shortcut) -> Relu; the shortcut is x itself (identity) or a
     1x1 projection conv of x."""

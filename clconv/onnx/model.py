@@ -1,15 +1,18 @@
 """A compiled model: its plan, its constants on the device, and run()."""
 from __future__ import annotations
 
+import threading
 import time
 
 import numpy as np
+import pyopencl as cl
 
 from ..arrays import on_device
 from ..runtime import current
 from ..validation import check_allocation
 from .errors import InputError, PlanError
-from .plan import Plan, Tensor
+from .placement import ConcatArena, clear_placement, place_concat_inputs
+from .plan import Plan, Tensor, plan_memory
 
 
 class CompiledModel:
@@ -30,6 +33,25 @@ class CompiledModel:
                                for name in plan.device_constants}
         except ValueError as error:
             raise PlanError(f"{source}: {error}") from None
+        self._arena = self._place_concatenations()
+        # runs share the concatenation buffers, so one run at a time
+        self._lock = threading.Lock()
+
+    def _place_concatenations(self) -> dict:
+        """Let producers write into their Concat's output (placement.py); a device that
+        cannot make the sub-buffers gets the copying Concat."""
+        plan = self.plan
+        align_bytes = max(4, self.runtime.context.devices[0].mem_base_addr_align // 8)
+        plan.slots = place_concat_inputs(plan, align_bytes)
+        arena = None
+        if plan.slots:
+            try:
+                arena = ConcatArena(self.runtime, plan, plan.slots)
+            except cl.Error:  # e.g. no sub-buffers: copy as before
+                clear_placement(plan)
+        plan.arena_bytes = arena.nbytes if arena else 0
+        plan_memory(plan)
+        return arena.arrays if arena else {}
 
     @property
     def input_names(self) -> list[str]:
@@ -76,12 +98,18 @@ class CompiledModel:
         outputs stay on the device (pyopencl arrays). on_step(step, seconds), for
         profiling, drains the queue after every step."""
         feeds = self._check_inputs(inputs)
-        rt = self.runtime
+        with self._lock:
+            return self._run(feeds, as_numpy, on_step)
+
+    def _run(self, feeds, as_numpy, on_step):
+        rt, arena = self.runtime, self._arena
         env = dict(self._constants)
         env.update({name: on_device(rt, value) for name, value in feeds.items()})
         for step, releases in zip(self.plan.steps, self.plan.releases):
             args = [env[name] for name in step.inputs]
-            out = args[step.reuse_input] if step.reuse_input is not None else None
+            out = arena.get(step.outputs[0])  # its place in a concatenation, if it has one
+            if out is None and step.reuse_input is not None:
+                out = args[step.reuse_input]
             started = time.perf_counter() if on_step else 0.0
             env.update(zip(step.outputs, step.run(args, out)))
             if on_step:

@@ -289,7 +289,7 @@ def lower_max_pool(ctx):
         return
     ctx.emit(CallStep, [x], [out_shape],
              call=max_pool_call(kernel, strides, begin, out, dil, view, out_shape),
-             description=f"max pool {kernel}/{strides}")
+             writes_out=True, description=f"max pool {kernel}/{strides}")
 
 
 def lower_average_pool(ctx):
@@ -307,7 +307,7 @@ def lower_average_pool(ctx):
     ctx.emit(CallStep, [ctx.tensor(0, "X")], [out_shape],
              call=avg_pool_call(kernel, strides, (*begin, *end), out, dil, include, view,
                                  out_shape),
-             description=f"average pool {kernel}/{strides}")
+             writes_out=True, description=f"average pool {kernel}/{strides}")
 
 
 def _global_pool(ctx, reducer: str):
@@ -322,7 +322,7 @@ def _global_pool(ctx, reducer: str):
     else:
         call = avg_pool_call((1, plane), (1, plane), (0, 0, 0, 0), (1, 1), (1, 1), False, view,
                               out_shape)
-    ctx.emit(CallStep, [ctx.tensor(0, "X")], [out_shape], call=call,
+    ctx.emit(CallStep, [ctx.tensor(0, "X")], [out_shape], call=call, writes_out=True,
              description=f"global {reducer} pool")
 
 

@@ -7,7 +7,7 @@ import numpy as np
 
 from ..ops import layout
 from ..params import INT32_MAX
-from .steps import CallStep, ViewStep
+from .steps import CallStep, ConcatStep, ViewStep
 
 
 def _axis(ctx, axis, rank, what="axis"):
@@ -137,8 +137,8 @@ def lower_concat(ctx):
                 shapes[0][:axis] + shapes[0][axis + 1:]:
             ctx.fail(f"input {i} shape {s} does not match {shapes[0]} outside axis {axis}")
     out = shapes[0][:axis] + (sum(s[axis] for s in shapes),) + shapes[0][axis + 1:]
-    ctx.emit(CallStep, [ctx.tensor(i, f"inputs[{i}]") for i in range(count)], [out],
-             call=lambda *xs: [layout.concat(xs, axis)], description=f"concat axis={axis}")
+    ctx.emit(ConcatStep, [ctx.tensor(i, f"inputs[{i}]") for i in range(count)], [out],
+             axis=axis)
 
 
 def lower_constant(ctx):

@@ -52,6 +52,10 @@ class Plan:
     releases: list[list[str]] = field(default_factory=list)
     peak_bytes: int = 0
     largest_pair_bytes: int = 0
+    # tensors written straight into a concatenation's buffer (placement.py); those
+    # buffers are the compiled model's, counted in arena_bytes rather than the peak
+    slots: dict = field(default_factory=dict)
+    arena_bytes: int = 0
 
     def constant(self, name):
         value = self.values[name]
@@ -335,7 +339,9 @@ def fuse_residual_adds(steps, values, outputs):
 def plan_memory(plan: Plan):
     """Release lists, in-place reuse and the planned peak of activation memory."""
     steps, outputs = plan.steps, set(plan.outputs)
-    pinned = set(plan.inputs) | set(plan.device_constants)  # never overwritten or counted
+    # never overwritten in place nor counted: inputs, weights, and tensors that live in
+    # a concatenation's buffer (other parts of it are still to be read)
+    pinned = set(plan.inputs) | set(plan.device_constants) | set(plan.slots)
     root = {name: name for name in pinned}
     last_use: dict[str, int] = {}
     for i, step in enumerate(steps):
@@ -368,7 +374,7 @@ def plan_memory(plan: Plan):
             # another input in the same buffer would be read while it is overwritten
             others = {root.get(n, n) for m, n in enumerate(step.inputs) if m != k}
             if (r not in pinned and root_last.get(r) == i and len(step.outputs) == 1
-                    and r not in others
+                    and r not in others and step.outputs[0] not in plan.slots
                     and tuple(plan.values[name].shape) == step.output_shapes[0]):
                 step.reuse_input = k
                 root[step.outputs[0]] = r

@@ -38,6 +38,12 @@ class Step:
         text = self.describe()
         return text if self.act.name == "none" else f"{text} + {self.act} (fused)"
 
+    def writes_into(self) -> bool:
+        """Whether run(args, out) writes its one output into any array `out` of the
+        output's shape (a slice of a concatenation's output, see placement.py), not only
+        into an input the planner let it reuse."""
+        return False
+
     def run(self, args, out=None) -> list:
         raise NotImplementedError
 
@@ -62,6 +68,9 @@ class ActivationStep(Step):
     def describe(self):
         return "elementwise"
 
+    def writes_into(self):
+        return True
+
     def run(self, args, out=None):
         return [elementwise.activation(args[0], self.act, out=out)]
 
@@ -75,6 +84,9 @@ class BinaryStep(Step):
 
     def describe(self):
         return self.binary_op + (" (broadcast)" if self.broadcasts else "")
+
+    def writes_into(self):
+        return True
 
     def run(self, args, out=None):
         return [elementwise.binary(self.binary_op, args[0], args[1], self.act, out=out)]
@@ -90,6 +102,9 @@ class AffineStep(Step):
 
     def describe(self):
         return "per-channel affine"
+
+    def writes_into(self):
+        return True
 
     def run(self, args, out=None):
         return [elementwise.channel_affine(args[0], args[1], args[2], self.act, out=out)]
@@ -126,6 +141,10 @@ class ConvStep(Step):
             text += " + residual add (fused)"
         return text
 
+    def writes_into(self):
+        # out means "the residual's buffer" when a residual is fused (see plan_memory)
+        return self.residual_input is None and len(self.stride) == 2 and not self.input_view
+
     def run(self, args, out=None):
         x, w = args[0], args[1]
         residual = None
@@ -136,8 +155,10 @@ class ConvStep(Step):
             x, w = x.reshape(self.input_view), w.reshape(self.weight_view)
         if self.pre_pad:
             x = layout.pad(x, *self.pre_pad)
-        # out: the residual's buffer, which the planner lets this step overwrite
-        fused = {"residual": residual, "overwrite_residual": out is not None}
+        if residual is not None:  # out: the residual's buffer, which this step may overwrite
+            fused = {"residual": residual, "overwrite_residual": out is not None}
+        else:  # out: where the planner placed the output (a concatenation's slice)
+            fused = {"out": out}
         if len(self.stride) == 3:
             y = F.conv3d_activation(x, w, bias, self.stride, self.padding, self.dilation,
                                     self.groups, self.act)  # fused into the epilogue
@@ -220,23 +241,59 @@ class MatMulStep(Step):
 
 @dataclass
 class CallStep(Step):
-    """Any other op: `call(*args)` returns the outputs (a list)."""
+    """Any other op: `call(*args)` returns the outputs (a list); with writes_out,
+    `call(*args, out=...)` writes its one output into a given array."""
 
     call: Callable | None = None
     description: str = ""
+    writes_out: bool = False
 
     def describe(self):
         return self.description or self.op.lower()
 
+    def writes_into(self):
+        return self.writes_out
+
     def run(self, args, out=None):
-        return self.call(*args)
+        return self.call(*args, out=out) if self.writes_out else self.call(*args)
+
+
+@dataclass
+class ConcatStep(Step):
+    """numpy.concatenate along `axis`. Inputs listed in in_place were written into their
+    slice of the output by their producers (placement.py), so only the others are
+    copied; with all in place the step enqueues nothing."""
+
+    axis: int = 1
+    in_place: tuple = ()
+
+    def describe(self):
+        text = f"concat axis={self.axis}"
+        if self.in_place:
+            text += f" ({len(self.in_place)} of {len(self.inputs)} inputs written in place)"
+        return text
+
+    def writes_into(self):
+        return True
+
+    def run(self, args, out=None):
+        return [layout.concat(args, self.axis, out=out, in_place=self.in_place)]
+
+
+def _pooled_view(x, out, input_view, out_size):
+    """The input and `out` in the 4-D shapes the 2-D pooling kernels take."""
+    if input_view:
+        x = x.reshape(input_view)
+    if out is not None:
+        out = out.reshape(tuple(x.shape[:2]) + tuple(out_size))
+    return x, out
 
 
 def max_pool_call(kernel, stride, pads_begin, out_size, dilation, input_view, output_shape):
-    def call(x):
-        if input_view:
-            x = x.reshape(input_view)
-        y = padded_pool.max_pool2d_padded(x, kernel, stride, pads_begin, out_size, dilation)
+    def call(x, out=None):
+        x, out = _pooled_view(x, out, input_view, out_size)
+        y = padded_pool.max_pool2d_padded(x, kernel, stride, pads_begin, out_size, dilation,
+                                          out=out)
         return [y.reshape(output_shape)]
     return call
 
@@ -254,10 +311,9 @@ def max_pool_with_indices_call(kernel, stride, pads_begin, out_size, dilation, i
 
 def avg_pool_call(kernel, stride, pads, out_size, dilation, count_include_pad, input_view,
                   output_shape):
-    def call(x):
-        if input_view:
-            x = x.reshape(input_view)
+    def call(x, out=None):
+        x, out = _pooled_view(x, out, input_view, out_size)
         y = padded_pool.avg_pool2d_padded(x, kernel, stride, pads, out_size, dilation,
-                                          count_include_pad)
+                                          count_include_pad, out=out)
         return [y.reshape(output_shape)]
     return call

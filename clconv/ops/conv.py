@@ -4,10 +4,11 @@ from __future__ import annotations
 from dataclasses import replace
 
 import numpy as np
+import pyopencl as cl
 import pyopencl.array as cla
 
 from .. import algos
-from ..arrays import empty, on_device
+from ..arrays import empty, on_device, output
 from ..build import get_kernel, launch
 from ..epilogue import NO_ACTIVATION, RELU, Activation
 from ..geometry import ConvGeometry, conv_geometry, transpose_geometry
@@ -39,19 +40,21 @@ def conv2d_relu(input, weight, bias=None, stride=1, padding=0, dilation=1, group
 
 def conv2d_activation(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1,
                       activation: Activation = NO_ACTIVATION, residual=None,
-                      overwrite_residual: bool = False):
+                      overwrite_residual: bool = False, out=None):
     """activation(conv2d(...) + residual) in one pass, whichever variant runs: the
     activation (clconv.epilogue.Activation) and the addition of `residual` (a tensor of
     the output's shape, e.g. ResNet's skip connection; None for none) happen in the
     convolution's epilogue. overwrite_residual=True writes the result into `residual`
-    itself (a device array), sparing a copy, when the caller no longer needs it."""
+    itself (a device array), sparing a copy, when the caller no longer needs it; `out`
+    (a device array of the output's shape, see arrays.output) is written instead of a new
+    array, e.g. a slice of a concatenation."""
     check_activation(activation)
     rt = current()
     x_shape = check_array("input", input, rt, "(N, C, H, W)")
     w_shape = check_array("weight", weight, rt, "(out_channels, in_channels/groups, kH, kW)")
     geo = conv_geometry(x_shape, w_shape, stride, padding, dilation, groups)
     check_bias(bias, rt, geo.K)
-    out, act = _output(rt, geo, residual, overwrite_residual, activation)
+    out, act = _output(rt, geo, residual, overwrite_residual, activation, out)
     x, w = on_device(rt, input), on_device(rt, weight)
     b = on_device(rt, bias) if bias is not None else None
     algos.run(rt, "forward", geo, x, w, b, out, act=act)
@@ -67,22 +70,30 @@ def check_activation(activation):
                          "not passed in")
 
 
-def _output(rt, geo, residual, overwrite_residual, activation):
-    """The output array and the epilogue: a new array, or the residual's values (copied,
-    or the residual array itself) with the epilogue adding what it holds."""
+def _output(rt, geo, residual, overwrite_residual, activation, out=None):
+    """The output array and the epilogue: a new array or `out`, or the residual's values
+    (copied, or the residual array itself) with the epilogue adding what it holds."""
     if residual is None:
         if overwrite_residual:
             raise ValueError("overwrite_residual: True needs a residual, got None")
-        return empty(rt, geo.output_shape), activation
+        return output(rt, geo.output_shape, out), activation
     shape = check_array("residual", residual, rt, "(N, out_channels, Ho, Wo)")
     check_shape("residual", shape, geo.output_shape)
     if overwrite_residual:
+        if out is not None:
+            raise ValueError("out: give either out or overwrite_residual=True (which writes "
+                             "into the residual), not both")
         if not isinstance(residual, cla.Array) or residual.offset != 0:
             raise ValueError("overwrite_residual: True needs the residual as a device array "
                              "(pyopencl) at offset 0, got "
                              + (type(residual).__name__ if not isinstance(residual, cla.Array)
                                 else f"an array at offset {residual.offset}"))
         out = residual
+    elif out is not None:  # the epilogue adds what `out` holds: the residual's values
+        out = output(rt, geo.output_shape, out)
+        source = on_device(rt, residual, name="residual")
+        with rt.lock:
+            cl.enqueue_copy(rt.queue, out.data, source.data, byte_count=out.nbytes)
     else:
         out = on_device(rt, residual, name="residual")
         if out is residual:  # the caller's device array: work on a copy of it
@@ -111,15 +122,15 @@ class ConstantWeightConv2d:
         self.activation = activation
         self._forward = algos.pack_forward(rt, self.geometry, self.weight)
 
-    def __call__(self, input, residual=None, overwrite_residual: bool = False):
-        """The layer on `input`; `residual` and overwrite_residual as in
+    def __call__(self, input, residual=None, overwrite_residual: bool = False, out=None):
+        """The layer on `input`; `residual`, overwrite_residual and out as in
         conv2d_activation."""
         rt, geo = self.runtime, self.geometry
         x_shape = check_array("input", input, rt, "(N, C, H, W)")
         if x_shape != geo.input_shape:
             raise ValueError(f"input: this layer was prepared for shape {geo.input_shape}, "
                              f"got {x_shape}")
-        out, act = _output(rt, geo, residual, overwrite_residual, self.activation)
+        out, act = _output(rt, geo, residual, overwrite_residual, self.activation, out)
         self._forward.run(rt, geo, on_device(rt, input), self.weight, self.bias, out, act)
         return out
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..arrays import empty, on_device
+from ..arrays import on_device, output
 from ..build import get_kernel, launch
 from ..epilogue import NO_ACTIVATION, Activation
 from ..runtime import current
@@ -20,18 +20,11 @@ MAX_RANK = 6  # the broadcasting kernel's index arithmetic is unrolled for 6 axe
 BINARY_OP_IDS = {"add": 0, "sub": 1, "mul": 2, "div": 3}
 
 
-def _output(rt, shape, out):
-    if out is None:
-        return empty(rt, shape)
-    check_shape("out", check_array("out", out, rt, "(*)"), shape)
-    return out
-
-
 def activation(input, act: Activation, out=None):
     """act(input), elementwise."""
     rt = current()
     shape = check_array("input", input, rt, "(*)")
-    y = _output(rt, shape, out)
+    y = output(rt, shape, out)
     launch(rt, get_kernel(rt, KERNELS, "activation_apply", act.defines), y.size,
            on_device(rt, input), y, *act.scalars)
     return y
@@ -72,7 +65,7 @@ def binary(op: str, a, b, act: Activation = NO_ACTIVATION, out=None):
     a_shape = check_array("a", a, rt, "(*)")
     b_shape = check_array("b", b, rt, "(*)")
     out_shape = broadcast_shape(a_shape, b_shape)
-    y = _output(rt, out_shape, out)
+    y = output(rt, out_shape, out)
     defines = {**act.defines, "BINARY_OP": BINARY_OP_IDS[op]}
     da, db = on_device(rt, a), on_device(rt, b)
     if a_shape == b_shape:
@@ -95,7 +88,7 @@ def channel_affine(input, scale, shift, act: Activation = NO_ACTIVATION, out=Non
     C = shape[1]
     check_shape("scale", check_array("scale", scale, rt, "(C,)"), (C,))
     check_shape("shift", check_array("shift", shift, rt, "(C,)"), (C,))
-    y = _output(rt, shape, out)
+    y = output(rt, shape, out)
     inner = int(np.prod(shape[2:], dtype=np.int64))
     launch(rt, get_kernel(rt, KERNELS, "channel_affine", act.defines), y.size,
            on_device(rt, input), on_device(rt, scale), on_device(rt, shift), y, C, inner,

@@ -10,7 +10,7 @@ from typing import Sequence
 import numpy as np
 import pyopencl as cl
 
-from ..arrays import empty, on_device
+from ..arrays import empty, on_device, output
 from ..build import get_kernel, launch
 from ..runtime import current
 from ..validation import check_array, check_dim
@@ -75,8 +75,11 @@ def pad(input, pads_begin: Sequence[int], pads_end: Sequence[int], mode: str = "
     return out
 
 
-def concat(inputs: Sequence, axis: int):
-    """Concatenate along `axis` (numpy.concatenate)."""
+def concat(inputs: Sequence, axis: int, out=None, in_place: Sequence[int] = ()):
+    """Concatenate along `axis` (numpy.concatenate), into `out` when given (see
+    arrays.output). in_place: positions of inputs their producers already wrote into
+    their slice of `out` (ONNX plans do this, see onnx/placement.py); they are not
+    copied."""
     rt = current()
     if not inputs:
         raise ValueError("inputs: expected at least one array to concatenate")
@@ -91,9 +94,15 @@ def concat(inputs: Sequence, axis: int):
     out_shape = shapes[0][:axis] + (total,) + shapes[0][axis + 1:]
     inner = int(np.prod(out_shape[axis + 1:], dtype=np.int64))
     outer = int(np.prod(out_shape[:axis], dtype=np.int64))
-    out = empty(rt, out_shape)
+    if in_place and out is None:
+        raise ValueError(f"in_place: {tuple(in_place)} names inputs already in `out`, but "
+                         "out is None")
+    out = output(rt, out_shape, out)
     offset = 0
-    for x, s in zip(inputs, shapes):
+    for position, (x, s) in enumerate(zip(inputs, shapes)):
+        if position in in_place:
+            offset += s[axis] * inner
+            continue
         # Each input is `outer` contiguous blocks placed at a stride in the output: one
         # (rectangular) buffer copy, which drivers run at memcpy speed.
         block = s[axis] * inner * 4

@@ -25,23 +25,25 @@ def _check(rt, input, out_size, kernel, stride, dilation, pads_begin):
 
 
 def max_pool2d_padded(input, kernel, stride, pads_begin, out_size, dilation=(1, 1),
-                      return_indices=False):
+                      return_indices=False, out=None):
     """Max over windows starting at o*stride - pads_begin; padding never wins.
 
-    Indices (int32) are flat iy*W + ix within each plane."""
+    Indices (int32) are flat iy*W + ix within each plane. `out`: an array to write the
+    result into (arrays.output)."""
     rt = current()
     _check(rt, input, out_size, kernel, stride, dilation, pads_begin)
     return max_pool2d_windows(rt, on_device(rt, input), out_size, kernel, stride, pads_begin,
-                              dilation, return_indices)
+                              dilation, return_indices, out)
 
 
 def avg_pool2d_padded(input, kernel, stride, pads, out_size, dilation=(1, 1),
-                      count_include_pad=False):
+                      count_include_pad=False, out=None):
     """Average over windows; pads = (top, left, bottom, right). With count_include_pad
-    the divisor counts positions inside the padded input, otherwise inside the input."""
+    the divisor counts positions inside the padded input, otherwise inside the input.
+    `out`: an array to write the result into (arrays.output)."""
     rt = current()
     if len(pads) != 4:
         raise ValueError(f"pads: expected (top, left, bottom, right), got {tuple(pads)}")
     _check(rt, input, out_size, kernel, stride, dilation, pads[:2])
     return avg_pool2d_windows(rt, on_device(rt, input), out_size, kernel, stride, pads,
-                              dilation, count_include_pad)
+                              dilation, count_include_pad, out=out)

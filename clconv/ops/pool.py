@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import params
-from ..arrays import empty, on_device
+from ..arrays import empty, on_device, output
 from ..build import DEFAULT_GROUP_SIZE, get_kernel, group_size, launch, launch_grid
 from ..geometry import PoolGeometry, pool_geometry  # noqa: F401 (PoolGeometry: public name)
 from ..runtime import current
@@ -36,12 +36,14 @@ def plane_grid(rt, kernel, shape, *args):
                 *args)
 
 
-def max_pool2d_windows(rt, x, out_size, kernel, stride, pads_begin, dilation, return_indices):
-    """Max over windows starting at o*stride - pads_begin, for validated arguments.
+def max_pool2d_windows(rt, x, out_size, kernel, stride, pads_begin, dilation, return_indices,
+                       out=None):
+    """Max over windows starting at o*stride - pads_begin, for validated arguments; into
+    `out` when given (see arrays.output).
 
     Shared by max_pool2d and ONNX's MaxPool (asymmetric pads, explicit output size)."""
     N, C, H, W = x.shape
-    out = empty(rt, (N, C) + tuple(out_size))
+    out = output(rt, (N, C) + tuple(out_size), out)
     indices = empty(rt, out.shape, np.int32) if return_indices else out
     plane_grid(rt, get_kernel(rt, KERNELS, "max_pool2d_forward"), out.shape,
                x.data, out.data, indices.data, np.int32(bool(return_indices)),
@@ -119,13 +121,14 @@ def avg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False,
 
 
 def avg_pool2d_windows(rt, x, out_size, kernel, stride, pads, dilation, count_include_pad,
-                       divisor_override=0):
+                       divisor_override=0, out=None):
     """Average over windows starting at o*stride - pads_begin, for validated arguments;
     pads = (top, left, bottom, right), the padded input's extent (count_include_pad).
 
-    Shared by avg_pool2d and ONNX's AveragePool (asymmetric pads, explicit output size)."""
+    Shared by avg_pool2d and ONNX's AveragePool (asymmetric pads, explicit output size);
+    into `out` when given (see arrays.output)."""
     N, C, H, W = x.shape
-    out = empty(rt, (N, C) + tuple(out_size))
+    out = output(rt, (N, C) + tuple(out_size), out)
     plane_grid(rt, get_kernel(rt, KERNELS, "avg_pool2d_forward"), out.shape,
                x.data, out.data,
                *[np.int32(v) for v in (N * C, H, W, *out_size, *kernel, *stride, *pads,

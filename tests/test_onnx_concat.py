@@ -1,0 +1,120 @@
+"""Concat without copies (clconv/onnx/placement.py): producers write into their slice
+of the concatenation, nested Concats share one buffer, and every case the placement
+must leave alone (a returned tensor, a tensor two Concats read, slices that are not
+contiguous or not aligned, a device without sub-buffers) still gives ONNX Runtime's
+numbers, run after run."""
+import numpy as np
+import pyopencl as cl
+import pytest
+
+onnx = pytest.importorskip("onnx", reason="onnx not installed: pip install 'clconv[onnx]'")
+ort = pytest.importorskip("onnxruntime",
+                          reason="onnxruntime not installed: pip install 'clconv[onnx]'")
+
+from onnx import TensorProto, helper, numpy_helper  # noqa: E402
+
+import clconv.onnx as conx  # noqa: E402
+import clconv.onnx.model  # noqa: E402
+from clconv.onnx.placement import place_concat_inputs  # noqa: E402
+from clconv.onnx.steps import ConcatStep  # noqa: E402
+
+
+def dense_graph(rng, batch=1, size=8):
+    """cat1 = [relu(conv a), maxpool b, conv c]; cat2 = [cat1, conv(relu(cat1)) e] (a
+    dense block); outputs: cat3 = [a, e] (returned, and a and e already lie elsewhere)
+    and an average pool of cat2."""
+    def weight(name, shape):
+        return numpy_helper.from_array(rng.standard_normal(shape).astype(np.float32), name)
+
+    inits = [weight("w1", (8, 3, 3, 3)), weight("w2", (5, 3, 1, 1)), weight("w3", (8, 16, 1, 1))]
+    nodes = [helper.make_node("Conv", ["x", "w1"], ["a0"], pads=[1, 1, 1, 1]),
+             helper.make_node("Relu", ["a0"], ["a"]),
+             helper.make_node("MaxPool", ["x"], ["b"], kernel_shape=[3, 3], pads=[1, 1, 1, 1]),
+             helper.make_node("Conv", ["x", "w2"], ["c"]),
+             helper.make_node("Concat", ["a", "b", "c"], ["cat1"], axis=1),
+             helper.make_node("Relu", ["cat1"], ["d"]),
+             helper.make_node("Conv", ["d", "w3"], ["e"]),
+             helper.make_node("Concat", ["cat1", "e"], ["cat2"], axis=1),
+             helper.make_node("Concat", ["a", "e"], ["cat3"], axis=1),
+             helper.make_node("AveragePool", ["cat2"], ["f"], kernel_shape=[2, 2],
+                              strides=[2, 2])]
+    graph = helper.make_graph(
+        nodes, "dense", [helper.make_tensor_value_info("x", TensorProto.FLOAT,
+                                                       [batch, 3, size, size])],
+        [helper.make_tensor_value_info(n, TensorProto.FLOAT, ["n", "c", "h", "w"])
+         for n in ("cat3", "f")],
+        inits)
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
+def check_against_onnx_runtime(model, proto, rng, runs=2):
+    session = ort.InferenceSession(proto.SerializeToString(),
+                                   providers=["CPUExecutionProvider"])
+    for _ in range(runs):  # the second run reuses the concatenation buffers
+        x = rng.standard_normal(model.input_shapes["x"]).astype(np.float32)
+        for got, want in zip(model.run({"x": x}), session.run(None, {"x": x})):
+            np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+
+
+def concat_steps(model):
+    return {step.outputs[0]: step for step in model.plan.steps if isinstance(step, ConcatStep)}
+
+
+def test_producers_write_in_place_and_nested_concats_share_one_buffer(rng):
+    proto = dense_graph(rng)
+    model = conx.load(proto)
+    concats, slots = concat_steps(model), model.plan.slots
+    assert concats["cat1"].in_place == (0, 1, 2)
+    assert concats["cat2"].in_place == (0, 1)
+    assert concats["cat3"].in_place == ()  # returned: its buffer must outlive the run
+    assert {name: (s.root, s.offset) for name, s in slots.items()} == {
+        "cat2": ("cat2", 0), "cat1": ("cat2", 0), "a": ("cat2", 0), "b": ("cat2", 8 * 64),
+        "c": ("cat2", 11 * 64), "e": ("cat2", 16 * 64)}
+    # nothing in a concatenation is overwritten in place, though relu(cat1) could be
+    assert all(step.reuse_input is None for step in model.plan.steps)
+    check_against_onnx_runtime(model, proto, rng)
+
+
+def test_device_arrays_returned_are_not_the_models_buffers(rng):
+    proto = dense_graph(rng)
+    model = conx.load(proto)
+    x = rng.standard_normal((1, 3, 8, 8)).astype(np.float32)
+    first = [array.get() for array in model.run({"x": x}, as_numpy=False)]
+    kept = model.run({"x": x}, as_numpy=False)
+    model.run({"x": -x})
+    for before, after in zip(first, kept):
+        np.testing.assert_array_equal(after.get(), before)
+
+
+@pytest.mark.parametrize("batch, size", [(2, 8), (1, 3)])
+def test_slices_not_contiguous_or_not_aligned_are_copied(batch, size, rng):
+    """Two images: a channel slice is two runs, not one. A 3x3 image: slices start at
+    multiples of 36 bytes, and POCL's sub-buffers must start at multiples of 128."""
+    proto = dense_graph(rng, batch, size)
+    model = conx.load(proto)
+    placed = {name: step.in_place for name, step in concat_steps(model).items()}
+    if batch == 2:
+        assert placed == {"cat1": (), "cat2": (), "cat3": ()} and not model.plan.slots
+    else:
+        assert all(s.offset * 4 % 128 == 0 for s in model.plan.slots.values())
+        assert placed["cat1"] != (0, 1, 2)
+    check_against_onnx_runtime(model, proto, rng)
+
+
+def test_a_device_without_sub_buffers_gets_the_copying_concat(monkeypatch, rng):
+    def no_sub_buffers(*args):
+        raise cl.RuntimeError("clCreateSubBuffer failed: INVALID_OPERATION (test)")
+
+    monkeypatch.setattr(clconv.onnx.model, "ConcatArena", no_sub_buffers)
+    proto = dense_graph(rng)
+    model = conx.load(proto)
+    assert not model.plan.slots and model.plan.arena_bytes == 0
+    assert all(step.in_place == () for step in concat_steps(model).values())
+    check_against_onnx_runtime(model, proto, rng)
+
+
+def test_placement_respects_the_alignment_it_is_given(rng):
+    plan = conx.load(dense_graph(rng)).plan
+    slots = place_concat_inputs(plan, align_bytes=1024)
+    assert {name: s.offset for name, s in slots.items() if s.root != name} == {
+        "cat1": 0, "a": 0, "b": 8 * 64, "e": 16 * 64}  # c starts at 2816 bytes
