@@ -1,6 +1,8 @@
 """Moving arrays between numpy and the device, and allocating outputs."""
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import functools
 import inspect
 import os
@@ -50,12 +52,29 @@ def allocate(runtime, shape, dtype=np.float32, name: str = "output") -> cla.Arra
     shape, dtype, size, strides = _layout(tuple(shape), dtype)
     if not fits_device(runtime.profile, size, size * dtype.itemsize):
         check_allocation(runtime.profile, name, shape, dtype.itemsize)
+    pool = _private_pool.get() or runtime.allocator
     with runtime.lock:  # the memory pool is shared by every thread's ops
         if not _HAS_FAST_ARRAY or size == 0:
-            return cla.empty(runtime.queue, shape, dtype, allocator=runtime.allocator)
-        return cla.Array(None, shape, dtype, allocator=runtime.allocator, strides=strides,
+            return cla.empty(runtime.queue, shape, dtype, allocator=pool)
+        return cla.Array(None, shape, dtype, allocator=pool, strides=strides,
                          _fast=True, _size=size, _context=runtime.context,
                          _queue=runtime.queue)
+
+
+# set by allocations_from, per thread (a ContextVar is per thread and per task)
+_private_pool: contextvars.ContextVar = contextvars.ContextVar("clconv_private_pool",
+                                                               default=None)
+
+
+@contextlib.contextmanager
+def allocations_from(pool):
+    """Within the block, this thread's new device arrays come from `pool` instead of the
+    runtime's shared pool (a recorded run's buffers stay its own, see onnx/replay.py)."""
+    token = _private_pool.set(pool)
+    try:
+        yield pool
+    finally:
+        _private_pool.reset(token)
 
 
 def empty(runtime, shape, dtype=np.float32, name: str = "output") -> cla.Array:
@@ -93,7 +112,8 @@ def on_device(runtime, value, dtype=np.float32, name: str = "input") -> cla.Arra
     if not fits_device(runtime.profile, host.size, host.nbytes):
         check_allocation(runtime.profile, name, host.shape, host.itemsize)
     with runtime.lock:
-        return cla.to_device(runtime.queue, host, allocator=runtime.allocator)
+        return cla.to_device(runtime.queue, host,
+                             allocator=_private_pool.get() or runtime.allocator)
 
 
 def to_numpy(value) -> np.ndarray:

@@ -83,6 +83,7 @@ def test_bench_model_compares_with_onnx_runtime(tmp_path, capsys):
     assert "onnxruntime" in out and "ratio" in out and "Conv+Relu" in out
     assert "alternating run by run" in out and "best ms" in out and "median ms" in out
     assert "ncnn" in out  # measured, or why not
+    assert "execution    clconv replays " in out  # a warm-up run, then one recorded
 
 
 def test_bench_model_times_ncnn_when_installed(tmp_path, capsys):

@@ -29,7 +29,9 @@ def register(subparsers):
     parser.add_argument("--runs", type=options.positive_int, default=10,
                         help="timed runs (10)")
     parser.add_argument("--warmup", type=options.non_negative_int, default=2,
-                        help="untimed runs first (2)")
+                        help="untimed runs of each first (2); clconv also runs twice "
+                             "before them: its kernel builds, then the run it records as "
+                             "its launch list (see docs/onnx.md)")
     parser.add_argument("--threads", type=options.threads,
                         default=min(os.cpu_count() or 1, options.MAX_THREADS),
                         help="threads for ONNX Runtime and POCL (default: all cores)")
@@ -104,6 +106,8 @@ def run(args) -> int:
         ncnn_model, ncnn_note = _ncnn(proto, model.input_shapes, args.threads, workdir)
         if ncnn_model is not None:
             calls["ncnn"] = lambda: ncnn_model.run(feeds)
+        for _ in range(2):  # whatever --warmup says: kernel builds, then the recorded run
+            model.run(feeds)
         times = time_alternating(calls, args.runs, args.warmup, desc=" / ".join(calls))
         differences = {"clconv": _difference(model.run(feeds)[compared], reference)}
         if ncnn_model is not None and compared == 0:  # ncnn returns the first output only
@@ -126,6 +130,7 @@ def run(args) -> int:
         print(f"ratio        {min(ours) / min(theirs):9.2f} "
               f"{float(np.median(ours)) / float(np.median(theirs)):10.2f}  {name} / "
               f"onnxruntime (best, median; below 1: {name} faster)")
+    print(f"execution    clconv {model.replay_note}")
     if ncnn_note:
         print(f"ncnn         not measured: {ncnn_note}")
     if compared:

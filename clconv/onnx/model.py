@@ -1,18 +1,21 @@
 """A compiled model: its plan, its constants on the device, and run()."""
 from __future__ import annotations
 
+import os
 import threading
 import time
 
 import numpy as np
 import pyopencl as cl
 
-from ..arrays import on_device
+from ..arrays import empty, on_device
+from ..build import enqueue_copy
 from ..runtime import current
 from ..validation import check_allocation
 from .errors import InputError, PlanError
 from .placement import ConcatArena, clear_placement, place_concat_inputs
 from .plan import Plan, Tensor, plan_memory
+from .replay import ENV_REPLAY, record, same_bits, verification_feeds
 
 
 class CompiledModel:
@@ -34,8 +37,15 @@ class CompiledModel:
         except ValueError as error:
             raise PlanError(f"{source}: {error}") from None
         self._arena = self._place_concatenations()
-        # runs share the concatenation buffers, so one run at a time
+        # runs share the concatenation buffers and the launch list, so one at a time
         self._lock = threading.Lock()
+        self._runs = 0
+        # None: not recorded yet; False: recorded, but its replay differed (see run)
+        self._launches = None
+        self._replay_note = "runs step by step until its second run is recorded"
+        if os.environ.get(ENV_REPLAY, "1") == "0":
+            self._launches = False
+            self._replay_note = f"runs step by step ({ENV_REPLAY}=0)"
 
     def _place_concatenations(self) -> dict:
         """Let producers write into their Concat's output (placement.py); a device that
@@ -95,16 +105,33 @@ class CompiledModel:
         """Outputs in graph order, for `inputs` (a dict by name, a list, or one array).
 
         Inputs are checked before anything is enqueued. With as_numpy=False float
-        outputs stay on the device (pyopencl arrays). on_step(step, seconds), for
-        profiling, drains the queue after every step."""
+        outputs stay on the device (pyopencl arrays of their own). on_step(step,
+        seconds), for profiling, runs step by step and drains the queue after every
+        step. From the second run on, a run replays a recorded launch list (replay.py)
+        where that proved to give the step-by-step results."""
         feeds = self._check_inputs(inputs)
+        outputs = self.plan.outputs
         with self._lock:
-            return self._run(feeds, as_numpy, on_step)
+            if on_step is None and self._launches:
+                arrays = self._launches.run(feeds)
+                return [self._output(name, arrays, as_numpy, detach=True) for name in outputs]
+            if on_step is None and self._launches is None and self._runs > 0:
+                return self._record(feeds, as_numpy)
+            _, env = self._run_steps(feeds, on_step)
+            self._runs += 1
+            return [self._output(name, env, as_numpy) for name in outputs]
 
-    def _run(self, feeds, as_numpy, on_step):
+    @property
+    def replay_note(self) -> str:
+        """Whether runs replay a launch list, and if not, why."""
+        return self._replay_note
+
+    def _run_steps(self, feeds, on_step=None):
+        """Run the plan step by step: (the input arrays, {output name: array})."""
         rt, arena = self.runtime, self._arena
+        inputs = {name: on_device(rt, value) for name, value in feeds.items()}
         env = dict(self._constants)
-        env.update({name: on_device(rt, value) for name, value in feeds.items()})
+        env.update(inputs)
         for step, releases in zip(self.plan.steps, self.plan.releases):
             args = [env[name] for name in step.inputs]
             out = arena.get(step.outputs[0])  # its place in a concatenation, if it has one
@@ -118,15 +145,47 @@ class CompiledModel:
             del args, out
             for name in releases:
                 env.pop(name, None)
-        return [self._output(name, env, as_numpy) for name in self.plan.outputs]
+        return inputs, {name: env[name] for name in self.plan.outputs if name in env}
 
-    def _output(self, name, env, as_numpy):
+    def _record(self, feeds, as_numpy):
+        """This run, recorded into a launch list; the list is kept if a replay on a second
+        input gives what a step-by-step run gives, bit for bit."""
+        outputs = self.plan.outputs
+        launches, env = record(self._run_steps, self.runtime, feeds)
+        result = [self._output(name, env, as_numpy, detach=True) for name in outputs]
+        self._runs += 1
+        check = verification_feeds(self.input_shapes)
+        _, steps_env = self._run_steps(check)
+        want = [self._output(name, steps_env, True) for name in outputs]
+        replayed = launches.run(check)
+        got = [self._output(name, replayed, True) for name in outputs]
+        if all(same_bits(a, b) for a, b in zip(want, got)):
+            self._launches = launches
+            self._replay_note = (f"replays {len(launches)} recorded launches and copies per "
+                                 "run")
+            self.runtime.allocator.free_held()  # the step-by-step runs' buffers
+        else:
+            self._launches = False
+            self._replay_note = ("runs step by step: a replay of the recorded run differed "
+                                 "from a step-by-step run on a second input")
+        return result
+
+    def _output(self, name, env, as_numpy, detach=False):
+        """Output `name` as the caller gets it; detach: a device array is copied into one
+        of the caller's own (env's is the launch list's, overwritten by the next run)."""
         value = self.plan.values[name]
         if isinstance(value, np.ndarray):
             return value
         array = env[name]
         if isinstance(value, Tensor) and value.to_host is not None:
             return value.to_host(array)
-        return array.get() if as_numpy else array
+        if as_numpy:
+            return array.get()
+        if not detach:
+            return array
+        own = empty(self.runtime, array.shape, array.dtype)
+        enqueue_copy(self.runtime, own.data, array.base_data, byte_count=array.nbytes,
+                     src_offset=array.offset)
+        return own
 
     __call__ = run

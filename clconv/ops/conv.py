@@ -4,12 +4,11 @@ from __future__ import annotations
 from dataclasses import replace
 
 import numpy as np
-import pyopencl as cl
 import pyopencl.array as cla
 
 from .. import algos
 from ..arrays import empty, on_device, output
-from ..build import get_kernel, launch
+from ..build import enqueue_copy, get_kernel, launch
 from ..epilogue import NO_ACTIVATION, RELU, Activation
 from ..geometry import ConvGeometry, conv_geometry, transpose_geometry
 from ..runtime import current
@@ -92,13 +91,12 @@ def _output(rt, geo, residual, overwrite_residual, activation, out=None):
     elif out is not None:  # the epilogue adds what `out` holds: the residual's values
         out = output(rt, geo.output_shape, out)
         source = on_device(rt, residual, name="residual")
-        with rt.lock:
-            cl.enqueue_copy(rt.queue, out.data, source.data, byte_count=out.nbytes)
+        enqueue_copy(rt, out.data, source.data, byte_count=out.nbytes)
     else:
         out = on_device(rt, residual, name="residual")
         if out is residual:  # the caller's device array: work on a copy of it
-            with rt.lock:
-                out = residual.copy()
+            out = empty(rt, geo.output_shape)
+            enqueue_copy(rt, out.data, residual.data, byte_count=out.nbytes)
     return out, replace(activation, residual=True)
 
 

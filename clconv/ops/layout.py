@@ -8,10 +8,9 @@ from __future__ import annotations
 from typing import Sequence
 
 import numpy as np
-import pyopencl as cl
 
 from ..arrays import empty, on_device, output
-from ..build import get_kernel, launch
+from ..build import enqueue_copy, get_kernel, launch
 from ..runtime import current
 from ..validation import check_array, check_dim
 from .elementwise import MAX_RANK, pad_rank
@@ -108,13 +107,12 @@ def concat(inputs: Sequence, axis: int, out=None, in_place: Sequence[int] = ()):
         block = s[axis] * inner * 4
         src = on_device(rt, x)
         if outer == 1:
-            cl.enqueue_copy(rt.queue, out.data, src.data, byte_count=block,
-                            dst_offset=offset * 4)
+            enqueue_copy(rt, out.data, src.data, byte_count=block, dst_offset=offset * 4)
         else:
-            cl.enqueue_copy(rt.queue, out.data, src.data, src_origin=(0, 0, 0),
-                            dst_origin=(offset * 4, 0, 0), region=(block, outer, 1),
-                            src_pitches=(block, block * outer),
-                            dst_pitches=(total * inner * 4, total * inner * 4 * outer))
+            enqueue_copy(rt, out.data, src.data, src_origin=(0, 0, 0),
+                         dst_origin=(offset * 4, 0, 0), region=(block, outer, 1),
+                         src_pitches=(block, block * outer),
+                         dst_pitches=(total * inner * 4, total * inner * 4 * outer))
         offset += s[axis] * inner
     return out
 

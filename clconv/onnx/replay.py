@@ -1,0 +1,99 @@
+"""A compiled model's prepared launch list: one run recorded, then replayed.
+
+A run step by step spends Python time on every step: checks, variant lookups, array
+objects, argument packing. On a 2-core CPU that time is not hidden behind the kernels,
+since POCL's threads and Python share the cores. So after a model's first run (which
+builds the kernels and packs the weights), its next run is recorded: every kernel launch
+and buffer copy, in order, with its arguments (build.recording). Later runs copy the
+inputs into the recorded input buffers and enqueue the list again.
+
+The recorded run allocates from a pool of its own (arrays.allocations_from), so buffers
+are still reused within the run as the plan's liveness allows, and afterwards belong to
+the list alone: no other op can be handed one of them.
+
+A list is trusted only once it has proved itself: a step-by-step run and a replay on a
+second, random input must agree bit for bit (a write the recording missed, such as an
+upload or a kernel enqueued outside build.enqueue, would make them differ). Otherwise
+the model keeps running step by step, and `CompiledModel.replay_note` says why.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pyopencl as cl
+import pyopencl.array as cla
+
+from ..arrays import allocations_from
+from ..build import recording
+
+ENV_REPLAY = "CLCONV_REPLAY"  # "0" runs every model step by step
+
+
+def _owned(argument):
+    """A launch argument the list can keep: a buffer as a new handle on the same memory
+    (retained, so the memory lives as long as the list), anything else as it is."""
+    if isinstance(argument, cl.MemoryObjectHolder):
+        return cl.Buffer.from_int_ptr(argument.int_ptr, retain=True)
+    return argument
+
+
+class LaunchList:
+    """Every launch and copy of one recorded run, and the arrays its inputs were
+    uploaded into and its outputs were left in."""
+
+    def __init__(self, runtime, entries, inputs: dict, outputs: dict):
+        self.runtime, self.inputs, self.outputs = runtime, inputs, outputs
+        self.entries = []
+        for kind, *entry in entries:
+            if kind == "kernel":
+                kernel, global_size, local_size, args = entry
+                self.entries.append((kernel, global_size, local_size,
+                                     [_owned(a) for a in args]))
+            else:
+                dest, source, region = entry
+                self.entries.append((None, _owned(dest), _owned(source), region))
+
+    def __len__(self):
+        return len(self.entries)
+
+    def run(self, feeds: dict) -> dict:
+        """Enqueue the recorded run on `feeds` (float32 host arrays of the recorded
+        shapes); returns the output arrays, which the next run overwrites."""
+        rt = self.runtime
+        queue = rt.queue
+        with rt.lock:  # the kernels' arguments are set on shared kernel objects
+            for name, array in self.inputs.items():
+                cl.enqueue_copy(queue, array.base_data,
+                                np.ascontiguousarray(feeds[name], np.float32),
+                                dst_offset=array.offset, is_blocking=False)
+            for kernel, first, second, rest in self.entries:
+                if kernel is not None:
+                    kernel(queue, first, second, *rest)
+                else:
+                    cl.enqueue_copy(queue, first, second, **rest)
+        return self.outputs
+
+
+def record(run_steps, runtime, feeds: dict):
+    """Run `run_steps(feeds)` (a function returning {output name: array}) while recording
+    it into a LaunchList, its buffers from a pool of their own. Returns the list and the
+    run's outputs."""
+    pool = cl.tools.MemoryPool(cl.tools.ImmediateAllocator(runtime.queue))
+    with allocations_from(pool), recording(runtime) as entries:
+        inputs, outputs = run_steps(feeds)
+    device_outputs = {name: array for name, array in outputs.items()
+                      if isinstance(array, cla.Array)}
+    return LaunchList(runtime, entries, inputs, device_outputs), outputs
+
+
+def verification_feeds(shapes: dict, seed: int = 0) -> dict:
+    """A second input, unlike the recorded one, to check a replay against."""
+    rng = np.random.default_rng(seed)
+    return {name: rng.standard_normal(shape).astype(np.float32)
+            for name, shape in shapes.items()}
+
+
+def same_bits(first, second) -> bool:
+    """Two results equal element for element, NaN where NaN."""
+    first, second = np.asarray(first), np.asarray(second)
+    return (first.shape == second.shape and first.dtype == second.dtype
+            and np.array_equal(first, second, equal_nan=first.dtype.kind == "f"))

@@ -1,0 +1,94 @@
+"""The prepared launch list (clconv/onnx/replay.py): from its second run on, a model
+replays one recorded run. Replays must give what running step by step gives, bit for
+bit, on every new input; outputs handed out must not change under later runs; a run
+whose recording misses a write must never be replayed."""
+import numpy as np
+import pytest
+
+onnx = pytest.importorskip("onnx", reason="onnx not installed: pip install 'clconv[onnx]'")
+
+from onnx import TensorProto, helper, numpy_helper  # noqa: E402
+
+import clconv.functional as F  # noqa: E402
+import clconv.onnx as conx  # noqa: E402
+from clconv.epilogue import RELU  # noqa: E402
+from clconv.onnx.steps import CallStep  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def architectures():
+    pytest.importorskip("torch", reason="torch not installed: pip install torch==2.13.0")
+    from onnx_architectures import export  # noqa: PLC0415
+    return export
+
+
+@pytest.mark.parametrize("name", ["resnet18", "mobilenet_v2", "squeezenet"])
+def test_replays_match_step_by_step_runs_bit_for_bit(name, architectures, rng):
+    data = architectures(name, size=64)
+    replayed, stepped = conx.load(data), conx.load(data)
+    stepped._launches = False  # as CLCONV_REPLAY=0 does
+    for run in range(4):
+        x = rng.standard_normal((1, 3, 64, 64)).astype(np.float32)
+        if run == 3:
+            x[0, 0, 5, :3] = (np.nan, np.inf, -np.inf)
+        (got,), (want,) = replayed.run([x]), stepped.run([x])
+        np.testing.assert_array_equal(got, want)
+    assert replayed.replay_note.startswith("replays"), replayed.replay_note
+    assert stepped.replay_note.startswith("runs step by step")
+
+
+def _conv_relu_model(rng):
+    w = numpy_helper.from_array(rng.standard_normal((4, 3, 3, 3)).astype(np.float32), "w")
+    nodes = [helper.make_node("Conv", ["x", "w"], ["c"], pads=[1, 1, 1, 1]),
+             helper.make_node("Relu", ["c"], ["y"])]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info(
+        "x", TensorProto.FLOAT, [1, 3, 6, 5])], [helper.make_tensor_value_info(
+            "y", TensorProto.FLOAT, [1, 4, 6, 5])], [w])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
+def test_outputs_handed_out_do_not_change_under_later_runs(rng):
+    model = conx.load(_conv_relu_model(rng))
+    inputs = [rng.standard_normal((1, 3, 6, 5)).astype(np.float32) for _ in range(5)]
+    kept = [model.run([x], as_numpy=False)[0] for x in inputs]  # recorded, then replayed
+    assert model.replay_note.startswith("replays")
+    for x, array in zip(inputs, kept):
+        want = F.conv2d_activation(x, model.plan.values["w"], padding=1,
+                                   activation=RELU).get()
+        np.testing.assert_allclose(array.get(), want, rtol=1e-6, atol=1e-6)
+    # other ops between runs get buffers of their own, never the launch list's
+    other = F.conv2d(inputs[0], model.plan.values["w"], padding=1)
+    np.testing.assert_allclose(model.run([inputs[1]])[0], kept[1].get(), rtol=0, atol=0)
+    assert np.isfinite(other.get()).all()
+
+
+def test_a_write_the_recording_misses_keeps_the_model_step_by_step(rng):
+    """A step that computes with pyopencl's own array arithmetic (not build.enqueue):
+    the recording misses it, the verification replay differs, and the model runs step
+    by step, with right results, and says why."""
+    model = conx.load(_conv_relu_model(rng))
+    last = model.plan.steps[-1]
+    model.plan.steps.append(CallStep(nodes=["double"], op="Double", inputs=list(last.outputs),
+                                     outputs=["y2"], output_shapes=list(last.output_shapes),
+                                     call=lambda y: [y * 2]))
+    model.plan.releases.append([])
+    model.plan.outputs = ["y2"]
+    model.plan.values["y2"] = model.plan.values[last.outputs[0]]
+    for _ in range(4):
+        x = rng.standard_normal((1, 3, 6, 5)).astype(np.float32)
+        want = 2 * F.conv2d_relu(x, model.plan.values["w"], padding=1).get()
+        np.testing.assert_allclose(model.run([x])[0], want, rtol=1e-6, atol=1e-6)
+    assert model.replay_note.startswith("runs step by step: a replay"), model.replay_note
+
+
+def test_replay_can_be_turned_off_and_profiling_runs_step_by_step(monkeypatch, rng):
+    monkeypatch.setenv("CLCONV_REPLAY", "0")
+    assert conx.load(_conv_relu_model(rng)).replay_note == "runs step by step (CLCONV_REPLAY=0)"
+    monkeypatch.delenv("CLCONV_REPLAY")
+    model = conx.load(_conv_relu_model(rng))
+    x = rng.standard_normal((1, 3, 6, 5)).astype(np.float32)
+    for _ in range(3):
+        model.run([x])
+    steps = []
+    model.run([x], on_step=lambda step, seconds: steps.append(step.op))
+    assert steps == ["Conv+Relu"]
