@@ -367,8 +367,7 @@ def enqueue(runtime, kernel: cl.Kernel, global_size, local_size, args) -> cl.Eve
                 kernel.set_scalar_arg_dtypes([_scalar_dtype(a) for a in args])
                 _typed.add(kernel)
             event = kernel(runtime.queue, global_size, local_size, *args)
-            if _recording is not None and _recording[0] is runtime:
-                _recording[1].append(("kernel", kernel, global_size, local_size, args))
+            _record(runtime, ("kernel", kernel, global_size, local_size, args))
             return event
     except (RuntimeError, OverflowError) as error:  # pyopencl's std::bad_cast, for one
         _check_int_args(kernel, args, error)
@@ -380,29 +379,34 @@ def enqueue_copy(runtime, dest, source, **region) -> cl.Event:
     pyopencl.enqueue_copy takes it: byte_count and offsets, or a rectangle)."""
     with runtime.lock:
         event = cl.enqueue_copy(runtime.queue, dest, source, **region)
-        if _recording is not None and _recording[0] is runtime:
-            _recording[1].append(("copy", dest, source, region))
+        _record(runtime, ("copy", dest, source, region))
         return event
 
 
-# (runtime, list) while a run is recorded (see recording)
-_recording: tuple | None = None
+# this thread's (runtime, list) while it records a run (see recording)
+_recording = threading.local()
+
+
+def _record(runtime, entry) -> None:
+    active = getattr(_recording, "active", None)
+    if active is not None and active[0] is runtime:
+        active[1].append(entry)
 
 
 @contextlib.contextmanager
 def recording(runtime):
     """Within the block, every kernel launch and buffer copy enqueued on `runtime` is also
     appended, in order, to the list it yields: ("kernel", kernel, global size, local size,
-    arguments) or ("copy", dest, source, region). The runtime's lock is held throughout,
-    so the list holds this thread's work only (onnx/replay.py replays it)."""
-    global _recording
+    arguments) or ("copy", dest, source, region). Only this thread's work is recorded,
+    and the runtime's lock is held throughout, so no other thread enqueues on it
+    meanwhile (onnx/replay.py replays the list)."""
     with runtime.lock:
-        previous, entries = _recording, []
-        _recording = (runtime, entries)
+        previous, entries = getattr(_recording, "active", None), []
+        _recording.active = (runtime, entries)
         try:
             yield entries
         finally:
-            _recording = previous
+            _recording.active = previous
 
 
 def _check_int_args(kernel, args, error) -> None:
