@@ -9,7 +9,9 @@ onnx = pytest.importorskip("onnx", reason="onnx not installed: pip install 'clco
 
 from onnx import TensorProto, helper, numpy_helper  # noqa: E402
 
+import clconv  # noqa: E402
 import clconv.functional as F  # noqa: E402
+from clconv.arrays import on_device  # noqa: E402
 import clconv.onnx as conx  # noqa: E402
 from clconv.epilogue import RELU  # noqa: E402
 from clconv.onnx.steps import CallStep  # noqa: E402
@@ -60,6 +62,17 @@ def test_outputs_handed_out_do_not_change_under_later_runs(rng):
     other = F.conv2d(inputs[0], model.plan.values["w"], padding=1)
     np.testing.assert_allclose(model.run([inputs[1]])[0], kept[1].get(), rtol=0, atol=0)
     assert np.isfinite(other.get()).all()
+
+
+def test_device_array_inputs_are_replayed_too(rng):
+    model = conx.load(_conv_relu_model(rng))
+    rt = clconv.current_runtime()
+    for _ in range(4):
+        x = rng.standard_normal((1, 3, 6, 5)).astype(np.float32)
+        want = F.conv2d_relu(x, model.plan.values["w"], padding=1).get()
+        np.testing.assert_allclose(model.run([on_device(rt, x)])[0], want, rtol=1e-6,
+                                   atol=1e-6)
+    assert model.replay_note.startswith("replays")
 
 
 def test_a_write_the_recording_misses_keeps_the_model_step_by_step(rng):

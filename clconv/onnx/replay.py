@@ -22,7 +22,7 @@ import numpy as np
 import pyopencl as cl
 import pyopencl.array as cla
 
-from ..arrays import allocations_from
+from ..arrays import allocations_from, on_device
 from ..build import recording
 
 ENV_REPLAY = "CLCONV_REPLAY"  # "0" runs every model step by step
@@ -56,15 +56,22 @@ class LaunchList:
         return len(self.entries)
 
     def run(self, feeds: dict) -> dict:
-        """Enqueue the recorded run on `feeds` (float32 host arrays of the recorded
-        shapes); returns the output arrays, which the next run overwrites."""
+        """Enqueue the recorded run on `feeds` (float32 arrays of the recorded shapes,
+        numpy or device arrays); returns the output arrays, which the next run
+        overwrites."""
         rt = self.runtime
         queue = rt.queue
         with rt.lock:  # the kernels' arguments are set on shared kernel objects
             for name, array in self.inputs.items():
-                cl.enqueue_copy(queue, array.base_data,
-                                np.ascontiguousarray(feeds[name], np.float32),
-                                dst_offset=array.offset, is_blocking=False)
+                value = feeds[name]
+                if isinstance(value, cla.Array):
+                    value = on_device(rt, value)  # a view with an offset is copied first
+                    cl.enqueue_copy(queue, array.base_data, value.base_data,
+                                    byte_count=array.nbytes, dst_offset=array.offset)
+                else:
+                    cl.enqueue_copy(queue, array.base_data,
+                                    np.ascontiguousarray(value, np.float32),
+                                    dst_offset=array.offset, is_blocking=False)
             for kernel, first, second, rest in self.entries:
                 if kernel is not None:
                     kernel(queue, first, second, *rest)
