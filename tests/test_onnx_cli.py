@@ -78,7 +78,8 @@ def test_inspect_and_run_report_unsupported_models_with_exit_3(tmp_path, capsys)
 
 def test_bench_model_compares_with_onnx_runtime(tmp_path, capsys):
     model = _classifier(tmp_path / "m.onnx")
-    assert main(["bench-model", str(model), "--runs", "2", "--warmup", "1", "--profile"]) == 0
+    assert main(["bench-model", str(model), "--runs", "2", "--warmup", "1", "--profile",
+                 "--no-tinygrad"]) == 0
     out = capsys.readouterr().out
     assert "onnxruntime" in out and "ratio" in out and "Conv+Relu" in out
     assert "alternating run by run" in out and "best ms" in out and "median ms" in out
@@ -91,12 +92,23 @@ def test_bench_model_times_ncnn_when_installed(tmp_path, capsys):
     pytest.importorskip("pnnx", reason="pnnx not installed (pip install ncnn pnnx)")
     model = _classifier(tmp_path / "m.onnx")
     assert main(["bench-model", str(model), "--runs", "2", "--warmup", "1",
-                 "--batch", "2"]) == 0
+                 "--batch", "2", "--no-tinygrad"]) == 0
     out = capsys.readouterr().out
     assert "clconv, onnxruntime, ncnn alternating" in out
     assert "ncnn / onnxruntime" in out and "not measured" not in out
     ncnn_line = next(line for line in out.splitlines() if "(ncnn against" in line)
     assert float(ncnn_line.split()[4]) < 1e-4, ncnn_line
+
+
+def test_bench_model_times_tinygrad_when_installed(tmp_path, capsys):
+    pytest.importorskip("tinygrad", reason="tinygrad not installed (pip install tinygrad)")
+    model = _classifier(tmp_path / "m.onnx")
+    assert main(["bench-model", str(model), "--runs", "2", "--warmup", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "clconv, onnxruntime, tinygrad alternating" in out, out
+    assert "tinygrad / onnxruntime" in out
+    tinygrad_line = next(line for line in out.splitlines() if "(tinygrad against" in line)
+    assert float(tinygrad_line.split()[4]) < 1e-4, tinygrad_line
 
 
 def _fixed_batch(path):
@@ -113,7 +125,7 @@ def _fixed_batch(path):
 def test_bench_model_batch_reports_images_per_second(tmp_path, capsys, make):
     model = make(tmp_path / "m.onnx")
     assert main(["bench-model", str(model), "--runs", "2", "--warmup", "0",
-                 "--batch", "3"]) == 0
+                 "--batch", "3", "--no-tinygrad"]) == 0
     out = capsys.readouterr().out
     assert "(3, 3, 16, 16)" in out and "images/s" in out
     lines = {line.split()[0]: line.split() for line in out.splitlines() if line.strip()}
@@ -173,7 +185,8 @@ def test_bench_model_gives_a_constant_weight_model_random_weights(tmp_path, caps
     assert has_constant_weights(model)
     constant = tmp_path / "zoo.onnx"
     constant.write_bytes(model.SerializeToString())
-    assert main(["bench-model", str(constant), "--runs", "1", "--warmup", "0"]) == 0
+    assert main(["bench-model", str(constant), "--runs", "1", "--warmup", "0",
+                 "--no-tinygrad"]) == 0
     out = capsys.readouterr().out
     assert "2 layer tensors given seeded random values (seed 0): every weight tensor" in out
     # the classifier ends in a Softmax: its input ('l') is what is compared

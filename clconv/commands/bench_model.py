@@ -19,7 +19,8 @@ def register(subparsers):
         description="Best and median latency of --runs runs after --warmup, for clconv on its "
                     "device and for ONNX Runtime's CPU provider with --threads intra-op "
                     "threads, on the same random input, and for ncnn (the model converted "
-                    "by pnnx) when the ncnn and pnnx packages are installed, alternating run "
+                    "by pnnx) when the ncnn and pnnx packages are installed, and for tinygrad's "
+                    "ONNX runner (DEV=CL) when tinygrad is installed, alternating run "
                     "by run (so that the machine's drift slows all alike); prints the "
                     "ratios, images per second at --batch, and the largest output "
                     "differences. "
@@ -44,6 +45,9 @@ def register(subparsers):
                         help="also time each clconv step (synchronising after each)")
     parser.add_argument("--seed", type=options.seed, default=0,
                         help="seed of the random input and of --random-weights (0)")
+    parser.add_argument("--no-tinygrad", action="store_true",
+                        help="do not measure tinygrad (its first runs compile for tens of "
+                             "seconds)")
     parser.add_argument("--random-weights", action="store_true",
                         help="give every layer seeded random weights first (done anyway, "
                              "and said, when every weight tensor holds one value, as in the "
@@ -106,12 +110,18 @@ def run(args) -> int:
         ncnn_model, ncnn_note = _ncnn(proto, model.input_shapes, args.threads, workdir)
         if ncnn_model is not None:
             calls["ncnn"] = lambda: ncnn_model.run(feeds)
+        tinygrad_model, tinygrad_note = (None, "--no-tinygrad") if args.no_tinygrad else \
+            _tinygrad(proto, proto.graph.output[compared].name, feeds, workdir)
+        if tinygrad_model is not None:
+            calls["tinygrad"] = lambda: tinygrad_model.run(feeds)
         for _ in range(2):  # whatever --warmup says: kernel builds, then the recorded run
             model.run(feeds)
         times = time_alternating(calls, args.runs, args.warmup, desc=" / ".join(calls))
         differences = {"clconv": _difference(model.run(feeds)[compared], reference)}
         if ncnn_model is not None and compared == 0:  # ncnn returns the first output only
             differences["ncnn"] = _difference(ncnn_model.run(feeds), reference)
+        if tinygrad_model is not None:
+            differences["tinygrad"] = _difference(tinygrad_model.run(feeds), reference)
     batch = batch_size(model.input_shapes)
     print(f"model        {args.model} inputs {model.input_shapes}")
     print(f"timing       {args.runs} runs each after {args.warmup} warm-up, "
@@ -119,7 +129,9 @@ def run(args) -> int:
     print(f"{'':12} {'best ms':>9} {'median ms':>10} {'images/s':>9}")
     where = {"clconv": model.runtime.profile.label,
              "onnxruntime": f"CPU, {args.threads} threads, {onnxruntime.__version__}",
-             "ncnn": f"CPU, {args.threads} threads, pnnx-converted, one image per extraction"}
+             "ncnn": f"CPU, {args.threads} threads, pnnx-converted, one image per extraction",
+             "tinygrad": "DEV=" + (tinygrad_model.device if tinygrad_model else "")
+                         + ", its ONNX runner under TinyJit"}
     for name, seconds in times.items():
         median = float(np.median(seconds))
         print(f"{name:<12} {min(seconds) * 1e3:9.1f} {median * 1e3:10.1f} "
@@ -133,6 +145,8 @@ def run(args) -> int:
     print(f"execution    clconv {model.replay_note}")
     if ncnn_note:
         print(f"ncnn         not measured: {ncnn_note}")
+    if tinygrad_note:
+        print(f"tinygrad     not measured: {tinygrad_note}")
     if compared:
         print(f"compared     the input of the final Softmax ({proto.graph.output[compared].name!r})")
     for name, error in differences.items():
@@ -169,6 +183,25 @@ def _difference(out, reference) -> float:
         return float("inf")
     scale = max(float(np.abs(reference).max()), 1e-30)
     return float(np.abs(out.reshape(reference.shape) - reference).max() / scale)
+
+
+def _tinygrad(proto, output, feeds, workdir):
+    """(the model loaded by tinygrad and run twice: its kernel builds, then its JIT's
+    capture; None), or (None, why it is not measured)."""
+    from . import tinygrad_peer
+
+    reason = tinygrad_peer.unavailable()
+    if reason is not None:
+        return None, reason
+    try:
+        model = tinygrad_peer.load(proto, output, workdir)
+        for _ in range(2):
+            model.run(feeds)
+        return model, None
+    except RuntimeError as error:
+        return None, str(error)
+    except Exception as error:  # an op tinygrad lacks shows on its first run
+        return None, f"tinygrad failed on its first runs: {type(error).__name__}: {error}"
 
 
 def _ncnn(proto, input_shapes, threads, workdir):
