@@ -12,8 +12,11 @@
 //   2: beta = 0.5: rsqrt(b);   3: beta = 1: 1 / b;   4: beta = 0: 1, as pow(b, 0) is;
 //   0: any other beta: exp2(-beta * log2(b)), the same as 1 / pow(b, beta) for every
 //      b (NaN for b < 0, inf for b = 0 when beta > 0), and 4x faster than pow.
-#if !defined(LO) || !defined(HI)
-#error "LO and HI (the window's channels before and after c) must be defined"
+#ifndef LO
+#define LO 2            // channels before c in the window (ONNX's default size 5)
+#endif
+#ifndef HI
+#define HI 2            // channels after c
 #endif
 #ifndef BETA_FORM
 #define BETA_FORM 0
