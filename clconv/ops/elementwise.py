@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..arrays import on_device, output
-from ..build import get_kernel, launch
+from ..build import DEFAULT_GROUP_SIZE, get_kernel, group_2d, launch, launch_grid
 from ..epilogue import NO_ACTIVATION, Activation
 from ..runtime import current
 from ..validation import check_array, check_shape
@@ -90,7 +90,8 @@ def channel_affine(input, scale, shift, act: Activation = NO_ACTIVATION, out=Non
     check_shape("shift", check_array("shift", shift, rt, "(C,)"), (C,))
     y = output(rt, shape, out)
     inner = int(np.prod(shape[2:], dtype=np.int64))
-    launch(rt, get_kernel(rt, KERNELS, "channel_affine", act.defines), y.size,
-           on_device(rt, input), on_device(rt, scale), on_device(rt, shift), y, C, inner,
-           *act.scalars)
+    launch_grid(rt, get_kernel(rt, KERNELS, "channel_affine", act.defines), (inner, C, shape[0]),
+                group_2d(DEFAULT_GROUP_SIZE, inner, C) + (1,),
+                on_device(rt, input), on_device(rt, scale), on_device(rt, shift), y,
+                shape[0], C, inner, *act.scalars)
     return y
