@@ -248,7 +248,7 @@ __attribute__((always_inline)) float avg_window(__global const float *xp, const 
 #pragma unroll
     for (int ky = 0; ky < POOL_KH; ++ky) {
         const int iy = iy0 + ky * dh;
-        const bool row_in = (uint)iy < (uint)H;
+        const int row_in = (uint)iy < (uint)H;
         rows += row_in;
         rows_padded += iy < H + pb;
         // as in max_window: one pointer per row, loads ox*POOL_SW + constant
@@ -257,7 +257,7 @@ __attribute__((always_inline)) float avg_window(__global const float *xp, const 
         for (int kx = 0; kx < POOL_KW; ++kx) {
             const int c = c0 + kx * dw;
             const float v = xr[clamp_columns ? inside(c - pl, W) + pl : c];
-            acc += row_in && (uint)(c - pl) < (uint)W ? v : 0.0f;
+            acc += (row_in & ((uint)(c - pl) < (uint)W)) ? v : 0.0f;
         }
     }
     const int divisor = divisor_override > 0 ? divisor_override

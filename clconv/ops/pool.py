@@ -8,6 +8,7 @@ from .. import params
 from ..arrays import empty, on_device, output
 from ..build import (DEFAULT_GROUP_SIZE, get_kernel, group_size, launch, launch_grid,
                      resolve_local)
+from ..device import DeviceKind
 from ..geometry import PoolGeometry, pool_geometry  # noqa: F401 (PoolGeometry: public name)
 from ..runtime import current
 from ..validation import check_array, check_int, check_shape
@@ -30,15 +31,17 @@ def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode
 
 # Windows up to this size on each side (and column strides up to it) are compiled in
 # (POOL_KH, POOL_KW, POOL_SW of pool2d.cl): fixed loops that POCL vectorises (2-4x faster
-# there), with no integer division. Larger ones keep the run-time loops.
+# there), with no integer division. Larger ones keep the run-time loops. Not on VC4CL:
+# VC4C compiled 4x4 windows only on some tries (register allocation) and failed one
+# outright, and each window size would be one more slow program build on the Pi.
 FIXED_WINDOW_MAX = 7
 
 
-def window_defines(kernel, stride) -> dict[str, int]:
-    """pool2d.cl's defines for a (kh, kw) window with column stride stride[1]: compiled
-    in when small, none otherwise."""
+def window_defines(profile, kernel, stride) -> dict[str, int]:
+    """pool2d.cl's defines for a (kh, kw) window with column stride stride[1] on a device:
+    compiled in when small, none otherwise."""
     kh, kw = kernel
-    if max(kh, kw, stride[1]) > FIXED_WINDOW_MAX:
+    if profile.kind == DeviceKind.VC4CL or max(kh, kw, stride[1]) > FIXED_WINDOW_MAX:
         return {}
     return {"POOL_KH": int(kh), "POOL_KW": int(kw), "POOL_SW": int(stride[1])}
 
@@ -53,29 +56,26 @@ def inner_planes(planes, H, W, row_items, kw, sw, dw, pw) -> tuple[int, int]:
     return -(-before // plane_size), planes - -(-max(after, 0) // plane_size)
 
 
-def window_grid(rt, name, defines, out_shape, in_hw, columns, *args):
-    """Launch pool2d.cl's forward kernel `name` on (ox, oy, plane) grids over out_shape;
-    `columns` = (kw, sw, dw, pw). With a fixed window, the planes inner_planes allows go
-    to the faster `name`_inner kernel, the others to `name`. The kernels take
-    (plane0, planes) after their buffers and `args` after that: `args` = (buffers,
-    scalars)."""
-    buffers, scalars = args
+def window_grid(rt, name, defines, out_shape, in_hw, columns, buffers, scalars):
+    """Launch pool2d.cl's forward kernel `name` on (ox, oy, plane) grids over out_shape,
+    with arguments (*buffers, plane0, planes, *scalars); `columns` = (kw, sw, dw, pw).
+    With a fixed window, the planes inner_planes allows go to the faster `name`_inner
+    kernel, the others to `name`."""
     N, C, Ho, Wo = out_shape
     planes = N * C
     width = group_size(DEFAULT_GROUP_SIZE, Wo)
     local = (width, max(1, DEFAULT_GROUP_SIZE // width), 1)
     kernel = get_kernel(rt, KERNELS, name, defines)
-    lo = hi = planes
+    launches = [(kernel, 0, planes)]
     if defines:
         inner = get_kernel(rt, KERNELS, name + "_inner", defines)
         lx = resolve_local(rt, inner, (Wo, Ho, planes), local)[0]
         row_items = -(-Wo // lx) * lx  # the global size along x
         lo, hi = inner_planes(planes, *in_hw, row_items, *columns)
-        if lo >= hi:
-            lo = hi = planes
-    for k, first, end in ((kernel, 0, lo), (inner if hi > lo else None, lo, hi),
-                          (kernel, hi, planes)):
-        if k is not None and end > first:
+        if lo < hi:
+            launches = [(kernel, 0, lo), (inner, lo, hi), (kernel, hi, planes)]
+    for k, first, end in launches:
+        if end > first:
             launch_grid(rt, k, (Wo, Ho, end - first), local, *buffers,
                         *[np.int32(v) for v in (first, end - first, *scalars)])
 
@@ -98,7 +98,8 @@ def max_pool2d_windows(rt, x, out_size, kernel, stride, pads_begin, dilation, re
     N, C, H, W = x.shape
     out = output(rt, (N, C) + tuple(out_size), out)
     indices = empty(rt, out.shape, np.int32) if return_indices else out
-    window_grid(rt, "max_pool2d_forward", window_defines(kernel, stride), out.shape, (H, W),
+    window_grid(rt, "max_pool2d_forward", window_defines(rt.profile, kernel, stride), out.shape,
+                (H, W),
                 (kernel[1], stride[1], dilation[1], pads_begin[1]),
                 (x.data, out.data, indices.data, np.int32(bool(return_indices))),
                 (H, W, *out_size, *kernel, *stride, *pads_begin, *dilation))
@@ -182,7 +183,8 @@ def avg_pool2d_windows(rt, x, out_size, kernel, stride, pads, dilation, count_in
     into `out` when given (see arrays.output)."""
     N, C, H, W = x.shape
     out = output(rt, (N, C) + tuple(out_size), out)
-    window_grid(rt, "avg_pool2d_forward", window_defines(kernel, stride), out.shape, (H, W),
+    window_grid(rt, "avg_pool2d_forward", window_defines(rt.profile, kernel, stride), out.shape,
+                (H, W),
                 (kernel[1], stride[1], dilation[1], pads[1]), (x.data, out.data),
                 (H, W, *out_size, *kernel, *stride, *pads, *dilation,
                  bool(count_include_pad), divisor_override))
