@@ -52,10 +52,8 @@ __attribute__((always_inline)) void max_window(
 {
     __global const float *xp = x + plane * H * W;
     const int iy0 = oy * sh - ph, ix0 = ox * POOL_SW - pw;
-    float best = -INFINITY, nan_value = 0.0f;
+    float best = -INFINITY;
     int best_i = -1;  // while no tap is inside
-    int nan_i = -1;  // a NaN wins, the last one, as in torch; tracked apart so the
-                     // comparison stays a single select the compiler can vectorise
 #pragma unroll
     for (int ky = 0; ky < POOL_KH; ++ky) {
         const int iy = iy0 + ky * dh;
@@ -67,15 +65,13 @@ __attribute__((always_inline)) void max_window(
             const int in = row_in & ((uint)ix < (uint)W);
             const int i = row + ix;
             const float v = xp[clamp_columns ? row + inside(ix, W) : i];
-            const int take = in & ((v > best) | (best_i < 0));  // the first tap inside, always
+            // the first tap inside, always; then a greater value or any NaN (once best
+            // is NaN, only another NaN is taken: the last one wins)
+            const int take = in & ((v > best) | (v != v) | (best_i < 0));
             best = take ? v : best;
             best_i = take ? i : best_i;
-            nan_value = (in & (v != v)) ? v : nan_value;
-            nan_i = (in & (v != v)) ? i : nan_i;
         }
     }
-    best = nan_i >= 0 ? nan_value : best;
-    best_i = nan_i >= 0 ? nan_i : best_i;
     if (!live) return;
     const int o = (plane * Ho + oy) * Wo + ox;
     out[o] = best;
