@@ -70,7 +70,9 @@ def run(args) -> int:
     for k, step in enumerate(plan.steps):
         covered.update(step.nodes)
         shape = "x".join(map(str, step.output_shapes[0])) if step.output_shapes else ""
-        reuse = " [in place]" if step.reuse_input is not None else ""
+        reuse = (" [in place]" if step.reuse_input is not None else
+                 " [into its Concat]" if step.outputs and step.outputs[0] in plan.slots
+                 and plan.slots[step.outputs[0]].root != step.outputs[0] else "")
         print(f"{k:>3}  {step.op:<40} {shape:<22} {step.variant()}{reuse}")
     folded = [n for n in graph.nodes if n.name not in covered]
     if folded:
@@ -82,4 +84,7 @@ def run(args) -> int:
     print(f"\nall {len(graph.nodes)} nodes supported: {len(plan.steps)} steps")
     print(f"weights on device {_mib(weights)}; activations {_mib(activations)} in all, planned "
           f"peak {_mib(plan.peak_bytes)} (largest live pair {_mib(plan.largest_pair_bytes)})")
+    if plan.arena_bytes:
+        print(f"concatenations written in place: {_mib(plan.arena_bytes)} of buffers the model "
+              "keeps")
     return EXIT_OK
