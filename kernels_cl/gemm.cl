@@ -110,11 +110,17 @@ __kernel void gemm_tiled(
     for (int i = 0; i < TM; ++i)
         #pragma unroll
         for (int v = 0; v < NV; ++v) acc[i][v] = (VEC)(0.0f);
-    const int full = n0 + TN * NV <= N;
+    // Vector v of the tile starts at column n0 + OFF(v): n0 + v * TN, except in the last,
+    // partial column panel, where a vector reaching past N moves back to end at column
+    // N - 1, overlapping the one before it. So every B load is a whole vector wherever B
+    // is at least a vector wide; the epilogue stores only the columns the vector owns
+    // (from n0 + v * TN on). Narrower B (N < TN) is gathered lane by lane.
+    const int last_off = N >= TN ? N - n0 - TN : TN * NV;
+#define OFF(v) min((v) * TN, last_off)
     for (int r = 0; r < R; ++r) {
         __global const float *a = a0 + r * sar;
         __global const float *bp = bb0 + r * sbr + B_PANEL(n0);
-        if (full) {
+        if (N >= TN) {
 #if KUNROLL > 1
 #pragma unroll KUNROLL
 #endif
@@ -123,12 +129,14 @@ __kernel void gemm_tiled(
 #if B_TRANS
                 float bs[TN * NV];
                 #pragma unroll
-                for (int j = 0; j < TN * NV; ++j) bs[j] = B_AT(j, k);
+                for (int v = 0; v < NV; ++v)
+                    #pragma unroll
+                    for (int j = 0; j < TN; ++j) bs[v * TN + j] = B_AT(OFF(v) + j, k);
                 #pragma unroll
                 for (int v = 0; v < NV; ++v) bv[v] = VLOAD(v, bs);
 #else
                 #pragma unroll
-                for (int v = 0; v < NV; ++v) bv[v] = VLOAD(v, bp + k * ldb);
+                for (int v = 0; v < NV; ++v) bv[v] = VLOAD(0, bp + k * ldb + OFF(v));
 #endif
                 #pragma unroll
                 for (int i = 0; i < TM; ++i) {
@@ -161,7 +169,11 @@ __kernel void gemm_tiled(
         if (m >= M) break;
         #pragma unroll
         for (int v = 0; v < NV; ++v) {
-            const int nv = n0 + v * TN;
+            const int own = n0 + v * TN;  // the first column this vector stores
+            const int nv = n0 + OFF(v);   // the column of its first lane
+            if (own >= N) continue;
+            // every lane this vector's own column, all within N
+            const int whole = nv == own && own + TN <= N;
             VEC val = acc[i][v];
 #if SCALE
             val *= alpha;
@@ -179,20 +191,21 @@ __kernel void gemm_tiled(
             }
 #endif
 #if ACCUMULATE && !C_TRANS
-            if (nv + TN <= N) {
+            if (whole) {
                 val += VLOAD(0, c + m * ldc + nv);  // C already holds a residual: add it
             } else
 #endif
 #if ACCUMULATE
             {
-                // the row's last, partial vector (or a transposed C): columns past N read 0
+                // a partial or overlapping vector (or a transposed C): the lanes this
+                // vector does not store read 0
                 float rs[TN];
                 #pragma unroll
                 for (int j = 0; j < TN; ++j)
 #if C_TRANS
-                    rs[j] = nv + j < N ? c[(nv + j) * ldc + m] : 0.0f;
+                    rs[j] = nv + j >= own && nv + j < N ? c[(nv + j) * ldc + m] : 0.0f;
 #else
-                    rs[j] = nv + j < N ? c[m * ldc + nv + j] : 0.0f;
+                    rs[j] = nv + j >= own && nv + j < N ? c[m * ldc + nv + j] : 0.0f;
 #endif
                 val += VLOAD(0, rs);
             }
@@ -203,16 +216,16 @@ __kernel void gemm_tiled(
             VSTORE(val, 0, vs);
             #pragma unroll
             for (int j = 0; j < TN; ++j)
-                if (nv + j < N) c[(nv + j) * ldc + m] = vs[j];
+                if (nv + j >= own && nv + j < N) c[(nv + j) * ldc + m] = vs[j];
 #else
-            if (nv + TN <= N) {
+            if (whole) {
                 VSTORE(val, 0, c + m * ldc + nv);
             } else {
                 float vs[TN];
                 VSTORE(val, 0, vs);
                 #pragma unroll
                 for (int j = 0; j < TN; ++j)
-                    if (nv + j < N) c[m * ldc + nv + j] = vs[j];
+                    if (nv + j >= own && nv + j < N) c[m * ldc + nv + j] = vs[j];
             }
 #endif
         }
