@@ -6,7 +6,10 @@
 //
 // B is row-major with unit stride along N (B_TRANS=0: B[k*ldb + n], loaded as TN-wide
 // vectors) or stored transposed (B_TRANS=1: B[n*ldb + k], gathered into the vectors).
-// A is row-major (A_KMAJOR=0: A[m*lda + k]) or stored K-major (A_KMAJOR=1: A[k*lda + m]).
+// A is row-major (A_KMAJOR=0: A[m*lda + k]), stored K-major (A_KMAJOR=1: A[k*lda + m]),
+// or packed in panels of the tile's TM rows (A_PACKED=1: A[(m / TM)*lda + k*TM + m % TM],
+// rows past M present; weights packed once, algos/tiled_gemm.py pack_a), so that a
+// K step reads TM contiguous floats instead of TM rows lda apart.
 // C is row-major (C_TRANS=0: C[m*ldc + n]) or transposed (C_TRANS=1: C[n*ldc + m]).
 // The bias term: none (HAS_BIAS=0), one value per row, bias[b2*sbias2 + m] (HAS_BIAS=1,
 // a convolution's), or any broadcast of a matrix, bias[b2*sbias2 + m*sbm + n*sbn]
@@ -26,6 +29,9 @@
 #endif
 #ifndef A_KMAJOR
 #define A_KMAJOR 0
+#endif
+#ifndef A_PACKED
+#define A_PACKED 0
 #endif
 #ifndef C_TRANS
 #define C_TRANS 0
@@ -63,10 +69,13 @@
 // array in a register of its own and its register allocator then fails at TM=2.
 #define ROW(i) min(m0 + (i), M - 1)
 
-#if A_KMAJOR
-#define A_AT(m, k) a[(k) * lda + (m)]
+// Element (m0 + i, k) of A (a: this batch's A; ap: its panel of rows m0..m0+TM-1)
+#if A_PACKED
+#define A_TILE(i, k) ap[(k) * TM + (i)]
+#elif A_KMAJOR
+#define A_TILE(i, k) a[(k) * lda + ROW(i)]
 #else
-#define A_AT(m, k) a[(m) * lda + (k)]
+#define A_TILE(i, k) a[ROW(i) * lda + (k)]
 #endif
 
 #if SCALE
@@ -119,6 +128,9 @@ __kernel void gemm_tiled(
 #define OFF(v) min((v) * TN, last_off)
     for (int r = 0; r < R; ++r) {
         __global const float *a = a0 + r * sar;
+#if A_PACKED
+        __global const float *ap = a + (m0 / TM) * lda;
+#endif
         __global const float *bp = bb0 + r * sbr + B_PANEL(n0);
         if (N >= TN) {
 #if KUNROLL > 1
@@ -140,7 +152,7 @@ __kernel void gemm_tiled(
 #endif
                 #pragma unroll
                 for (int i = 0; i < TM; ++i) {
-                    const VEC av = (VEC)(A_AT(ROW(i), k));
+                    const VEC av = (VEC)(A_TILE(i, k));
                     #pragma unroll
                     for (int v = 0; v < NV; ++v) acc[i][v] = MAD(av, bv[v], acc[i][v]);
                 }
@@ -155,7 +167,7 @@ __kernel void gemm_tiled(
                 for (int v = 0; v < NV; ++v) bv[v] = VLOAD(v, bs);
                 #pragma unroll
                 for (int i = 0; i < TM; ++i) {
-                    const VEC av = (VEC)(A_AT(ROW(i), k));
+                    const VEC av = (VEC)(A_TILE(i, k));
                     #pragma unroll
                     for (int v = 0; v < NV; ++v) acc[i][v] = MAD(av, bv[v], acc[i][v]);
                 }
