@@ -92,6 +92,8 @@ def pack_a(rt, params, a, batches: int, M: int, Kd: int):
     that do not change). Returns (packed, lda, stride): the device array, the panel
     stride and the matrix stride to pass to gemm."""
     tm = int(params["TM"])
+    if tm == 1:  # panels of one row: the row-major layout itself (VC4CL's tile)
+        return a, Kd, M * Kd
     panels = -(-M // tm)
     host = np.zeros((batches, panels * tm, Kd), np.float32)
     host[:, :M] = a.get().reshape(batches, M, Kd)
