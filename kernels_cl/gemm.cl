@@ -6,7 +6,10 @@
 //
 // B is row-major with unit stride along N (B_TRANS=0: B[k*ldb + n], loaded as TN-wide
 // vectors) or stored transposed (B_TRANS=1: B[n*ldb + k], gathered into the vectors).
-// A is row-major (A_KMAJOR=0: A[m*lda + k]) or stored K-major (A_KMAJOR=1: A[k*lda + m]).
+// A is row-major (A_KMAJOR=0: A[m*lda + k]), stored K-major (A_KMAJOR=1: A[k*lda + m]),
+// or packed in panels of the tile's TM rows (A_PACKED=1: A[(m / TM)*lda + k*TM + m % TM],
+// rows past M present; weights packed once, algos/tiled_gemm.py pack_a), so that a
+// K step reads TM contiguous floats instead of TM rows lda apart.
 // C is row-major (C_TRANS=0: C[m*ldc + n]) or transposed (C_TRANS=1: C[n*ldc + m]).
 // The bias term: none (HAS_BIAS=0), one value per row, bias[b2*sbias2 + m] (HAS_BIAS=1,
 // a convolution's), or any broadcast of a matrix, bias[b2*sbias2 + m*sbm + n*sbn]
@@ -26,6 +29,9 @@
 #endif
 #ifndef A_KMAJOR
 #define A_KMAJOR 0
+#endif
+#ifndef A_PACKED
+#define A_PACKED 0
 #endif
 #ifndef C_TRANS
 #define C_TRANS 0
@@ -63,10 +69,13 @@
 // array in a register of its own and its register allocator then fails at TM=2.
 #define ROW(i) min(m0 + (i), M - 1)
 
-#if A_KMAJOR
-#define A_AT(m, k) a[(k) * lda + (m)]
+// Element (m0 + i, k) of A (a: this batch's A; ap: its panel of rows m0..m0+TM-1)
+#if A_PACKED
+#define A_TILE(i, k) ap[(k) * TM + (i)]
+#elif A_KMAJOR
+#define A_TILE(i, k) a[(k) * lda + ROW(i)]
 #else
-#define A_AT(m, k) a[(m) * lda + (k)]
+#define A_TILE(i, k) a[ROW(i) * lda + (k)]
 #endif
 
 #if SCALE
@@ -110,11 +119,20 @@ __kernel void gemm_tiled(
     for (int i = 0; i < TM; ++i)
         #pragma unroll
         for (int v = 0; v < NV; ++v) acc[i][v] = (VEC)(0.0f);
-    const int full = n0 + TN * NV <= N;
+    // Vector v of the tile starts at column n0 + OFF(v): n0 + v * TN, except in the last,
+    // partial column panel, where a vector reaching past N moves back to end at column
+    // N - 1, overlapping the one before it. So every B load is a whole vector wherever B
+    // is at least a vector wide; the epilogue stores only the columns the vector owns
+    // (from n0 + v * TN on). Narrower B (N < TN) is gathered lane by lane.
+    const int last_off = N >= TN ? N - n0 - TN : TN * NV;
+#define OFF(v) min((v) * TN, last_off)
     for (int r = 0; r < R; ++r) {
         __global const float *a = a0 + r * sar;
+#if A_PACKED
+        __global const float *ap = a + (m0 / TM) * lda;
+#endif
         __global const float *bp = bb0 + r * sbr + B_PANEL(n0);
-        if (full) {
+        if (N >= TN) {
 #if KUNROLL > 1
 #pragma unroll KUNROLL
 #endif
@@ -123,16 +141,18 @@ __kernel void gemm_tiled(
 #if B_TRANS
                 float bs[TN * NV];
                 #pragma unroll
-                for (int j = 0; j < TN * NV; ++j) bs[j] = B_AT(j, k);
+                for (int v = 0; v < NV; ++v)
+                    #pragma unroll
+                    for (int j = 0; j < TN; ++j) bs[v * TN + j] = B_AT(OFF(v) + j, k);
                 #pragma unroll
                 for (int v = 0; v < NV; ++v) bv[v] = VLOAD(v, bs);
 #else
                 #pragma unroll
-                for (int v = 0; v < NV; ++v) bv[v] = VLOAD(v, bp + k * ldb);
+                for (int v = 0; v < NV; ++v) bv[v] = VLOAD(0, bp + k * ldb + OFF(v));
 #endif
                 #pragma unroll
                 for (int i = 0; i < TM; ++i) {
-                    const VEC av = (VEC)(A_AT(ROW(i), k));
+                    const VEC av = (VEC)(A_TILE(i, k));
                     #pragma unroll
                     for (int v = 0; v < NV; ++v) acc[i][v] = MAD(av, bv[v], acc[i][v]);
                 }
@@ -147,7 +167,7 @@ __kernel void gemm_tiled(
                 for (int v = 0; v < NV; ++v) bv[v] = VLOAD(v, bs);
                 #pragma unroll
                 for (int i = 0; i < TM; ++i) {
-                    const VEC av = (VEC)(A_AT(ROW(i), k));
+                    const VEC av = (VEC)(A_TILE(i, k));
                     #pragma unroll
                     for (int v = 0; v < NV; ++v) acc[i][v] = MAD(av, bv[v], acc[i][v]);
                 }
@@ -161,7 +181,11 @@ __kernel void gemm_tiled(
         if (m >= M) break;
         #pragma unroll
         for (int v = 0; v < NV; ++v) {
-            const int nv = n0 + v * TN;
+            const int own = n0 + v * TN;  // the first column this vector stores
+            const int nv = n0 + OFF(v);   // the column of its first lane
+            if (own >= N) continue;
+            // every lane this vector's own column, all within N
+            const int whole = nv == own && own + TN <= N;
             VEC val = acc[i][v];
 #if SCALE
             val *= alpha;
@@ -179,20 +203,21 @@ __kernel void gemm_tiled(
             }
 #endif
 #if ACCUMULATE && !C_TRANS
-            if (nv + TN <= N) {
+            if (whole) {
                 val += VLOAD(0, c + m * ldc + nv);  // C already holds a residual: add it
             } else
 #endif
 #if ACCUMULATE
             {
-                // the row's last, partial vector (or a transposed C): columns past N read 0
+                // a partial or overlapping vector (or a transposed C): the lanes this
+                // vector does not store read 0
                 float rs[TN];
                 #pragma unroll
                 for (int j = 0; j < TN; ++j)
 #if C_TRANS
-                    rs[j] = nv + j < N ? c[(nv + j) * ldc + m] : 0.0f;
+                    rs[j] = nv + j >= own && nv + j < N ? c[(nv + j) * ldc + m] : 0.0f;
 #else
-                    rs[j] = nv + j < N ? c[m * ldc + nv + j] : 0.0f;
+                    rs[j] = nv + j >= own && nv + j < N ? c[m * ldc + nv + j] : 0.0f;
 #endif
                 val += VLOAD(0, rs);
             }
@@ -203,16 +228,16 @@ __kernel void gemm_tiled(
             VSTORE(val, 0, vs);
             #pragma unroll
             for (int j = 0; j < TN; ++j)
-                if (nv + j < N) c[(nv + j) * ldc + m] = vs[j];
+                if (nv + j >= own && nv + j < N) c[(nv + j) * ldc + m] = vs[j];
 #else
-            if (nv + TN <= N) {
+            if (whole) {
                 VSTORE(val, 0, c + m * ldc + nv);
             } else {
                 float vs[TN];
                 VSTORE(val, 0, vs);
                 #pragma unroll
                 for (int j = 0; j < TN; ++j)
-                    if (nv + j < N) c[m * ldc + nv + j] = vs[j];
+                    if (nv + j >= own && nv + j < N) c[m * ldc + nv + j] = vs[j];
             }
 #endif
         }

@@ -6,7 +6,7 @@ import pytest
 
 import clconv.functional as F
 from clconv import algos
-from clconv.algos import winograd
+from clconv.algos import gemm as gemm_algo, winograd
 from clconv.epilogue import NO_ACTIVATION, RELU
 from clconv.ops.conv import ConstantWeightConv2d
 
@@ -51,6 +51,39 @@ def test_winograd_weights_are_transformed_once_not_per_call(monkeypatch, rng):
         assert counts["winograd_weights"] == 1
         F.conv2d(x, w, padding=1)  # the functional op packs on every call
         assert counts["winograd_weights"] == 2
+
+
+@pytest.mark.parametrize("variant,kernel", [("im2col", 3), ("gemm1x1", 1)])
+@pytest.mark.parametrize("case", range(1 + len(gemm_algo.TEST_PARAMS)))
+def test_gemm_weights_packed_in_row_panels_give_the_unpacked_result(variant, kernel, case,
+                                                                    rng):
+    """Each group's 7 output channels cut into panels of TM rows (tails and all), against
+    the same variant reading the weights as they are, and torch's conv2d."""
+    torch = pytest.importorskip("torch", reason="torch not installed: pip install torch==2.13.0")
+    from clconv.runtime import current
+    from clconv.arrays import empty, on_device
+    from clconv.geometry import conv_geometry
+
+    rt = current()
+    x = rng.standard_normal((2, 6, 7, 9)).astype(np.float32)
+    w = rng.standard_normal((14, 3, kernel, kernel)).astype(np.float32)
+    b = rng.standard_normal(14).astype(np.float32)
+    geo = conv_geometry(x.shape, w.shape, 1, kernel // 2, 1, 2)
+    var = algos.VARIANTS[variant]
+    params = (algos.params_for(rt.profile, var, geo, "forward") if case == 0
+              else gemm_algo.TEST_PARAMS[case - 1])
+    if not algos.valid(rt.profile, var, geo, "forward", params):
+        pytest.skip(f"{variant} {params} not valid on this device")
+    xd, wd, bd = (on_device(rt, v) for v in (x, w, b))
+    packed = algos.PackedForward(var, params, var.pack(rt, geo, params, wd))
+    got = packed.run(rt, geo, xd, wd, bd, empty(rt, (2, 14, 7, 9)), RELU).get()
+    unpacked = algos.run(rt, "forward", geo, xd, wd, bd, empty(rt, (2, 14, 7, 9)),
+                         variant=var, params=params, act=RELU).get()
+    want = torch.relu(torch.nn.functional.conv2d(
+        torch.from_numpy(x), torch.from_numpy(w), torch.from_numpy(b),
+        padding=kernel // 2, groups=2)).numpy()
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(got, unpacked, rtol=1e-5, atol=1e-5)
 
 
 def test_a_prepared_layer_refuses_another_input_shape(rng):

@@ -375,6 +375,13 @@ def test_heuristic_is_deterministic_and_sensible():
                 _geo(x=(1, 128, 28, 28), w=(128, 128, 3, 3), stride=2)):
         assert algos.heuristic(profile, few, "forward") == "im2col"
         assert algos.heuristic(profile, few, "grad_input") == "im2col"
+    # weights packed once (inference): no per-call transform, so Winograd from fewer tiles
+    mid = _geo(x=(1, 256, 14, 14), w=(256, 256, 3, 3))
+    assert algos.heuristic(profile, mid, "forward", packed=True) == "winograd"
+    assert algos.heuristic(profile, _geo(x=(1, 512, 7, 7), w=(512, 512, 3, 3)), "forward",
+                           packed=True) == "im2col"
+    assert algos.heuristic(profile, _geo(x=(1, 64, 56, 56), w=(64, 64, 3, 3)), "forward",
+                           packed=True) == "im2col"
 
 
 def test_clconv_algo_forces_a_variant(monkeypatch):

@@ -81,8 +81,9 @@ def valid(profile, variant: Variant, geo, op: str, params: dict) -> bool:
     return op in variant.ops and variant.validate(profile, geo, op, params) is None
 
 
-def heuristic(profile, geo, op: str) -> str:
-    """The untuned choice; deterministic, from the geometry and the device type."""
+def heuristic(profile, geo, op: str, packed: bool = False) -> str:
+    """The untuned choice; deterministic, from the geometry and the device type, and for
+    a forward whether its weights are packed once (pack_forward)."""
     if is_depthwise(geo):  # groups == in_channels, single-channel inputs included
         # a local size of 1 suits CPUs only (see depthwise_direct)
         if is_cpu(profile) and valid(profile, DEPTHWISE_DIRECT, geo, op,
@@ -95,17 +96,18 @@ def heuristic(profile, geo, op: str) -> str:
         return "direct"  # too little work per GEMM to pay for the layout passes
     if is_pointwise(geo):
         return "gemm1x1"
-    if winograd_pays(geo, op):
+    if winograd_pays(geo, op, packed):
         return "winograd"
     return "im2col"
 
 
-def choose(profile, geo, op: str):
-    """(variant, params, how) for `op` on `geo`; `how` says why (forced/tuned/heuristic)."""
+def choose(profile, geo, op: str, packed: bool = False):
+    """(variant, params, how) for `op` on `geo`; `how` says why (forced/tuned/heuristic).
+    `packed`: the weights will be packed once (pack_forward), which the heuristic weighs."""
     if op not in OPS:
         raise ValueError(f"op: expected one of {OPS}, got {op!r}")
     forced = forced_name()
-    memo_key = (profile, geo, op, forced, tuning.generation,
+    memo_key = (profile, geo, op, packed, forced, tuning.generation,
                 os.environ.get(tuning.ENV_DIR, ""))
     hit = _memo.get(memo_key)
     if hit is not None:
@@ -126,7 +128,7 @@ def choose(profile, geo, op: str):
             if valid(profile, variant, geo, op, tuned[1]):
                 result = (variant, tuned[1], "tuned")
     if result is None:
-        variant = VARIANTS[heuristic(profile, geo, op)]
+        variant = VARIANTS[heuristic(profile, geo, op, packed)]
         params = params_for(profile, variant, geo, op)
         if not valid(profile, variant, geo, op, params):
             variant, params = DIRECT, {}
@@ -171,7 +173,7 @@ class PackedForward:
 
 def pack_forward(rt, geo, w) -> PackedForward:
     """Choose the forward variant for `geo` now and pack the weights `w` it will read."""
-    variant, params, _ = choose(rt.profile, geo, "forward")
+    variant, params, _ = choose(rt.profile, geo, "forward", packed=True)
     packed = variant.pack(rt, geo, params, w) if variant.pack is not None else None
     return PackedForward(variant, params, packed)
 

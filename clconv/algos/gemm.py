@@ -13,7 +13,7 @@ from ..epilogue import NO_ACTIVATION
 from ..geometry import grad_input_as_forward
 from .base import LAYOUT, Variant, flip_weights, is_cpu, is_vc4cl, layout_group, round_up, \
     scratch
-from .tiled_gemm import defaults, gemm, tile_n, validate_params
+from .tiled_gemm import defaults, gemm, pack_a, tile_n, validate_params
 
 
 def is_pointwise(geo) -> bool:
@@ -46,15 +46,28 @@ def _columns(rt, x, geo, params):
     return im2col(rt, x, geo, ld), ld
 
 
-def forward(rt, geo, params, x, w, bias, out, act=NO_ACTIVATION):
+def pack(rt, geo, params, w):
+    """The weights, each group's (Kg x CgRS) matrix, in the GEMM's panels of TM rows
+    (tiled_gemm.pack_a), as forward reads them given `packed`."""
+    G = geo.groups
+    Kg, crs = geo.K // G, (geo.C // G) * geo.kh * geo.kw
+    return pack_a(rt, params, w, G, Kg, crs)
+
+
+def forward(rt, geo, params, x, w, bias, out, act=NO_ACTIVATION, packed=None):
+    """`packed`: pack()'s result for these weights and params, or None to read `w`."""
     G, P = geo.groups, geo.Ho * geo.Wo
     Kg, crs = geo.K // G, (geo.C // G) * geo.kh * geo.kw
     col, ld = _columns(rt, x, geo, params)
+    if packed is None:
+        a, lda, sa = w, crs, Kg * crs
+    else:
+        a, lda, sa = packed
     gemm(rt, params, Kg, P, crs, 1,
-         w, crs, (0, Kg * crs, 0),
+         a, lda, (0, sa, 0),
          col, ld, (G * crs * ld, crs * ld, 0),
          out, P, (geo.K * P, Kg * P),
-         geo.N * G, G, bias=bias, act=act)
+         geo.N * G, G, a_packed=packed is not None, bias=bias, act=act)
     return out
 
 
@@ -198,7 +211,8 @@ TEST_PARAMS = (
 )
 IM2COL = Variant("im2col", "im2col into a register-tiled, vectorised GEMM (col2im for grad_input)",
                  _validate(False), RUN, space, defaults, fit=fit_columns(SMALL_PLANE),
-                 test_params=TEST_PARAMS)
+                 pack=pack, test_params=TEST_PARAMS)
 GEMM_1X1 = Variant("gemm1x1", "1x1 stride-1 convolution as a plain GEMM on the input",
                    _validate(True), RUN, space, defaults,
-                   fit=fit_columns(SMALL_POINTWISE_PLANE), test_params=TEST_PARAMS)
+                   fit=fit_columns(SMALL_POINTWISE_PLANE), pack=pack,
+                   test_params=TEST_PARAMS)

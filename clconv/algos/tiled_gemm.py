@@ -3,6 +3,9 @@ tiles VC4C compiles, and the enqueue every GEMM goes through (the convolution
 variants here, and `ops/gemm.py`'s gemm and matmul, which linear uses)."""
 from __future__ import annotations
 
+import numpy as np
+
+from ..arrays import on_device
 from ..build import get_kernel, group_2d, launch_grid
 from ..epilogue import NO_ACTIVATION
 from .. import tuning
@@ -81,16 +84,36 @@ def matrix_params(profile, M: int, N: int, trans_b: bool = False) -> dict:
     return params
 
 
+def pack_a(rt, params, a, batches: int, M: int, Kd: int):
+    """`batches` row-major (M x Kd) matrices `a` (a device array of batches*M*Kd floats)
+    as gemm(a_packed=True) reads them: each cut into panels of the tile's TM rows, a
+    panel stored K-major (Kd x TM, rows past M zero), so that a work-item's K step reads
+    TM contiguous floats instead of TM rows Kd apart. Made once on the host (for weights
+    that do not change). Returns (packed, lda, stride): the device array, the panel
+    stride and the matrix stride to pass to gemm."""
+    tm = int(params["TM"])
+    if tm == 1:  # panels of one row: the row-major layout itself (VC4CL's tile)
+        return a, Kd, M * Kd
+    panels = -(-M // tm)
+    host = np.zeros((batches, panels * tm, Kd), np.float32)
+    host[:, :M] = a.get().reshape(batches, M, Kd)
+    host = host.reshape(batches, panels, tm, Kd).transpose(0, 1, 3, 2)
+    return on_device(rt, np.ascontiguousarray(host)), Kd * tm, panels * Kd * tm
+
+
 def gemm(rt, params, M, N, Kd, R, A, lda, sa, B, ldb, sb, C, ldc, sc, batches, NB2,
-         a_kmajor=False, b_trans=False, c_trans=False, bias=None, bias_kind=ROW_BIAS,
-         bias_strides=(0, 0, 0), alpha=1.0, beta=1.0, scale=False, act=NO_ACTIVATION):
+         a_kmajor=False, a_packed=False, b_trans=False, c_trans=False, bias=None,
+         bias_kind=ROW_BIAS, bias_strides=(0, 0, 0), alpha=1.0, beta=1.0, scale=False,
+         act=NO_ACTIVATION):
     """Enqueue the batched GEMM; sa/sb are (s1, s2, sr), sc is (s1, s2). The bias term
     is ROW_BIAS (bias[b2*M + m]) or STRIDED_BIAS (bias_strides: per b2, m and n); with
-    `scale`, the product is multiplied by alpha and the bias term by beta."""
+    `scale`, the product is multiplied by alpha and the bias term by beta. `a_packed`:
+    A is in pack_a's layout for these params' TM, lda its panel stride."""
     tm, tn, wg, unroll = _params(params)
     nv, mfast = int(params.get("NV", 1)), int(params.get("MFAST", 1))
     has_bias = NO_BIAS if bias is None else bias_kind
     defines = {"TM": tm, "TN": tn, "NV": nv, "MFAST": mfast, "A_KMAJOR": int(a_kmajor),
+               "A_PACKED": int(a_packed),
                "B_TRANS": int(b_trans), "C_TRANS": int(c_trans), "HAS_BIAS": has_bias,
                "SCALE": int(scale), **act.defines, "KUNROLL": unroll,
                "USE_FMA": int(params.get("FMA", fma_default(rt.profile)))}

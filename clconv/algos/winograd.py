@@ -14,7 +14,7 @@ from ..epilogue import NO_ACTIVATION
 from ..geometry import grad_input_as_forward
 from .base import Variant, flip_weights, layout_group, pad, round_up, scratch
 from .gemm import space as gemm_space
-from .tiled_gemm import defaults as gemm_defaults, gemm, tile_n, validate_params
+from .tiled_gemm import defaults as gemm_defaults, gemm, pack_a, tile_n, validate_params
 
 KERNELS = "winograd.cl"
 
@@ -37,16 +37,24 @@ def _convolution_run(geo, op: str):
     return geo if op == "forward" else grad_input_as_forward(geo)
 
 
-def pays(geo, op: str) -> bool:
+def pays(geo, op: str, packed: bool = False) -> bool:
     """Where Winograd beat im2col + GEMM in `clconv bench` on POCL: enough channels that
     the GEMMs dominate the three transform passes, enough tiles for the GEMMs to run
     well (ResNet-18 3x3 at 28 and the VGG layer, not at 56 with 64 channels or at 14/7).
-    grad_input is judged by the flipped convolution it runs."""
+    grad_input is judged by the flipped convolution it runs. With the weights `packed`
+    once (an inference forward), no call transforms them, and it paid from fewer tiles:
+    ResNet-50's 256-channel 3x3 at 14x14 (56 tiles) 1.9x im2col, its 512-channel one at
+    7x7 (32 tiles) 0.9x (POCL, AVX-512, batch 1)."""
     if op not in ("forward", "grad_input") or not applies(geo):
         return False
     conv = _convolution_run(geo, op)
     _, _, tiles = _tiles(conv)
-    return min(conv.C, conv.K) >= 128 and tiles >= 128
+    min_tiles = PACKED_MIN_TILES if packed and op == "forward" else MIN_TILES
+    return min(conv.C, conv.K) >= 128 and tiles >= min_tiles
+
+
+MIN_TILES = 128
+PACKED_MIN_TILES = 48
 
 
 def validate(profile, geo, op, params):
@@ -68,13 +76,19 @@ def validate(profile, geo, op, params):
     return None
 
 
-def pack(rt, geo, params, w):
-    """The weights' 16 transformed (K, C) matrices U, as forward's GEMMs read them."""
+def _transform_weights(rt, geo, w):
+    """The weights' 16 transformed (K, C) matrices U."""
     K, C = geo.K, geo.C
     U = scratch(rt, (16, K, C))
     launch_grid(rt, get_kernel(rt, KERNELS, "winograd_weights"), (-(-C // 8), K),
                 (1, layout_group(rt, K)), w, U, K, C)
     return U
+
+
+def pack(rt, geo, params, w):
+    """U in the GEMM's panels of TM rows (tiled_gemm.pack_a), as forward reads it given
+    `packed`: transformed and packed once."""
+    return pack_a(rt, params, _transform_weights(rt, geo, w), 16, geo.K, geo.C)
 
 
 def forward(rt, geo, params, x, w, bias, out, act=NO_ACTIVATION, packed=None):
@@ -86,17 +100,20 @@ def forward(rt, geo, params, x, w, bias, out, act=NO_ACTIVATION, packed=None):
     hp, wp = 2 * th + 2, 2 * tw8 + 2
     xp = pad(rt, x, geo.N * C, geo.H, geo.W, hp, wp, geo.pad_top, geo.pad_left,
              int(params["WG"]))
-    U = packed if packed is not None else pack(rt, geo, params, w)
+    if packed is None:
+        a, lda, sa = _transform_weights(rt, geo, w), C, K * C
+    else:
+        a, lda, sa = packed
     V = scratch(rt, (16, C, ldt))
     M = scratch(rt, (16, K, ldt))
     tile_grid = (tw8 // 8, th)  # 8 tiles per work-item across, a tile row down
     launch_grid(rt, get_kernel(rt, KERNELS, "winograd_input"), tile_grid + (geo.N * C,),
                 (1, layout_group(rt, th), 1), xp, V, C, hp, wp, th, tw8, ldt)
     gemm(rt, params, K, T, C, 1,
-         U, C, (K * C, 0, 0),
+         a, lda, (sa, 0, 0),
          V, ldt, (C * ldt, 0, 0),
          M, ldt, (K * ldt, 0),
-         16, 1)
+         16, 1, a_packed=packed is not None)
     launch_grid(rt, get_kernel(rt, KERNELS, "winograd_output", act.defines),
                 tile_grid + (geo.N * K,), (1, layout_group(rt, th), 1),
                 M, bias if bias is not None else M, bias is not None,
