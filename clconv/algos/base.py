@@ -27,7 +27,8 @@ class Variant:
     `fit(geo, op, params)`, if given, adjusts untuned tunables (shipped or the
     variant's defaults) to the layer's shape; tuned ones are used as they were measured.
     `pack(rt, geo, params, w)`, if given, returns the weights in the layout the forward
-    pass reads (Winograd's transformed weights), for layers whose weights do not change:
+    pass reads (the GEMM's row panels for gemm1x1 and im2col, Winograd's transformed
+    weights in those panels), for layers whose weights do not change:
     `run["forward"](..., packed=that)` then skips its per-call transform.
     `test_params`: tunables besides the defaults that tests/test_variants.py runs
     (tails, loop orders, every code path the tunables select); where valid.
