@@ -54,6 +54,10 @@
 #ifndef KUNROLL
 #define KUNROLL 1       // unroll factor hint for the K loop
 #endif
+#ifndef B_AFFINE
+#define B_AFFINE 0      // row k of B is read as b * b_scale[k] + b_shift[k] (1), then
+#endif                  // through a ReLU (2): an inference batch norm (+ ReLU) applied to
+                        // a 1x1 convolution's input as it is loaded, not in a pass of its own
 
 #include "activation.h"  // the epilogue: ACTIVATION, act_alpha, act_beta
 #include "mad.h"
@@ -93,6 +97,21 @@
 #define B_PANEL(n0) (n0)
 #endif
 
+// The B_AFFINE prologue on the NV vectors of row k just loaded. The ReLU is
+// activation.h's: NaN stays NaN, as in torch.
+#if B_AFFINE
+#define B_PROLOGUE(bv, k) do { \
+        const VEC s_ = (VEC)(b_scale[k]), t_ = (VEC)(b_shift[k]); \
+        _Pragma("unroll") \
+        for (int v_ = 0; v_ < NV; ++v_) { \
+            bv[v_] = MAD(bv[v_], s_, t_); \
+            if (B_AFFINE == 2) bv[v_] = select(bv[v_], (VEC)(0.0f), bv[v_] < (VEC)(0.0f)); \
+        } \
+    } while (0)
+#else
+#define B_PROLOGUE(bv, k) do { } while (0)
+#endif
+
 __kernel void gemm_tiled(
     const int M, const int N, const int Kd, const int R,
     __global const float *A, const int lda, const int sa1, const int sa2, const int sar,
@@ -100,7 +119,8 @@ __kernel void gemm_tiled(
     __global float *C, const int ldc, const int sc1, const int sc2,
     __global const float *bias, const int sbias2, const int sbm, const int sbn,
     const int NB2, const float alpha, const float beta,
-    const float act_alpha, const float act_beta)
+    const float act_alpha, const float act_beta,
+    __global const float *b_scale, __global const float *b_shift)
 {
 #if MFAST
     const int m0 = get_global_id(0) * TM;
@@ -150,6 +170,7 @@ __kernel void gemm_tiled(
                 #pragma unroll
                 for (int v = 0; v < NV; ++v) bv[v] = VLOAD(0, bp + k * ldb + OFF(v));
 #endif
+                B_PROLOGUE(bv, k);
                 #pragma unroll
                 for (int i = 0; i < TM; ++i) {
                     const VEC av = (VEC)(A_TILE(i, k));
@@ -165,6 +186,7 @@ __kernel void gemm_tiled(
                 VEC bv[NV];
                 #pragma unroll
                 for (int v = 0; v < NV; ++v) bv[v] = VLOAD(v, bs);
+                B_PROLOGUE(bv, k);  // lanes past N read 0 and are not stored
                 #pragma unroll
                 for (int i = 0; i < TM; ++i) {
                     const VEC av = (VEC)(A_TILE(i, k));

@@ -21,6 +21,7 @@ from .depthwise import DEPTHWISE, is_depthwise
 from .depthwise_direct import DEPTHWISE_DIRECT
 from .direct import DIRECT
 from .gemm import GEMM_1X1, IM2COL, is_pointwise
+from .gemm import reads_input_affine as gemm_reads_input_affine
 from .winograd import WINOGRAD, pays as winograd_pays
 
 ENV_ALGO = "CLCONV_ALGO"
@@ -165,10 +166,15 @@ class PackedForward:
     params: dict
     packed: object
 
-    def run(self, rt, geo, x, w, bias, out, act):
+    def run(self, rt, geo, x, w, bias, out, act, **fused):
+        """`fused`: input_affine, where reads_input_affine says the variant takes it."""
         packed = {} if self.packed is None else {"packed": self.packed}
         return run(rt, "forward", geo, x, w, bias, out, variant=self.variant,
-                   params=self.params, act=act, **packed)
+                   params=self.params, act=act, **packed, **fused)
+
+    def reads_input_affine(self, geo) -> bool:
+        """Whether run() applies an input_affine as it loads the input (gemm1x1)."""
+        return self.variant is GEMM_1X1 and gemm_reads_input_affine(geo)
 
 
 def pack_forward(rt, geo, w) -> PackedForward:

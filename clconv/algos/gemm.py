@@ -54,8 +54,21 @@ def pack(rt, geo, params, w):
     return pack_a(rt, params, w, G, Kg, crs)
 
 
-def forward(rt, geo, params, x, w, bias, out, act=NO_ACTIVATION, packed=None):
-    """`packed`: pack()'s result for these weights and params, or None to read `w`."""
+def reads_input_affine(geo) -> bool:
+    """Whether forward() can apply input_affine as it loads the input: a pointwise
+    convolution of one group, whose GEMM reads the input itself, channel k as row k."""
+    return is_pointwise(geo) and geo.groups == 1
+
+
+def forward(rt, geo, params, x, w, bias, out, act=NO_ACTIVATION, packed=None,
+            input_affine=None):
+    """`packed`: pack()'s result for these weights and params, or None to read `w`.
+    input_affine: (scale, shift, relu), the convolution of relu(x * scale[c] +
+    shift[c]) instead of x (where reads_input_affine(geo))."""
+    if input_affine is not None and not reads_input_affine(geo):
+        raise ValueError("input_affine: only a pointwise convolution of one group applies "
+                         f"it as it reads its input; got a {geo.kh}x{geo.kw} kernel, stride "
+                         f"{geo.stride}, {geo.groups} group(s)")
     G, P = geo.groups, geo.Ho * geo.Wo
     Kg, crs = geo.K // G, (geo.C // G) * geo.kh * geo.kw
     col, ld = _columns(rt, x, geo, params)
@@ -67,7 +80,8 @@ def forward(rt, geo, params, x, w, bias, out, act=NO_ACTIVATION, packed=None):
          a, lda, (0, sa, 0),
          col, ld, (G * crs * ld, crs * ld, 0),
          out, P, (geo.K * P, Kg * P),
-         geo.N * G, G, a_packed=packed is not None, bias=bias, act=act)
+         geo.N * G, G, a_packed=packed is not None, bias=bias, act=act,
+         b_affine=input_affine)
     return out
 
 

@@ -336,6 +336,37 @@ def fuse_residual_adds(steps, values, outputs):
     return [moved.get(k, s) for k, s in enumerate(steps) if k not in removed]
 
 
+def fuse_input_affines(steps, values, outputs):
+    """A per-channel affine map (with a ReLU or no activation) read only by a pointwise
+    convolution with constant weights is applied as that convolution loads its input:
+    DenseNet's batch norm + ReLU before each layer's 1x1 convolution, which reads the
+    whole concatenation so far, then costs no pass over it (ConstantWeightConv2d's
+    input_affine). Runs after fuse_residual_adds: scale and shift become the last two
+    inputs."""
+    users = _consumers(steps)
+    removed = set()
+    for i, step in enumerate(steps):
+        if not isinstance(step, AffineStep) or step.act.name not in ("none", "relu"):
+            continue
+        j = _sole_consumer(steps, i, outputs, users)
+        if j is None:
+            continue
+        conv = steps[j]
+        weight = values.get(conv.inputs[1]) if isinstance(conv, ConvStep) else None
+        if (not isinstance(weight, np.ndarray) or not conv.constant_weights
+                or conv.inputs[0] != step.outputs[0] or conv.input_affine is not None
+                or len(conv.stride) != 2 or conv.input_view or conv.pre_pad
+                or weight.shape[2:] != (1, 1) or tuple(conv.stride) != (1, 1)
+                or tuple(conv.padding) != (0, 0) or conv.groups != 1):
+            continue
+        conv.input_affine = step.act
+        conv.inputs = [step.inputs[0]] + conv.inputs[1:] + list(step.inputs[1:3])
+        conv.nodes = step.nodes + conv.nodes
+        conv.op = step.op + "+" + conv.op
+        removed.add(i)
+    return [s for k, s in enumerate(steps) if k not in removed]
+
+
 def plan_memory(plan: Plan):
     """Release lists, in-place reuse and the planned peak of activation memory."""
     steps, outputs = plan.steps, set(plan.outputs)
@@ -407,6 +438,7 @@ def build_plan(graph: Graph, input_shapes: dict[str, tuple],
                              builder.device_constants)
     steps = fuse_activations(steps, set(graph.outputs))
     steps = fuse_residual_adds(steps, builder.values, set(graph.outputs))
+    steps = fuse_input_affines(steps, builder.values, set(graph.outputs))
     used = {name for step in steps for name in step.inputs}
     device_constants = [n for n in builder.device_constants if n in used]
     plan = Plan(dict(builder.inputs), list(graph.outputs), builder.values, steps,

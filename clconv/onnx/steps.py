@@ -129,6 +129,9 @@ class ConvStep(Step):
     # inputs[residual_input]: a tensor of the output's shape added before the activation
     # (a fused Add, see plan.fuse_residual_adds)
     residual_input: int | None = None
+    # a per-channel affine map (and ReLU) applied to the input first, its scale and shift
+    # the last two inputs (a fused batch norm before a 1x1 conv, plan.fuse_input_affines)
+    input_affine: Activation | None = None
     fuses_activation = True
     _prepared: ConstantWeightConv2d | None = field(default=None, repr=False, compare=False)
 
@@ -139,6 +142,9 @@ class ConvStep(Step):
             text += " with explicit asymmetric padding"
         if self.residual_input is not None:
             text += " + residual add (fused)"
+        if self.input_affine is not None:
+            text = "per-channel affine" + (" + relu" if self.input_affine.name == "relu"
+                                           else "") + " on its input, then " + text
         return text
 
     def writes_into(self):
@@ -147,6 +153,9 @@ class ConvStep(Step):
 
     def run(self, args, out=None):
         x, w = args[0], args[1]
+        input_affine = None
+        if self.input_affine is not None:
+            input_affine, args = (args[-2], args[-1], self.input_affine), args[:-2]
         residual = None
         if self.residual_input is not None:
             args, residual = args[:self.residual_input], args[self.residual_input]
@@ -172,7 +181,7 @@ class ConvStep(Step):
                 prepared = self._prepared = ConstantWeightConv2d(
                     x.shape, w, bias, self.stride, self.padding, self.dilation, self.groups,
                     self.act)
-            y = prepared(x, **fused)
+            y = prepared(x, input_affine=input_affine, **fused)
         return [y.reshape(self.output_shapes[0])]
 
 

@@ -12,6 +12,7 @@ from ..build import enqueue_copy, get_kernel, launch
 from ..epilogue import NO_ACTIVATION, RELU, Activation
 from ..geometry import ConvGeometry, conv_geometry, transpose_geometry
 from ..runtime import current
+from .elementwise import channel_affine
 from ..validation import check_array, check_shape
 
 KERNELS = "conv2d.cl"
@@ -120,17 +121,41 @@ class ConstantWeightConv2d:
         self.activation = activation
         self._forward = algos.pack_forward(rt, self.geometry, self.weight)
 
-    def __call__(self, input, residual=None, overwrite_residual: bool = False, out=None):
+    def __call__(self, input, residual=None, overwrite_residual: bool = False, out=None,
+                 input_affine=None):
         """The layer on `input`; `residual`, overwrite_residual and out as in
-        conv2d_activation."""
+        conv2d_activation. input_affine: (scale, shift, activation), the layer on
+        activation(input * scale[c] + shift[c]) (an inference batch norm, and a ReLU or
+        no activation, before it): applied as a pointwise convolution's GEMM loads its
+        input, else in a pass of its own (elementwise.channel_affine)."""
         rt, geo = self.runtime, self.geometry
         x_shape = check_array("input", input, rt, "(N, C, H, W)")
         if x_shape != geo.input_shape:
             raise ValueError(f"input: this layer was prepared for shape {geo.input_shape}, "
                              f"got {x_shape}")
+        x, fused = on_device(rt, input), {}
+        if input_affine is not None:
+            scale, shift, before = _check_input_affine(rt, input_affine, geo.C)
+            if self._forward.reads_input_affine(geo):
+                fused["input_affine"] = (scale, shift, before.name == "relu")
+            else:
+                x = channel_affine(x, scale, shift, before)
         out, act = _output(rt, geo, residual, overwrite_residual, self.activation, out)
-        self._forward.run(rt, geo, on_device(rt, input), self.weight, self.bias, out, act)
+        self._forward.run(rt, geo, x, self.weight, self.bias, out, act, **fused)
         return out
+
+
+def _check_input_affine(rt, input_affine, channels: int):
+    """(scale, shift, activation) of an input_affine, as device arrays of (C,)."""
+    if not isinstance(input_affine, tuple) or len(input_affine) != 3:
+        raise TypeError(f"input_affine: expected (scale, shift, activation), got "
+                        f"{type(input_affine).__name__}")
+    scale, shift, activation = input_affine
+    for name, value in (("input_affine scale", scale), ("input_affine shift", shift)):
+        check_shape(name, check_array(name, value, rt, "(C,)"), (channels,))
+    if not isinstance(activation, Activation) or activation.name not in ("none", "relu"):
+        raise ValueError(f"input_affine activation: expected none or relu, got {activation!r}")
+    return on_device(rt, scale), on_device(rt, shift), activation
 
 
 def _transposed_conv(rt, src, w, bias, out_shape, geo: ConvGeometry):
