@@ -52,7 +52,7 @@ def allocate(runtime, shape, dtype=np.float32, name: str = "output") -> cla.Arra
     shape, dtype, size, strides = _layout(tuple(shape), dtype)
     if not fits_device(runtime.profile, size, size * dtype.itemsize):
         check_allocation(runtime.profile, name, shape, dtype.itemsize)
-    pool = _private_pool.get() or runtime.allocator
+    pool = _pool(runtime)
     with runtime.lock:  # the memory pool is shared by every thread's ops
         if not _HAS_FAST_ARRAY or size == 0:
             return cla.empty(runtime.queue, shape, dtype, allocator=pool)
@@ -64,6 +64,11 @@ def allocate(runtime, shape, dtype=np.float32, name: str = "output") -> cla.Arra
 # set by allocations_from, per thread (a ContextVar is per thread and per task)
 _private_pool: contextvars.ContextVar = contextvars.ContextVar("clconv_private_pool",
                                                                default=None)
+
+
+def _pool(runtime):
+    """The memory pool this thread's new arrays come from."""
+    return _private_pool.get() or runtime.allocator
 
 
 @contextlib.contextmanager
@@ -112,8 +117,7 @@ def on_device(runtime, value, dtype=np.float32, name: str = "input") -> cla.Arra
     if not fits_device(runtime.profile, host.size, host.nbytes):
         check_allocation(runtime.profile, name, host.shape, host.itemsize)
     with runtime.lock:
-        return cla.to_device(runtime.queue, host,
-                             allocator=_private_pool.get() or runtime.allocator)
+        return cla.to_device(runtime.queue, host, allocator=_pool(runtime))
 
 
 def to_numpy(value) -> np.ndarray:

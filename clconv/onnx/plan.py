@@ -355,7 +355,7 @@ def fuse_input_affines(steps, values, outputs):
         weight = values.get(conv.inputs[1]) if isinstance(conv, ConvStep) else None
         if (not isinstance(weight, np.ndarray) or not conv.constant_weights
                 or conv.inputs[0] != step.outputs[0] or conv.input_affine is not None
-                or len(conv.stride) != 2 or conv.input_view or conv.pre_pad
+                or conv.input_view or conv.pre_pad
                 or weight.shape[2:] != (1, 1) or tuple(conv.stride) != (1, 1)
                 or tuple(conv.padding) != (0, 0) or conv.groups != 1):
             continue

@@ -23,7 +23,7 @@ import pyopencl as cl
 import pyopencl.array as cla
 
 from ..arrays import allocations_from, on_device
-from ..build import recording
+from ..build import enqueue_copy, recording
 
 ENV_REPLAY = "CLCONV_REPLAY"  # "0" runs every model step by step
 
@@ -66,8 +66,8 @@ class LaunchList:
                 value = feeds[name]
                 if isinstance(value, cla.Array):
                     value = on_device(rt, value)  # a view with an offset is copied first
-                    cl.enqueue_copy(queue, array.base_data, value.base_data,
-                                    byte_count=array.nbytes, dst_offset=array.offset)
+                    enqueue_copy(rt, array.base_data, value.base_data,
+                                 byte_count=array.nbytes, dst_offset=array.offset)
                 else:
                     cl.enqueue_copy(queue, array.base_data,
                                     np.ascontiguousarray(value, np.float32),
@@ -76,14 +76,14 @@ class LaunchList:
                 if kernel is not None:
                     kernel(queue, first, second, *rest)
                 else:
-                    cl.enqueue_copy(queue, first, second, **rest)
+                    enqueue_copy(rt, first, second, **rest)
         return self.outputs
 
 
 def record(run_steps, runtime, feeds: dict):
-    """Run `run_steps(feeds)` (a function returning {output name: array}) while recording
-    it into a LaunchList, its buffers from a pool of their own. Returns the list and the
-    run's outputs."""
+    """Run `run_steps(feeds)` (a function returning the input arrays and {output name:
+    array}) while recording it into a LaunchList, its buffers from a pool of their own.
+    Returns the list and the run's outputs."""
     pool = cl.tools.MemoryPool(cl.tools.ImmediateAllocator(runtime.queue))
     with allocations_from(pool), recording(runtime) as entries:
         inputs, outputs = run_steps(feeds)

@@ -89,15 +89,13 @@ def _output(rt, geo, residual, overwrite_residual, activation, out=None):
                              + (type(residual).__name__ if not isinstance(residual, cla.Array)
                                 else f"an array at offset {residual.offset}"))
         out = residual
-    elif out is not None:  # the epilogue adds what `out` holds: the residual's values
-        out = output(rt, geo.output_shape, out)
+    else:  # the epilogue adds what the output array holds: the residual's values
         source = on_device(rt, residual, name="residual")
-        enqueue_copy(rt, out.data, source.data, byte_count=out.nbytes)
-    else:
-        out = on_device(rt, residual, name="residual")
-        if out is residual:  # the caller's device array: work on a copy of it
-            out = empty(rt, geo.output_shape)
-            enqueue_copy(rt, out.data, residual.data, byte_count=out.nbytes)
+        if out is None and source is not residual:
+            out = source  # uploaded just now: nobody else holds it
+        else:  # into `out`, or a copy of the caller's device array
+            out = output(rt, geo.output_shape, out)
+            enqueue_copy(rt, out.data, source.data, byte_count=out.nbytes)
     return out, replace(activation, residual=True)
 
 
