@@ -56,6 +56,8 @@ def test_bad_input_affine_names_itself(rng):
     good = np.ones(4, np.float32)
     with pytest.raises(ValueError, match=r"input_affine scale: expected shape \(4,\)"):
         layer(x, input_affine=(np.ones(3, np.float32), good, RELU))
+    with pytest.raises(ValueError, match=r"input_affine shift: expected shape \(4,\)"):
+        layer(x, input_affine=(good, np.ones(5, np.float32), RELU))
     with pytest.raises(ValueError, match="input_affine activation: expected none or relu"):
         layer(x, input_affine=(good, good, Activation("sigmoid")))
     with pytest.raises(TypeError, match="input_affine: expected"):

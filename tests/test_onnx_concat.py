@@ -118,3 +118,12 @@ def test_placement_respects_the_alignment_it_is_given(rng):
     slots = place_concat_inputs(plan, align_bytes=1024)
     assert {name: s.offset for name, s in slots.items() if s.root != name} == {
         "cat1": 0, "a": 0, "b": 8 * 64, "e": 16 * 64}  # c starts at 2816 bytes
+
+
+def test_concat_in_place_needs_the_output_it_names(rng):
+    from clconv.ops import layout
+
+    x = rng.standard_normal((1, 2, 3, 3)).astype(np.float32)
+    with pytest.raises(ValueError, match=r"in_place: \(0,\) names inputs already in `out`, "
+                                         "but out is None"):
+        layout.concat([x, x], 1, in_place=(0,))

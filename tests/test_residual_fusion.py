@@ -69,6 +69,10 @@ def test_out_receives_the_result_with_or_without_a_residual(rng):
         F.conv2d_activation(x, w, padding=1, residual=r, overwrite_residual=True, out=out)
     with pytest.raises(ValueError, match="out: expected a device array"):
         F.conv2d_activation(x, w, padding=1, out=np.zeros((1, 5, 7, 6), np.float32))
+    wide = on_device(rt, np.zeros(1 + 5 * 7 * 6, np.float32))
+    with pytest.raises(ValueError, match="out: expected a device array .* at offset 0 to "
+                                         "write into, got an array at offset 4"):
+        F.conv2d_activation(x, w, padding=1, out=wide[1:].reshape(1, 5, 7, 6))
 
 
 def _resnet_block(rng, identity: bool):
