@@ -20,6 +20,13 @@
 // Each work-item computes a TM x TN tile of C, holding it in TM vector registers: the
 // K loop is an outer product of TM scalars of A with one TN-vector of B. No local memory
 // and no barriers, so any work-group size works (VideoCore IV allows 12).
+//
+// SHIFTED=1 runs a stride-1 convolution without a column matrix (algos/shifted.py): the
+// input planes, zero-bordered, are row_in columns wide, and reduction step r is the
+// kernel's tap (r / taps_w, r % taps_w), whose B is the planes shifted by
+// (r / taps_w) * sbr + (r % taps_w) * sbr_w. Column n of C is then output pixel
+// (n / row_in, n % row_in), stored at (n / row_in) * row_out + n % row_in; the border
+// columns (n % row_in >= row_out) are computed and dropped.
 
 #ifndef TM
 #define TM 4            // rows of C per work-item
@@ -53,6 +60,9 @@
 #endif                  // a column panel of B run one after another), 0: over column tiles
 #ifndef KUNROLL
 #define KUNROLL 1       // unroll factor hint for the K loop
+#endif
+#ifndef SHIFTED
+#define SHIFTED 0
 #endif
 #ifndef B_AFFINE
 #define B_AFFINE 0      // row k of B is read as b * b_scale[k] + b_shift[k] (1), then
@@ -89,6 +99,13 @@
 #endif
 
 // Element (k, n0 + j) of B, from bp (B's panel at column n0).
+// Where reduction step r's B starts.
+#if SHIFTED
+#define B_STEP(r) (((r) / taps_w) * sbr + ((r) % taps_w) * sbr_w)
+#else
+#define B_STEP(r) ((r) * sbr)
+#endif
+
 #if B_TRANS
 #define B_AT(j, k) bp[(j) * ldb + (k)]
 #define B_PANEL(n0) ((n0) * ldb)
@@ -120,7 +137,8 @@ __kernel void gemm_tiled(
     __global const float *bias, const int sbias2, const int sbm, const int sbn,
     const int NB2, const float alpha, const float beta,
     const float act_alpha, const float act_beta,
-    __global const float *b_scale, __global const float *b_shift)
+    __global const float *b_scale, __global const float *b_shift,
+    const int taps_w, const int sbr_w, const int row_in, const int row_out)
 {
 #if MFAST
     const int m0 = get_global_id(0) * TM;
@@ -151,7 +169,7 @@ __kernel void gemm_tiled(
 #if A_PACKED
         __global const float *ap = a + (m0 / TM) * lda;
 #endif
-        __global const float *bp = bb0 + r * sbr + B_PANEL(n0);
+        __global const float *bp = bb0 + B_STEP(r) + B_PANEL(n0);
         if (N >= TN) {
 #if KUNROLL > 1
 #pragma unroll KUNROLL
@@ -224,6 +242,39 @@ __kernel void gemm_tiled(
                 val += BIAS_TERM(VLOAD(0, cs));
             }
 #endif
+#if SHIFTED
+            // lane 0's output pixel (q, p); a vector within one output row is stored
+            // whole, others lane by lane (border columns dropped)
+            const int q = nv / row_in, p = nv - q * row_in;
+            __global float *crow = c + m * ldc + q * row_out;  // output row q
+            if (whole && p + TN <= row_out) {
+#if ACCUMULATE
+                val += VLOAD(0, crow + p);
+#endif
+                VSTORE(ACTIVATE_WIDTH(TN)(val, act_alpha, act_beta), 0, crow + p);
+            } else {
+                int dst[TN];  // each lane's offset from crow, -1 where not stored
+                int pj = p, rows = 0;  // lane j's column, and its row after q
+                #pragma unroll
+                for (int j = 0; j < TN; ++j) {
+                    dst[j] = nv + j >= own && nv + j < N && pj < row_out
+                                 ? rows * row_out + pj : -1;
+                    rows += pj + 1 == row_in;
+                    pj = pj + 1 == row_in ? 0 : pj + 1;
+                }
+#if ACCUMULATE
+                float rs[TN];
+                #pragma unroll
+                for (int j = 0; j < TN; ++j) rs[j] = dst[j] >= 0 ? crow[dst[j]] : 0.0f;
+                val += VLOAD(0, rs);
+#endif
+                float vs[TN];
+                VSTORE(ACTIVATE_WIDTH(TN)(val, act_alpha, act_beta), 0, vs);
+                #pragma unroll
+                for (int j = 0; j < TN; ++j)
+                    if (dst[j] >= 0) crow[dst[j]] = vs[j];
+            }
+#else
 #if ACCUMULATE && !C_TRANS
             if (whole) {
                 val += VLOAD(0, c + m * ldc + nv);  // C already holds a residual: add it
@@ -262,6 +313,7 @@ __kernel void gemm_tiled(
                     if (nv + j >= own && nv + j < N) c[m * ldc + nv + j] = vs[j];
             }
 #endif
+#endif  // SHIFTED
         }
     }
 }

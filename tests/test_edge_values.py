@@ -30,7 +30,7 @@ ACTIVATIONS = [Activation("none"), Activation("relu"), Activation("leaky_relu", 
                Activation("hard_sigmoid", 1 / 6, 0.5), Activation("hard_swish")]
 assert {a.name for a in ACTIVATIONS} == set(ACTIVATION_IDS)
 
-# geometries that reach every variant: direct, im2col and winograd (partial tiles);
+# geometries that reach every variant: direct, im2col, shifted and winograd (partial tiles);
 # gemm1x1; depthwise with a multiplier (depthwise, depthwise_direct); grouped, strided
 GEOMETRIES = [
     ((2, 5, 9, 11), (7, 5, 3, 3), dict(stride=1, padding=1, dilation=1, groups=1)),
@@ -43,6 +43,8 @@ GEOMETRIES = [
 EXTRA_PARAMS = {
     "im2col": [{"TM": 3, "TN": 4, "NV": 2, "WG": 5, "MFAST": 0, "FMA": 0},
                {"TM": 1, "TN": 2, "NV": 1, "WG": 1, "MFAST": 1}],
+    "shifted": [{"TM": 3, "TN": 4, "NV": 2, "WG": 5, "MFAST": 0, "FMA": 0},
+                {"TM": 1, "TN": 2, "NV": 1, "WG": 1, "MFAST": 1}],
     "depthwise": [{"TW": 4, "TH": 1, "WG": 8, "PAD": 1, "MB": 1}],
 }
 

@@ -25,7 +25,7 @@ def _winograd_launches(monkeypatch):
     return counts
 
 
-@pytest.mark.parametrize("variant", ["winograd", "im2col", "direct"])
+@pytest.mark.parametrize("variant", ["winograd", "im2col", "shifted", "direct"])
 @pytest.mark.parametrize("act", [NO_ACTIVATION, RELU], ids=["none", "relu"])
 def test_a_prepared_layer_matches_conv2d_activation(variant, act, rng):
     x = rng.standard_normal((2, 5, 9, 11)).astype(np.float32)

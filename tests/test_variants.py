@@ -378,10 +378,14 @@ def test_heuristic_is_deterministic_and_sensible():
     # weights packed once (inference): no per-call transform, so Winograd from fewer tiles
     mid = _geo(x=(1, 256, 14, 14), w=(256, 256, 3, 3))
     assert algos.heuristic(profile, mid, "forward", packed=True) == "winograd"
-    assert algos.heuristic(profile, _geo(x=(1, 512, 7, 7), w=(512, 512, 3, 3)), "forward",
-                           packed=True) == "im2col"
-    assert algos.heuristic(profile, _geo(x=(1, 64, 56, 56), w=(64, 64, 3, 3)), "forward",
-                           packed=True) == "im2col"
+    # and elsewhere at stride 1 on a CPU, no column matrix (shifted); im2col on a GPU, and
+    # for strided layers
+    for geo in (_geo(x=(1, 512, 7, 7), w=(512, 512, 3, 3)),
+                _geo(x=(1, 64, 56, 56), w=(64, 64, 3, 3))):
+        assert algos.heuristic(profile, geo, "forward", packed=True) == "shifted"
+        assert algos.heuristic(gpu, geo, "forward", packed=True) == "im2col"
+    assert algos.heuristic(profile, _geo(x=(1, 64, 56, 56), w=(64, 64, 3, 3), stride=2),
+                           "forward", packed=True) == "im2col"
 
 
 def test_clconv_algo_forces_a_variant(monkeypatch):

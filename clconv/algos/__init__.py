@@ -22,11 +22,12 @@ from .depthwise_direct import DEPTHWISE_DIRECT
 from .direct import DIRECT
 from .gemm import GEMM_1X1, IM2COL, is_pointwise
 from .gemm import reads_input_affine as gemm_reads_input_affine
+from .shifted import SHIFTED
 from .winograd import WINOGRAD, pays as winograd_pays
 
 ENV_ALGO = "CLCONV_ALGO"
 VARIANTS: dict[str, Variant] = {v.name: v for v in (DIRECT, IM2COL, GEMM_1X1, DEPTHWISE,
-                                                    DEPTHWISE_DIRECT, WINOGRAD)}
+                                                    DEPTHWISE_DIRECT, WINOGRAD, SHIFTED)}
 
 _forced: str | None = None
 _memo: dict = caches.memo("algos.choices")
@@ -99,6 +100,11 @@ def heuristic(profile, geo, op: str, packed: bool = False) -> str:
         return "gemm1x1"
     if winograd_pays(geo, op, packed):
         return "winograd"
+    if packed and is_cpu(profile) and valid(profile, SHIFTED, geo, op,
+                                             params_for(profile, SHIFTED, geo, op)):
+        # no column matrix to write and read back (see algos/shifted.py); its weights
+        # are reordered once, so only where they are packed
+        return "shifted"
     return "im2col"
 
 

@@ -104,13 +104,15 @@ def pack_a(rt, params, a, batches: int, M: int, Kd: int):
 def gemm(rt, params, M, N, Kd, R, A, lda, sa, B, ldb, sb, C, ldc, sc, batches, NB2,
          a_kmajor=False, a_packed=False, b_trans=False, c_trans=False, bias=None,
          bias_kind=ROW_BIAS, bias_strides=(0, 0, 0), alpha=1.0, beta=1.0, scale=False,
-         act=NO_ACTIVATION, b_affine=None):
+         act=NO_ACTIVATION, b_affine=None, shifted=None):
     """Enqueue the batched GEMM; sa/sb are (s1, s2, sr), sc is (s1, s2). The bias term
     is ROW_BIAS (bias[b2*M + m]) or STRIDED_BIAS (bias_strides: per b2, m and n); with
     `scale`, the product is multiplied by alpha and the bias term by beta. `a_packed`:
     A is in pack_a's layout for these params' TM, lda its panel stride. b_affine:
     (scale, shift, relu) read row k of B as relu(b * scale[k] + shift[k]) (relu a bool):
-    see gemm.cl's B_AFFINE."""
+    see gemm.cl's B_AFFINE. shifted: (taps_w, sbr_w, row_in, row_out), the reduction
+    steps as a stride-1 convolution's taps and C's columns as its output pixels (see
+    gemm.cl's SHIFTED and algos/shifted.py)."""
     tm, tn, wg, unroll = _params(params)
     nv, mfast = int(params.get("NV", 1)), int(params.get("MFAST", 1))
     has_bias = NO_BIAS if bias is None else bias_kind
@@ -121,6 +123,8 @@ def gemm(rt, params, M, N, Kd, R, A, lda, sa, B, ldb, sb, C, ldc, sc, batches, N
                "USE_FMA": int(params.get("FMA", fma_default(rt.profile)))}
     if b_affine is not None:  # named only when used: other programs stay as they were
         defines["B_AFFINE"] = 2 if b_affine[2] else 1
+    if shifted is not None:
+        defines["SHIFTED"] = 1
     kernel = get_kernel(rt, KERNELS, "gemm_tiled", defines)
     tiles_n, tiles_m = -(-N // (tn * nv)), -(-M // tm)
     fast, slow = (tiles_m, tiles_n) if mfast else (tiles_n, tiles_m)
@@ -130,4 +134,5 @@ def gemm(rt, params, M, N, Kd, R, A, lda, sa, B, ldb, sb, C, ldc, sc, batches, N
                        M, N, Kd, R, A, lda, *sa, B, ldb, *sb, C, ldc, *sc,
                        bias if bias is not None else C, *bias_strides, NB2,
                        float(alpha), float(beta), *act.scalars,
-                       *(b_affine[:2] if b_affine is not None else (B, B)))
+                       *(b_affine[:2] if b_affine is not None else (B, B)),
+                       *(shifted if shifted is not None else (1, 0, 1, 1)))

@@ -1,0 +1,155 @@
+"""The `shifted` variant (algos/shifted.py): a stride-1 convolution as one GEMM over
+shifted views of the zero-bordered input, its border columns dropped as it stores.
+tests/test_variants.py runs it on the whole sweep; here the parts of it that the sweep
+may not reach: the residual read through the same column mapping, writing into part of
+a larger buffer, infinities and NaN at the borders (whose taps wrap into the next row in
+the dropped columns), the packed weights, and when the heuristic picks it."""
+from dataclasses import replace
+
+import numpy as np
+import pyopencl as cl
+import pyopencl.array as cla
+import pytest
+
+import clconv.functional as F
+from clconv import algos
+from clconv.algos import gemm as gemm_algo
+from clconv.algos.shifted import SHIFTED, padded_shape
+from clconv.arrays import empty, on_device
+from clconv.epilogue import NO_ACTIVATION, RELU
+from clconv.geometry import conv_geometry
+from clconv.ops.conv import ConstantWeightConv2d
+from clconv.runtime import current
+
+torch = pytest.importorskip("torch", reason="torch not installed: pip install torch==2.13.0")
+
+# (input, weight, kwargs): odd widths (vectors straddling rows), a row narrower than a
+# vector, dilation, asymmetric padding, no padding (the input read in place), groups
+GEOMETRIES = [
+    ((2, 5, 9, 11), (7, 5, 3, 3), dict(padding=1)),
+    ((1, 3, 6, 4), (9, 3, 3, 3), dict(padding=1)),
+    ((1, 4, 13, 23), (6, 4, 5, 3), dict(padding=(2, 0), dilation=(1, 2))),
+    ((2, 6, 7, 19), (8, 6, 3, 3), dict(padding=0)),
+    ((2, 6, 10, 12), (4, 3, 3, 3), dict(padding=2, dilation=2, groups=2)),
+    ((1, 8, 3, 40), (8, 8, 1, 7), dict(padding=(0, 3))),
+]
+
+
+def _torch_conv(x, w, b, kwargs, residual=None, relu=False):
+    y = torch.nn.functional.conv2d(torch.from_numpy(x).double(), torch.from_numpy(w).double(),
+                                   torch.from_numpy(b).double(), **kwargs)
+    if residual is not None:
+        y = y + torch.from_numpy(residual).double()
+    return (torch.relu(y) if relu else y).numpy()
+
+
+def _case(rng, x_shape, w_shape):
+    return (rng.standard_normal(x_shape).astype(np.float32),
+            rng.standard_normal(w_shape).astype(np.float32),
+            rng.standard_normal(w_shape[0]).astype(np.float32))
+
+
+@pytest.mark.parametrize("x_shape,w_shape,kwargs", GEOMETRIES)
+@pytest.mark.parametrize("params", [None, *gemm_algo.TEST_PARAMS], ids=lambda p: str(p))
+def test_residual_and_relu_match_torch(x_shape, w_shape, kwargs, params, rng):
+    """conv + residual + ReLU: the residual is read at the same pixels the result is
+    stored to, through the vectors that straddle output rows and those that do not."""
+    rt = current()
+    x, w, b = _case(rng, x_shape, w_shape)
+    geo = conv_geometry(x.shape, w.shape, 1, kwargs.get("padding", 0),
+                        kwargs.get("dilation", 1), kwargs.get("groups", 1))
+    params = params or algos.params_for(rt.profile, SHIFTED, geo, "forward")
+    if not algos.valid(rt.profile, SHIFTED, geo, "forward", params):
+        pytest.skip(f"shifted {params} not valid on this device")
+    residual = rng.standard_normal(geo.output_shape).astype(np.float32)
+    out = on_device(rt, residual.copy())
+    act = replace(RELU, residual=True)  # as conv2d_activation(residual=) passes it
+    SHIFTED.run["forward"](rt, geo, params, on_device(rt, x), on_device(rt, w),
+                           on_device(rt, b), out, act)
+    want = _torch_conv(x, w, b, kwargs, residual, relu=True)
+    np.testing.assert_allclose(out.get(), want, rtol=1e-4, atol=1e-4 * np.abs(want).max())
+
+
+def test_writes_only_its_part_of_a_larger_buffer(rng):
+    """out= a channel slice of a concatenation: the neighbours' values are untouched,
+    the border columns land nowhere."""
+    rt = current()
+    x, w, b = _case(rng, (1, 4, 8, 16), (6, 4, 3, 3))
+    whole_buffer = cl.Buffer(rt.context, cl.mem_flags.READ_WRITE, 10 * 8 * 16 * 4)
+    whole = cla.Array(rt.queue, (1, 10, 8, 16), np.float32, data=whole_buffer)
+    whole.fill(7.0)
+    # channels 2..7, contiguous for one image, as a sub-buffer (as the ONNX planner
+    # places a Concat's inputs), at 1024 bytes: on the device's base alignment
+    start, nbytes = 2 * 8 * 16 * 4, 6 * 8 * 16 * 4
+    if start % (rt.context.devices[0].mem_base_addr_align // 8):
+        pytest.skip("a sub-buffer at 1024 bytes is not on this device's base alignment")
+    out = cla.Array(rt.queue, (1, 6, 8, 16), np.float32,
+                    data=whole_buffer.get_sub_region(start, nbytes))
+    with algos.force("shifted"):
+        layer = ConstantWeightConv2d(x.shape, w, b, padding=1, activation=RELU)
+        assert layer._forward.variant is SHIFTED
+        layer(x, out=out)
+    got = whole.get()
+    np.testing.assert_allclose(got[:, 2:8], _torch_conv(x, w, b, dict(padding=1), relu=True),
+                               rtol=1e-4, atol=1e-4)
+    assert (got[:, :2] == 7).all() and (got[:, 8:] == 7).all()
+
+
+@pytest.mark.parametrize("value", [np.nan, np.inf, -np.inf])
+def test_nan_and_inf_at_the_borders_reach_only_their_windows(value, rng):
+    """A special value in the first and last column of a row feeds, through the wrapped
+    taps, only border columns, which are dropped: every output matches torch's, NaN,
+    infinity and finite alike."""
+    x, w, b = _case(rng, (1, 3, 8, 10), (5, 3, 3, 3))
+    x[0, 1, 3, 0] = x[0, 2, 5, 9] = x[0, 0, 0, 4] = value
+    with algos.force("shifted"):
+        got = F.conv2d(x, w, b, padding=1).get()
+    want = _torch_conv(x, w, b, dict(padding=1))
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
+    np.testing.assert_array_equal(np.isinf(got), np.isinf(want))
+    finite = np.isfinite(want)
+    np.testing.assert_allclose(got[finite], want[finite], rtol=1e-4, atol=1e-4)
+    assert np.isfinite(want).sum() < want.size  # the value did reach some outputs
+
+
+@pytest.mark.parametrize("case", range(1 + len(gemm_algo.TEST_PARAMS)))
+def test_packed_weights_give_the_unpacked_result(case, rng):
+    """Each tap's matrices packed in panels of TM rows (tails, two groups) against the
+    weights reordered on the call."""
+    rt = current()
+    x, w, b = _case(rng, (2, 6, 7, 9), (14, 3, 3, 3))
+    geo = conv_geometry(x.shape, w.shape, 1, 1, 1, 2)
+    params = (algos.params_for(rt.profile, SHIFTED, geo, "forward") if case == 0
+              else gemm_algo.TEST_PARAMS[case - 1])
+    if not algos.valid(rt.profile, SHIFTED, geo, "forward", params):
+        pytest.skip(f"shifted {params} not valid on this device")
+    xd, wd, bd = (on_device(rt, v) for v in (x, w, b))
+    packed = algos.PackedForward(SHIFTED, params, SHIFTED.pack(rt, geo, params, wd))
+    got = packed.run(rt, geo, xd, wd, bd, empty(rt, geo.output_shape), NO_ACTIVATION).get()
+    unpacked = algos.run(rt, "forward", geo, xd, wd, bd, empty(rt, geo.output_shape),
+                         variant=SHIFTED, params=params).get()
+    np.testing.assert_allclose(got, unpacked, rtol=1e-5, atol=1e-5)
+    want = _torch_conv(x, w, b, dict(padding=1, groups=2))
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
+
+
+def test_only_stride_one_and_not_pointwise():
+    profile = current().profile
+    params = {"TM": 4, "TN": 8, "NV": 1, "WG": 1}
+    strided = conv_geometry((1, 4, 9, 9), (4, 4, 3, 3), 2, 1, 1, 1)
+    assert "stride" in SHIFTED.validate(profile, strided, "forward", params)
+    pointwise = conv_geometry((1, 4, 9, 9), (4, 4, 1, 1), 1, 0, 1, 1)
+    assert "gemm1x1" in SHIFTED.validate(profile, pointwise, "forward", params)
+    assert SHIFTED.ops == ("forward",)
+    geo = conv_geometry((1, 4, 9, 9), (4, 4, 5, 3), 1, (2, 0), (1, 2), 1)
+    assert padded_shape(geo) == (9 + 4, 5 + 4)
+
+
+def test_the_heuristic_picks_it_for_packed_layers_on_a_cpu():
+    """Inference layers (weights packed once) on a CPU; im2col stays for the rest."""
+    profile = current().profile
+    geo = conv_geometry((1, 128, 28, 28), (32, 128, 3, 3), 1, 1, 1, 1)
+    if profile.device_types != {"CPU"} and "CPU" not in profile.device_types:
+        pytest.skip(f"the shifted heuristic is for CPUs; this device is {profile.label}")
+    assert algos.heuristic(profile, geo, "forward", packed=True) == "shifted"
+    assert algos.heuristic(profile, geo, "forward", packed=False) == "im2col"
