@@ -241,7 +241,7 @@ def _as_args(args) -> list:
     return [a.data if isinstance(a, cla.Array) else a for a in args]
 
 
-def _scalar_dtype(value):
+def scalar_dtype(value):
     """The OpenCL type a scalar argument is declared as: Python ints and bools, numpy
     int64 and uint64 (shape arithmetic) are int; Python floats and numpy float64 are
     float; other numpy scalars keep their own type (e.g. uint32 for a seed); None for
@@ -359,12 +359,12 @@ def enqueue(runtime, kernel: cl.Kernel, global_size, local_size, args) -> cl.Eve
     slow generic path (about 150 us per launch for 20 arguments with POCL on these
     machines, more than many small kernels run); with them it packs plain Python
     numbers directly. The types are fixed per kernel, so the first launch declares them
-    from its arguments (see _scalar_dtype).
+    from its arguments (see scalar_dtype).
     """
     try:
         with runtime.lock:  # arguments are set on the shared kernel object, then enqueued
             if kernel not in _typed:
-                kernel.set_scalar_arg_dtypes([_scalar_dtype(a) for a in args])
+                kernel.set_scalar_arg_dtypes([scalar_dtype(a) for a in args])
                 _typed.add(kernel)
             event = kernel(runtime.queue, global_size, local_size, *args)
             _record(runtime, ("kernel", kernel, global_size, local_size, args))

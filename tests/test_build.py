@@ -214,12 +214,12 @@ def test_allocate_makes_the_array_pyopencl_would(shape, dtype):
 def test_scalar_arguments_are_declared_from_their_python_types():
     import numpy as np
 
-    from clconv.build import _scalar_dtype
+    from clconv.build import scalar_dtype
 
-    assert _scalar_dtype(3) == _scalar_dtype(True) == _scalar_dtype(np.int64(3)) == np.int32
-    assert _scalar_dtype(0.5) == _scalar_dtype(np.float64(0.5)) == np.float32
-    assert _scalar_dtype(np.uint32(5)) == np.uint32
-    assert _scalar_dtype(cl.LocalMemory(16)) is None
+    assert scalar_dtype(3) == scalar_dtype(True) == scalar_dtype(np.int64(3)) == np.int32
+    assert scalar_dtype(0.5) == scalar_dtype(np.float64(0.5)) == np.float32
+    assert scalar_dtype(np.uint32(5)) == np.uint32
+    assert scalar_dtype(cl.LocalMemory(16)) is None
 
 
 def test_group_2d_fills_across_first_then_down():

@@ -23,7 +23,7 @@ import pyopencl as cl
 import pyopencl.array as cla
 
 from ..arrays import allocations_from, on_device
-from ..build import enqueue_copy, recording
+from ..build import enqueue_copy, recording, scalar_dtype
 
 ENV_REPLAY = "CLCONV_REPLAY"  # "0" runs every model step by step
 
@@ -36,6 +36,16 @@ def _owned(argument):
     return argument
 
 
+def _bound(kernel: cl.Kernel, args) -> cl.Kernel:
+    """A kernel object of this launch's own, its arguments set once: a replay then only
+    enqueues it (setting a shared kernel's arguments on every launch was most of a
+    replay's host time)."""
+    own = cl.Kernel(kernel.program, kernel.function_name)
+    own.set_scalar_arg_dtypes([scalar_dtype(a) for a in args])
+    own.set_args(*args)
+    return own
+
+
 class LaunchList:
     """Every launch and copy of one recorded run, and the arrays its inputs were
     uploaded into and its outputs were left in."""
@@ -46,8 +56,8 @@ class LaunchList:
         for kind, *entry in entries:
             if kind == "kernel":
                 kernel, global_size, local_size, args = entry
-                self.entries.append((kernel, global_size, local_size,
-                                     [_owned(a) for a in args]))
+                self.entries.append((_bound(kernel, [_owned(a) for a in args]),
+                                     global_size, local_size, None))
             else:
                 dest, source, region = entry
                 self.entries.append((None, _owned(dest), _owned(source), region))
@@ -74,7 +84,7 @@ class LaunchList:
                                     dst_offset=array.offset, is_blocking=False)
             for kernel, first, second, rest in self.entries:
                 if kernel is not None:
-                    kernel(queue, first, second, *rest)
+                    cl.enqueue_nd_range_kernel(queue, kernel, first, second)
                 else:
                     enqueue_copy(rt, first, second, **rest)
         return self.outputs
