@@ -6,6 +6,10 @@
 // Global dimension 0 runs along the contiguous axis, dimension 1 over rows; work-items
 // past the end return, so any work-group size works.
 
+#ifndef IM2COL_PAIRS
+#define IM2COL_PAIRS 0  // 1: stride-2 rows as vector loads and even lanes (CPUs)
+#endif
+
 __kernel void im2col(
     __global const float *x, __global float *col,
     const int rows, const int ldc, const int oy_chunk,
@@ -39,6 +43,19 @@ __kernel void im2col(
         for (int ox = 0; ox < lo; ++ox) dst[ox] = 0.0f;
         if (sw == 1) {
             for (int ox = lo; ox < hi; ++ox) dst[ox] = src[ox + x0];
+#if IM2COL_PAIRS
+        } else if (sw == 2) {
+            // 16 columns from two vector loads of 32 floats, their even lanes: the
+            // compiler made the strided loop a float-by-float gather. Loads stay in the
+            // row: the last 32 floats, and the rest, go the scalar way.
+            int ox = lo;
+            for (; ox + 16 <= hi && 2 * ox + x0 + 32 <= W; ox += 16) {
+                const float16 a = vload16(0, src + 2 * ox + x0);
+                const float16 b = vload16(0, src + 2 * ox + x0 + 16);
+                vstore16((float16)(a.even, b.even), 0, dst + ox);
+            }
+            for (; ox < hi; ++ox) dst[ox] = src[2 * ox + x0];
+#endif
         } else {
             for (int ox = lo; ox < hi; ++ox) dst[ox] = src[ox * sw + x0];
         }

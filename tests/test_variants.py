@@ -569,3 +569,24 @@ def test_residual_epilogues_reach_every_variant():
         seen |= {v.name for v, _ in _settings(profile, geo, "forward")}
     cpu_only = {"depthwise_direct"} if profile.kind == DeviceKind.VC4CL else set()
     assert seen == set(algos.VARIANTS) - cpu_only
+
+
+# im2col's stride-2 rows as vector loads and even lanes (IM2COL_PAIRS, CPUs): rows wide
+# enough for several 16-column runs, with padding (runs start inside the row), column
+# offsets (kx, dilation) that shift the runs by odd amounts, and a row whose last run
+# would read past it, so it ends the scalar way.
+@pytest.mark.parametrize("x_shape,w_shape,kwargs", [
+    ((1, 3, 40, 75), (8, 3, 7, 7), dict(stride=2, padding=3)),
+    ((2, 2, 9, 97), (5, 2, 3, 3), dict(stride=2, padding=0)),
+    ((1, 2, 11, 70), (4, 2, 3, 5), dict(stride=(1, 2), padding=(1, 2), dilation=(1, 3))),
+    ((1, 1, 5, 64), (3, 1, 1, 2), dict(stride=2, padding=0)),
+])
+def test_im2col_stride_two_rows_match_the_reference(x_shape, w_shape, kwargs, rng):
+    x = rng.standard_normal(x_shape).astype(np.float32)
+    w = rng.standard_normal(w_shape).astype(np.float32)
+    b = rng.standard_normal(w_shape[0]).astype(np.float32)
+    with algos.force("im2col"):
+        got = F.conv2d(x, w, b, **kwargs)
+    want = R.conv2d(x.astype(np.float64), w.astype(np.float64), b.astype(np.float64),
+                    **kwargs)
+    _check("im2col stride 2", got, want, np.abs(want).max())

@@ -25,9 +25,10 @@ def is_pointwise(geo) -> bool:
 def im2col(rt, x, geo, ldc):
     rows = geo.N * geo.C * geo.kh * geo.kw
     col = scratch(rt, (rows, ldc))
-    kernel = get_kernel(rt, LAYOUT, "im2col")
+    cpu = is_cpu(rt.profile)
+    kernel = get_kernel(rt, LAYOUT, "im2col", {"IM2COL_PAIRS": 1} if cpu else {})
     # whole images per work-item on a CPU (each work-item has a cost), rows elsewhere
-    chunk = geo.Ho if is_cpu(rt.profile) else 1
+    chunk = geo.Ho if cpu else 1
     chunks = -(-geo.Ho // chunk)
     launch_grid(rt, kernel, (chunks, rows), (1, layout_group(rt, rows)),
                 x, col, rows, ldc, chunk, geo.C, geo.H, geo.W, geo.Ho, geo.Wo, *_window(geo))
