@@ -53,7 +53,7 @@ def test_winograd_weights_are_transformed_once_not_per_call(monkeypatch, rng):
         assert counts["winograd_weights"] == 2
 
 
-@pytest.mark.parametrize("variant,kernel", [("im2col", 3), ("gemm1x1", 1)])
+@pytest.mark.parametrize("variant,kernel", [("im2col", 3), ("shifted", 3), ("gemm1x1", 1)])
 @pytest.mark.parametrize("case", range(1 + len(gemm_algo.TEST_PARAMS)))
 def test_gemm_weights_packed_in_row_panels_give_the_unpacked_result(variant, kernel, case,
                                                                     rng):

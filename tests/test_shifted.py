@@ -3,7 +3,8 @@ shifted views of the zero-bordered input, its border columns dropped as it store
 tests/test_variants.py runs it on the whole sweep; here the parts of it that the sweep
 may not reach: the residual read through the same column mapping, writing into part of
 a larger buffer, infinities and NaN at the borders (whose taps wrap into the next row in
-the dropped columns), the packed weights, and when the heuristic picks it."""
+the dropped columns), and when the heuristic picks it. Its packed weights:
+tests/test_packed_weights.py."""
 from dataclasses import replace
 
 import numpy as np
@@ -15,8 +16,8 @@ import clconv.functional as F
 from clconv import algos
 from clconv.algos import gemm as gemm_algo
 from clconv.algos.shifted import SHIFTED, padded_shape
-from clconv.arrays import empty, on_device
-from clconv.epilogue import NO_ACTIVATION, RELU
+from clconv.arrays import on_device
+from clconv.epilogue import RELU
 from clconv.geometry import conv_geometry
 from clconv.ops.conv import ConstantWeightConv2d
 from clconv.runtime import current
@@ -110,27 +111,6 @@ def test_nan_and_inf_at_the_borders_reach_only_their_windows(value, rng):
     finite = np.isfinite(want)
     np.testing.assert_allclose(got[finite], want[finite], rtol=1e-4, atol=1e-4)
     assert np.isfinite(want).sum() < want.size  # the value did reach some outputs
-
-
-@pytest.mark.parametrize("case", range(1 + len(gemm_algo.TEST_PARAMS)))
-def test_packed_weights_give_the_unpacked_result(case, rng):
-    """Each tap's matrices packed in panels of TM rows (tails, two groups) against the
-    weights reordered on the call."""
-    rt = current()
-    x, w, b = _case(rng, (2, 6, 7, 9), (14, 3, 3, 3))
-    geo = conv_geometry(x.shape, w.shape, 1, 1, 1, 2)
-    params = (algos.params_for(rt.profile, SHIFTED, geo, "forward") if case == 0
-              else gemm_algo.TEST_PARAMS[case - 1])
-    if not algos.valid(rt.profile, SHIFTED, geo, "forward", params):
-        pytest.skip(f"shifted {params} not valid on this device")
-    xd, wd, bd = (on_device(rt, v) for v in (x, w, b))
-    packed = algos.PackedForward(SHIFTED, params, SHIFTED.pack(rt, geo, params, wd))
-    got = packed.run(rt, geo, xd, wd, bd, empty(rt, geo.output_shape), NO_ACTIVATION).get()
-    unpacked = algos.run(rt, "forward", geo, xd, wd, bd, empty(rt, geo.output_shape),
-                         variant=SHIFTED, params=params).get()
-    np.testing.assert_allclose(got, unpacked, rtol=1e-5, atol=1e-5)
-    want = _torch_conv(x, w, b, dict(padding=1, groups=2))
-    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
 
 
 def test_only_stride_one_and_not_pointwise():
