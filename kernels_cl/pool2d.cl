@@ -90,6 +90,104 @@ __kernel void max_pool2d_forward_inner(
                plane0 + min(gz, planes - 1), ox, min(gy, Ho - 1), H, W, Ho, Wo, sh, ph,
                pw, dh, dw, 0);
 }
+// Max pooling for values only (no indices), on CPUs: a work-item pools a run of
+// POOL_RUN consecutive outputs of one row with explicit vectors. With the work-items
+// along ox, POCL turned every tap of a strided window into a gather and carried the
+// argmax per tap; an explicit vector stays SIMD and loads each tap's POOL_RUN columns at
+// once (stride 2: one contiguous load of twice the width, its even lanes). Same values as
+// max_pool2d_forward: taps outside the input are -inf (a window wholly in the padding
+// gives -inf), the strict > keeps the first of equal maxima (-0.0 vs 0.0), and any NaN
+// tap makes the output NaN.
+#ifndef POOL_RUN
+#define POOL_RUN 8
+#endif
+#define POOL_CAT_(a, b) a##b
+#define POOL_CAT(a, b) POOL_CAT_(a, b)
+#define RUNF POOL_CAT(float, POOL_RUN)
+#define RUNI POOL_CAT(int, POOL_RUN)
+#define RUN_LOAD POOL_CAT(vload, POOL_RUN)
+#define RUN_STORE POOL_CAT(vstore, POOL_RUN)
+
+#if POOL_SW == 1
+#define TAP_SPAN POOL_RUN  // floats one tap's load reads
+#define LOAD_TAP(p) RUN_LOAD(0, p)
+#elif POOL_SW == 2
+#define TAP_SPAN (2 * POOL_RUN)  // the last of them unused
+#if POOL_RUN == 8
+#define LOAD_TAP(p) vload16(0, p).even
+#else
+#define LOAD_TAP(p) vload8(0, p).even
+#endif
+#else
+#define TAP_SPAN ((POOL_RUN - 1) * POOL_SW + 1)
+// wider strides: lane by lane (still one vector max per tap)
+__attribute__((always_inline)) RUNF load_tap(__global const float *p)
+{
+    float t[POOL_RUN];
+#pragma unroll
+    for (int j = 0; j < POOL_RUN; ++j) t[j] = p[j * POOL_SW];
+    return RUN_LOAD(0, t);
+}
+#define LOAD_TAP(p) load_tap(p)
+#endif
+
+// grid (run, oy, plane); run r covers outputs from min(r*POOL_RUN, Wo - POOL_RUN): the
+// last run of a row ends at the row's end (overlapping the one before, whose outputs it
+// does not store again), so only rows shorter than POOL_RUN store part of a vector.
+// x_size: the floats in x, as far as the interior loads may read (into the next row).
+__kernel void max_pool2d_values(
+    __global const float *x, __global float *out, const int x_size, const int runs,
+    const int planes, const int H, const int W, const int Ho, const int Wo,
+    const int sh, const int ph, const int pw, const int dh, const int dw)
+{
+    const int r = get_global_id(0), oy = get_global_id(1), plane = get_global_id(2);
+    if (r >= runs || oy >= Ho || plane >= planes) return;
+    const int ox0 = max(min(r * POOL_RUN, Wo - POOL_RUN), 0);
+    const int c0 = ox0 * POOL_SW - pw, iy0 = oy * sh - ph;
+    __global const float *xp = x + plane * H * W;
+    // every tap inside the row (and each load inside x): no masks
+    const int last = c0 + (POOL_KW - 1) * dw;  // the last tap's first column
+    const int interior = c0 >= 0 && last + (POOL_RUN - 1) * POOL_SW < W;
+    RUNF best = (RUNF)(-INFINITY);
+    RUNI nan = (RUNI)(0);
+#pragma unroll
+    for (int ky = 0; ky < POOL_KH; ++ky) {
+        const int iy = iy0 + ky * dh;
+        if ((uint)iy >= (uint)H) continue;  // the same for the whole run
+        __global const float *xr = xp + iy * W;
+        const int loads_inside = plane * H * W + iy * W + last + TAP_SPAN <= x_size;
+#pragma unroll
+        for (int kx = 0; kx < POOL_KW; ++kx) {
+            const int c = c0 + kx * dw;
+            RUNF v;
+            if (interior && loads_inside) {
+                v = LOAD_TAP(xr + c);
+            } else {  // a run at the row's edges: taps outside are -inf
+                float t[POOL_RUN];
+#pragma unroll
+                for (int j = 0; j < POOL_RUN; ++j) {
+                    const int cj = c + j * POOL_SW;
+                    t[j] = (uint)cj < (uint)W ? xr[cj] : -INFINITY;
+                }
+                v = RUN_LOAD(0, t);
+            }
+            best = v > best ? v : best;
+            nan |= isnan(v);
+        }
+    }
+    best = select(best, (RUNF)(NAN), nan);
+    __global float *o = out + (plane * Ho + oy) * Wo + ox0;
+    const int first = r * POOL_RUN - ox0;  // lanes the run before stored already
+    if (first == 0 && ox0 + POOL_RUN <= Wo) {
+        RUN_STORE(best, 0, o);
+        return;
+    }
+    float s[POOL_RUN];
+    RUN_STORE(best, 0, s);
+#pragma unroll
+    for (int j = 0; j < POOL_RUN; ++j)  // unrolled, guarded: no memcpy
+        if (j >= first && ox0 + j < Wo) o[j] = s[j];
+}
 #endif
 
 __kernel void max_pool2d_forward(
@@ -358,6 +456,56 @@ __kernel void adaptive_avg_pool2d_forward(
     for (int iy = y0; iy < y1; ++iy)
         for (int ix = x0; ix < x1; ++ix) acc += xp[iy * W + ix];
     out[gid] = acc / (float)((y1 - y0) * (x1 - x0));
+}
+
+// Global pooling: a work-item per plane of P floats, in float8 loads, eight partial
+// results apart so the adds do not wait on one another (a scalar walk of each plane
+// made GlobalAveragePool's 1000 planes of 13x13 take 10x longer on POCL).
+// out[plane] = the plane's sum / divisor.
+__kernel void global_avg_pool2d(
+    const int n_items,
+    __global const float *x, __global float *out, const int P, const float divisor)
+{
+    const int plane = get_global_id(0);
+    if (plane >= n_items) return;
+    __global const float *xp = x + plane * P;
+    float8 acc8 = (float8)(0.0f);
+    int p = 0;
+    for (; p + 8 <= P; p += 8) acc8 += vload8(0, xp + p);
+    float acc = 0.0f;
+    for (; p < P; ++p) acc += xp[p];
+    const float4 acc4 = acc8.lo + acc8.hi;
+    out[plane] = (((acc4.x + acc4.y) + (acc4.z + acc4.w)) + acc) / divisor;
+}
+
+// out[plane] = max of the plane; NaN when any element is NaN, as max_pool2d_forward.
+__kernel void global_max_pool2d(
+    const int n_items,
+    __global const float *x, __global float *out, const int P)
+{
+    const int plane = get_global_id(0);
+    if (plane >= n_items) return;
+    __global const float *xp = x + plane * P;
+    float8 best = (float8)(-INFINITY);
+    int8 nan = (int8)(0);
+    int p = 0;
+    for (; p + 8 <= P; p += 8) {
+        const float8 v = vload8(0, xp + p);
+        best = fmax(best, v);
+        nan |= isnan(v);
+    }
+    float b = -INFINITY;
+    int any_nan = 0;
+    for (; p < P; ++p) {
+        const float v = xp[p];
+        b = fmax(b, v);
+        any_nan |= isnan(v);
+    }
+    const float4 b4 = fmax(best.lo, best.hi);
+    b = fmax(b, fmax(fmax(b4.x, b4.y), fmax(b4.z, b4.w)));
+    const int4 n4 = nan.lo | nan.hi;
+    any_nan |= (n4.x | n4.y | n4.z | n4.w) != 0;
+    out[plane] = any_nan ? NAN : b;
 }
 
 __kernel void adaptive_avg_pool2d_backward(

@@ -36,6 +36,9 @@ def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode
 # outright, and each window size would be one more slow program build on the Pi.
 FIXED_WINDOW_MAX = 7
 
+# Outputs per work-item of max_pool2d_values (POOL_RUN of pool2d.cl): 4 or 8.
+POOL_RUN = 8
+
 
 def window_defines(profile, kernel, stride) -> dict[str, int]:
     """pool2d.cl's defines for a (kh, kw) window with column stride stride[1] on a device:
@@ -97,6 +100,14 @@ def max_pool2d_windows(rt, x, out_size, kernel, stride, pads_begin, dilation, re
     Shared by max_pool2d and ONNX's MaxPool (asymmetric pads, explicit output size)."""
     N, C, H, W = x.shape
     out = output(rt, (N, C) + tuple(out_size), out)
+    if not return_indices and values_only_kernels(rt.profile):
+        if is_global(x.shape, out_size, kernel, pads_begin + pads_begin):
+            launch(rt, get_kernel(rt, KERNELS, "global_max_pool2d"), N * C, x, out, H * W)
+            return out
+        defines = window_defines(rt.profile, kernel, stride)
+        if defines:
+            max_values(rt, x, out, defines, stride[0], pads_begin, dilation)
+            return out
     indices = empty(rt, out.shape, np.int32) if return_indices else out
     window_grid(rt, "max_pool2d_forward", window_defines(rt.profile, kernel, stride), out.shape,
                 (H, W),
@@ -104,6 +115,30 @@ def max_pool2d_windows(rt, x, out_size, kernel, stride, pads_begin, dilation, re
                 (x.data, out.data, indices.data, np.int32(bool(return_indices))),
                 (H, W, *out_size, *kernel, *stride, *pads_begin, *dilation))
     return (out, indices) if return_indices else out
+
+
+def values_only_kernels(profile) -> bool:
+    """Whether pooling without indices takes pool2d.cl's vector kernels (max_pool2d_values,
+    global_*_pool2d), written for CPUs; VC4CL keeps the per-output kernels it compiles."""
+    return profile.kind != DeviceKind.VC4CL
+
+
+def is_global(in_shape, out_size, kernel, pads) -> bool:
+    """Whether one window, unpadded, covers each whole plane."""
+    return tuple(out_size) == (1, 1) and tuple(kernel) == tuple(in_shape[2:]) and not any(pads)
+
+
+def max_values(rt, x, out, defines, sh, pads_begin, dilation):
+    """pool2d.cl's max_pool2d_values over out's (N, C, Ho, Wo), defines from window_defines."""
+    N, C, H, W = x.shape
+    Ho, Wo = out.shape[2:]
+    kernel = get_kernel(rt, KERNELS, "max_pool2d_values", dict(defines, POOL_RUN=POOL_RUN))
+    runs = -(-Wo // POOL_RUN)
+    width = group_size(DEFAULT_GROUP_SIZE, runs)
+    launch_grid(rt, kernel, (runs, Ho, N * C), (width, max(1, DEFAULT_GROUP_SIZE // width), 1),
+                x.data, out.data,
+                *[np.int32(v) for v in (x.size, runs, N * C, H, W, Ho, Wo, sh, *pads_begin,
+                                        *dilation)])
 
 
 def max_pool2d_backward(grad_output, indices, input_shape, kernel_size=None, stride=None,
@@ -183,12 +218,22 @@ def avg_pool2d_windows(rt, x, out_size, kernel, stride, pads, dilation, count_in
     into `out` when given (see arrays.output)."""
     N, C, H, W = x.shape
     out = output(rt, (N, C) + tuple(out_size), out)
+    if values_only_kernels(rt.profile) and is_global(x.shape, out_size, kernel, pads):
+        global_avg(rt, x, out, divisor_override or H * W)
+        return out
     window_grid(rt, "avg_pool2d_forward", window_defines(rt.profile, kernel, stride), out.shape,
                 (H, W),
                 (kernel[1], stride[1], dilation[1], pads[1]), (x.data, out.data),
                 (H, W, *out_size, *kernel, *stride, *pads, *dilation,
                  bool(count_include_pad), divisor_override))
     return out
+
+
+def global_avg(rt, x, out, divisor):
+    """out[n, c] = the sum of x[n, c] / divisor (pool2d.cl's global_avg_pool2d)."""
+    N, C, H, W = x.shape
+    launch(rt, get_kernel(rt, KERNELS, "global_avg_pool2d"), N * C, x, out, H * W,
+           np.float32(divisor))
 
 
 def avg_pool2d_backward(grad_output, input_shape, kernel_size, stride=None, padding=0,
@@ -213,6 +258,9 @@ def adaptive_avg_pool2d(input, output_size):
     shape = check_array("input", input, rt, "(N, C, H, W)")
     Ho, Wo = params.pair("output_size", output_size, minimum=1)
     out = empty(rt, shape[:2] + (Ho, Wo))
+    if values_only_kernels(rt.profile) and (Ho, Wo) == (1, 1):
+        global_avg(rt, on_device(rt, input), out, shape[2] * shape[3])
+        return out
     launch(rt, get_kernel(rt, KERNELS, "adaptive_avg_pool2d_forward"), out.size,
            on_device(rt, input), out, shape[2], shape[3], Ho, Wo)
     return out
