@@ -90,16 +90,15 @@ __kernel void max_pool2d_forward_inner(
                plane0 + min(gz, planes - 1), ox, min(gy, Ho - 1), H, W, Ho, Wo, sh, ph,
                pw, dh, dw, 0);
 }
-// Max pooling for values only (no indices), on CPUs: a work-item pools a run of
-// POOL_RUN consecutive outputs of one row with explicit vectors. With the work-items
-// along ox, POCL turned every tap of a strided window into a gather and carried the
-// argmax per tap; an explicit vector stays SIMD and loads each tap's POOL_RUN columns at
-// once (stride 2: one contiguous load of twice the width, its even lanes). Same values as
-// max_pool2d_forward: taps outside the input are -inf (a window wholly in the padding
-// gives -inf), the strict > keeps the first of equal maxima (-0.0 vs 0.0), and any NaN
-// tap makes the output NaN.
+// Max pooling for values only (no indices), on CPUs, columns not dilated: a work-item
+// pools a run of POOL_RUN consecutive outputs of one row with explicit vectors. With the
+// work-items along ox, POCL turned every tap of a strided window into a gather and
+// carried the argmax per tap (3x slower); here each tap's POOL_RUN columns come from one
+// contiguous load (stride 2: its even lanes). Same values as max_pool2d_forward: taps
+// outside the input are -inf (a window wholly in the padding gives -inf), the strict >
+// keeps the first of equal maxima (-0.0 vs 0.0), and any NaN tap makes the output NaN.
 #ifndef POOL_RUN
-#define POOL_RUN 8
+#define POOL_RUN 8  // 4 or 8
 #endif
 #define POOL_CAT_(a, b) a##b
 #define POOL_CAT(a, b) POOL_CAT_(a, b)
@@ -107,74 +106,77 @@ __kernel void max_pool2d_forward_inner(
 #define RUNI POOL_CAT(int, POOL_RUN)
 #define RUN_LOAD POOL_CAT(vload, POOL_RUN)
 #define RUN_STORE POOL_CAT(vstore, POOL_RUN)
-
-#if POOL_SW == 1
-#define TAP_SPAN POOL_RUN  // floats one tap's load reads
-#define LOAD_TAP(p) RUN_LOAD(0, p)
-#elif POOL_SW == 2
-#define TAP_SPAN (2 * POOL_RUN)  // the last of them unused
 #if POOL_RUN == 8
-#define LOAD_TAP(p) vload16(0, p).even
+#define LANE_IDS (int8)(0, 1, 2, 3, 4, 5, 6, 7)
 #else
-#define LOAD_TAP(p) vload8(0, p).even
-#endif
-#else
-#define TAP_SPAN ((POOL_RUN - 1) * POOL_SW + 1)
-// wider strides: lane by lane (still one vector max per tap)
-__attribute__((always_inline)) RUNF load_tap(__global const float *p)
-{
-    float t[POOL_RUN];
-#pragma unroll
-    for (int j = 0; j < POOL_RUN; ++j) t[j] = p[j * POOL_SW];
-    return RUN_LOAD(0, t);
-}
-#define LOAD_TAP(p) load_tap(p)
+#define LANE_IDS (int4)(0, 1, 2, 3)
 #endif
 
-// grid (run, oy, plane); run r covers outputs from min(r*POOL_RUN, Wo - POOL_RUN): the
-// last run of a row ends at the row's end (overlapping the one before, whose outputs it
-// does not store again), so only rows shorter than POOL_RUN store part of a vector.
-// x_size: the floats in x, as far as the interior loads may read (into the next row).
+// LOAD_TAP(p): a tap's POOL_RUN columns p[0], p[POOL_SW], ... (p global), reading no
+// float past the last; LANES(p): the same lane by lane (p private).
+#define LANE(p, j) (p)[(j) * POOL_SW]
+#if POOL_RUN == 8
+#define LANES(p) (float8)(LANE(p, 0), LANE(p, 1), LANE(p, 2), LANE(p, 3), \
+                          LANE(p, 4), LANE(p, 5), LANE(p, 6), LANE(p, 7))
+#else
+#define LANES(p) (float4)(LANE(p, 0), LANE(p, 1), LANE(p, 2), LANE(p, 3))
+#endif
+#if POOL_SW == 1
+#define LOAD_TAP(p) RUN_LOAD(0, p)
+#elif POOL_SW == 2 && POOL_RUN == 8
+#define LOAD_TAP(p) (float8)(vload8(0, p).even, vload8(0, (p) + 7).odd)
+#elif POOL_SW == 2 && POOL_RUN == 4
+#define LOAD_TAP(p) (float4)(vload4(0, p).even, vload4(0, (p) + 3).odd)
+#else
+#define LOAD_TAP(p) LANES(p)
+#endif
+#define ROW_SPAN ((POOL_RUN - 1) * POOL_SW + POOL_KW)  // the floats a run reads per row
+
+// Grid (run, oy, plane); run r pools outputs from min(r*POOL_RUN, Wo - POOL_RUN) (from 0
+// when Wo < POOL_RUN): the last run ends at the row's end, overlapping the one before,
+// whose outputs it does not store again. x_size: the floats in x.
 __kernel void max_pool2d_values(
     __global const float *x, __global float *out, const int x_size, const int runs,
     const int planes, const int H, const int W, const int Ho, const int Wo,
-    const int sh, const int ph, const int pw, const int dh, const int dw)
+    const int sh, const int ph, const int pw, const int dh)
 {
     const int r = get_global_id(0), oy = get_global_id(1), plane = get_global_id(2);
     if (r >= runs || oy >= Ho || plane >= planes) return;
     const int ox0 = max(min(r * POOL_RUN, Wo - POOL_RUN), 0);
-    const int c0 = ox0 * POOL_SW - pw, iy0 = oy * sh - ph;
-    __global const float *xp = x + plane * H * W;
-    // every tap inside the row (and each load inside x): no masks
-    const int last = c0 + (POOL_KW - 1) * dw;  // the last tap's first column
-    const int interior = c0 >= 0 && last + (POOL_RUN - 1) * POOL_SW < W;
+    const int c0 = ox0 * POOL_SW - pw;  // the run's first column
+    const int inside_row = c0 >= 0 && c0 + ROW_SPAN <= W;
+    const RUNI cols = LANE_IDS * POOL_SW + c0;  // tap 0's column in each lane
     RUNF best = (RUNF)(-INFINITY);
     RUNI nan = (RUNI)(0);
+#define TAKE(tap) { const RUNF v = tap; best = v > best ? v : best; nan |= isnan(v); }
 #pragma unroll
     for (int ky = 0; ky < POOL_KH; ++ky) {
-        const int iy = iy0 + ky * dh;
+        const int iy = oy * sh - ph + ky * dh;
         if ((uint)iy >= (uint)H) continue;  // the same for the whole run
-        __global const float *xr = xp + iy * W;
-        const int loads_inside = plane * H * W + iy * W + last + TAP_SPAN <= x_size;
+        const int at = (plane * H + iy) * W + c0;  // in x
+        if (inside_row) {
 #pragma unroll
-        for (int kx = 0; kx < POOL_KW; ++kx) {
-            const int c = c0 + kx * dw;
-            RUNF v;
-            if (interior && loads_inside) {
-                v = LOAD_TAP(xr + c);
-            } else {  // a run at the row's edges: taps outside are -inf
-                float t[POOL_RUN];
+            for (int kx = 0; kx < POOL_KW; ++kx) TAKE(LOAD_TAP(x + at + kx));
+        } else if (at >= 0 && at + ROW_SPAN <= x_size) {
+            // a run at the row's ends: loads that cross into the rows beside, their
+            // lanes off this row -inf (as cheap as the plain loads; lane by lane, 3x)
 #pragma unroll
-                for (int j = 0; j < POOL_RUN; ++j) {
-                    const int cj = c + j * POOL_SW;
-                    t[j] = (uint)cj < (uint)W ? xr[cj] : -INFINITY;
-                }
-                v = RUN_LOAD(0, t);
+            for (int kx = 0; kx < POOL_KW; ++kx)
+                TAKE(select((RUNF)(-INFINITY), LOAD_TAP(x + at + kx),
+                            (RUNI)(POOL_CAT(convert_uint, POOL_RUN)(cols + kx) < (uint)W)));
+        } else {  // x's first or last row: lane by lane, loaded clamped then masked
+            __global const float *xr = x + at - c0;
+            float row[ROW_SPAN];
+#pragma unroll
+            for (int i = 0; i < ROW_SPAN; ++i) {
+                const float v = xr[inside(c0 + i, W)];
+                row[i] = (uint)(c0 + i) < (uint)W ? v : -INFINITY;
             }
-            best = v > best ? v : best;
-            nan |= isnan(v);
+#pragma unroll
+            for (int kx = 0; kx < POOL_KW; ++kx) TAKE(LANES(row + kx));
         }
     }
+#undef TAKE
     best = select(best, (RUNF)(NAN), nan);
     __global float *o = out + (plane * Ho + oy) * Wo + ox0;
     const int first = r * POOL_RUN - ox0;  // lanes the run before stored already

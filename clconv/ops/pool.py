@@ -105,8 +105,8 @@ def max_pool2d_windows(rt, x, out_size, kernel, stride, pads_begin, dilation, re
             launch(rt, get_kernel(rt, KERNELS, "global_max_pool2d"), N * C, x, out, H * W)
             return out
         defines = window_defines(rt.profile, kernel, stride)
-        if defines:
-            max_values(rt, x, out, defines, stride[0], pads_begin, dilation)
+        if defines and dilation[1] == 1:
+            max_values(rt, x, out, defines, stride[0], pads_begin, dilation[0])
             return out
     indices = empty(rt, out.shape, np.int32) if return_indices else out
     window_grid(rt, "max_pool2d_forward", window_defines(rt.profile, kernel, stride), out.shape,
@@ -128,17 +128,17 @@ def is_global(in_shape, out_size, kernel, pads) -> bool:
     return tuple(out_size) == (1, 1) and tuple(kernel) == tuple(in_shape[2:]) and not any(pads)
 
 
-def max_values(rt, x, out, defines, sh, pads_begin, dilation):
+def max_values(rt, x, out, defines, sh, pads_begin, dh):
     """pool2d.cl's max_pool2d_values over out's (N, C, Ho, Wo), defines from window_defines."""
     N, C, H, W = x.shape
     Ho, Wo = out.shape[2:]
-    kernel = get_kernel(rt, KERNELS, "max_pool2d_values", dict(defines, POOL_RUN=POOL_RUN))
     runs = -(-Wo // POOL_RUN)
+    kernel = get_kernel(rt, KERNELS, "max_pool2d_values", dict(defines, POOL_RUN=POOL_RUN))
     width = group_size(DEFAULT_GROUP_SIZE, runs)
     launch_grid(rt, kernel, (runs, Ho, N * C), (width, max(1, DEFAULT_GROUP_SIZE // width), 1),
                 x.data, out.data,
                 *[np.int32(v) for v in (x.size, runs, N * C, H, W, Ho, Wo, sh, *pads_begin,
-                                        *dilation)])
+                                        dh)])
 
 
 def max_pool2d_backward(grad_output, indices, input_shape, kernel_size=None, stride=None,
