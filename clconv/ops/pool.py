@@ -118,9 +118,10 @@ def max_pool2d_windows(rt, x, out_size, kernel, stride, pads_begin, dilation, re
 
 
 def values_only_kernels(profile) -> bool:
-    """Whether pooling without indices takes pool2d.cl's vector kernels (max_pool2d_values,
-    global_*_pool2d), written for CPUs; VC4CL keeps the per-output kernels it compiles."""
-    return profile.kind != DeviceKind.VC4CL
+    """Whether pooling without indices takes pool2d.cl's explicit-vector kernels
+    (max_pool2d_values, global_*_pool2d): on CPUs, where POCL keeps them SIMD. GPUs keep
+    a work-item per output (VC4C compiles those)."""
+    return "CPU" in profile.device_types
 
 
 def is_global(in_shape, out_size, kernel, pads) -> bool:
