@@ -1,6 +1,7 @@
 // 2-D pooling, NCHW float32, each (n, c) plane pooled independently.
 // One work-item per output (or per input element for the gathering backward
-// kernels); no local memory, any work-group size works.
+// kernels); no local memory, any work-group size works. On CPUs, pooling without
+// indices takes pool_values.cl instead.
 
 // The window and its column stride fixed at build time (the host sets all three for
 // small windows), 0 when they come from the arguments. A fixed window reads every tap,
@@ -19,6 +20,8 @@
 #endif
 #define POOL_FIXED_WINDOW (POOL_KH > 0 && POOL_KW > 0 && POOL_SW > 0)
 
+#include "pool_window.h"  // inside, first_window, last_window
+
 // The fixed-window kernels take their planes as [plane0, plane0 + planes), so that the
 // host can split them between two kernels: the plain one clamps the columns it reads
 // into the row; the *_inner one reads column ox*POOL_SW + kx*dw - pw as it is (masked
@@ -35,12 +38,6 @@
 // Launched on a 3-D grid (ox, oy, plane): no integer division to find the output,
 // which matters on CPUs and more on VC4CL, where division is emulated.
 #if POOL_FIXED_WINDOW
-// clamp(i, 0, n - 1) as two selects: POCL left clamp() a call, which stops vectorisation
-__attribute__((always_inline)) int inside(const int i, const int n)
-{
-    return i < 0 ? 0 : i >= n ? n - 1 : i;
-}
-
 // Pools window (ox, oy) of `plane` into out (and idx) when `live`; work-items past the
 // end compute a clamped window and store nothing. Always inlined: POCL's inliner left it
 // a call, and POCL vectorises no loop with a call in it.
@@ -89,106 +86,6 @@ __kernel void max_pool2d_forward_inner(
     max_window(x, out, idx, write_idx, ox < Wo && gy < Ho && gz < planes,
                plane0 + min(gz, planes - 1), ox, min(gy, Ho - 1), H, W, Ho, Wo, sh, ph,
                pw, dh, dw, 0);
-}
-// Max pooling for values only (no indices), on CPUs, columns not dilated: a work-item
-// pools a run of POOL_RUN consecutive outputs of one row with explicit vectors. With the
-// work-items along ox, POCL turned every tap of a strided window into a gather and
-// carried the argmax per tap (3x slower); here each tap's POOL_RUN columns come from one
-// contiguous load (stride 2: its even lanes). Same values as max_pool2d_forward: taps
-// outside the input are -inf (a window wholly in the padding gives -inf), the strict >
-// keeps the first of equal maxima (-0.0 vs 0.0), and any NaN tap makes the output NaN.
-#ifndef POOL_RUN
-#define POOL_RUN 8  // 4 or 8
-#endif
-#define POOL_CAT_(a, b) a##b
-#define POOL_CAT(a, b) POOL_CAT_(a, b)
-#define RUNF POOL_CAT(float, POOL_RUN)
-#define RUNI POOL_CAT(int, POOL_RUN)
-#define RUN_LOAD POOL_CAT(vload, POOL_RUN)
-#define RUN_STORE POOL_CAT(vstore, POOL_RUN)
-#if POOL_RUN == 8
-#define LANE_IDS (int8)(0, 1, 2, 3, 4, 5, 6, 7)
-#else
-#define LANE_IDS (int4)(0, 1, 2, 3)
-#endif
-
-// LOAD_TAP(p): a tap's POOL_RUN columns p[0], p[POOL_SW], ... (p global), reading no
-// float past the last; LANES(p): the same lane by lane (p private).
-#define LANE(p, j) (p)[(j) * POOL_SW]
-#if POOL_RUN == 8
-#define LANES(p) (float8)(LANE(p, 0), LANE(p, 1), LANE(p, 2), LANE(p, 3), \
-                          LANE(p, 4), LANE(p, 5), LANE(p, 6), LANE(p, 7))
-#else
-#define LANES(p) (float4)(LANE(p, 0), LANE(p, 1), LANE(p, 2), LANE(p, 3))
-#endif
-#if POOL_SW == 1
-#define LOAD_TAP(p) RUN_LOAD(0, p)
-#elif POOL_SW == 2 && POOL_RUN == 8
-#define LOAD_TAP(p) (float8)(vload8(0, p).even, vload8(0, (p) + 7).odd)
-#elif POOL_SW == 2 && POOL_RUN == 4
-#define LOAD_TAP(p) (float4)(vload4(0, p).even, vload4(0, (p) + 3).odd)
-#else
-#define LOAD_TAP(p) LANES(p)
-#endif
-#define ROW_SPAN ((POOL_RUN - 1) * POOL_SW + POOL_KW)  // the floats a run reads per row
-
-// Grid (run, oy, plane); run r pools outputs from min(r*POOL_RUN, Wo - POOL_RUN) (from 0
-// when Wo < POOL_RUN): the last run ends at the row's end, overlapping the one before,
-// whose outputs it does not store again. x_size: the floats in x.
-__kernel void max_pool2d_values(
-    __global const float *x, __global float *out, const int x_size, const int runs,
-    const int planes, const int H, const int W, const int Ho, const int Wo,
-    const int sh, const int ph, const int pw, const int dh)
-{
-    const int r = get_global_id(0), oy = get_global_id(1), plane = get_global_id(2);
-    if (r >= runs || oy >= Ho || plane >= planes) return;
-    const int ox0 = max(min(r * POOL_RUN, Wo - POOL_RUN), 0);
-    const int c0 = ox0 * POOL_SW - pw;  // the run's first column
-    const int inside_row = c0 >= 0 && c0 + ROW_SPAN <= W;
-    const RUNI cols = LANE_IDS * POOL_SW + c0;  // tap 0's column in each lane
-    RUNF best = (RUNF)(-INFINITY);
-    RUNI nan = (RUNI)(0);
-#define TAKE(tap) { const RUNF v = tap; best = v > best ? v : best; nan |= isnan(v); }
-#pragma unroll
-    for (int ky = 0; ky < POOL_KH; ++ky) {
-        const int iy = oy * sh - ph + ky * dh;
-        if ((uint)iy >= (uint)H) continue;  // the same for the whole run
-        const int at = (plane * H + iy) * W + c0;  // in x
-        if (inside_row) {
-#pragma unroll
-            for (int kx = 0; kx < POOL_KW; ++kx) TAKE(LOAD_TAP(x + at + kx));
-        } else if (at >= 0 && at + ROW_SPAN <= x_size) {
-            // a run at the row's ends: loads that cross into the rows beside, their
-            // lanes off this row -inf (as cheap as the plain loads; lane by lane, 3x)
-#pragma unroll
-            for (int kx = 0; kx < POOL_KW; ++kx)
-                TAKE(select((RUNF)(-INFINITY), LOAD_TAP(x + at + kx),
-                            (RUNI)(POOL_CAT(convert_uint, POOL_RUN)(cols + kx) < (uint)W)));
-        } else {  // x's first or last row: lane by lane, loaded clamped then masked
-            __global const float *xr = x + at - c0;
-            float row[ROW_SPAN];
-#pragma unroll
-            for (int i = 0; i < ROW_SPAN; ++i) {
-                const float v = xr[inside(c0 + i, W)];
-                row[i] = (uint)(c0 + i) < (uint)W ? v : -INFINITY;
-            }
-#pragma unroll
-            for (int kx = 0; kx < POOL_KW; ++kx) TAKE(LANES(row + kx));
-        }
-    }
-#undef TAKE
-    best = select(best, (RUNF)(NAN), nan);
-    __global float *o = out + (plane * Ho + oy) * Wo + ox0;
-    const int first = r * POOL_RUN - ox0;  // lanes the run before stored already
-    if (first == 0 && ox0 + POOL_RUN <= Wo) {
-        RUN_STORE(best, 0, o);
-        return;
-    }
-    float s[POOL_RUN];
-    RUN_STORE(best, 0, s);
-#pragma unroll
-    for (int j = 0; j < POOL_RUN; ++j)  // unrolled, guarded: no memcpy
-        if (j >= first && ox0 + j < Wo) o[j] = s[j];
 }
 #endif
 
@@ -261,8 +158,6 @@ __kernel void max_pool2d_backward(
         if (i >= 0 && i < HW) gp[i] += g[o];
     }
 }
-
-#include "pool_window.h"  // first_window, last_window
 
 // The same gradient when the windows are known: a 3-D grid (ix, iy, plane), each input
 // element summing grad_out over the windows that contain it and chose it. Windows are
@@ -458,56 +353,6 @@ __kernel void adaptive_avg_pool2d_forward(
     for (int iy = y0; iy < y1; ++iy)
         for (int ix = x0; ix < x1; ++ix) acc += xp[iy * W + ix];
     out[gid] = acc / (float)((y1 - y0) * (x1 - x0));
-}
-
-// Global pooling: a work-item per plane of P floats, in float8 loads, eight partial
-// results apart so the adds do not wait on one another (a scalar walk of each plane
-// made GlobalAveragePool's 1000 planes of 13x13 take 10x longer on POCL).
-// out[plane] = the plane's sum / divisor.
-__kernel void global_avg_pool2d(
-    const int n_items,
-    __global const float *x, __global float *out, const int P, const float divisor)
-{
-    const int plane = get_global_id(0);
-    if (plane >= n_items) return;
-    __global const float *xp = x + plane * P;
-    float8 acc8 = (float8)(0.0f);
-    int p = 0;
-    for (; p + 8 <= P; p += 8) acc8 += vload8(0, xp + p);
-    float acc = 0.0f;
-    for (; p < P; ++p) acc += xp[p];
-    const float4 acc4 = acc8.lo + acc8.hi;
-    out[plane] = (((acc4.x + acc4.y) + (acc4.z + acc4.w)) + acc) / divisor;
-}
-
-// out[plane] = max of the plane; NaN when any element is NaN, as max_pool2d_forward.
-__kernel void global_max_pool2d(
-    const int n_items,
-    __global const float *x, __global float *out, const int P)
-{
-    const int plane = get_global_id(0);
-    if (plane >= n_items) return;
-    __global const float *xp = x + plane * P;
-    float8 best = (float8)(-INFINITY);
-    int8 nan = (int8)(0);
-    int p = 0;
-    for (; p + 8 <= P; p += 8) {
-        const float8 v = vload8(0, xp + p);
-        best = fmax(best, v);
-        nan |= isnan(v);
-    }
-    float b = -INFINITY;
-    int any_nan = 0;
-    for (; p < P; ++p) {
-        const float v = xp[p];
-        b = fmax(b, v);
-        any_nan |= isnan(v);
-    }
-    const float4 b4 = fmax(best.lo, best.hi);
-    b = fmax(b, fmax(fmax(b4.x, b4.y), fmax(b4.z, b4.w)));
-    const int4 n4 = nan.lo | nan.hi;
-    any_nan |= (n4.x | n4.y | n4.z | n4.w) != 0;
-    out[plane] = any_nan ? NAN : b;
 }
 
 __kernel void adaptive_avg_pool2d_backward(

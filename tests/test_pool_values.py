@@ -1,4 +1,4 @@
-"""Pooling without indices: on CPUs, max pooling takes pool2d.cl's max_pool2d_values
+"""Pooling without indices: on CPUs, max pooling takes pool_values.cl's max_pool2d_values
 (runs of outputs in explicit vectors, masked at the rows' ends) and whole-plane pooling
 global_avg_pool2d / global_max_pool2d; other devices (CLCONV_LIMITS=videocore4 here) keep
 the per-output kernels. Both against torch, NaN and +-inf placed in the windows."""

@@ -1,5 +1,6 @@
 """Max, average and adaptive average pooling and their gradients (NCHW), one kernel
-each (kernels_cl/pool2d.cl); ONNX's MaxPool and AveragePool use the same ones."""
+each (kernels_cl/pool2d.cl), and on CPUs vector kernels for pooling without indices
+(kernels_cl/pool_values.cl); ONNX's MaxPool and AveragePool use the same ones."""
 from __future__ import annotations
 
 import numpy as np
@@ -14,6 +15,7 @@ from ..runtime import current
 from ..validation import check_array, check_int, check_shape
 
 KERNELS = "pool2d.cl"
+VALUES_KERNELS = "pool_values.cl"  # without indices, on CPUs (values_only_kernels)
 
 
 def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,
@@ -36,7 +38,8 @@ def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode
 # outright, and each window size would be one more slow program build on the Pi.
 FIXED_WINDOW_MAX = 7
 
-# Outputs per work-item of max_pool2d_values (POOL_RUN of pool2d.cl): 4 or 8.
+# Outputs per work-item of max_pool2d_values (POOL_RUN of pool_values.cl): 4 or 8 (8 ran
+# 1.4x faster on POCL).
 POOL_RUN = 8
 
 
@@ -102,7 +105,7 @@ def max_pool2d_windows(rt, x, out_size, kernel, stride, pads_begin, dilation, re
     out = output(rt, (N, C) + tuple(out_size), out)
     if not return_indices and values_only_kernels(rt.profile):
         if is_global(x.shape, out_size, kernel, pads_begin + pads_begin):
-            launch(rt, get_kernel(rt, KERNELS, "global_max_pool2d"), N * C, x, out, H * W)
+            launch(rt, get_kernel(rt, VALUES_KERNELS, "global_max_pool2d"), N * C, x, out, H * W)
             return out
         defines = window_defines(rt.profile, kernel, stride)
         if defines and dilation[1] == 1:
@@ -118,9 +121,9 @@ def max_pool2d_windows(rt, x, out_size, kernel, stride, pads_begin, dilation, re
 
 
 def values_only_kernels(profile) -> bool:
-    """Whether pooling without indices takes pool2d.cl's explicit-vector kernels
-    (max_pool2d_values, global_*_pool2d): on CPUs, where POCL keeps them SIMD. GPUs keep
-    a work-item per output (VC4C compiles those)."""
+    """Whether pooling without indices takes pool_values.cl's explicit-vector kernels:
+    on CPUs, where POCL keeps them SIMD. GPUs keep pool2d.cl's work-item per output
+    (VC4C compiles those)."""
     return "CPU" in profile.device_types
 
 
@@ -130,11 +133,12 @@ def is_global(in_shape, out_size, kernel, pads) -> bool:
 
 
 def max_values(rt, x, out, defines, sh, pads_begin, dh):
-    """pool2d.cl's max_pool2d_values over out's (N, C, Ho, Wo), defines from window_defines."""
+    """pool_values.cl's max_pool2d_values over out's (N, C, Ho, Wo), defines from
+    window_defines."""
     N, C, H, W = x.shape
     Ho, Wo = out.shape[2:]
     runs = -(-Wo // POOL_RUN)
-    kernel = get_kernel(rt, KERNELS, "max_pool2d_values", dict(defines, POOL_RUN=POOL_RUN))
+    kernel = get_kernel(rt, VALUES_KERNELS, "max_pool2d_values", dict(defines, POOL_RUN=POOL_RUN))
     width = group_size(DEFAULT_GROUP_SIZE, runs)
     launch_grid(rt, kernel, (runs, Ho, N * C), (width, max(1, DEFAULT_GROUP_SIZE // width), 1),
                 x.data, out.data,
@@ -231,9 +235,9 @@ def avg_pool2d_windows(rt, x, out_size, kernel, stride, pads, dilation, count_in
 
 
 def global_avg(rt, x, out, divisor):
-    """out[n, c] = the sum of x[n, c] / divisor (pool2d.cl's global_avg_pool2d)."""
+    """out[n, c] = the sum of x[n, c] / divisor (pool_values.cl's global_avg_pool2d)."""
     N, C, H, W = x.shape
-    launch(rt, get_kernel(rt, KERNELS, "global_avg_pool2d"), N * C, x, out, H * W,
+    launch(rt, get_kernel(rt, VALUES_KERNELS, "global_avg_pool2d"), N * C, x, out, H * W,
            np.float32(divisor))
 
 
