@@ -144,3 +144,35 @@ def test_global_avg_pool_propagates_nan_and_inf(rng):
     ty = torch.nn.functional.adaptive_avg_pool2d(torch.tensor(x), 1).numpy()
     np.testing.assert_array_equal(np.isnan(y), np.isnan(ty))
     np.testing.assert_allclose(y[~np.isnan(y)], ty[~np.isnan(ty)], rtol=1e-5)
+
+
+def test_pools_from_and_into_sub_buffers(rng):
+    """An ONNX plan pools into a slice of a concatenation's buffer (and from one): a
+    sub-buffer at an offset, whose neighbours stay as they were."""
+    import pyopencl as cl
+    import pyopencl.array as cla
+    rt = current()
+    align = max(rt.context.devices[0].mem_base_addr_align // 8, 4)  # bytes
+    x = _input(rng, (2, 3, 13, 27))
+    expected = torch.nn.functional.max_pool2d(torch.tensor(x), 3, 2, 1, ceil_mode=True).numpy()
+    x_at = 3 * align  # the input, then the output, each at an aligned offset
+    y_at = x_at + -(-x.nbytes // align) * align
+    host = np.full((y_at + expected.nbytes) // 4 + 256, 7.0, np.float32)
+    host[x_at // 4:x_at // 4 + x.size] = x.reshape(-1)
+    big = cla.to_device(rt.queue, host)
+
+    def view(offset, shape):
+        region = big.base_data.get_sub_region(offset, int(np.prod(shape)) * 4,
+                                              cl.mem_flags.READ_WRITE)
+        return cla.Array(rt.queue, shape, np.float32, data=region)
+
+    out = view(y_at, expected.shape)
+    padded_pool.max_pool2d_padded(view(x_at, x.shape), (3, 3), (2, 2), (1, 1),
+                                  expected.shape[2:], out=out)
+    np.testing.assert_array_equal(out.get(), expected)
+    written = big.get()
+    np.testing.assert_array_equal(written[y_at // 4:y_at // 4 + expected.size],
+                                  expected.reshape(-1))
+    written[y_at // 4:y_at // 4 + expected.size] = 7.0
+    written[x_at // 4:x_at // 4 + x.size] = 7.0
+    assert (written == 7.0).all()  # nothing written outside the output's slice
