@@ -59,63 +59,93 @@
 #endif
 #define ROW_SPAN ((POOL_RUN - 1) * POOL_SW + POOL_KW)  // the floats a run reads per row
 
-// Grid (run, oy, plane); run r pools outputs from min(r*POOL_RUN, Wo - POOL_RUN) (from 0
-// when Wo < POOL_RUN): the last run ends at the row's end, overlapping the one before,
-// whose outputs it does not store again. x_size: the floats in x.
+// Rows kept from one output row to the next: POOL_KH - POOL_SH when the rows' stride
+// POOL_SH is below POOL_KH (the host then sets it to the stride; POOL_KH: none kept).
+#ifndef POOL_SH
+#define POOL_SH 2
+#endif
+
+// The maximum over one input row iy of each lane's POOL_KW taps, NaN where any is NaN
+// (-inf for a row outside the input).
+__attribute__((always_inline)) RUNF row_max(
+    __global const float *x, const int x_size, const int plane, const int iy, const int H,
+    const int W, const int c0, const int inside_row, const RUNI cols)
+{
+    RUNF best = (RUNF)(-INFINITY);
+    if ((uint)iy >= (uint)H) return best;
+    RUNI nan = (RUNI)(0);
+#define TAKE(tap) { const RUNF v = tap; best = v > best ? v : best; nan |= isnan(v); }
+    const int at = (plane * H + iy) * W + c0;  // in x
+    if (inside_row) {
+#pragma unroll
+        for (int kx = 0; kx < POOL_KW; ++kx) TAKE(LOAD_TAP(x + at + kx));
+    } else if (at >= 0 && at + ROW_SPAN <= x_size) {
+        // a run at the row's ends: loads that cross into the rows beside, their lanes
+        // off this row -inf (as fast as the plain loads; lane by lane was 3x slower)
+#pragma unroll
+        for (int kx = 0; kx < POOL_KW; ++kx)
+            TAKE(select((RUNF)(-INFINITY), LOAD_TAP(x + at + kx),
+                        (RUNI)(POOL_CAT(convert_uint, POOL_RUN)(cols + kx) < (uint)W)));
+    } else {  // x's first or last row: lane by lane, loaded clamped then masked
+        __global const float *xr = x + at - c0;
+        float row[ROW_SPAN];
+#pragma unroll
+        for (int i = 0; i < ROW_SPAN; ++i) {
+            const float v = xr[inside(c0 + i, W)];
+            row[i] = (uint)(c0 + i) < (uint)W ? v : -INFINITY;
+        }
+#pragma unroll
+        for (int kx = 0; kx < POOL_KW; ++kx) TAKE(LANES(row + kx));
+    }
+#undef TAKE
+    return select(best, (RUNF)(NAN), nan);
+}
+
+// Grid (run, plane); run r pools outputs from min(r*POOL_RUN, Wo - POOL_RUN) (from 0
+// when Wo < POOL_RUN) of every row, top to bottom, keeping the row maxima that the next
+// output row shares (stride-1 pools ran 1.5-2x faster than with a work-item per run and
+// row). The last run ends at the row's end, overlapping the one before, whose outputs it
+// does not store again. x_size: the floats in x.
 __kernel void max_pool2d_values(
     __global const float *x, __global float *out, const int x_size, const int runs,
     const int planes, const int H, const int W, const int Ho, const int Wo,
     const int sh, const int ph, const int pw, const int dh)
 {
-    const int r = get_global_id(0), oy = get_global_id(1), plane = get_global_id(2);
-    if (r >= runs || oy >= Ho || plane >= planes) return;
+    const int r = get_global_id(0), plane = get_global_id(1);
+    if (r >= runs || plane >= planes) return;
     const int ox0 = max(min(r * POOL_RUN, Wo - POOL_RUN), 0);
     const int c0 = ox0 * POOL_SW - pw;  // the run's first column
     const int inside_row = c0 >= 0 && c0 + ROW_SPAN <= W;
     const RUNI cols = LANE_IDS * POOL_SW + c0;  // tap 0's column in each lane
-    RUNF best = (RUNF)(-INFINITY);
-    RUNI nan = (RUNI)(0);
-#define TAKE(tap) { const RUNF v = tap; best = v > best ? v : best; nan |= isnan(v); }
+    const int first = r * POOL_RUN - ox0;  // lanes the run before stores
+    RUNF rows[POOL_KH];
+    for (int oy = 0; oy < Ho; ++oy) {
+        const int iy0 = oy * sh - ph;
+        const int kept = oy > 0 && dh == 1 ? max(POOL_KH - POOL_SH, 0) : 0;
 #pragma unroll
-    for (int ky = 0; ky < POOL_KH; ++ky) {
-        const int iy = oy * sh - ph + ky * dh;
-        if ((uint)iy >= (uint)H) continue;  // the same for the whole run
-        const int at = (plane * H + iy) * W + c0;  // in x
-        if (inside_row) {
+        for (int k = 0; k < POOL_KH; ++k) {
+            if (k + POOL_SH < POOL_KH && k < kept) rows[k] = rows[k + POOL_SH];
+            else rows[k] = row_max(x, x_size, plane, iy0 + k * dh, H, W, c0, inside_row, cols);
+        }
+        RUNF best = (RUNF)(-INFINITY);
+        RUNI nan = (RUNI)(0);
 #pragma unroll
-            for (int kx = 0; kx < POOL_KW; ++kx) TAKE(LOAD_TAP(x + at + kx));
-        } else if (at >= 0 && at + ROW_SPAN <= x_size) {
-            // a run at the row's ends: loads that cross into the rows beside, their
-            // lanes off this row -inf (as cheap as the plain loads; lane by lane, 3x)
+        for (int k = 0; k < POOL_KH; ++k) {
+            best = rows[k] > best ? rows[k] : best;
+            nan |= isnan(rows[k]);
+        }
+        best = select(best, (RUNF)(NAN), nan);
+        __global float *o = out + (plane * Ho + oy) * Wo + ox0;
+        if (first == 0 && ox0 + POOL_RUN <= Wo) {
+            RUN_STORE(best, 0, o);
+        } else {
+            float s[POOL_RUN];
+            RUN_STORE(best, 0, s);
 #pragma unroll
-            for (int kx = 0; kx < POOL_KW; ++kx)
-                TAKE(select((RUNF)(-INFINITY), LOAD_TAP(x + at + kx),
-                            (RUNI)(POOL_CAT(convert_uint, POOL_RUN)(cols + kx) < (uint)W)));
-        } else {  // x's first or last row: lane by lane, loaded clamped then masked
-            __global const float *xr = x + at - c0;
-            float row[ROW_SPAN];
-#pragma unroll
-            for (int i = 0; i < ROW_SPAN; ++i) {
-                const float v = xr[inside(c0 + i, W)];
-                row[i] = (uint)(c0 + i) < (uint)W ? v : -INFINITY;
-            }
-#pragma unroll
-            for (int kx = 0; kx < POOL_KW; ++kx) TAKE(LANES(row + kx));
+            for (int j = 0; j < POOL_RUN; ++j)  // unrolled, guarded: no memcpy
+                if (j >= first && ox0 + j < Wo) o[j] = s[j];
         }
     }
-#undef TAKE
-    best = select(best, (RUNF)(NAN), nan);
-    __global float *o = out + (plane * Ho + oy) * Wo + ox0;
-    const int first = r * POOL_RUN - ox0;  // lanes the run before stored already
-    if (first == 0 && ox0 + POOL_RUN <= Wo) {
-        RUN_STORE(best, 0, o);
-        return;
-    }
-    float s[POOL_RUN];
-    RUN_STORE(best, 0, s);
-#pragma unroll
-    for (int j = 0; j < POOL_RUN; ++j)  // unrolled, guarded: no memcpy
-        if (j >= first && ox0 + j < Wo) o[j] = s[j];
 }
 
 // Global pooling: a work-item per plane of P floats, in float8 loads, eight partial

@@ -1,5 +1,6 @@
 """Pooling without indices: on CPUs, max pooling takes pool_values.cl's max_pool2d_values
-(runs of outputs in explicit vectors, masked at the rows' ends) and whole-plane pooling
+(runs of outputs in explicit vectors, masked at the rows' ends, each work-item walking
+down its plane and keeping the rows the next output row shares) and whole-plane pooling
 global_avg_pool2d / global_max_pool2d; other devices (CLCONV_LIMITS=videocore4 here) keep
 the per-output kernels. Both against torch, NaN and +-inf placed in the windows."""
 from __future__ import annotations
@@ -55,6 +56,7 @@ MAX_CASES = [  # shape, kernel, stride, padding, dilation, ceil_mode
     ((2, 2, 11, 37), 3, 3, 1, 1, True),          # stride 3: lane-by-lane loads
     ((1, 2, 13, 50), (2, 5), (1, 4), (1, 2), 1, True),
     ((1, 3, 9, 7), 3, 1, 1, 1, False),           # Wo < a run
+    ((1, 3, 17, 26), 2, 3, 1, 1, True),          # row stride past the window: no row kept
     ((1, 3, 6, 2), 2, 1, 1, 1, True),            # W tiny
     ((2, 3, 1, 45), (1, 3), (1, 2), 0, 1, False),  # H = 1
     ((1, 2, 14, 31), 3, 2, 1, (2, 1), True),     # rows dilated: still the vector kernel

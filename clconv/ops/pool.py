@@ -138,9 +138,10 @@ def max_values(rt, x, out, defines, sh, pads_begin, dh):
     N, C, H, W = x.shape
     Ho, Wo = out.shape[2:]
     runs = -(-Wo // POOL_RUN)
-    kernel = get_kernel(rt, VALUES_KERNELS, "max_pool2d_values", dict(defines, POOL_RUN=POOL_RUN))
+    kernel = get_kernel(rt, VALUES_KERNELS, "max_pool2d_values",
+                        dict(defines, POOL_RUN=POOL_RUN, POOL_SH=min(sh, defines["POOL_KH"])))
     width = group_size(DEFAULT_GROUP_SIZE, runs)
-    launch_grid(rt, kernel, (runs, Ho, N * C), (width, max(1, DEFAULT_GROUP_SIZE // width), 1),
+    launch_grid(rt, kernel, (runs, N * C), (width, max(1, DEFAULT_GROUP_SIZE // width)),
                 x.data, out.data,
                 *[np.int32(v) for v in (x.size, runs, N * C, H, W, Ho, Wo, sh, *pads_begin,
                                         dh)])
