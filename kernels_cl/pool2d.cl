@@ -1,6 +1,7 @@
 // 2-D pooling, NCHW float32, each (n, c) plane pooled independently.
 // One work-item per output (or per input element for the gathering backward
-// kernels); no local memory, any work-group size works.
+// kernels); no local memory, any work-group size works. On CPUs, pooling without
+// indices takes pool_values.cl instead.
 
 // The window and its column stride fixed at build time (the host sets all three for
 // small windows), 0 when they come from the arguments. A fixed window reads every tap,
@@ -19,6 +20,8 @@
 #endif
 #define POOL_FIXED_WINDOW (POOL_KH > 0 && POOL_KW > 0 && POOL_SW > 0)
 
+#include "pool_window.h"  // inside, first_window, last_window
+
 // The fixed-window kernels take their planes as [plane0, plane0 + planes), so that the
 // host can split them between two kernels: the plain one clamps the columns it reads
 // into the row; the *_inner one reads column ox*POOL_SW + kx*dw - pw as it is (masked
@@ -35,12 +38,6 @@
 // Launched on a 3-D grid (ox, oy, plane): no integer division to find the output,
 // which matters on CPUs and more on VC4CL, where division is emulated.
 #if POOL_FIXED_WINDOW
-// clamp(i, 0, n - 1) as two selects: POCL left clamp() a call, which stops vectorisation
-__attribute__((always_inline)) int inside(const int i, const int n)
-{
-    return i < 0 ? 0 : i >= n ? n - 1 : i;
-}
-
 // Pools window (ox, oy) of `plane` into out (and idx) when `live`; work-items past the
 // end compute a clamped window and store nothing. Always inlined: POCL's inliner left it
 // a call, and POCL vectorises no loop with a call in it.
@@ -161,8 +158,6 @@ __kernel void max_pool2d_backward(
         if (i >= 0 && i < HW) gp[i] += g[o];
     }
 }
-
-#include "pool_window.h"  // first_window, last_window
 
 // The same gradient when the windows are known: a 3-D grid (ix, iy, plane), each input
 // element summing grad_out over the windows that contain it and chose it. Windows are

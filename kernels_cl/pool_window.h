@@ -4,6 +4,12 @@
 #ifndef CLCONV_POOL_WINDOW_H
 #define CLCONV_POOL_WINDOW_H
 
+// clamp(i, 0, n - 1) as two selects: POCL left clamp() a call, which stops vectorisation
+__attribute__((always_inline)) int inside(const int i, const int n)
+{
+    return i < 0 ? 0 : i >= n ? n - 1 : i;
+}
+
 int first_window(const int i, const int p, const int k, const int d, const int s)
 {
     const int t = i + p - (k - 1) * d;  // ceil(t / s) as (t - 1) / s + 1: no overflow

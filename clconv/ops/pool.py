@@ -1,5 +1,6 @@
 """Max, average and adaptive average pooling and their gradients (NCHW), one kernel
-each (kernels_cl/pool2d.cl); ONNX's MaxPool and AveragePool use the same ones."""
+each (kernels_cl/pool2d.cl), and on CPUs vector kernels for pooling without indices
+(kernels_cl/pool_values.cl); ONNX's MaxPool and AveragePool use the same ones."""
 from __future__ import annotations
 
 import numpy as np
@@ -14,6 +15,7 @@ from ..runtime import current
 from ..validation import check_array, check_int, check_shape
 
 KERNELS = "pool2d.cl"
+VALUES_KERNELS = "pool_values.cl"  # without indices, on CPUs (values_only_kernels)
 
 
 def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,
@@ -35,6 +37,10 @@ def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode
 # VC4C compiled 4x4 windows only on some tries (register allocation) and failed one
 # outright, and each window size would be one more slow program build on the Pi.
 FIXED_WINDOW_MAX = 7
+
+# Outputs per work-item of max_pool2d_values (POOL_RUN of pool_values.cl): 4 or 8 (8 ran
+# 1.4x faster on POCL).
+POOL_RUN = 8
 
 
 def window_defines(profile, kernel, stride) -> dict[str, int]:
@@ -97,6 +103,14 @@ def max_pool2d_windows(rt, x, out_size, kernel, stride, pads_begin, dilation, re
     Shared by max_pool2d and ONNX's MaxPool (asymmetric pads, explicit output size)."""
     N, C, H, W = x.shape
     out = output(rt, (N, C) + tuple(out_size), out)
+    if not return_indices and values_only_kernels(rt.profile):
+        if is_global(x.shape, out_size, kernel, pads_begin + pads_begin):
+            launch(rt, get_kernel(rt, VALUES_KERNELS, "global_max_pool2d"), N * C, x, out, H * W)
+            return out
+        defines = window_defines(rt.profile, kernel, stride)
+        if defines and dilation[1] == 1:
+            max_values(rt, x, out, defines, stride[0], pads_begin, dilation[0])
+            return out
     indices = empty(rt, out.shape, np.int32) if return_indices else out
     window_grid(rt, "max_pool2d_forward", window_defines(rt.profile, kernel, stride), out.shape,
                 (H, W),
@@ -104,6 +118,33 @@ def max_pool2d_windows(rt, x, out_size, kernel, stride, pads_begin, dilation, re
                 (x.data, out.data, indices.data, np.int32(bool(return_indices))),
                 (H, W, *out_size, *kernel, *stride, *pads_begin, *dilation))
     return (out, indices) if return_indices else out
+
+
+def values_only_kernels(profile) -> bool:
+    """Whether pooling without indices takes pool_values.cl's explicit-vector kernels:
+    on CPUs, where POCL keeps them SIMD. GPUs keep pool2d.cl's work-item per output
+    (VC4C compiles those)."""
+    return "CPU" in profile.device_types
+
+
+def is_global(in_shape, out_size, kernel, pads) -> bool:
+    """Whether one window, unpadded, covers each whole plane."""
+    return tuple(out_size) == (1, 1) and tuple(kernel) == tuple(in_shape[2:]) and not any(pads)
+
+
+def max_values(rt, x, out, defines, sh, pads_begin, dh):
+    """pool_values.cl's max_pool2d_values over out's (N, C, Ho, Wo), defines from
+    window_defines."""
+    N, C, H, W = x.shape
+    Ho, Wo = out.shape[2:]
+    runs = -(-Wo // POOL_RUN)
+    kernel = get_kernel(rt, VALUES_KERNELS, "max_pool2d_values",
+                        dict(defines, POOL_RUN=POOL_RUN, POOL_SH=min(sh, defines["POOL_KH"])))
+    width = group_size(DEFAULT_GROUP_SIZE, runs)
+    launch_grid(rt, kernel, (runs, N * C), (width, max(1, DEFAULT_GROUP_SIZE // width)),
+                x.data, out.data,
+                *[np.int32(v) for v in (x.size, runs, N * C, H, W, Ho, Wo, sh, *pads_begin,
+                                        dh)])
 
 
 def max_pool2d_backward(grad_output, indices, input_shape, kernel_size=None, stride=None,
@@ -183,12 +224,22 @@ def avg_pool2d_windows(rt, x, out_size, kernel, stride, pads, dilation, count_in
     into `out` when given (see arrays.output)."""
     N, C, H, W = x.shape
     out = output(rt, (N, C) + tuple(out_size), out)
+    if values_only_kernels(rt.profile) and is_global(x.shape, out_size, kernel, pads):
+        global_avg(rt, x, out, divisor_override or H * W)
+        return out
     window_grid(rt, "avg_pool2d_forward", window_defines(rt.profile, kernel, stride), out.shape,
                 (H, W),
                 (kernel[1], stride[1], dilation[1], pads[1]), (x.data, out.data),
                 (H, W, *out_size, *kernel, *stride, *pads, *dilation,
                  bool(count_include_pad), divisor_override))
     return out
+
+
+def global_avg(rt, x, out, divisor):
+    """out[n, c] = the sum of x[n, c] / divisor (pool_values.cl's global_avg_pool2d)."""
+    N, C, H, W = x.shape
+    launch(rt, get_kernel(rt, VALUES_KERNELS, "global_avg_pool2d"), N * C, x, out, H * W,
+           np.float32(divisor))
 
 
 def avg_pool2d_backward(grad_output, input_shape, kernel_size, stride=None, padding=0,
@@ -213,6 +264,9 @@ def adaptive_avg_pool2d(input, output_size):
     shape = check_array("input", input, rt, "(N, C, H, W)")
     Ho, Wo = params.pair("output_size", output_size, minimum=1)
     out = empty(rt, shape[:2] + (Ho, Wo))
+    if values_only_kernels(rt.profile) and (Ho, Wo) == (1, 1):
+        global_avg(rt, on_device(rt, input), out, shape[2] * shape[3])
+        return out
     launch(rt, get_kernel(rt, KERNELS, "adaptive_avg_pool2d_forward"), out.size,
            on_device(rt, input), out, shape[2], shape[3], Ho, Wo)
     return out

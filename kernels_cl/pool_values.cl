@@ -1,0 +1,199 @@
+// Pooling that returns no indices, for CPUs (ops/pool.values_only_kernels): explicit
+// vectors, which POCL keeps as SIMD when it has no work-items to vectorise across. NCHW
+// float32, each (n, c) plane pooled independently. Same values as pool2d.cl's kernels;
+// GPUs keep those (VC4C never builds this file).
+
+// The window and its column stride, compiled in (ops/pool.window_defines); the columns
+// are not dilated.
+#ifndef POOL_KH
+#define POOL_KH 3
+#endif
+#ifndef POOL_KW
+#define POOL_KW 3
+#endif
+#ifndef POOL_SW
+#define POOL_SW 2
+#endif
+
+#include "pool_window.h"  // inside
+
+// Max pooling for values only (no indices), on CPUs, columns not dilated: a work-item
+// pools a run of POOL_RUN consecutive outputs of one row with explicit vectors. With the
+// work-items along ox, POCL turned every tap of a strided window into a gather and
+// carried the argmax per tap (3x slower); here each tap's POOL_RUN columns come from one
+// contiguous load (stride 2: its even lanes). Same values as max_pool2d_forward: taps
+// outside the input are -inf (a window wholly in the padding gives -inf), the strict >
+// keeps the first of equal maxima (-0.0 vs 0.0), and any NaN tap makes the output NaN.
+#ifndef POOL_RUN
+#define POOL_RUN 8  // 4 or 8
+#endif
+#define POOL_CAT_(a, b) a##b
+#define POOL_CAT(a, b) POOL_CAT_(a, b)
+#define RUNF POOL_CAT(float, POOL_RUN)
+#define RUNI POOL_CAT(int, POOL_RUN)
+#define RUN_LOAD POOL_CAT(vload, POOL_RUN)
+#define RUN_STORE POOL_CAT(vstore, POOL_RUN)
+#if POOL_RUN == 8
+#define LANE_IDS (int8)(0, 1, 2, 3, 4, 5, 6, 7)
+#else
+#define LANE_IDS (int4)(0, 1, 2, 3)
+#endif
+
+// LOAD_TAP(p): a tap's POOL_RUN columns p[0], p[POOL_SW], ... (p global), reading no
+// float past the last; LANES(p): the same lane by lane (p private).
+#define LANE(p, j) (p)[(j) * POOL_SW]
+#if POOL_RUN == 8
+#define LANES(p) (float8)(LANE(p, 0), LANE(p, 1), LANE(p, 2), LANE(p, 3), \
+                          LANE(p, 4), LANE(p, 5), LANE(p, 6), LANE(p, 7))
+#else
+#define LANES(p) (float4)(LANE(p, 0), LANE(p, 1), LANE(p, 2), LANE(p, 3))
+#endif
+#if POOL_SW == 1
+#define LOAD_TAP(p) RUN_LOAD(0, p)
+#elif POOL_SW == 2 && POOL_RUN == 8
+#define LOAD_TAP(p) (float8)(vload8(0, p).even, vload8(0, (p) + 7).odd)
+#elif POOL_SW == 2 && POOL_RUN == 4
+#define LOAD_TAP(p) (float4)(vload4(0, p).even, vload4(0, (p) + 3).odd)
+#else
+#define LOAD_TAP(p) LANES(p)
+#endif
+#define ROW_SPAN ((POOL_RUN - 1) * POOL_SW + POOL_KW)  // the floats a run reads per row
+
+// Rows kept from one output row to the next: POOL_KH - POOL_SH when the rows' stride
+// POOL_SH is below POOL_KH (the host then sets it to the stride; POOL_KH: none kept).
+#ifndef POOL_SH
+#define POOL_SH 2
+#endif
+
+// The maximum over one input row iy of each lane's POOL_KW taps, NaN where any is NaN
+// (-inf for a row outside the input).
+__attribute__((always_inline)) RUNF row_max(
+    __global const float *x, const int x_size, const int plane, const int iy, const int H,
+    const int W, const int c0, const int inside_row, const RUNI cols)
+{
+    RUNF best = (RUNF)(-INFINITY);
+    if ((uint)iy >= (uint)H) return best;
+    RUNI nan = (RUNI)(0);
+#define TAKE(tap) { const RUNF v = tap; best = v > best ? v : best; nan |= isnan(v); }
+    const int at = (plane * H + iy) * W + c0;  // in x
+    if (inside_row) {
+#pragma unroll
+        for (int kx = 0; kx < POOL_KW; ++kx) TAKE(LOAD_TAP(x + at + kx));
+    } else if (at >= 0 && at + ROW_SPAN <= x_size) {
+        // a run at the row's ends: loads that cross into the rows beside, their lanes
+        // off this row -inf (as fast as the plain loads; lane by lane was 3x slower)
+#pragma unroll
+        for (int kx = 0; kx < POOL_KW; ++kx)
+            TAKE(select((RUNF)(-INFINITY), LOAD_TAP(x + at + kx),
+                        (RUNI)(POOL_CAT(convert_uint, POOL_RUN)(cols + kx) < (uint)W)));
+    } else {  // x's first or last row: lane by lane, loaded clamped then masked
+        __global const float *xr = x + at - c0;
+        float row[ROW_SPAN];
+#pragma unroll
+        for (int i = 0; i < ROW_SPAN; ++i) {
+            const float v = xr[inside(c0 + i, W)];
+            row[i] = (uint)(c0 + i) < (uint)W ? v : -INFINITY;
+        }
+#pragma unroll
+        for (int kx = 0; kx < POOL_KW; ++kx) TAKE(LANES(row + kx));
+    }
+#undef TAKE
+    return select(best, (RUNF)(NAN), nan);
+}
+
+// Grid (run, plane); run r pools outputs from min(r*POOL_RUN, Wo - POOL_RUN) (from 0
+// when Wo < POOL_RUN) of every row, top to bottom, keeping the row maxima that the next
+// output row shares (stride-1 pools ran 1.5-2x faster than with a work-item per run and
+// row). The last run ends at the row's end, overlapping the one before, whose outputs it
+// does not store again. x_size: the floats in x.
+__kernel void max_pool2d_values(
+    __global const float *x, __global float *out, const int x_size, const int runs,
+    const int planes, const int H, const int W, const int Ho, const int Wo,
+    const int sh, const int ph, const int pw, const int dh)
+{
+    const int r = get_global_id(0), plane = get_global_id(1);
+    if (r >= runs || plane >= planes) return;
+    const int ox0 = max(min(r * POOL_RUN, Wo - POOL_RUN), 0);
+    const int c0 = ox0 * POOL_SW - pw;  // the run's first column
+    const int inside_row = c0 >= 0 && c0 + ROW_SPAN <= W;
+    const RUNI cols = LANE_IDS * POOL_SW + c0;  // tap 0's column in each lane
+    const int first = r * POOL_RUN - ox0;  // lanes the run before stores
+    RUNF rows[POOL_KH];
+    for (int oy = 0; oy < Ho; ++oy) {
+        const int iy0 = oy * sh - ph;
+        const int kept = oy > 0 && dh == 1 ? max(POOL_KH - POOL_SH, 0) : 0;
+#pragma unroll
+        for (int k = 0; k < POOL_KH; ++k) {
+            if (k + POOL_SH < POOL_KH && k < kept) rows[k] = rows[k + POOL_SH];
+            else rows[k] = row_max(x, x_size, plane, iy0 + k * dh, H, W, c0, inside_row, cols);
+        }
+        RUNF best = (RUNF)(-INFINITY);
+        RUNI nan = (RUNI)(0);
+#pragma unroll
+        for (int k = 0; k < POOL_KH; ++k) {
+            best = rows[k] > best ? rows[k] : best;
+            nan |= isnan(rows[k]);
+        }
+        best = select(best, (RUNF)(NAN), nan);
+        __global float *o = out + (plane * Ho + oy) * Wo + ox0;
+        if (first == 0 && ox0 + POOL_RUN <= Wo) {
+            RUN_STORE(best, 0, o);
+        } else {
+            float s[POOL_RUN];
+            RUN_STORE(best, 0, s);
+#pragma unroll
+            for (int j = 0; j < POOL_RUN; ++j)  // unrolled, guarded: no memcpy
+                if (j >= first && ox0 + j < Wo) o[j] = s[j];
+        }
+    }
+}
+
+// Global pooling: a work-item per plane of P floats, in float8 loads, eight partial
+// results apart so the adds do not wait on one another (a scalar walk of each plane
+// made GlobalAveragePool's 1000 planes of 13x13 take 10x longer on POCL).
+// out[plane] = the plane's sum / divisor.
+__kernel void global_avg_pool2d(
+    const int n_items,
+    __global const float *x, __global float *out, const int P, const float divisor)
+{
+    const int plane = get_global_id(0);
+    if (plane >= n_items) return;
+    __global const float *xp = x + plane * P;
+    float8 acc8 = (float8)(0.0f);
+    int p = 0;
+    for (; p + 8 <= P; p += 8) acc8 += vload8(0, xp + p);
+    float acc = 0.0f;
+    for (; p < P; ++p) acc += xp[p];
+    const float4 acc4 = acc8.lo + acc8.hi;
+    out[plane] = (((acc4.x + acc4.y) + (acc4.z + acc4.w)) + acc) / divisor;
+}
+
+// out[plane] = max of the plane; NaN when any element is NaN, as max_pool2d_forward.
+__kernel void global_max_pool2d(
+    const int n_items,
+    __global const float *x, __global float *out, const int P)
+{
+    const int plane = get_global_id(0);
+    if (plane >= n_items) return;
+    __global const float *xp = x + plane * P;
+    float8 best = (float8)(-INFINITY);
+    int8 nan = (int8)(0);
+    int p = 0;
+    for (; p + 8 <= P; p += 8) {
+        const float8 v = vload8(0, xp + p);
+        best = fmax(best, v);
+        nan |= isnan(v);
+    }
+    float b = -INFINITY;
+    int any_nan = 0;
+    for (; p < P; ++p) {
+        const float v = xp[p];
+        b = fmax(b, v);
+        any_nan |= isnan(v);
+    }
+    const float4 b4 = fmax(best.lo, best.hi);
+    b = fmax(b, fmax(fmax(b4.x, b4.y), fmax(b4.z, b4.w)));
+    const int4 n4 = nan.lo | nan.hi;
+    any_nan |= (n4.x | n4.y | n4.z | n4.w) != 0;
+    out[plane] = any_nan ? NAN : b;
+}
