@@ -2,8 +2,8 @@
 with PyTorch CPU and tinygrad (DEV=CL) measured in the same run when installed.
 
 Times are the best of several rounds; in each round every implementation runs in turn,
-so the ratios are taken side by side on a shared, noisy machine. FLOPs follow
-DESIGN.md: 2*N*K*Ho*Wo*(C/groups)*kh*kw for the forward pass, three times that for
+so the ratios are taken side by side on a shared, noisy machine. FLOPs (as in
+docs/performance.md): 2*N*K*Ho*Wo*(C/groups)*kh*kw for the forward pass, three times that for
 forward+backward (forward, grad_input, grad_weight; grad_bias is not counted).
 """
 from __future__ import annotations

@@ -29,7 +29,7 @@ def test_each_file_builds_alone_as_opencl_c_1_2(path):
         assert kernel.num_args <= 64, "VC4CL allows at most 64 kernel arguments"
 
 
-# Kernel rules from DESIGN.md that a desktop compiler would not catch.
+# Kernel rules (docs/design.md) that a desktop compiler would not catch.
 FORBIDDEN = {
     r"\bdouble\b": "double (no fp64 on Pi GPUs)",
     r"\blong\b": "long (no 64-bit integers on VC4CL)",

@@ -209,3 +209,27 @@ def test_the_interpreter_waits_for_queued_work_before_it_exits(tmp_path):
                        timeout=300)
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip().endswith("status 0"), r.stdout  # CL_COMPLETE
+
+
+def test_pocl_threads_are_pinned_only_where_every_cpu_they_take_is_allowed():
+    from clconv.device import pin_pocl_threads
+
+    env = {}
+    assert pin_pocl_threads(env, allowed_cpus={0, 1}, cpu_count=2)
+    assert env["POCL_AFFINITY"] == "1"
+    # a container's cpuset without CPU 0: POCL would pin thread 0 there, so leave it
+    env = {}
+    assert not pin_pocl_threads(env, allowed_cpus={2, 3}, cpu_count=4)
+    assert "POCL_AFFINITY" not in env
+    # POCL's default count is every CPU; the cap narrows the CPUs it takes
+    env = {}
+    assert not pin_pocl_threads(env, allowed_cpus={0, 1}, cpu_count=8)
+    env = {"POCL_MAX_PTHREAD_COUNT": "2"}
+    assert pin_pocl_threads(env, allowed_cpus={0, 1}, cpu_count=8)
+    # the user's word stands, either way
+    env = {"POCL_AFFINITY": "0"}
+    assert not pin_pocl_threads(env, allowed_cpus={0, 1}, cpu_count=2)
+    assert env["POCL_AFFINITY"] == "0"
+    env = {"POCL_AFFINITY": "1"}
+    assert pin_pocl_threads(env, allowed_cpus=set(), cpu_count=2)
+    assert not pin_pocl_threads({}, allowed_cpus=(), cpu_count=0)
