@@ -58,6 +58,9 @@
 #ifndef MFAST
 #define MFAST 1         // 1: global dimension 0 runs over row tiles (work-items that share
 #endif                  // a column panel of B run one after another), 0: over column tiles
+#ifndef PREFETCH
+#define PREFETCH 0      // >0 (CPUs): prefetch the rows of A and B this many K steps ahead
+#endif
 #ifndef KUNROLL
 #define KUNROLL 1       // unroll factor hint for the K loop
 #endif
@@ -185,6 +188,12 @@ __kernel void gemm_tiled(
                 #pragma unroll
                 for (int v = 0; v < NV; ++v) bv[v] = VLOAD(v, bs);
 #else
+#if PREFETCH
+                __builtin_prefetch(bp + (k + PREFETCH) * ldb + OFF(0));
+#if A_PACKED
+                __builtin_prefetch(ap + (k + PREFETCH) * TM);
+#endif
+#endif
                 #pragma unroll
                 for (int v = 0; v < NV; ++v) bv[v] = VLOAD(0, bp + k * ldb + OFF(v));
 #endif
