@@ -132,6 +132,12 @@ def is_global(in_shape, out_size, kernel, pads) -> bool:
     return tuple(out_size) == (1, 1) and tuple(kernel) == tuple(in_shape[2:]) and not any(pads)
 
 
+# Work-items per group of max_pool2d_values. Each walks a whole plane, so a group of 64
+# left SqueezeNet's first pool (64 planes) 8 groups for 2 threads to share unevenly:
+# 0.26-0.35 ms; groups of 16, 0.18 ms (POCL, 2 threads; 8 about the same, 4 slower).
+VALUES_GROUP = 16
+
+
 def max_values(rt, x, out, defines, sh, pads_begin, dh):
     """pool_values.cl's max_pool2d_values over out's (N, C, Ho, Wo), defines from
     window_defines."""
@@ -140,8 +146,8 @@ def max_values(rt, x, out, defines, sh, pads_begin, dh):
     runs = -(-Wo // POOL_RUN)
     kernel = get_kernel(rt, VALUES_KERNELS, "max_pool2d_values",
                         dict(defines, POOL_RUN=POOL_RUN, POOL_SH=min(sh, defines["POOL_KH"])))
-    width = group_size(DEFAULT_GROUP_SIZE, runs)
-    launch_grid(rt, kernel, (runs, N * C), (width, max(1, DEFAULT_GROUP_SIZE // width)),
+    width = group_size(VALUES_GROUP, runs)
+    launch_grid(rt, kernel, (runs, N * C), (width, max(1, VALUES_GROUP // width)),
                 x.data, out.data,
                 *[np.int32(v) for v in (x.size, runs, N * C, H, W, Ho, Wo, sh, *pads_begin,
                                         dh)])
