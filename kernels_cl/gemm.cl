@@ -21,12 +21,13 @@
 // K loop is an outer product of TM scalars of A with one TN-vector of B. No local memory
 // and no barriers, so any work-group size works (VideoCore IV allows 12).
 //
-// SHIFTED=1 runs a stride-1 convolution without a column matrix (algos/shifted.py): the
-// input planes, zero-bordered, are row_in columns wide, and reduction step r is the
-// kernel's tap (r / taps_w, r % taps_w), whose B is the planes shifted by
-// (r / taps_w) * sbr + (r % taps_w) * sbr_w. Column n of C is then output pixel
-// (n / row_in, n % row_in), stored at (n / row_in) * row_out + n % row_in; the border
-// columns (n % row_in >= row_out) are computed and dropped.
+// SHIFTED=kw (> 0) runs a stride-1 convolution of window width kw without a column
+// matrix (algos/shifted.py): the input planes, zero-bordered, are row_in columns wide,
+// and reduction step r is the kernel's tap (r / kw, r % kw), whose B is the planes
+// shifted by (r / kw) * sbr + (r % kw) * sbr_w (kw compiled in: no run-time division).
+// Column n of C is then output pixel (n / row_in, n % row_in), stored at
+// (n / row_in) * row_out + n % row_in; the border columns (n % row_in >= row_out) are
+// computed and dropped.
 
 #ifndef TM
 #define TM 4            // rows of C per work-item
@@ -104,7 +105,7 @@
 // Element (k, n0 + j) of B, from bp (B's panel at column n0).
 // Where reduction step r's B starts.
 #if SHIFTED
-#define B_STEP(r) (((r) / taps_w) * sbr + ((r) % taps_w) * sbr_w)
+#define B_STEP(r) (((r) / SHIFTED) * sbr + ((r) % SHIFTED) * sbr_w)
 #else
 #define B_STEP(r) ((r) * sbr)
 #endif
@@ -141,7 +142,7 @@ __kernel void gemm_tiled(
     const int NB2, const float alpha, const float beta,
     const float act_alpha, const float act_beta,
     __global const float *b_scale, __global const float *b_shift,
-    const int taps_w, const int sbr_w, const int row_in, const int row_out)
+    const int sbr_w, const int row_in, const int row_out)
 {
 #if MFAST
     const int m0 = get_global_id(0) * TM;

@@ -119,7 +119,7 @@ def gemm(rt, params, M, N, Kd, R, A, lda, sa, B, ldb, sb, C, ldc, sc, batches, N
     `scale`, the product is multiplied by alpha and the bias term by beta. `a_packed`:
     A is in pack_a's layout for these params' TM, lda its panel stride. b_affine:
     (scale, shift, relu) read row k of B as relu(b * scale[k] + shift[k]) (relu a bool):
-    see gemm.cl's B_AFFINE. shifted: (taps_w, sbr_w, row_in, row_out), the reduction
+    see gemm.cl's B_AFFINE. shifted: (kw, sbr_w, row_in, row_out), the reduction
     steps as a stride-1 convolution's taps and C's columns as its output pixels (see
     gemm.cl's SHIFTED and algos/shifted.py)."""
     tm, tn, wg, unroll = _params(params)
@@ -133,7 +133,7 @@ def gemm(rt, params, M, N, Kd, R, A, lda, sa, B, ldb, sb, C, ldc, sc, batches, N
     if b_affine is not None:  # named only when used: other programs stay as they were
         defines["B_AFFINE"] = 2 if b_affine[2] else 1
     if shifted is not None:
-        defines["SHIFTED"] = 1
+        defines["SHIFTED"] = int(shifted[0])
     if is_cpu(rt.profile):
         defines["PREFETCH"] = PREFETCH_STEPS
     kernel = get_kernel(rt, KERNELS, "gemm_tiled", defines)
@@ -146,4 +146,4 @@ def gemm(rt, params, M, N, Kd, R, A, lda, sa, B, ldb, sb, C, ldc, sc, batches, N
                        bias if bias is not None else C, *bias_strides, NB2,
                        float(alpha), float(beta), *act.scalars,
                        *(b_affine[:2] if b_affine is not None else (B, B)),
-                       *(shifted if shifted is not None else (1, 0, 1, 1)))
+                       *(shifted[1:] if shifted is not None else (0, 1, 1)))
