@@ -4,7 +4,7 @@ With the input zero-bordered to Hp x Wp planes (Hp = Ho + (kh-1)*dh, Wp = Wo +
 (kw-1)*dw), the output pixel (oy, ox) taken as column n = oy*Wp + ox reads, for tap
 (ky, kx), the padded input at n + ky*dh*Wp + kx*dw: every tap is the same planes shifted.
 So out[n, g] = sum over taps r of W_r[g] (Kg x Cg) . Xp[n, g] shifted by tap r, which
-`gemm.cl` runs as its reduction batch (SHIFTED=1): one launch, the taps summed in
+`gemm.cl` runs as its reduction batch (SHIFTED=kw): one launch, the taps summed in
 registers, the epilogue (bias, residual, activation) applied once. The columns past Wo
 in each row (the border's) are computed and dropped as they are stored.
 
@@ -54,7 +54,7 @@ def _taps_major(rt, geo, w):
 
 def pack(rt, geo, params, w):
     """Each tap's (Kg x Cg) matrices in the GEMM's panels of TM rows (tiled_gemm.pack_a),
-    as forward reads them given `packed`: (lda, (group stride, tap stride))."""
+    as forward reads them given `packed`: (packed, lda, (group stride, tap stride))."""
     G, taps = geo.groups, geo.kh * geo.kw
     Kg, Cg = geo.K // G, geo.C // G
     packed, lda, stride = pack_a(rt, params, _taps_major(rt, geo, w), taps * G, Kg, Cg)
