@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import params
+from ..algos.base import is_cpu
 from ..arrays import empty, on_device, output
 from ..build import (DEFAULT_GROUP_SIZE, get_kernel, group_size, launch, launch_grid,
                      resolve_local)
@@ -104,7 +105,7 @@ def max_pool2d_windows(rt, x, out_size, kernel, stride, pads_begin, dilation, re
     N, C, H, W = x.shape
     out = output(rt, (N, C) + tuple(out_size), out)
     if not return_indices and values_only_kernels(rt.profile):
-        if is_global(x.shape, out_size, kernel, pads_begin + pads_begin):
+        if is_global(x.shape, out_size, kernel, pads_begin):
             launch(rt, get_kernel(rt, VALUES_KERNELS, "global_max_pool2d"), N * C, x, out, H * W)
             return out
         defines = window_defines(rt.profile, kernel, stride)
@@ -124,7 +125,7 @@ def values_only_kernels(profile) -> bool:
     """Whether pooling without indices takes pool_values.cl's explicit-vector kernels:
     on CPUs, where POCL keeps them SIMD. GPUs keep pool2d.cl's work-item per output
     (VC4C compiles those)."""
-    return "CPU" in profile.device_types
+    return is_cpu(profile)
 
 
 def is_global(in_shape, out_size, kernel, pads) -> bool:
