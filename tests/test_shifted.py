@@ -141,7 +141,7 @@ def test_a_padded_input_past_the_device_allocation_limit_is_refused():
     reason names the bytes and the limit, and the variant is not valid there."""
     profile = dataclasses.replace(current().profile, max_mem_alloc_size=4 * 1024)
     geo = conv_geometry((1, 4, 30, 30), (4, 4, 3, 3), 1, 1, 1, 1)  # 4*4*32*32 bytes
-    params = {"TM": 4, "TN": 8, "NV": 1, "WG": 1}
+    params = algos.params_for(profile, SHIFTED, geo, "forward")  # what the device would use
     reason = SHIFTED.validate(profile, geo, "forward", params)
     assert reason == ("padded input of 16384 bytes exceeds the device's max allocation "
                       "4096")
