@@ -448,9 +448,11 @@ def test_shipped_defaults_exist_for_the_pi_and_cpus():
     assert "CPU" in table["device_type"]
 
 
-def test_untuned_gemms_take_one_column_vector_on_small_planes(tmp_path, monkeypatch):
-    """Variant.fit: NV=1 below SMALL_PLANE output pixels (gemm1x1: below
-    SMALL_POINTWISE_PLANE), the shipped NV above; a tuned setting is used as measured."""
+def test_untuned_gradient_gemms_take_one_column_vector_on_small_planes(tmp_path,
+                                                                      monkeypatch):
+    """Variant.fit: the gradient GEMMs take NV=1 below SMALL_PLANE output pixels (gemm1x1:
+    below SMALL_POINTWISE_PLANE), the shipped NV above; the forward GEMM keeps the
+    shipped NV everywhere; a tuned setting is used as measured."""
     from clconv.algos.gemm import SMALL_PLANE, SMALL_POINTWISE_PLANE
 
     profile = clconv.current_runtime().profile
@@ -461,24 +463,27 @@ def test_untuned_gemms_take_one_column_vector_on_small_planes(tmp_path, monkeypa
     assert small.Ho * small.Wo < SMALL_PLANE <= large.Ho * large.Wo
     shipped = tuning.default_params(cpu, "im2col", "forward")["NV"]
     assert shipped == 2  # else this test checks nothing
-    for op in ("forward", "grad_weight"):
+    for op in ("grad_input", "grad_weight"):
         assert algos.params_for(cpu, im2col, small, op)["NV"] == 1
-    assert algos.params_for(cpu, im2col, large, "forward")["NV"] == shipped
+        assert algos.params_for(cpu, im2col, large, op)["NV"] == \
+            tuning.default_params(cpu, "im2col", op)["NV"]
+    assert algos.params_for(cpu, im2col, small, "forward")["NV"] == shipped
     one = algos.VARIANTS["gemm1x1"]
     assert tuning.default_params(cpu, "gemm1x1", "forward")["NV"] == 2
     at7, at14, at28 = (_geo(x=(1, 32, n, n), w=(32, 32, 1, 1), padding=0) for n in (7, 14, 28))
     assert at7.Ho * at7.Wo < SMALL_PLANE <= at14.Ho * at14.Wo < SMALL_POINTWISE_PLANE \
         <= at28.Ho * at28.Wo
     assert [algos.params_for(cpu, one, g, "forward")["NV"] for g in (at7, at14, at28)] == \
-        [1, 1, 2]
+        [2, 2, 2]
     assert [algos.params_for(cpu, one, g, "grad_weight")["NV"] for g in (at7, at14, at28)] \
         == [1, 1, 2]
     monkeypatch.setenv(tuning.ENV_DIR, str(tmp_path))
     monkeypatch.delenv(algos.ENV_ALGO, raising=False)  # the emulated tiers force direct
     tuned = dict(algos.params_for(cpu, im2col, large, "forward"), NV=2)
-    tuning.save(cpu, {tuning.layer_key(small, "forward"): {"algo": "im2col", "params": tuned}})
+    tuning.save(cpu, {tuning.layer_key(small, "grad_weight"):
+                      {"algo": "im2col", "params": tuned}})
     algos.clear_memo()
-    assert algos.choose(cpu, small, "forward")[1]["NV"] == 2
+    assert algos.choose(cpu, small, "grad_weight")[1]["NV"] == 2
 
 
 def test_repeated_calls_build_and_choose_nothing_new(monkeypatch):

@@ -168,21 +168,24 @@ def space(profile, geo, op):
     return out
 
 
-SMALL_PLANE = 100  # output pixels per image below which im2col's GEMMs take NV=1
+SMALL_PLANE = 100  # output pixels per image below which im2col's gradient GEMMs take NV=1
 SMALL_POINTWISE_PLANE = 400  # the same for gemm1x1's
 
 
 def fit_columns(small_plane):
-    """Untuned NV cut to one vector of columns per work-item (NV=1) below `small_plane`
-    output pixels per image, where the forward GEMM is only Ho*Wo columns wide (the
-    grad_input GEMMs about as few: Ho*Wo, or H*W on im2col's flipped path) and the
-    weight-gradient GEMM sums only Ho*Wo terms. With POCL, two
-    vectors cost im2col 1.5x (forward) and 2x (grad_weight) on ResNet-18's 7x7 layer and
-    won from 28x28 up. gemm1x1, with no column pass to amortise, lost 10-30 % with two
-    at 14x14 (512 channels) and 20-55 % at 7x7, and won up to 25 % from 28x28 up, mostly
-    (calls timed in turn; this machine's noise is of the same order)."""
+    """Untuned NV cut to one vector of columns per work-item (NV=1) for the gradient
+    GEMMs below `small_plane` output pixels per image: grad_input's GEMMs are only
+    Ho*Wo (or H*W) columns wide and grad_weight's sums only Ho*Wo terms. The forward
+    GEMM keeps the CPU class's two vectors at every size: the tile's 16 accumulators
+    keep both of an Intel core's FMA ports busy, and one vector's 8 do not.
+    Measured with `clconv bench` (POCL 3.1, Intel Xeon Sapphire Rapids, AVX-512,
+    2026-12-02; ratios to PyTorch side by side, two runs each): forward with two
+    vectors, ResNet-18's 7x7 layer 0.92 -> 1.20 and MobileNet's 1x1 at 14x14 1.16 ->
+    1.43, ResNet-50 through ONNX 1.74 -> 1.59 x ONNX Runtime; forward+backward with
+    two vectors in the gradients too, 7x7 0.95 -> 0.76. (On the Zen 4 where the cut was
+    first measured, under load, two vectors had looked slower in the forward too.)"""
     def fit(geo, op, params):
-        if geo.Ho * geo.Wo < small_plane:
+        if op != "forward" and geo.Ho * geo.Wo < small_plane:
             return dict(params, NV=1)
         return params
     return fit
