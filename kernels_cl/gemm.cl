@@ -68,9 +68,6 @@
 #ifndef SHIFTED
 #define SHIFTED 0
 #endif
-#ifndef B_PANELS
-#define B_PANELS 0      // 1: B stored in column panels of the tile's width (TN*NV), each
-#endif                  // Kd rows of TN*NV contiguous floats, ldb apart (see below)
 #ifndef B_AFFINE
 #define B_AFFINE 0      // row k of B is read as b * b_scale[k] + b_shift[k] (1), then
 #endif                  // through a ReLU (2): an inference batch norm (+ ReLU) applied to
@@ -116,9 +113,6 @@
 #if B_TRANS
 #define B_AT(j, k) bp[(j) * ldb + (k)]
 #define B_PANEL(n0) ((n0) * ldb)
-#elif B_PANELS
-#define B_AT(j, k) bp[(k) * (TN * NV) + (j)]
-#define B_PANEL(n0) (((n0) / (TN * NV)) * ldb)
 #else
 #define B_AT(j, k) bp[(k) * ldb + (j)]
 #define B_PANEL(n0) (n0)
@@ -172,7 +166,7 @@ __kernel void gemm_tiled(
     // N - 1, overlapping the one before it. So every B load is a whole vector wherever B
     // is at least a vector wide; the epilogue stores only the columns the vector owns
     // (from n0 + v * TN on). Narrower B (N < TN) is gathered lane by lane.
-    const int last_off = N >= TN && !B_PANELS ? N - n0 - TN : TN * NV;
+    const int last_off = N >= TN ? N - n0 - TN : TN * NV;
 #define OFF(v) min((v) * TN, last_off)
     for (int r = 0; r < R; ++r) {
         __global const float *a = a0 + r * sar;
@@ -180,7 +174,7 @@ __kernel void gemm_tiled(
         __global const float *ap = a + (m0 / TM) * lda;
 #endif
         __global const float *bp = bb0 + B_STEP(r) + B_PANEL(n0);
-        if (N >= TN || B_PANELS) {
+        if (N >= TN) {
 #if KUNROLL > 1
 #pragma unroll KUNROLL
 #endif
@@ -196,13 +190,13 @@ __kernel void gemm_tiled(
                 for (int v = 0; v < NV; ++v) bv[v] = VLOAD(v, bs);
 #else
 #if PREFETCH
-                __builtin_prefetch(&B_AT(OFF(0), k + PREFETCH));
+                __builtin_prefetch(bp + (k + PREFETCH) * ldb + OFF(0));
 #if A_PACKED
                 __builtin_prefetch(ap + (k + PREFETCH) * TM);
 #endif
 #endif
                 #pragma unroll
-                for (int v = 0; v < NV; ++v) bv[v] = VLOAD(0, &B_AT(OFF(v), k));
+                for (int v = 0; v < NV; ++v) bv[v] = VLOAD(0, bp + k * ldb + OFF(v));
 #endif
                 B_PROLOGUE(bv, k);
                 #pragma unroll

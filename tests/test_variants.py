@@ -579,8 +579,9 @@ def test_residual_epilogues_reach_every_variant():
 # im2col's stride-2 rows as vector loads and even lanes (IM2COL_PAIRS, CPUs): rows wide
 # enough for several 16-column runs, with padding (runs start inside the row), column
 # offsets (kx, dilation) that shift the runs by odd amounts, and a row whose last run
-# would read past it, so it ends the scalar way.
+# would read past it, so it ends the scalar way; a batch of two with two groups.
 @pytest.mark.parametrize("x_shape,w_shape,kwargs", [
+    ((2, 4, 10, 40), (6, 2, 3, 3), dict(stride=2, padding=1, groups=2)),
     ((1, 3, 40, 75), (8, 3, 7, 7), dict(stride=2, padding=3)),
     ((2, 2, 9, 97), (5, 2, 3, 3), dict(stride=2, padding=0)),
     ((1, 2, 11, 70), (4, 2, 3, 5), dict(stride=(1, 2), padding=(1, 2), dilation=(1, 3))),
