@@ -5,7 +5,6 @@ may not reach: the residual read through the same column mapping, writing into p
 a larger buffer, infinities and NaN at the borders (whose taps wrap into the next row in
 the dropped columns), and when the heuristic picks it. Its packed weights:
 tests/test_packed_weights.py."""
-import dataclasses
 from dataclasses import replace
 
 import numpy as np
@@ -139,7 +138,7 @@ def test_the_heuristic_picks_it_for_packed_layers_on_a_cpu():
 def test_a_padded_input_past_the_device_allocation_limit_is_refused():
     """The zero-bordered copy must fit one allocation (small on 32-bit Pi GPUs): the
     reason names the bytes and the limit, and the variant is not valid there."""
-    profile = dataclasses.replace(current().profile, max_mem_alloc_size=4 * 1024)
+    profile = replace(current().profile, max_mem_alloc_size=4 * 1024)
     geo = conv_geometry((1, 4, 30, 30), (4, 4, 3, 3), 1, 1, 1, 1)  # 4*4*32*32 bytes
     params = algos.params_for(profile, SHIFTED, geo, "forward")  # what the device would use
     reason = SHIFTED.validate(profile, geo, "forward", params)

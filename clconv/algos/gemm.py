@@ -182,7 +182,7 @@ def fit_columns(small_plane):
     2026-12-02; ratios to PyTorch side by side, two runs each): forward with two
     vectors, ResNet-18's 7x7 layer 0.92 -> 1.20 and MobileNet's 1x1 at 14x14 1.16 ->
     1.43, ResNet-50 through ONNX 1.74 -> 1.59 x ONNX Runtime; forward+backward with
-    two vectors in the gradients too, 7x7 0.95 -> 0.76. (On the Zen 4 where the cut was
+    two vectors in the gradients too, 7x7 1.00 -> 0.76. (On the Zen 4 where the cut was
     first measured, under load, two vectors had looked slower in the forward too.)"""
     def fit(geo, op, params):
         if op != "forward" and geo.Ho * geo.Wo < small_plane:
