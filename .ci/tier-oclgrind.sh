@@ -41,8 +41,9 @@ run_tier "devices under Oclgrind" 900 oclgrind "$PYTHON" -m clconv.cli devices
 run_tier "clconv check" 900 oclgrind_run check "$PYTHON" -m clconv.cli check --batch 2
 run_tier "op sweeps (tests/test_ops.py)" 900 oclgrind_run ops \
     env CLCONV_TEST_SWEEP_SCALE="${scale:-0.25}" "$PYTHON" -m pytest -q -rfE -p no:cacheprovider tests/test_ops.py
-run_tier "variant sweep (tests/test_variants.py)" 900 oclgrind_run variants \
-    env CLCONV_TEST_SWEEP_SCALE="${scale:-0.1}" "$PYTHON" -m pytest -q -rfE -p no:cacheprovider tests/test_variants.py
+run_tier "variant sweep (tests/test_variants.py, tests/test_im2col_panels.py)" 900 \
+    oclgrind_run variants env CLCONV_TEST_SWEEP_SCALE="${scale:-0.1}" "$PYTHON" -m pytest -q \
+    -rfE -p no:cacheprovider tests/test_variants.py tests/test_im2col_panels.py
 rm -rf "$reports"
 tier_summary "Oclgrind tier" || exit 1
 echo "=== Oclgrind tier passed"

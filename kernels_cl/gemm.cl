@@ -5,7 +5,11 @@
 //                      (+ beta * bias term))
 //
 // B is row-major with unit stride along N (B_TRANS=0: B[k*ldb + n], loaded as TN-wide
-// vectors) or stored transposed (B_TRANS=1: B[n*ldb + k], gathered into the vectors).
+// vectors), stored transposed (B_TRANS=1: B[n*ldb + k], gathered into the vectors), or
+// packed in panels of the tile's NV*TN columns (B_PACKED=1: B[(n / (NV*TN))*ldb +
+// k*NV*TN + n % (NV*TN)], columns past N present; im2col_panels writes it), so that the
+// K loop reads one contiguous stream instead of rows ldb apart (rows a multiple of 4 KB
+// apart also share L1 sets, and every row is a new page).
 // A is row-major (A_KMAJOR=0: A[m*lda + k]), stored K-major (A_KMAJOR=1: A[k*lda + m]),
 // or packed in panels of the tile's TM rows (A_PACKED=1: A[(m / TM)*lda + k*TM + m % TM],
 // rows past M present; weights packed once, algos/tiled_gemm.py pack_a), so that a
@@ -40,6 +44,9 @@
 #endif
 #ifndef A_PACKED
 #define A_PACKED 0
+#endif
+#ifndef B_PACKED
+#define B_PACKED 0
 #endif
 #ifndef C_TRANS
 #define C_TRANS 0
@@ -110,10 +117,16 @@
 #define B_STEP(r) ((r) * sbr)
 #endif
 
-#if B_TRANS
+#if B_PACKED
+#define B_STRIDE (TN * NV)  // from one row of B's panel to the next
+#define B_AT(j, k) bp[(k) * (TN * NV) + (j)]
+#define B_PANEL(n0) (((n0) / (TN * NV)) * ldb)
+#elif B_TRANS
+#define B_STRIDE ldb
 #define B_AT(j, k) bp[(j) * ldb + (k)]
 #define B_PANEL(n0) ((n0) * ldb)
 #else
+#define B_STRIDE ldb
 #define B_AT(j, k) bp[(k) * ldb + (j)]
 #define B_PANEL(n0) (n0)
 #endif
@@ -165,8 +178,9 @@ __kernel void gemm_tiled(
     // partial column panel, where a vector reaching past N moves back to end at column
     // N - 1, overlapping the one before it. So every B load is a whole vector wherever B
     // is at least a vector wide; the epilogue stores only the columns the vector owns
-    // (from n0 + v * TN on). Narrower B (N < TN) is gathered lane by lane.
-    const int last_off = N >= TN ? N - n0 - TN : TN * NV;
+    // (from n0 + v * TN on). Narrower B (N < TN) is gathered lane by lane. Packed B
+    // has every panel whole.
+    const int last_off = B_PACKED || N < TN ? TN * NV : N - n0 - TN;
 #define OFF(v) min((v) * TN, last_off)
     for (int r = 0; r < R; ++r) {
         __global const float *a = a0 + r * sar;
@@ -174,7 +188,7 @@ __kernel void gemm_tiled(
         __global const float *ap = a + (m0 / TM) * lda;
 #endif
         __global const float *bp = bb0 + B_STEP(r) + B_PANEL(n0);
-        if (N >= TN) {
+        if (B_PACKED || N >= TN) {
 #if KUNROLL > 1
 #pragma unroll KUNROLL
 #endif
@@ -189,14 +203,14 @@ __kernel void gemm_tiled(
                 #pragma unroll
                 for (int v = 0; v < NV; ++v) bv[v] = VLOAD(v, bs);
 #else
-#if PREFETCH
+#if PREFETCH && !B_PACKED
                 __builtin_prefetch(bp + (k + PREFETCH) * ldb + OFF(0));
-#if A_PACKED
+#endif
+#if PREFETCH && A_PACKED
                 __builtin_prefetch(ap + (k + PREFETCH) * TM);
 #endif
-#endif
                 #pragma unroll
-                for (int v = 0; v < NV; ++v) bv[v] = VLOAD(0, bp + k * ldb + OFF(v));
+                for (int v = 0; v < NV; ++v) bv[v] = VLOAD(0, bp + B_STRIDE * k + OFF(v));
 #endif
                 B_PROLOGUE(bv, k);
                 #pragma unroll

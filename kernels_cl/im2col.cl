@@ -1,6 +1,7 @@
 // Layout kernels for the GEMM convolution variants, NCHW float32:
 //   im2col: col[row, p] with row = ((n*C + c)*kh + ky)*kw + kx and p = oy*Wo + ox,
 //           row length ldc (>= Ho*Wo; the padding columns are written as zeros);
+//   im2col_panels: the same columns in the GEMM's B panels (gemm.cl B_PACKED), for CPUs;
 //   col2im: the gather that sums columns back into an image (grad_input);
 //   transpose_batched: (B, R, Ccols) -> (B, Ccols, ldo) for the grad_weight GEMM.
 // Global dimension 0 runs along the contiguous axis, dimension 1 over rows; work-items
@@ -65,7 +66,79 @@ __kernel void im2col(
         for (int p = Ho * Wo; p < ldc; ++p) col[row * ldc + p] = 0.0f;
 }
 
-#include "window.h"  // col2im: the window, its strides and dilation, compiled in
+#include "window.h"  // im2col_panels, col2im: the window, its strides and dilation, compiled in
+
+// Built only where the host defines PANEL (CPUs, whose GEMM reads B_PACKED): the GPUs
+// keep the row-major columns, and VC4C fails on this kernel's pointer loops ("Failed to
+// find recursive conditional address write"), so the other programs leave it out.
+#ifdef PANEL
+
+// The column matrix of im2col, each (image, group) b's in panels of PANEL columns:
+// colp[((b*panels + p)*rows + k)*PANEL + j] = col[k, p*PANEL + j], 0 past Ho*Wo. One
+// work-item per (panel, chunk of k_chunk rows, b) writes PANEL*k_chunk contiguous
+// floats (row by row, each 32-float piece of a row would land a panel, 4 KB or more,
+// after the last). A panel's columns are output pixels in pieces of output rows; each
+// piece is copied like an im2col row. The window is compiled in (window.h): k's tap and
+// the columns inside the input need no division.
+__kernel void im2col_panels(
+    __global const float *x, __global float *colp,
+    const int rows, const int k_chunk, const int panels, const int groups,
+    const int C, const int H, const int W, const int Ho, const int Wo,
+    const int ph, const int pw)
+{
+    const int p = get_global_id(0), k0 = get_global_id(1) * k_chunk;
+    const int b = get_global_id(2);
+    if (p >= panels || k0 >= rows) return;
+    const int k1 = min(rows, k0 + k_chunk);
+    const int n = b / groups, g = b - n * groups;
+    __global const float *xc = x + (n * C + g * (C / groups) + k0 / (KW * KH)) * H * W;
+    __global float *dst = colp + ((b * panels + p) * rows + k0) * PANEL;
+    const int oy0 = p * PANEL / Wo, ox0 = p * PANEL - oy0 * Wo;
+    int kx = k0 % KW, ky = (k0 / KW) % KH;  // then counted, not divided
+    for (int k = k0; k < k1; ++k, dst += PANEL) {
+        const int x0 = kx * DW - pw;
+        // output columns whose ix = ox*SW + x0 lies in [0, W), as in im2col
+        const int lo = x0 >= 0 ? 0 : min(Wo, (-x0 - 1) / SW + 1);
+        const int hi = max(lo, W - x0 <= 0 ? 0 : min(Wo, (W - x0 - 1) / SW + 1));
+        int j = 0, oy = oy0, ox = ox0;
+        while (j < PANEL) {
+            const int len = min(PANEL - j, Wo - ox);  // this piece: output row oy
+            const int iy = oy * SH - ph + ky * DH;
+            __global float *d = dst + j;  // d[t - ox]: output column t of the piece
+            if (oy >= Ho || iy < 0 || iy >= H) {
+                for (int t = 0; t < len; ++t) d[t] = 0.0f;
+            } else {
+                __global const float *src = xc + iy * W + x0;
+                const int a = clamp(lo, ox, ox + len), e = clamp(hi, a, ox + len);
+                for (int t = ox; t < a; ++t) d[t - ox] = 0.0f;
+                int t = a;
+                // 16 columns at a time (a scalar loop here was most of the time): one
+                // vector load, or at stride 2 the even lanes of two (staying in the row)
+#if SW == 1
+                for (; t + 16 <= e; t += 16) vstore16(vload16(0, src + t), 0, d + t - ox);
+#elif SW == 2
+                for (; t + 16 <= e && x0 + 2 * t + 32 <= W; t += 16) {
+                    const float16 u = vload16(0, src + 2 * t), v = vload16(0, src + 2 * t + 16);
+                    vstore16((float16)(u.even, v.even), 0, d + t - ox);
+                }
+#endif
+                for (; t < e; ++t) d[t - ox] = src[t * SW];
+                for (t = e; t < ox + len; ++t) d[t - ox] = 0.0f;
+            }
+            j += len;
+            ++oy;
+            ox = 0;
+        }
+        if (++kx == KW) {
+            kx = 0;
+            if (++ky == KH) {
+                ky = 0;
+                xc += H * W;
+            }
+        }
+    }
+}
+#endif  // PANEL
 
 // dx[n, c, iy, ix] = sum_{ky, kx} col[((n*C + c)*KH + ky)*KW + kx, oy*Wo + ox]
 // over the (ky, kx) whose output position (oy, ox) lands on (iy, ix), plus bias[c]

@@ -5,6 +5,8 @@ grad_input:  stride 1: the forward above applied to dY with flipped weights (one
              else dcol[n, g] (CgRS x P) = W[g]^T . dY[n, g], then col2im (none for 1x1)
 grad_weight: dW[g]^T (CgRS x Kg)    = sum_n col[n, g] . dY[n, g]^T (dY transposed first)
 with P = Ho*Wo and CgRS = C/groups * kh * kw. The GEMM is `tiled_gemm.gemm` (`gemm.cl`).
+On CPUs the forward's columns are written in the GEMM tile's column panels
+(im2col_panels, gemm.cl B_PACKED).
 """
 from __future__ import annotations
 
@@ -33,6 +35,30 @@ def im2col(rt, x, geo, ldc):
     launch_grid(rt, kernel, (chunks, rows), (1, layout_group(rt, rows)),
                 x, col, rows, ldc, chunk, geo.C, geo.H, geo.W, geo.Ho, geo.Wo, *_window(geo))
     return col
+
+
+PANEL_ROWS = 64  # rows of the column matrix per im2col_panels work-item
+
+
+def im2col_panels(rt, x, geo, panel):
+    """The column matrix in the GEMM's B panels of `panel` columns (gemm.cl B_PACKED):
+    per (image, group), panels of CgRS rows x `panel` columns, one after another.
+    Returns it and the panel stride."""
+    G = geo.groups
+    rows = (geo.C // G) * geo.kh * geo.kw
+    panels = -(-(geo.Ho * geo.Wo) // panel)
+    colp = scratch(rt, (geo.N * G * panels * rows * panel,))
+    kernel = get_kernel(rt, LAYOUT, "im2col_panels", {"PANEL": panel, **window_defines(geo)})
+    launch_grid(rt, kernel, (panels, -(-rows // PANEL_ROWS), geo.N * G), (1, 1, 1),
+                x, colp, rows, PANEL_ROWS, panels, G, geo.C, geo.H, geo.W, geo.Ho, geo.Wo,
+                geo.pad_top, geo.pad_left)
+    return colp, rows * panel
+
+
+def window_defines(geo) -> dict:
+    """The window compiled into im2col_panels and col2im (kernels_cl/window.h)."""
+    return {"KH": geo.kh, "KW": geo.kw, "SH": geo.stride[0], "SW": geo.stride[1],
+            "DH": geo.dilation[0], "DW": geo.dilation[1]}
 
 
 def _window(geo):
@@ -72,17 +98,26 @@ def forward(rt, geo, params, x, w, bias, out, act=NO_ACTIVATION, packed=None,
                          f"{geo.stride}, {geo.groups} group(s)")
     G, P = geo.groups, geo.Ho * geo.Wo
     Kg, crs = geo.K // G, (geo.C // G) * geo.kh * geo.kw
-    col, ld = _columns(rt, x, geo, params)
     if packed is None:
         a, lda, sa = w, crs, Kg * crs
     else:
         a, lda, sa = packed
+    panels = is_cpu(rt.profile) and not is_pointwise(geo)
+    if panels:
+        # the columns in the GEMM tile's panels: one stream per work-item (gemm.cl
+        # B_PACKED); a 1x1 convolution reads its input as it is (packing it lost)
+        col, ld = im2col_panels(rt, x, geo, tile_n(params))
+        per_group = -(-P // tile_n(params)) * ld
+        sb = (G * per_group, per_group, 0)
+    else:
+        col, ld = _columns(rt, x, geo, params)
+        sb = (G * crs * ld, crs * ld, 0)
     gemm(rt, params, Kg, P, crs, 1,
          a, lda, (0, sa, 0),
-         col, ld, (G * crs * ld, crs * ld, 0),
+         col, ld, sb,
          out, P, (geo.K * P, Kg * P),
          geo.N * G, G, a_packed=packed is not None, bias=bias, act=act,
-         b_affine=input_affine)
+         b_affine=input_affine, b_packed=panels)
     return out
 
 
@@ -114,10 +149,7 @@ def grad_input(rt, geo, params, grad_out, w, out, bias=None):
          dcol, P, (G * crs * P, crs * P),
          geo.N * G, G, a_kmajor=True, bias=bias if pointwise else None)
     if not pointwise:
-        kernel = get_kernel(rt, LAYOUT, "col2im",
-                            {"KH": geo.kh, "KW": geo.kw, "SH": geo.stride[0],
-                             "SW": geo.stride[1], "DH": geo.dilation[0],
-                             "DW": geo.dilation[1]})
+        kernel = get_kernel(rt, LAYOUT, "col2im", window_defines(geo))
         NC = geo.N * geo.C
         across, down = -(-geo.W // geo.stride[1]), -(-geo.H // geo.stride[0])
         launch_grid(rt, kernel, (across, down, NC),

@@ -113,7 +113,7 @@ def pack_a(rt, params, a, batches: int, M: int, Kd: int):
 def gemm(rt, params, M, N, Kd, R, A, lda, sa, B, ldb, sb, C, ldc, sc, batches, NB2,
          a_kmajor=False, a_packed=False, b_trans=False, c_trans=False, bias=None,
          bias_kind=ROW_BIAS, bias_strides=(0, 0, 0), alpha=1.0, beta=1.0, scale=False,
-         act=NO_ACTIVATION, b_affine=None, shifted=None):
+         act=NO_ACTIVATION, b_affine=None, shifted=None, b_packed=False):
     """Enqueue the batched GEMM; sa/sb are (s1, s2, sr), sc is (s1, s2). The bias term
     is ROW_BIAS (bias[b2*M + m]) or STRIDED_BIAS (bias_strides: per b2, m and n); with
     `scale`, the product is multiplied by alpha and the bias term by beta. `a_packed`:
@@ -134,6 +134,8 @@ def gemm(rt, params, M, N, Kd, R, A, lda, sa, B, ldb, sb, C, ldc, sc, batches, N
         defines["B_AFFINE"] = 2 if b_affine[2] else 1
     if shifted is not None:
         defines["SHIFTED"] = int(shifted[0])
+    if b_packed:
+        defines["B_PACKED"] = 1
     if is_cpu(rt.profile):
         defines["PREFETCH"] = PREFETCH_STEPS
     kernel = get_kernel(rt, KERNELS, "gemm_tiled", defines)

@@ -1,0 +1,97 @@
+"""im2col_panels (kernels_cl/im2col.cl), the CPU forward's column matrix in the GEMM's
+B panels, against a numpy column matrix cut into the same panels: bit for bit, since
+it only copies. The shapes reach each copy path: pieces of a panel across output rows
+(Wo below and above the panel), the 16-lane vector copies at stride 1 and 2 (and the
+stride-2 load stopping at the row's end), the scalar path at stride 3, dilation,
+padding past the window, groups, a batch, and more rows than one work-item takes."""
+import numpy as np
+import pytest
+
+from clconv.algos.gemm import PANEL_ROWS, im2col_panels
+from clconv.algos.tiled_gemm import gemm, tile_n
+from clconv.arrays import on_device
+from clconv.geometry import conv_geometry
+from clconv.runtime import current
+
+CASES = [
+    # x shape, w shape, stride, padding, dilation, groups, panel
+    ((1, 3, 40, 40), (8, 3, 7, 7), 2, 3, 1, 1, 32),       # a stem: Wo 20 < panel
+    ((2, 4, 9, 37), (6, 2, 3, 3), 1, 1, 1, 2, 32),        # Wo 37 > panel, groups, batch
+    ((1, 8, 12, 70), (4, 8, 3, 3), 1, 1, 1, 1, 16),       # 72 rows: two row chunks
+    ((1, 2, 11, 75), (3, 2, 3, 3), 2, 1, 1, 1, 32),       # stride 2, Wo 38: vector pairs
+    ((1, 2, 10, 31), (3, 2, 3, 3), 2, 0, 1, 1, 32),       # stride 2 ending at the row
+    ((1, 3, 13, 29), (2, 3, 3, 2), 3, 2, 2, 1, 8),        # stride 3, dilation 2
+    ((1, 1, 5, 6), (2, 1, 5, 5), 1, 4, 1, 1, 8),          # padding past the window
+    ((1, 2, 14, 14), (4, 2, 3, 3), (2, 1), (0, 1), (1, 2), 1, 4),
+]
+
+
+def _columns(x, geo):
+    """The column matrix per (image, group): (N*G, CgRS, Ho*Wo), float64 -> float32."""
+    N, C, H, W = x.shape
+    G = geo.groups
+    (sh, sw), (dh, dw) = geo.stride, geo.dilation
+    # padding after: whatever the last window reaches past the input
+    bottom = max(0, (geo.Ho - 1) * sh + (geo.kh - 1) * dh + 1 - H - geo.pad_top)
+    right = max(0, (geo.Wo - 1) * sw + (geo.kw - 1) * dw + 1 - W - geo.pad_left)
+    xp = np.pad(x, ((0, 0), (0, 0), (geo.pad_top, bottom), (geo.pad_left, right)))
+    rows = []
+    for c in range(C):
+        for ky in range(geo.kh):
+            for kx in range(geo.kw):
+                y0, x0 = ky * dh, kx * dw
+                rows.append(xp[:, c, y0:y0 + sh * (geo.Ho - 1) + 1:sh,
+                               x0:x0 + sw * (geo.Wo - 1) + 1:sw].reshape(N, -1))
+    col = np.stack(rows, axis=1)  # (N, C*kh*kw, Ho*Wo)
+    return col.reshape(N * G, C // G * geo.kh * geo.kw, geo.Ho * geo.Wo)
+
+
+def _panels(col, panel):
+    """(B, K, P) -> (B, panels, K, panel), zero past P."""
+    B, K, P = col.shape
+    n = -(-P // panel)
+    padded = np.zeros((B, K, n * panel), np.float32)
+    padded[:, :, :P] = col
+    return padded.reshape(B, K, n, panel).transpose(0, 2, 1, 3)
+
+
+@pytest.mark.parametrize("x_shape, w_shape, stride, padding, dilation, groups, panel", CASES)
+def test_panels_hold_the_column_matrix(x_shape, w_shape, stride, padding, dilation, groups,
+                                       panel, rng):
+    geo = conv_geometry(x_shape, w_shape, stride, padding, dilation, groups)
+    x = rng.standard_normal(x_shape).astype(np.float32)
+    rt = current()
+    colp, ld = im2col_panels(rt, on_device(rt, x), geo, panel)
+    expected = _panels(_columns(x, geo), panel)
+    assert ld == expected.shape[2] * panel
+    got = colp.get().reshape(expected.shape)
+    np.testing.assert_array_equal(got, expected)
+
+
+def test_a_case_spans_two_work_items_of_rows():
+    _, (_, cg, kh, kw), *_ = CASES[2]
+    assert PANEL_ROWS < cg * kh * kw <= 2 * PANEL_ROWS
+
+
+@pytest.mark.parametrize("params", [{"TM": 3, "TN": 4, "NV": 2, "WG": 5, "MFAST": 0},
+                                    {"TM": 8, "TN": 16, "NV": 2, "WG": 1, "MFAST": 1}])
+def test_the_gemm_reads_the_panels(params, rng):
+    """gemm.cl B_PACKED: the product of weights and the panels, every image and group,
+    columns past Ho*Wo (the last panel's zeros) not stored."""
+    x_shape, w_shape, stride, padding, dilation, groups, _ = CASES[1]
+    geo = conv_geometry(x_shape, w_shape, stride, padding, dilation, groups)
+    x = rng.standard_normal(x_shape).astype(np.float32)
+    w = rng.standard_normal(w_shape).astype(np.float32)
+    rt = current()
+    panel = tile_n(params)
+    colp, ld = im2col_panels(rt, on_device(rt, x), geo, panel)
+    G, P = groups, geo.Ho * geo.Wo
+    Kg, crs = geo.K // G, w_shape[1] * geo.kh * geo.kw
+    out = on_device(rt, np.full((geo.N, geo.K, P), np.nan, np.float32))
+    per_group = -(-P // panel) * ld
+    gemm(rt, dict(params, KUNROLL=1), Kg, P, crs, 1, on_device(rt, w), crs, (0, Kg * crs, 0),
+         colp, ld, (G * per_group, per_group, 0), out, P, (geo.K * P, Kg * P),
+         geo.N * G, G, b_packed=True)
+    col = _columns(x.astype(np.float64), geo).reshape(geo.N, G, crs, P)
+    expected = np.einsum("gkr,ngrp->ngkp", w.reshape(G, Kg, crs), col).reshape(out.shape)
+    np.testing.assert_allclose(out.get(), expected, rtol=1e-4, atol=1e-4)
