@@ -5,8 +5,8 @@ grad_input:  stride 1: the forward above applied to dY with flipped weights (one
              else dcol[n, g] (CgRS x P) = W[g]^T . dY[n, g], then col2im (none for 1x1)
 grad_weight: dW[g]^T (CgRS x Kg)    = sum_n col[n, g] . dY[n, g]^T (dY transposed first)
 with P = Ho*Wo and CgRS = C/groups * kh * kw. The GEMM is `tiled_gemm.gemm` (`gemm.cl`).
-On CPUs the forward's columns are written in the GEMM tile's column panels
-(im2col_panels, gemm.cl B_PACKED).
+On CPUs, an inference forward (weights packed) writes its columns in the GEMM tile's
+column panels (im2col_panels, gemm.cl B_PACKED).
 """
 from __future__ import annotations
 
@@ -102,10 +102,13 @@ def forward(rt, geo, params, x, w, bias, out, act=NO_ACTIVATION, packed=None,
         a, lda, sa = w, crs, Kg * crs
     else:
         a, lda, sa = packed
-    panels = is_cpu(rt.profile) and not is_pointwise(geo)
+    panels = packed is not None and is_cpu(rt.profile) and not is_pointwise(geo)
     if panels:
-        # the columns in the GEMM tile's panels: one stream per work-item (gemm.cl
-        # B_PACKED); a 1x1 convolution reads its input as it is (packing it lost)
+        # with the weights packed too (inference), the columns in the GEMM tile's
+        # panels: one stream per work-item (gemm.cl B_PACKED). Measured on POCL
+        # (docs/performance.md, session 7): the ResNet stem 1.36x in a model run; with
+        # row-major weights (training) panels lost (a 3x3 at 56x56 1.31 -> 1.81 ms), and
+        # packing a 1x1 convolution's input first lost too (0.36 -> 0.60-0.78 ms)
         col, ld = im2col_panels(rt, x, geo, tile_n(params))
         per_group = -(-P // tile_n(params)) * ld
         sb = (G * per_group, per_group, 0)
