@@ -5,8 +5,8 @@ grad_input:  stride 1: the forward above applied to dY with flipped weights (one
              else dcol[n, g] (CgRS x P) = W[g]^T . dY[n, g], then col2im (none for 1x1)
 grad_weight: dW[g]^T (CgRS x Kg)    = sum_n col[n, g] . dY[n, g]^T (dY transposed first)
 with P = Ho*Wo and CgRS = C/groups * kh * kw. The GEMM is `tiled_gemm.gemm` (`gemm.cl`).
-On CPUs, an inference forward (weights packed) writes its columns in the GEMM tile's
-column panels (im2col_panels, gemm.cl B_PACKED).
+With BP=1 (the avx512 CPU class), an inference forward (weights packed) writes its
+columns in the GEMM tile's column panels (im2col_panels, gemm.cl B_PACKED).
 """
 from __future__ import annotations
 
@@ -102,13 +102,16 @@ def forward(rt, geo, params, x, w, bias, out, act=NO_ACTIVATION, packed=None,
         a, lda, sa = w, crs, Kg * crs
     else:
         a, lda, sa = packed
-    panels = packed is not None and is_cpu(rt.profile) and not is_pointwise(geo)
+    panels = (packed is not None and int(params.get("BP", 0)) == 1 and is_cpu(rt.profile)
+              and not is_pointwise(geo))
     if panels:
-        # with the weights packed too (inference), the columns in the GEMM tile's
-        # panels: one stream per work-item (gemm.cl B_PACKED). Measured on POCL
-        # (docs/performance.md, session 7): the ResNet stem 1.36x in a model run; with
-        # row-major weights (training) panels lost (a 3x3 at 56x56 1.31 -> 1.81 ms), and
-        # packing a 1x1 convolution's input first lost too (0.36 -> 0.60-0.78 ms)
+        # tunable BP (CPU classes, tuning_defaults.json): with the weights packed too
+        # (inference), the columns in the GEMM tile's panels, one stream per work-item
+        # (gemm.cl B_PACKED). Measured (docs/performance.md, session 7): on AVX-512 the
+        # ResNet stem 1.36x in a model run; with row-major weights (training) a 3x3 at
+        # 56x56 went 1.31 -> 1.81 ms, and packing a 1x1 convolution's input first
+        # 0.36 -> 0.60-0.78 ms, so neither does; on AVX2 (POCL for haswell) the 6 x 16
+        # tile spilled reading packed B (ResNet-50 65 -> 70 ms), so its class keeps BP=0
         col, ld = im2col_panels(rt, x, geo, tile_n(params))
         per_group = -(-P // tile_n(params)) * ld
         sb = (G * per_group, per_group, 0)
@@ -255,9 +258,10 @@ def _validate(pointwise_only):
 
 RUN = {"forward": forward, "grad_input": grad_input, "grad_weight": grad_weight}
 
-# Non-default GEMM tunables for the tests: tails in M and N, both loop orders, mad and fma.
+# Non-default GEMM tunables for the tests: tails in M and N, both loop orders, mad and fma,
+# column panels (BP: packed forwards on CPUs) of 8 columns.
 TEST_PARAMS = (
-    {"TM": 3, "TN": 4, "NV": 2, "WG": 5, "MFAST": 0, "FMA": 0},
+    {"TM": 3, "TN": 4, "NV": 2, "WG": 5, "MFAST": 0, "FMA": 0, "BP": 1},
     {"TM": 8, "TN": 16, "NV": 1, "WG": 12, "MFAST": 1, "FMA": 1},
     {"TM": 1, "TN": 2, "NV": 1, "WG": 1, "MFAST": 1, "KUNROLL": 4, "GI": 2},
     {"TM": 2, "TN": 8, "NV": 1, "WG": 3, "MFAST": 1, "GI": 1},
