@@ -118,15 +118,12 @@
 #endif
 
 #if B_PACKED
-#define B_STRIDE (TN * NV)  // from one row of B's panel to the next
 #define B_AT(j, k) bp[(k) * (TN * NV) + (j)]
 #define B_PANEL(n0) (((n0) / (TN * NV)) * ldb)
 #elif B_TRANS
-#define B_STRIDE ldb
 #define B_AT(j, k) bp[(j) * ldb + (k)]
 #define B_PANEL(n0) ((n0) * ldb)
 #else
-#define B_STRIDE ldb
 #define B_AT(j, k) bp[(k) * ldb + (j)]
 #define B_PANEL(n0) (n0)
 #endif
@@ -180,7 +177,11 @@ __kernel void gemm_tiled(
     // is at least a vector wide; the epilogue stores only the columns the vector owns
     // (from n0 + v * TN on). Narrower B (N < TN) is gathered lane by lane. Packed B
     // has every panel whole.
-    const int last_off = B_PACKED || N < TN ? TN * NV : N - n0 - TN;
+#if B_PACKED
+    const int last_off = TN * NV;
+#else
+    const int last_off = N >= TN ? N - n0 - TN : TN * NV;
+#endif
 #define OFF(v) min((v) * TN, last_off)
     for (int r = 0; r < R; ++r) {
         __global const float *a = a0 + r * sar;
@@ -188,7 +189,11 @@ __kernel void gemm_tiled(
         __global const float *ap = a + (m0 / TM) * lda;
 #endif
         __global const float *bp = bb0 + B_STEP(r) + B_PANEL(n0);
-        if (B_PACKED || N >= TN) {
+#if B_PACKED
+        if (1) {  // every panel is whole: no lane-by-lane gather
+#else
+        if (N >= TN) {
+#endif
 #if KUNROLL > 1
 #pragma unroll KUNROLL
 #endif
@@ -210,7 +215,11 @@ __kernel void gemm_tiled(
                 __builtin_prefetch(ap + (k + PREFETCH) * TM);
 #endif
                 #pragma unroll
-                for (int v = 0; v < NV; ++v) bv[v] = VLOAD(0, bp + B_STRIDE * k + OFF(v));
+#if B_PACKED
+                for (int v = 0; v < NV; ++v) bv[v] = VLOAD(0, bp + k * (TN * NV) + OFF(v));
+#else
+                for (int v = 0; v < NV; ++v) bv[v] = VLOAD(0, bp + k * ldb + OFF(v));
+#endif
 #endif
                 B_PROLOGUE(bv, k);
                 #pragma unroll
