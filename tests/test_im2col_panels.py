@@ -61,9 +61,10 @@ def test_panels_hold_the_column_matrix(x_shape, w_shape, stride, padding, dilati
     geo = conv_geometry(x_shape, w_shape, stride, padding, dilation, groups)
     x = rng.standard_normal(x_shape).astype(np.float32)
     rt = current()
-    colp, ld = im2col_panels(rt, on_device(rt, x), geo, panel)
+    colp, ld, per_group = im2col_panels(rt, on_device(rt, x), geo, panel)
     expected = _panels(_columns(x, geo), panel)
     assert ld == expected.shape[2] * panel
+    assert per_group == expected.shape[1] * ld
     got = colp.get().reshape(expected.shape)
     np.testing.assert_array_equal(got, expected)
 
@@ -84,11 +85,10 @@ def test_the_gemm_reads_the_panels(params, rng):
     w = rng.standard_normal(w_shape).astype(np.float32)
     rt = current()
     panel = tile_n(params)
-    colp, ld = im2col_panels(rt, on_device(rt, x), geo, panel)
+    colp, ld, per_group = im2col_panels(rt, on_device(rt, x), geo, panel)
     G, P = groups, geo.Ho * geo.Wo
     Kg, crs = geo.K // G, w_shape[1] * geo.kh * geo.kw
     out = on_device(rt, np.full((geo.N, geo.K, P), np.nan, np.float32))
-    per_group = -(-P // panel) * ld
     gemm(rt, dict(params, KUNROLL=1), Kg, P, crs, 1, on_device(rt, w), crs, (0, Kg * crs, 0),
          colp, ld, (G * per_group, per_group, 0), out, P, (geo.K * P, Kg * P),
          geo.N * G, G, b_packed=True)

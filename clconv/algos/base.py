@@ -84,6 +84,13 @@ def layout_group(rt, items: int) -> int:
     return max(1, min(items, rt.profile.max_work_group_size, DEFAULT_GROUP_SIZE))
 
 
+def window_defines(geo) -> dict:
+    """A convolution's window as build options (kernels_cl/window.h): KH x KW taps,
+    strides SH, SW and dilations DH, DW, compiled into the kernels that take them."""
+    return {"KH": geo.kh, "KW": geo.kw, "SH": geo.stride[0], "SW": geo.stride[1],
+            "DH": geo.dilation[0], "DW": geo.dilation[1]}
+
+
 def flip_weights(rt, geo, w):
     G = geo.groups
     wt = scratch(rt, (geo.C, geo.K // G, geo.kh, geo.kw))

@@ -17,7 +17,8 @@ from .. import caches
 from ..build import get_kernel, launch_grid
 from ..epilogue import NO_ACTIVATION
 from ..geometry import grad_input_as_forward
-from .base import Variant, flip_weights, fma_default, is_vc4cl, planes_per_item
+from .base import Variant, flip_weights, fma_default, is_vc4cl, planes_per_item, \
+    window_defines
 from .depthwise import MAX_WINDOW, is_depthwise
 
 KERNELS = "depthwise_direct.cl"
@@ -90,8 +91,7 @@ def _kernel(rt, geo, params, filename, name, **defines):
         if "PORTABLE" in params:  # else the kernel picks: clang's builtin where it can
             defines["PORTABLE_SHIFTS"] = int(params["PORTABLE"])
         kernel = _kernels[key] = get_kernel(rt, filename, name, {
-            "KH": geo.kh, "KW": geo.kw, "SH": geo.stride[0], "SW": geo.stride[1],
-            "DH": geo.dilation[0], "DW": geo.dilation[1], "IN_H": geo.H, "IN_W": geo.W,
+            **window_defines(geo), "IN_H": geo.H, "IN_W": geo.W,
             "OUT_H": geo.Ho, "OUT_W": geo.Wo, "PAD_T": geo.pad_top,
             "PAD_L": geo.pad_left, "TW": int(params["TW"]),
             "USE_FMA": int(params.get("FMA", fma_default(rt.profile))), **defines})

@@ -14,7 +14,7 @@ from ..build import DEFAULT_GROUP_SIZE, get_kernel, group_2d, launch_grid
 from ..epilogue import NO_ACTIVATION
 from ..geometry import grad_input_as_forward
 from .base import LAYOUT, Variant, flip_weights, is_cpu, is_vc4cl, layout_group, round_up, \
-    scratch
+    scratch, window_defines
 from .tiled_gemm import defaults, gemm, pack_a, tile_n, validate_params
 
 
@@ -43,7 +43,7 @@ PANEL_ROWS = 64  # rows of the column matrix per im2col_panels work-item
 def im2col_panels(rt, x, geo, panel):
     """The column matrix in the GEMM's B panels of `panel` columns (gemm.cl B_PACKED):
     per (image, group), panels of CgRS rows x `panel` columns, one after another.
-    Returns it and the panel stride."""
+    Returns it, the panel stride and the (image, group) stride."""
     G = geo.groups
     rows = (geo.C // G) * geo.kh * geo.kw
     panels = -(-(geo.Ho * geo.Wo) // panel)
@@ -52,13 +52,7 @@ def im2col_panels(rt, x, geo, panel):
     launch_grid(rt, kernel, (panels, -(-rows // PANEL_ROWS), geo.N * G), (1, 1, 1),
                 x, colp, rows, PANEL_ROWS, panels, G, geo.C, geo.H, geo.W, geo.Ho, geo.Wo,
                 geo.pad_top, geo.pad_left)
-    return colp, rows * panel
-
-
-def window_defines(geo) -> dict:
-    """The window compiled into im2col_panels and col2im (kernels_cl/window.h)."""
-    return {"KH": geo.kh, "KW": geo.kw, "SH": geo.stride[0], "SW": geo.stride[1],
-            "DH": geo.dilation[0], "DW": geo.dilation[1]}
+    return colp, rows * panel, panels * rows * panel
 
 
 def _window(geo):
@@ -112,8 +106,7 @@ def forward(rt, geo, params, x, w, bias, out, act=NO_ACTIVATION, packed=None,
         # 56x56 went 1.31 -> 1.81 ms, and packing a 1x1 convolution's input first
         # 0.36 -> 0.60-0.78 ms, so neither does; on AVX2 (POCL for haswell) the 6 x 16
         # tile spilled reading packed B (ResNet-50 65 -> 70 ms), so its class keeps BP=0
-        col, ld = im2col_panels(rt, x, geo, tile_n(params))
-        per_group = -(-P // tile_n(params)) * ld
+        col, ld, per_group = im2col_panels(rt, x, geo, tile_n(params))
         sb = (G * per_group, per_group, 0)
     else:
         col, ld = _columns(rt, x, geo, params)
