@@ -14,6 +14,7 @@ import atexit
 import contextlib
 import json
 import os
+import platform
 import re
 import shutil
 import sys
@@ -161,8 +162,34 @@ def build_tries(device) -> int:
     return VC4CL_BUILD_TRIES if kind == DeviceKind.VC4CL else 1
 
 
+# POCL as Debian builds it for 64-bit ARM (3.1 in bookworm, so Raspberry Pi OS) compiles a
+# program's functions without target attributes, while those of its builtin library carry
+# "target-cpu"="generic" "target-features"="+neon,+outline-atomics,+v8a". LLVM inlines no
+# callee with features its caller lacks, so every vload4, fma, min and select stayed a
+# call, and the GEMM spilled its accumulators around each (hundreds of stack loads and
+# stores where x86's build has none; docs/performance.md). With the ARMv8-A baseline's
+# features on every function of the program they inline. `#line 1` keeps the compiler's
+# line numbers the file's.
+AARCH64_FEATURES_PRAGMA = ('#pragma clang attribute push (__attribute__((target('
+                           '"v8a,fp-armv8,neon,outline-atomics"))), apply_to = function)\n'
+                           '#line 1\n')
+
+
+def host_is_aarch64() -> bool:
+    return platform.machine().lower() in ("aarch64", "arm64")
+
+
+def program_source(device: cl.Device, source: str) -> str:
+    """`source` as built for `device`: on POCL's CPU device of an aarch64 host, inside
+    AARCH64_FEATURES_PRAGMA (see there); elsewhere unchanged."""
+    if (device.type & cl.device_type.CPU and is_pocl(device.platform.name)
+            and host_is_aarch64()):
+        return AARCH64_FEATURES_PRAGMA + source + "\n#pragma clang attribute pop\n"
+    return source
+
+
 def _build(context: cl.Context, path: Path, options: tuple[str, ...]) -> dict[str, cl.Kernel]:
-    source = path.read_text()
+    source = program_source(context.devices[0], path.read_text())
     all_options = list(options) + ["-I", include_dir(path.parent)]
     cache_dir = None if uses_pyopencl_cache(context) else False
     tries = build_tries(context.devices[0])

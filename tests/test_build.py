@@ -288,3 +288,57 @@ def test_a_failed_build_is_tried_again_on_vc4cl_only(monkeypatch, tmp_path):
     with pytest.raises(build.KernelBuildError):
         build._build(Context(pocl), kernel, ("-cl-std=CL1.2",))
     assert len(attempts) == 1
+
+
+def _fake_device(cpu: bool, platform_name: str):
+    from types import SimpleNamespace
+    return SimpleNamespace(type=cl.device_type.CPU if cpu else cl.device_type.GPU,
+                           platform=SimpleNamespace(name=platform_name))
+
+
+def test_only_pocls_cpu_on_aarch64_gets_the_target_features(monkeypatch):
+    from clconv import build
+    pocl = "Portable Computing Language"
+    source = "__kernel void k(__global float *x) { x[0] = 1.0f; }\n"
+    monkeypatch.setattr(build, "host_is_aarch64", lambda: True)
+    wrapped = build.program_source(_fake_device(True, pocl), source)
+    assert wrapped.startswith("#pragma clang attribute push")
+    assert "#line 1\n" + source in wrapped  # compiler messages keep the file's lines
+    assert wrapped.rstrip().endswith("#pragma clang attribute pop")
+    assert build.program_source(_fake_device(False, pocl), source) == source
+    assert build.program_source(_fake_device(True, "rusticl"), source) == source
+    monkeypatch.setattr(build, "host_is_aarch64", lambda: False)
+    assert build.program_source(_fake_device(True, pocl), source) == source
+
+
+def test_pocl_on_aarch64_inlines_its_builtins(tmp_path):
+    """The reason for AARCH64_FEATURES_PRAGMA, checked in the binary POCL caches: a
+    builtin that is not inlined stays a function of the kernel's shared object."""
+    import os
+    import time
+    from clconv import build
+    rt = clconv.current_runtime()
+    cache = os.environ.get("POCL_CACHE_DIR", "")
+    if not (build.host_is_aarch64() and "CPU" in rt.profile.device_types
+            and build.is_pocl(rt.profile.platform_name)):
+        pytest.skip("needs POCL's CPU device on an aarch64 host (the emulated Pi tier)")
+    if not cache or not os.path.isdir(cache):
+        pytest.skip("needs POCL_CACHE_DIR set to find the compiled kernel")
+    path = tmp_path / "inline_probe.cl"
+    path.write_text(f"// {time.time_ns()}: a new program, not a cached one\n"
+                    "__kernel void inline_probe(__global const float *a, __global float *o) {\n"
+                    "    const int i = get_global_id(0);\n"
+                    "    vstore4(fma(vload4(i, a), vload4(i, a), (float4)(min(i, 3))), i, o);\n"
+                    "}\n")
+    start = time.time()
+    kernel = _build(rt.context, path, build_options(rt.profile, {}))["inline_probe"]
+    a = cl.Buffer(rt.context, cl.mem_flags.READ_WRITE, 64)
+    kernel.set_args(a, a)
+    cl.enqueue_nd_range_kernel(rt.queue, kernel, (4,), (1,))
+    rt.queue.finish()
+    built = [os.path.join(d, f) for d, _, files in os.walk(cache) for f in files
+             if f == "inline_probe.so" and os.path.getmtime(os.path.join(d, f)) >= start - 1]
+    assert built, "POCL wrote no inline_probe.so into its cache"
+    for so in built:
+        data = open(so, "rb").read()
+        assert b"_cl_fma" not in data and b"_cl_vload4" not in data, f"{so}: builtins not inlined"
