@@ -16,6 +16,7 @@ AVX-512 shape 8 x 32, 16 zmm accumulators, is 32 ymm accumulators on AVX2).
 """
 from __future__ import annotations
 
+import platform
 import re
 from dataclasses import dataclass
 
@@ -70,11 +71,15 @@ _ARM_NEON = re.compile(r"(cortex-[ax]\d|neoverse|apple-|carmel|kryo|falkor|saphi
                        r"thunderx|tsv110|a64fx|ampere|exynos|cyclone|oryon)")
 _ARM_OLD = re.compile(r"(arm11|arm1136|arm1176|arm9|arm7|arm8|strongarm|xscale|mpcore)")
 _DRIVER_PREFIX = re.compile(r"^(pthread|cpu|basic|tbb)-")
+_GENERIC_TARGET = re.compile(r"^(pthread|cpu|basic|tbb)--")  # no LLVM CPU: the baseline
 
 
 def llvm_cpu_name(device_name: str) -> str:
-    """The LLVM CPU name in a POCL device name ('' when there is none we know)."""
-    rest = _DRIVER_PREFIX.sub("", device_name.strip().lower())
+    """The LLVM CPU name in a POCL device name ('' when there is none we know). POCL
+    names its device driver-llvmcpu-model; where the LLVM CPU is left empty, as Debian's
+    ARM builds leave it, the model follows a double dash (`pthread--cortex-a53` on an
+    emulated Pi 3 with its own /proc/cpuinfo) and names the core."""
+    rest = _DRIVER_PREFIX.sub("", device_name.strip().lower()).lstrip("-")
     for name, _ in _X86_NAMES:
         if rest == name or rest.startswith(name + "-"):
             return name
@@ -85,18 +90,31 @@ def llvm_cpu_name(device_name: str) -> str:
     return ""
 
 
-def classify(device_name: str, address_bits: int = 64, vector_width: int = 0) -> CpuClass:
-    """The CPU class of an OpenCL CPU device, from its name; from the reported float
-    vector width when the name names no CPU we know (16 vector registers assumed, so
-    an unknown CPU gets a tile that spills nowhere rather than one that spills)."""
+def classify(device_name: str, address_bits: int = 64, vector_width: int = 0,
+             host_machine: str = "") -> CpuClass:
+    """The CPU class of an OpenCL CPU device, from its name; from the host's architecture
+    (`platform.machine()`: a CPU device runs on the host) when the name names no CPU we
+    know, as under qemu-user, where POCL names its ARM device plain `pthread`: aarch64
+    always has NEON, and a 32-bit ARM POCL compiles for its generic target, without
+    NEON; else from the reported float vector width (16 vector registers assumed, so an
+    unknown CPU gets a tile that spills nowhere rather than one that spills)."""
     cpu = llvm_cpu_name(device_name)
     for name, cls in _X86_NAMES:
         if cpu == name:
             return cls
     if cpu and _ARM_OLD.match(cpu):
         return VFP
+    if cpu and address_bits == 32 and _GENERIC_TARGET.match(device_name.strip().lower()):
+        # POCL compiles for the generic armhf target, which has no NEON (Debian's
+        # build: its library is for arm1156t2f-s, -neon): scalar VFP registers
+        return VFP
     if cpu:  # an ARM core with NEON: armhf has 16 quad registers, aarch64 32
         return NEON32 if address_bits == 32 else NEON64
+    machine = host_machine.lower()
+    if machine in ("aarch64", "arm64") and address_bits == 64:
+        return NEON64
+    if machine.startswith("arm"):
+        return VFP
     if vector_width >= 16:
         return AVX512
     if vector_width == 8:
@@ -109,4 +127,4 @@ def of_profile(profile) -> CpuClass | None:
     if "CPU" not in profile.device_types:
         return None
     return classify(profile.device_name, profile.address_bits,
-                    getattr(profile, "native_vector_width_float", 0))
+                    getattr(profile, "native_vector_width_float", 0), platform.machine())

@@ -24,6 +24,8 @@ from clconv.device import DeviceKind
     ("pthread-cortex-a72", 64, cpu_class.NEON64),  # Pi 4, 64-bit OS
     ("pthread-cortex-a76-ARM", 64, cpu_class.NEON64),  # Pi 5
     ("pthread-cortex-a53", 32, cpu_class.NEON32),  # Pi 3, 32-bit OS
+    ("pthread--cortex-a53", 64, cpu_class.NEON64),  # Debian's POCL 3.1, emulated Pi 3
+    ("pthread--cortex-a72", 32, cpu_class.VFP),  # generic armhf: POCL compiles no NEON
     ("pthread-cortex-a7", 32, cpu_class.NEON32),  # Pi 2
     ("pthread-arm1176jzf-s", 32, cpu_class.VFP),  # Pi 0/1: ARMv6, no NEON
     ("cpu-neoverse-n1", 64, cpu_class.NEON64),
@@ -39,6 +41,16 @@ def test_names_that_name_no_cpu_fall_back_to_the_reported_width():
     assert cpu_class.classify("some cpu", 64, vector_width=0) == cpu_class.SSE
     # the name wins over a width: POCL 3.1 reports 16 floats for haswell's 8-float ymm
     assert cpu_class.classify("pthread-haswell", 64, vector_width=16) == cpu_class.AVX2
+
+
+def test_unnamed_arm_devices_take_the_hosts_architecture():
+    # qemu-user: POCL names its device plain "pthread" on either ARM
+    assert cpu_class.classify("pthread", 64, 4, host_machine="aarch64") == cpu_class.NEON64
+    assert cpu_class.classify("pthread", 32, 4, host_machine="armv7l") == cpu_class.VFP
+    assert cpu_class.classify("pthread", 64, 8, host_machine="x86_64") == cpu_class.AVX2
+    # a name that says the CPU wins over the host
+    assert cpu_class.classify("pthread-cortex-a72", 32, 4, host_machine="armv7l") == \
+        cpu_class.NEON32
 
 
 def test_longest_cpu_name_is_taken():
@@ -71,6 +83,8 @@ def test_every_class_has_a_gemm_tile_that_fits_its_registers(cls):
     ("pthread-skylake-avx512-AMD EPYC", 64, (8, 16, 2), 1),
     ("pthread-cortex-a72", 64, (8, 4, 2), 1),
     ("pthread-cortex-a53", 32, (6, 4, 2), 1),
+    ("pthread--cortex-a53", 64, (8, 4, 2), 1),  # Debian's POCL on an aarch64 Pi 3
+    ("pthread--cortex-a72", 32, (4, 4, 1), 1),  # ... on an armhf Pi 4: VFP code
 ])
 def test_cpu_defaults_follow_the_class(name, bits, tile, grad_input_nv):
     real = clconv.current_runtime().profile
@@ -83,6 +97,9 @@ def test_cpu_defaults_follow_the_class(name, bits, tile, grad_input_nv):
     gi = tuning.default_params(cpu, "im2col", "grad_input")
     assert (gi["TM"], gi["NV"], gi["WG"]) == (tile[0], grad_input_nv, 16)
     assert tuning.default_params(cpu, "gemm1x1", "grad_input")["GI"] == 2
+    # fma() is a libm call where the class has no fused multiply-add (VFP before v4)
+    fused = cpu.cpu_class is not cpu_class.VFP
+    assert tuning.default_params(cpu, "im2col", "forward")["FMA"] == int(fused)
 
 
 def test_gpus_and_videocore_keep_their_tiles():
