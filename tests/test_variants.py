@@ -456,7 +456,10 @@ def test_untuned_gradient_gemms_take_one_column_vector_on_small_planes(tmp_path,
     from clconv.algos.gemm import SMALL_PLANE, SMALL_POINTWISE_PLANE
 
     profile = clconv.current_runtime().profile
-    cpu = dataclasses.replace(profile, device_type="CPU", kind=DeviceKind.POCL_CPU)
+    # a CPU whose class tile has two column vectors (not, say, the 1-vector vfp class
+    # an armhf host gets)
+    cpu = dataclasses.replace(profile, device_type="CPU", kind=DeviceKind.POCL_CPU,
+                              device_name="pthread-skylake-avx512-test", address_bits=64)
     im2col = algos.VARIANTS["im2col"]
     small = _geo(x=(1, 32, 7, 7), w=(32, 32, 3, 3), padding=1)
     large = _geo(x=(1, 32, 28, 28), w=(32, 32, 3, 3), padding=1)
