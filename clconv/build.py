@@ -162,30 +162,40 @@ def build_tries(device) -> int:
     return VC4CL_BUILD_TRIES if kind == DeviceKind.VC4CL else 1
 
 
-# POCL as Debian builds it for 64-bit ARM (3.1 in bookworm, so Raspberry Pi OS) compiles a
-# program's functions without target attributes, while those of its builtin library carry
-# "target-cpu"="generic" "target-features"="+neon,+outline-atomics,+v8a". LLVM inlines no
-# callee with features its caller lacks, so every vload4, fma, min and select stayed a
-# call, and the GEMM spilled its accumulators around each (hundreds of stack loads and
-# stores where x86's build has none; docs/performance.md). With the ARMv8-A baseline's
-# features on every function of the program they inline. `#line 1` keeps the compiler's
-# line numbers the file's.
-AARCH64_FEATURES_PRAGMA = ('#pragma clang attribute push (__attribute__((target('
-                           '"v8a,fp-armv8,neon,outline-atomics"))), apply_to = function)\n'
-                           '#line 1\n')
+# POCL as Debian builds it for ARM (3.1 in bookworm, so Raspberry Pi OS) compiles a
+# program's functions with fewer target features than its builtin library's carry (on
+# aarch64 none against "+neon,+outline-atomics,+v8a"; on armhf it lacks the library's
+# "+strict-align,+vfp3d16,+vfp3d16sp"). LLVM inlines no callee with features its caller
+# lacks, so every vload4, fma, min and select stayed a call, and the GEMM spilled its
+# accumulators around each (hundreds of stack loads and stores where x86's build has
+# none; docs/performance.md). With the library's features on every function of the
+# program they inline. Both sets are the floor of the host's architecture: ARMv8-A, and
+# the VFPv3-D16 that Debian's armhf requires (the Pi 2-5 cores have it; an ARMv6 Pi 0/1,
+# armv6l, is left as it is). `#line 1` keeps the compiler's line
+# numbers the file's.
+TARGET_FEATURES = {"aarch64": "v8a,fp-armv8,neon,outline-atomics",
+                   "armhf": "strict-align,vfp3d16,vfp3d16sp"}
 
 
-def host_is_aarch64() -> bool:
-    return platform.machine().lower() in ("aarch64", "arm64")
+def host_arm() -> str | None:
+    """'aarch64' or 'armhf' (32-bit ARM, ARMv7 or later) for an ARM host, else None."""
+    machine = platform.machine().lower()
+    if machine in ("aarch64", "arm64"):
+        return "aarch64"
+    if machine.startswith(("armv7", "armv8")):
+        return "armhf"
+    return None
 
 
 def program_source(device: cl.Device, source: str) -> str:
-    """`source` as built for `device`: on POCL's CPU device of an aarch64 host, inside
-    AARCH64_FEATURES_PRAGMA (see there); elsewhere unchanged."""
-    if (device.type & cl.device_type.CPU and is_pocl(device.platform.name)
-            and host_is_aarch64()):
-        return AARCH64_FEATURES_PRAGMA + source + "\n#pragma clang attribute pop\n"
-    return source
+    """`source` as built for `device`: on POCL's CPU device of an ARM host, inside a
+    `#pragma clang attribute` giving every function TARGET_FEATURES (see there);
+    elsewhere unchanged."""
+    arm = host_arm()
+    if arm is None or not (device.type & cl.device_type.CPU and is_pocl(device.platform.name)):
+        return source
+    return (f'#pragma clang attribute push (__attribute__((target("{TARGET_FEATURES[arm]}"))),'
+            f' apply_to = function)\n#line 1\n{source}\n#pragma clang attribute pop\n')
 
 
 def _build(context: cl.Context, path: Path, options: tuple[str, ...]) -> dict[str, cl.Kernel]:

@@ -296,32 +296,44 @@ def _fake_device(cpu: bool, platform_name: str):
                            platform=SimpleNamespace(name=platform_name))
 
 
-def test_only_pocls_cpu_on_aarch64_gets_the_target_features(monkeypatch):
+@pytest.mark.parametrize("arm", ["aarch64", "armhf"])
+def test_only_pocls_cpu_on_arm_gets_the_target_features(monkeypatch, arm):
     from clconv import build
     pocl = "Portable Computing Language"
     source = "__kernel void k(__global float *x) { x[0] = 1.0f; }\n"
-    monkeypatch.setattr(build, "host_is_aarch64", lambda: True)
+    monkeypatch.setattr(build, "host_arm", lambda: arm)
     wrapped = build.program_source(_fake_device(True, pocl), source)
     assert wrapped.startswith("#pragma clang attribute push")
+    assert f'target("{build.TARGET_FEATURES[arm]}")' in wrapped
     assert "#line 1\n" + source in wrapped  # compiler messages keep the file's lines
     assert wrapped.rstrip().endswith("#pragma clang attribute pop")
     assert build.program_source(_fake_device(False, pocl), source) == source
     assert build.program_source(_fake_device(True, "rusticl"), source) == source
-    monkeypatch.setattr(build, "host_is_aarch64", lambda: False)
+    monkeypatch.setattr(build, "host_arm", lambda: None)
     assert build.program_source(_fake_device(True, pocl), source) == source
 
 
-def test_pocl_on_aarch64_inlines_its_builtins(tmp_path):
-    """The reason for AARCH64_FEATURES_PRAGMA, checked in the binary POCL caches: a
-    builtin that is not inlined stays a function of the kernel's shared object."""
+@pytest.mark.parametrize("machine, arm", [("aarch64", "aarch64"), ("arm64", "aarch64"),
+                                          ("armv7l", "armhf"), ("armv8l", "armhf"),
+                                          ("armv6l", None), ("x86_64", None)])
+def test_arm_hosts_by_their_machine_name(monkeypatch, machine, arm):
+    import platform
+    from clconv import build
+    monkeypatch.setattr(platform, "machine", lambda: machine)
+    assert build.host_arm() == arm
+
+
+def test_pocl_on_arm_inlines_its_builtins(tmp_path):
+    """The reason for TARGET_FEATURES, checked in the binary POCL caches: a builtin that
+    is not inlined stays a function of the kernel's shared object."""
     import os
     import time
     from clconv import build
     rt = clconv.current_runtime()
     cache = os.environ.get("POCL_CACHE_DIR", "")
-    if not (build.host_is_aarch64() and "CPU" in rt.profile.device_types
+    if not (build.host_arm() and "CPU" in rt.profile.device_types
             and build.is_pocl(rt.profile.platform_name)):
-        pytest.skip("needs POCL's CPU device on an aarch64 host (the emulated Pi tier)")
+        pytest.skip("needs POCL's CPU device on an ARM host (the emulated Pi tiers)")
     if not cache or not os.path.isdir(cache):
         pytest.skip("needs POCL_CACHE_DIR set to find the compiled kernel")
     name = f"inline_probe_{time.time_ns()}"  # a new program, not one POCL has cached
