@@ -1,4 +1,6 @@
 """clconv run / inspect / bench-model on small ONNX models built with onnx.helper."""
+import re
+
 import numpy as np
 import pytest
 
@@ -11,8 +13,8 @@ from onnx import TensorProto, helper, numpy_helper  # noqa: E402
 from clconv.cli import main  # noqa: E402
 
 
-def _classifier(path, classes=4, size=16):
-    """Conv -> ReLU -> GlobalAveragePool -> Flatten -> Gemm -> Softmax."""
+def _classifier(path, classes=4, size=16, softmax=True):
+    """Conv -> ReLU -> GlobalAveragePool -> Flatten -> Gemm (-> Softmax)."""
     rng = np.random.default_rng(0)
     inits = [numpy_helper.from_array(rng.standard_normal((8, 3, 3, 3)).astype(np.float32), "w"),
              numpy_helper.from_array(rng.standard_normal((classes, 8)).astype(np.float32), "fc")]
@@ -20,8 +22,9 @@ def _classifier(path, classes=4, size=16):
              helper.make_node("Relu", ["c"], ["r"]),
              helper.make_node("GlobalAveragePool", ["r"], ["g"]),
              helper.make_node("Flatten", ["g"], ["f"]),
-             helper.make_node("Gemm", ["f", "fc"], ["l"], transB=1),
-             helper.make_node("Softmax", ["l"], ["y"], axis=1)]
+             helper.make_node("Gemm", ["f", "fc"], ["l" if softmax else "y"], transB=1)]
+    if softmax:
+        nodes.append(helper.make_node("Softmax", ["l"], ["y"], axis=1))
     graph = helper.make_graph(
         nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3, size, size])],
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", classes])], inits)
@@ -85,17 +88,22 @@ def test_bench_model_compares_with_onnx_runtime(tmp_path, capsys):
     assert "alternating run by run" in out and "best ms" in out and "median ms" in out
     assert "ncnn" in out  # measured, or why not
     assert "execution    clconv replays " in out  # a warm-up run, then one recorded
+    # --profile's device times of a replayed run: a row per kernel
+    assert "clconv device time per kernel (a replayed run on a profiling queue" in out
+    assert re.search(r"launches busy [\d.]+ ms, first start to last end [\d.]+ ms", out)
+    assert re.search(r"\n  gemm_tiled +[\d.]+ ms +\d+ launch\(es\)", out)
 
 
 def test_bench_model_times_ncnn_when_installed(tmp_path, capsys):
     pytest.importorskip("ncnn", reason="ncnn not installed (pip install ncnn pnnx)")
     pytest.importorskip("pnnx", reason="pnnx not installed (pip install ncnn pnnx)")
-    model = _classifier(tmp_path / "m.onnx")
+    # no Softmax: the output compared is the model's first, the one ncnn returns
+    model = _classifier(tmp_path / "m.onnx", softmax=False)
     assert main(["bench-model", str(model), "--runs", "2", "--warmup", "1",
                  "--batch", "2", "--no-tinygrad"]) == 0
     out = capsys.readouterr().out
     assert "clconv, onnxruntime, ncnn alternating" in out
-    assert "ncnn / onnxruntime" in out and "not measured" not in out
+    assert "ncnn / onnxruntime" in out and "ncnn         not measured" not in out
     ncnn_line = next(line for line in out.splitlines() if "(ncnn against" in line)
     assert float(ncnn_line.split()[4]) < 1e-4, ncnn_line
 
@@ -105,7 +113,7 @@ def test_bench_model_times_tinygrad_when_installed(tmp_path, capsys):
     model = _classifier(tmp_path / "m.onnx")
     assert main(["bench-model", str(model), "--runs", "2", "--warmup", "1"]) == 0
     out = capsys.readouterr().out
-    assert "clconv, onnxruntime, tinygrad alternating" in out, out
+    assert re.search(r"clconv, onnxruntime, (ncnn, )?tinygrad alternating", out), out
     assert "tinygrad / onnxruntime" in out
     tinygrad_line = next(line for line in out.splitlines() if "(tinygrad against" in line)
     assert float(tinygrad_line.split()[4]) < 1e-4, tinygrad_line
