@@ -105,3 +105,35 @@ def test_replay_can_be_turned_off_and_profiling_runs_step_by_step(monkeypatch, r
     steps = []
     model.run([x], on_step=lambda step, seconds: steps.append(step.op))
     assert steps == ["Conv+Relu"]
+
+
+def test_launch_times_time_every_entry_of_the_replayed_list(rng):
+    """Two images: the Concat copies its inputs (a slice of two images is two runs), so
+    the list holds kernels and copies; every entry gets its device time, in order."""
+    from test_onnx_concat import dense_graph  # noqa: PLC0415
+    proto = dense_graph(rng, batch=2)
+    model, stepped = conx.load(proto), conx.load(proto)
+    stepped._launches = False  # as CLCONV_REPLAY=0 does
+    x = rng.standard_normal((2, 3, 8, 8)).astype(np.float32)
+    with pytest.raises(RuntimeError, match="no launch list to time: it runs step by step"):
+        model.launch_times([x])
+    for _ in range(2):
+        model.run([x])
+    assert model.replay_note.startswith("replays")
+    launches = model._launches
+    times = model.launch_times([x], runs=3)
+    want = [("buffer copy" if kernel is None else kernel.function_name)
+            for kernel, *_ in launches.entries]
+    assert list(times.labels) == want and "buffer copy" in want
+    assert len(times.best) == len(want) and all(t >= 0 for t in times.best)
+    assert sum(times.best) <= times.busy * (1 + 1e-6) and times.busy <= times.span * (1 + 1e-6)
+    assert times.span <= times.wall
+    rows = times.by_label()
+    assert sum(count for _, _, count in rows) == len(want)
+    assert [seconds for _, seconds, _ in rows] == sorted((s for _, s, _ in rows), reverse=True)
+    # timing leaves the model replaying, with the step-by-step results
+    x = rng.standard_normal((2, 3, 8, 8)).astype(np.float32)
+    for got, want in zip(model.run([x]), stepped.run([x])):
+        np.testing.assert_array_equal(got, want)
+    with pytest.raises(ValueError, match="runs: expected at least 1, got 0"):
+        model.launch_times([x], runs=0)

@@ -42,7 +42,9 @@ def register(subparsers):
     parser.add_argument("--shape", action="append", default=[], metavar="NAME=D,D,...",
                         help="shape for an input with symbolic dims")
     parser.add_argument("--profile", action="store_true",
-                        help="also time each clconv step (synchronising after each)")
+                        help="also time each clconv step (synchronising after each), and "
+                             "each kernel of a replayed run by its device events (nothing "
+                             "waiting between launches)")
     parser.add_argument("--seed", type=options.seed, default=0,
                         help="seed of the random input and of --random-weights (0)")
     parser.add_argument("--no-tinygrad", action="store_true",
@@ -156,6 +158,7 @@ def run(args) -> int:
                  "computation"))
     if args.profile:
         _profile(model, feeds)
+        _device_profile(model, feeds, args.runs)
     return EXIT_OK
 
 
@@ -265,3 +268,20 @@ def _profile(model, feeds):
     print("\nclconv time by step kind (synchronised):")
     for op, seconds in sorted(totals.items(), key=lambda kv: -kv[1]):
         print(f"  {op:<45} {seconds * 1e3:9.1f} ms  {100 * seconds / total:5.1f}%")
+
+
+def _device_profile(model, feeds, runs: int):
+    """Device time per kernel in a replayed run (onnx/profiling.py), best per launch."""
+    try:
+        times = model.launch_times(feeds, runs)
+    except RuntimeError as error:
+        print(f"\nclconv device time per kernel: not measured: {error}")
+        return
+    print(f"\nclconv device time per kernel (a replayed run on a profiling queue, nothing "
+          f"waiting between launches; best of {runs} per launch):")
+    print(f"  fastest run {times.wall * 1e3:.2f} ms: launches busy {times.busy * 1e3:.2f} ms, "
+          f"first start to last end {times.span * 1e3:.2f} ms, "
+          f"{len(times.labels)} launches and copies")
+    for label, seconds, count in times.by_label():
+        print(f"  {label:<32} {seconds * 1e3:9.3f} ms  {count:4d} launch(es)  "
+              f"{100 * seconds / max(sum(times.best), 1e-12):5.1f}%")

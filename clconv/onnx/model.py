@@ -14,6 +14,7 @@ from ..runtime import current
 from ..validation import check_allocation
 from .errors import InputError, PlanError
 from .placement import ConcatArena, clear_placement, place_concat_inputs
+from .profiling import time_launches
 from .plan import Plan, Tensor, plan_memory
 from .replay import ENV_REPLAY, record, same_bits, verification_feeds
 
@@ -120,6 +121,17 @@ class CompiledModel:
             _, env = self._run_steps(feeds, on_step)
             self._runs += 1
             return [self._output(name, env, as_numpy) for name in outputs]
+
+    def launch_times(self, inputs, runs: int = 5):
+        """The device time of every launch of a replayed run on `inputs`, best of `runs`
+        (onnx/profiling.py: a profiling queue, nothing waiting between launches). The
+        model must replay a launch list: run it twice first (see replay_note)."""
+        feeds = self._check_inputs(inputs)
+        with self._lock:
+            if not self._launches:
+                raise RuntimeError(f"{self.source}: no launch list to time: it "
+                                   f"{self._replay_note}")
+            return time_launches(self._launches, feeds, runs)
 
     @property
     def replay_note(self) -> str:

@@ -23,7 +23,7 @@ import pyopencl as cl
 import pyopencl.array as cla
 
 from ..arrays import allocations_from, on_device
-from ..build import enqueue_copy, recording, scalar_dtype
+from ..build import recording, scalar_dtype
 
 ENV_REPLAY = "CLCONV_REPLAY"  # "0" runs every model step by step
 
@@ -69,25 +69,33 @@ class LaunchList:
         """Enqueue the recorded run on `feeds` (float32 arrays of the recorded shapes,
         numpy or device arrays); returns the output arrays, which the next run
         overwrites."""
+        self.enqueue(feeds, self.runtime.queue)
+        return self.outputs
+
+    def enqueue(self, feeds: dict, queue) -> list:
+        """Enqueue the run on `queue` (the runtime's, or another queue of its device, such
+        as a profiling one: onnx/profiling.py); returns each entry's (label, event) in
+        order, the label a kernel's name or "buffer copy"."""
         rt = self.runtime
-        queue = rt.queue
+        events = []
         with rt.lock:  # the kernels' arguments are set on shared kernel objects
             for name, array in self.inputs.items():
                 value = feeds[name]
                 if isinstance(value, cla.Array):
                     value = on_device(rt, value)  # a view with an offset is copied first
-                    enqueue_copy(rt, array.base_data, value.base_data,
-                                 byte_count=array.nbytes, dst_offset=array.offset)
+                    cl.enqueue_copy(queue, array.base_data, value.base_data,
+                                    byte_count=array.nbytes, dst_offset=array.offset)
                 else:
                     cl.enqueue_copy(queue, array.base_data,
                                     np.ascontiguousarray(value, np.float32),
                                     dst_offset=array.offset, is_blocking=False)
             for kernel, first, second, rest in self.entries:
                 if kernel is not None:
-                    cl.enqueue_nd_range_kernel(queue, kernel, first, second)
+                    events.append((kernel.function_name,
+                                   cl.enqueue_nd_range_kernel(queue, kernel, first, second)))
                 else:
-                    enqueue_copy(rt, first, second, **rest)
-        return self.outputs
+                    events.append(("buffer copy", cl.enqueue_copy(queue, first, second, **rest)))
+        return events
 
 
 def record(run_steps, runtime, feeds: dict):
