@@ -105,6 +105,28 @@ def output(runtime, shape, out=None, name: str = "out") -> cla.Array:
     return out
 
 
+def image_stride(x) -> int | None:
+    """Floats from one image of `x` to the next when `x` is a device array (N, ...) of
+    float32 images each C-contiguous but lying further apart than their size (a channel
+    slice of a concatenation of several images, as ONNX plans write in place:
+    onnx/placement.py); None for any other array. Ops that take such an array say so."""
+    if (not isinstance(x, cla.Array) or x.ndim < 2 or x.dtype != np.float32
+            or x.flags.c_contiguous or x.offset != 0):
+        return None
+    _, _, per_image, inner = _layout(tuple(x.shape[1:]), np.float32)
+    if tuple(x.strides[1:]) != inner or x.strides[0] % 4:
+        return None
+    stride = x.strides[0] // 4
+    return stride if stride > per_image else None
+
+
+def strided_images(queue, buffer, shape, stride: int) -> cla.Array:
+    """A device array of shape (N, ...) over `buffer` whose images lie `stride` floats
+    apart (see image_stride)."""
+    _, _, _, inner = _layout(tuple(shape[1:]), np.float32)
+    return cla.Array(queue, tuple(shape), np.float32, data=buffer, strides=(stride * 4,) + inner)
+
+
 def on_device(runtime, value, dtype=np.float32, name: str = "input") -> cla.Array:
     """`value` (already validated) as an offset-0 device array on `runtime`."""
     if isinstance(value, cla.Array):

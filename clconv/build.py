@@ -411,9 +411,21 @@ def enqueue(runtime, kernel: cl.Kernel, global_size, local_size, args) -> cl.Eve
         raise
 
 
+def _parent_and_offset(buffer) -> tuple:
+    """(the buffer a sub-buffer lies in, its byte offset there); (buffer, 0) otherwise."""
+    parent = buffer.get_info(cl.mem_info.ASSOCIATED_MEMOBJECT)
+    return (buffer, 0) if parent is None else (parent, buffer.get_info(cl.mem_info.OFFSET))
+
+
 def enqueue_copy(runtime, dest, source, **region) -> cl.Event:
     """The one device-to-device copy clconv enqueues (buffers; `region` as
     pyopencl.enqueue_copy takes it: byte_count and offsets, or a rectangle)."""
+    if "region" in region:
+        # A rectangle copies between the sub-buffers' parents, at their offsets: POCL
+        # 3.1's rectangular copy from or into a sub-buffer crashed the process.
+        (dest, dst_at), (source, src_at) = _parent_and_offset(dest), _parent_and_offset(source)
+        region["dst_origin"] = (region["dst_origin"][0] + dst_at, *region["dst_origin"][1:])
+        region["src_origin"] = (region["src_origin"][0] + src_at, *region["src_origin"][1:])
     with runtime.lock:
         event = cl.enqueue_copy(runtime.queue, dest, source, **region)
         _record(runtime, ("copy", dest, source, region))

@@ -354,3 +354,33 @@ def test_pocl_on_arm_inlines_its_builtins(tmp_path):
     for so in built:
         data = open(so, "rb").read()
         assert b"_cl_fma" not in data and b"_cl_vload4" not in data, f"{so}: builtins not inlined"
+
+
+def test_rectangular_copies_into_and_out_of_sub_buffers():
+    """Strided images (a channel slice of several images, onnx/placement.py) are copied
+    as rectangles between sub-buffers; POCL 3.1 crashed the process on those, so the copy
+    goes between their parents at the sub-buffers' offsets (build.enqueue_copy)."""
+    import numpy as np
+    from clconv.arrays import image_stride, on_device, strided_images
+    from clconv.ops.layout import contiguous_images, copy_images
+    from clconv.runtime import current
+
+    rt = current()
+    images, per_image, stride, offset = 3, 2 * 32, 5 * 32, 64  # floats; 256-byte aligned
+    host = np.random.default_rng(0).standard_normal(images * stride).astype(np.float32)
+    root = cl.Buffer(rt.context, cl.mem_flags.READ_WRITE | cl.mem_flags.COPY_HOST_PTR,
+                     hostbuf=host)
+    nbytes = ((images - 1) * stride + per_image) * 4
+    view = strided_images(rt.queue, root.get_sub_region(offset * 4, nbytes),
+                          (images, 2, 4, 8), stride)
+    assert image_stride(view) == stride
+    want = np.stack([host[offset + i * stride:][:per_image] for i in range(images)])
+    got = contiguous_images(rt, view)  # out of the sub-buffer
+    np.testing.assert_array_equal(got.get().reshape(images, -1), want)
+    copy_images(rt, view, on_device(rt, -want.reshape(images, 2, 4, 8)))  # into it
+    after = np.empty_like(host)
+    cl.enqueue_copy(rt.queue, after, root)
+    for i in range(images):
+        np.testing.assert_array_equal(after[offset + i * stride:][:per_image], -want[i])
+        np.testing.assert_array_equal(after[i * stride:offset + i * stride],
+                                      host[i * stride:offset + i * stride])  # untouched

@@ -173,7 +173,10 @@ class PackedForward:
     packed: object
 
     def run(self, rt, geo, x, w, bias, out, act, **fused):
-        """`fused`: input_affine, where reads_input_affine says the variant takes it."""
+        """`fused`: input_affine, where reads_input_affine says the variant takes it;
+        x_image and out_image, the image strides of an input or output that is strided
+        images (arrays.image_stride), where reads_strided_input and
+        writes_strided_output say it takes them."""
         packed = {} if self.packed is None else {"packed": self.packed}
         return run(rt, "forward", geo, x, w, bias, out, variant=self.variant,
                    params=self.params, act=act, **packed, **fused)
@@ -181,6 +184,16 @@ class PackedForward:
     def reads_input_affine(self, geo) -> bool:
         """Whether run() applies an input_affine as it loads the input (gemm1x1)."""
         return self.variant is GEMM_1X1 and gemm_reads_input_affine(geo)
+
+    def reads_strided_input(self) -> bool:
+        """Whether run() reads an input of strided images in place: gemm1x1, whose GEMM
+        reads the input itself, one image at a time."""
+        return self.variant is GEMM_1X1
+
+    def writes_strided_output(self) -> bool:
+        """Whether run() writes an output of strided images in place: the variants whose
+        GEMM writes the output, one image at a time."""
+        return self.variant in (GEMM_1X1, IM2COL, SHIFTED)
 
 
 def pack_forward(rt, geo, w) -> PackedForward:

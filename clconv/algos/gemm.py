@@ -82,10 +82,12 @@ def reads_input_affine(geo) -> bool:
 
 
 def forward(rt, geo, params, x, w, bias, out, act=NO_ACTIVATION, packed=None,
-            input_affine=None):
+            input_affine=None, x_image=None, out_image=None):
     """`packed`: pack()'s result for these weights and params, or None to read `w`.
     input_affine: (scale, shift, relu), the convolution of relu(x * scale[c] +
-    shift[c]) instead of x (where reads_input_affine(geo))."""
+    shift[c]) instead of x (where reads_input_affine(geo)). x_image, out_image: floats
+    from one image of x (pointwise only: the GEMM reads it) or of out to the next, where
+    they are strided images (arrays.image_stride); None: C-contiguous."""
     if input_affine is not None and not reads_input_affine(geo):
         raise ValueError("input_affine: only a pointwise convolution of one group applies "
                          f"it as it reads its input; got a {geo.kh}x{geo.kw} kernel, stride "
@@ -109,12 +111,15 @@ def forward(rt, geo, params, x, w, bias, out, act=NO_ACTIVATION, packed=None,
         col, ld, per_group = im2col_panels(rt, x, geo, tile_n(params))
         sb = (G * per_group, per_group, 0)
     else:
+        if x_image is not None and not is_pointwise(geo):
+            raise ValueError("x_image: only a pointwise convolution reads its input in "
+                             "place; make the input contiguous first")
         col, ld = _columns(rt, x, geo, params)
-        sb = (G * crs * ld, crs * ld, 0)
+        sb = (x_image or G * crs * ld, crs * ld, 0)
     gemm(rt, params, Kg, P, crs, 1,
          a, lda, (0, sa, 0),
          col, ld, sb,
-         out, P, (geo.K * P, Kg * P),
+         out, P, (out_image or geo.K * P, Kg * P),
          geo.N * G, G, a_packed=packed is not None, bias=bias, act=act,
          b_affine=input_affine, b_packed=panels)
     return out

@@ -61,8 +61,11 @@ def pack(rt, geo, params, w):
     return packed, lda, (stride, G * stride)
 
 
-def forward(rt, geo, params, x, w, bias, out, act=NO_ACTIVATION, packed=None):
-    """`packed`: pack()'s result for these weights and params, or None to reorder `w`."""
+def forward(rt, geo, params, x, w, bias, out, act=NO_ACTIVATION, packed=None,
+            out_image=None):
+    """`packed`: pack()'s result for these weights and params, or None to reorder `w`.
+    out_image: floats from one image of out to the next where out is strided images
+    (arrays.image_stride); None: C-contiguous."""
     G, taps = geo.groups, geo.kh * geo.kw
     Kg, Cg = geo.K // G, geo.C // G
     hp, wp = padded_shape(geo)
@@ -80,7 +83,7 @@ def forward(rt, geo, params, x, w, bias, out, act=NO_ACTIVATION, packed=None):
     gemm(rt, params, Kg, columns, Cg, taps,
          a, lda, (0, sa, sar),
          x, hp * wp, (geo.C * hp * wp, Cg * hp * wp, dh * wp),
-         out, P, (geo.K * P, Kg * P),
+         out, P, (out_image or geo.K * P, Kg * P),
          geo.N * G, G, a_packed=packed is not None, bias=bias, act=act,
          shifted=(geo.kw, dw, wp, geo.Wo))
     return out

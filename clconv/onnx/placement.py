@@ -9,6 +9,14 @@ output is itself an input of a later one (DenseNet's growing blocks, Inception's
 modules feeding a pool) lies in that one's buffer, so a dense block shares one buffer
 and its Concat steps copy nothing.
 
+With several images (the batch axis before the channel axis, every other axis before it
+of size 1), an input's slice is one run per image, the runs an output image apart:
+strided images (arrays.image_stride), over a sub-buffer from the slice's start in the
+first image to its end in the last. Only steps that take such arrays get one: its
+producer must write them (Step.writes_strided_images: constant-weight convolutions,
+Concat) and every other step that reads it must read them
+(Step.reads_strided_images), else the Concat copies that input as before.
+
 The buffers that hold concatenations belong to the compiled model and are reused by
 every run (ConcatArena); tensors the graph returns never live in them.
 """
@@ -20,6 +28,7 @@ import numpy as np
 import pyopencl as cl
 import pyopencl.array as cla
 
+from ..arrays import strided_images
 from .steps import ConcatStep
 
 
@@ -35,6 +44,10 @@ def place_concat_inputs(plan, align_bytes: int) -> dict[str, Slot]:
     feeds them is already known to lie inside their buffer."""
     steps = plan.steps
     producer = {name: step for step in steps for name in step.outputs}
+    readers = {}  # tensor -> [(step, input position)]
+    for step in steps:
+        for position, name in enumerate(step.inputs):
+            readers.setdefault(name, []).append((step, position))
     escaping = _returned(plan)
     slots: dict[str, Slot] = {}
     for step in reversed(steps):
@@ -42,8 +55,9 @@ def place_concat_inputs(plan, align_bytes: int) -> dict[str, Slot]:
             continue
         step.in_place = ()
         name, shape, axis = step.outputs[0], step.output_shapes[0], step.axis
-        if int(np.prod(shape[:axis])) != 1 or name in escaping:
-            continue  # slices would not be contiguous, or the buffer must outlive the run
+        if axis < 1 or int(np.prod(shape[1:axis])) != 1 or name in escaping:
+            continue  # slices would not be runs per image, or the buffer must outlive the run
+        images = int(shape[0])  # > 1: each input's slice is strided images
         base = slots.get(name, Slot(name, 0))
         inner = int(np.prod(shape[axis + 1:]))
         offset, in_place = base.offset, []
@@ -52,7 +66,8 @@ def place_concat_inputs(plan, align_bytes: int) -> dict[str, Slot]:
             if (maker is not None and len(maker.outputs) == 1 and maker.writes_into()
                     and source not in slots and source not in escaping
                     and step.inputs.index(source) == position
-                    and offset * 4 % align_bytes == 0):
+                    and offset * 4 % align_bytes == 0
+                    and (images == 1 or _takes_strided_images(maker, readers[source]))):
                 slots[source] = Slot(base.root, offset)
                 in_place.append(position)
             offset += plan.values[source].shape[axis] * inner
@@ -60,6 +75,13 @@ def place_concat_inputs(plan, align_bytes: int) -> dict[str, Slot]:
             step.in_place = tuple(in_place)
             slots.setdefault(name, base)
     return slots
+
+
+def _takes_strided_images(maker, readers) -> bool:
+    """Whether a tensor can be strided images: its producer writes them and every step
+    that reads it reads them."""
+    return maker.writes_strided_images() and all(
+        step.reads_strided_images(position) for step, position in readers)
 
 
 def clear_placement(plan) -> None:
@@ -91,8 +113,16 @@ class ConcatArena:
         self.arrays: dict[str, cla.Array] = {}
         for name, slot in slots.items():
             shape = tuple(plan.values[name].shape)
-            nbytes = int(np.prod(shape)) * 4
-            data = (roots[slot.root] if name == slot.root
-                    else roots[slot.root].get_sub_region(slot.offset * 4, nbytes))
-            self.arrays[name] = cla.Array(runtime.queue, shape, np.float32, data=data)
+            if name == slot.root:
+                self.arrays[name] = cla.Array(runtime.queue, shape, np.float32,
+                                              data=roots[name])
+                continue
+            # one run per image, an image of the root apart (one image: one run)
+            images, per_image = shape[0], int(np.prod(shape[1:]))
+            stride = int(np.prod(plan.values[slot.root].shape[1:]))
+            nbytes = ((images - 1) * stride + per_image) * 4
+            data = roots[slot.root].get_sub_region(slot.offset * 4, nbytes)
+            self.arrays[name] = (cla.Array(runtime.queue, shape, np.float32, data=data)
+                                 if images == 1 else
+                                 strided_images(runtime.queue, data, shape, stride))
         self.nbytes = sum(buffer.size for buffer in roots.values())

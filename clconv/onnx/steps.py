@@ -44,6 +44,15 @@ class Step:
         into an input the planner let it reuse."""
         return False
 
+    def writes_strided_images(self) -> bool:
+        """Whether run(args, out) also takes an `out` of strided images
+        (arrays.image_stride: a channel slice of a concatenation of several images)."""
+        return False
+
+    def reads_strided_images(self, position: int) -> bool:
+        """Whether run() takes strided images as its input at `position`."""
+        return False
+
     def run(self, args, out=None) -> list:
         raise NotImplementedError
 
@@ -151,6 +160,14 @@ class ConvStep(Step):
         # out means "the residual's buffer" when a residual is fused (see plan_memory)
         return self.residual_input is None and len(self.stride) == 2 and not self.input_view
 
+    def writes_strided_images(self):
+        # ConstantWeightConv2d takes them (its GEMM variants in place)
+        return self.writes_into() and self.constant_weights
+
+    def reads_strided_images(self, position):
+        return (position == 0 and self.constant_weights and len(self.stride) == 2
+                and not self.input_view and not self.pre_pad)
+
     def run(self, args, out=None):
         x, w = args[0], args[1]
         input_affine = None
@@ -182,7 +199,9 @@ class ConvStep(Step):
                     x.shape, w, bias, self.stride, self.padding, self.dilation, self.groups,
                     self.act)
             y = prepared(x, input_affine=input_affine, **fused)
-        return [y.reshape(self.output_shapes[0])]
+        # (strided images cannot be reshaped; a 2-D convolution's shape is already right)
+        return [y if tuple(y.shape) == tuple(self.output_shapes[0])
+                else y.reshape(self.output_shapes[0])]
 
 
 @dataclass
@@ -283,6 +302,12 @@ class ConcatStep(Step):
         return text
 
     def writes_into(self):
+        return True
+
+    def writes_strided_images(self):
+        return True
+
+    def reads_strided_images(self, position):
         return True
 
     def run(self, args, out=None):

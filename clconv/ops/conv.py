@@ -7,12 +7,13 @@ import numpy as np
 import pyopencl.array as cla
 
 from .. import algos
-from ..arrays import empty, on_device, output
+from ..arrays import empty, image_stride, on_device, output
 from ..build import enqueue_copy, get_kernel, launch
 from ..epilogue import NO_ACTIVATION, RELU, Activation
 from ..geometry import ConvGeometry, conv_geometry, transpose_geometry
 from ..runtime import current
 from .elementwise import channel_affine
+from .layout import contiguous_images, copy_images
 from ..validation import check_array, check_shape
 
 KERNELS = "conv2d.cl"
@@ -125,21 +126,46 @@ class ConstantWeightConv2d:
         conv2d_activation. input_affine: (scale, shift, activation), the layer on
         activation(input * scale[c] + shift[c]) (an inference batch norm, and a ReLU or
         no activation, before it): applied as a pointwise convolution's GEMM loads its
-        input, else in a pass of its own (elementwise.channel_affine)."""
-        rt, geo = self.runtime, self.geometry
-        x_shape = check_array("input", input, rt, "(N, C, H, W)")
+        input, else in a pass of its own (elementwise.channel_affine). `input` and `out`
+        may also be strided images (arrays.image_stride: a channel slice of a
+        concatenation of several images, onnx/placement.py): the GEMM variants read and
+        write them in place, the others through a contiguous copy."""
+        rt, geo, forward = self.runtime, self.geometry, self._forward
+        strides = {}
+        if image_stride(input) is not None and input.context == rt.context:
+            check_shape("input", tuple(input.shape), geo.input_shape)
+            if forward.reads_strided_input():
+                strides["x_image"] = image_stride(input)
+            else:
+                input = contiguous_images(rt, input)
+        x_shape = check_array("input", input, rt, "(N, C, H, W)") if not strides else \
+            geo.input_shape
         if x_shape != geo.input_shape:
             raise ValueError(f"input: this layer was prepared for shape {geo.input_shape}, "
                              f"got {x_shape}")
         x, fused = on_device(rt, input), {}
         if input_affine is not None:
             scale, shift, before = _check_input_affine(rt, input_affine, geo.C)
-            if self._forward.reads_input_affine(geo):
+            if forward.reads_input_affine(geo):
                 fused["input_affine"] = (scale, shift, before.name == "relu")
             else:
-                x = channel_affine(x, scale, shift, before)
-        out, act = _output(rt, geo, residual, overwrite_residual, self.activation, out)
-        self._forward.run(rt, geo, x, self.weight, self.bias, out, act, **fused)
+                x = channel_affine(contiguous_images(rt, x), scale, shift, before)
+                strides.pop("x_image", None)
+        slice_out = None  # strided images to copy the result into
+        if residual is None and image_stride(out) is not None and out.context == rt.context:
+            check_shape("out", tuple(out.shape), geo.output_shape)
+            if forward.writes_strided_output():
+                strides["out_image"] = image_stride(out)
+            else:
+                slice_out, out = out, None
+        if "out_image" in strides:
+            act = self.activation
+        else:
+            out, act = _output(rt, geo, residual, overwrite_residual, self.activation, out)
+        forward.run(rt, geo, x, self.weight, self.bias, out, act, **fused, **strides)
+        if slice_out is not None:
+            copy_images(rt, slice_out, out)
+            out = slice_out
         return out
 
 

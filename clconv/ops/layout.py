@@ -9,10 +9,10 @@ from typing import Sequence
 
 import numpy as np
 
-from ..arrays import empty, on_device, output
+from ..arrays import empty, image_stride, on_device, output
 from ..build import enqueue_copy, get_kernel, launch
 from ..runtime import current
-from ..validation import check_array, check_dim
+from ..validation import check_array, check_dim, check_shape
 from .elementwise import MAX_RANK, pad_rank
 
 KERNELS = "shape.cl"
@@ -74,15 +74,38 @@ def pad(input, pads_begin: Sequence[int], pads_end: Sequence[int], mode: str = "
     return out
 
 
+def copy_images(rt, dest, source) -> None:
+    """Copy the N images of `source` into `dest`, two device arrays of one shape, each
+    C-contiguous or strided images (arrays.image_stride): one rectangular copy."""
+    per_image = int(np.prod(source.shape[1:], dtype=np.int64))
+    n = int(source.shape[0])
+    src_pitch = (image_stride(source) or per_image) * 4
+    dst_pitch = (image_stride(dest) or per_image) * 4
+    enqueue_copy(rt, dest.data, source.data, src_origin=(0, 0, 0), dst_origin=(0, 0, 0),
+                 region=(per_image * 4, n, 1), src_pitches=(src_pitch, src_pitch * n),
+                 dst_pitches=(dst_pitch, dst_pitch * n))
+
+
+def contiguous_images(rt, x):
+    """`x` itself, or a C-contiguous copy where it is strided images (image_stride)."""
+    if image_stride(x) is None:
+        return x
+    out = empty(rt, x.shape)
+    copy_images(rt, out, x)
+    return out
+
+
 def concat(inputs: Sequence, axis: int, out=None, in_place: Sequence[int] = ()):
     """Concatenate along `axis` (numpy.concatenate), into `out` when given (see
     arrays.output). in_place: positions of inputs their producers already wrote into
     their slice of `out` (ONNX plans do this, see onnx/placement.py); they are not
-    copied."""
+    copied. With every axis between the first and `axis` of size 1, the inputs and `out`
+    may be strided images (arrays.image_stride): the copies take their image strides."""
     rt = current()
     if not inputs:
         raise ValueError("inputs: expected at least one array to concatenate")
-    shapes = [check_array(f"inputs[{i}]", x, rt, "(*)") for i, x in enumerate(inputs)]
+    shapes = [tuple(x.shape) if image_stride(x) else check_array(f"inputs[{i}]", x, rt, "(*)")
+              for i, x in enumerate(inputs)]
     axis = check_dim("axis", axis, len(shapes[0]))
     for i, s in enumerate(shapes):
         if len(s) != len(shapes[0]) or s[:axis] + s[axis + 1:] != \
@@ -96,7 +119,15 @@ def concat(inputs: Sequence, axis: int, out=None, in_place: Sequence[int] = ()):
     if in_place and out is None:
         raise ValueError(f"in_place: {tuple(in_place)} names inputs already in `out`, but "
                          "out is None")
-    out = output(rt, out_shape, out)
+    # strided images are `outer` blocks at their image stride where axis 0 is the only
+    # axis before `axis` larger than 1; otherwise they are made contiguous first
+    blocks_are_images = axis > 0 and outer == out_shape[0]
+    if image_stride(out) is not None and blocks_are_images:
+        check_shape("out", tuple(out.shape), out_shape)
+        out_pitch = image_stride(out) * 4
+    else:
+        out = output(rt, out_shape, out)
+        out_pitch = total * inner * 4
     offset = 0
     for position, (x, s) in enumerate(zip(inputs, shapes)):
         if position in in_place:
@@ -105,14 +136,15 @@ def concat(inputs: Sequence, axis: int, out=None, in_place: Sequence[int] = ()):
         # Each input is `outer` contiguous blocks placed at a stride in the output: one
         # (rectangular) buffer copy, which drivers run at memcpy speed.
         block = s[axis] * inner * 4
-        src = on_device(rt, x)
+        src = on_device(rt, x if blocks_are_images else contiguous_images(rt, x))
+        src_pitch = (image_stride(src) or s[axis] * inner) * 4
         if outer == 1:
             enqueue_copy(rt, out.data, src.data, byte_count=block, dst_offset=offset * 4)
         else:
             enqueue_copy(rt, out.data, src.data, src_origin=(0, 0, 0),
                          dst_origin=(offset * 4, 0, 0), region=(block, outer, 1),
-                         src_pitches=(block, block * outer),
-                         dst_pitches=(total * inner * 4, total * inner * 4 * outer))
+                         src_pitches=(src_pitch, src_pitch * outer),
+                         dst_pitches=(out_pitch, out_pitch * outer))
         offset += s[axis] * inner
     return out
 
