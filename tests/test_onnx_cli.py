@@ -145,6 +145,26 @@ def test_bench_model_batch_reports_images_per_second(tmp_path, capsys, make):
     assert difference < 1e-4
 
 
+def test_bench_model_batch_on_a_model_that_reshapes_to_batch_1_says_why(tmp_path, capsys):
+    """The model-zoo nets flatten with a Reshape to [1, C]: --batch cannot run them."""
+    rng = np.random.default_rng(0)
+    w = numpy_helper.from_array(rng.standard_normal((4, 3, 3, 3)).astype(np.float32), "w")
+    shape = numpy_helper.from_array(np.array([1, 4], np.int64), "shape")
+    nodes = [helper.make_node("Conv", ["x", "w"], ["c"], pads=[1, 1, 1, 1]),
+             helper.make_node("GlobalAveragePool", ["c"], ["g"]),
+             helper.make_node("Reshape", ["g", "shape"], ["y"])]
+    graph = helper.make_graph(
+        nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 8, 8])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])], [w, shape])
+    path = tmp_path / "m.onnx"
+    path.write_bytes(helper.make_model(
+        graph, opset_imports=[helper.make_opsetid("", 17)]).SerializeToString())
+    assert main(["bench-model", str(path), "--batch", "2", "--no-tinygrad"]) == 3
+    err = capsys.readouterr().err
+    assert "cannot reshape (2, 4, 1, 1) (8 elements) to [1, 4]" in err, err
+    assert "with --batch 2: a model that fixes its batch elsewhere" in err
+
+
 def test_run_rejects_a_labels_file_shorter_than_the_classes(tmp_path, capsys):
     model = _classifier(tmp_path / "m.onnx", classes=4)
     labels = tmp_path / "labels.txt"

@@ -121,3 +121,49 @@ def test_an_onnx_model_packs_its_constant_conv_weights_on_the_first_run(monkeypa
     want = np.maximum(F.conv2d(x, numpy_helper.to_array(w), padding=1).get(), 0)
     for out in outs:
         np.testing.assert_allclose(out, want, rtol=1e-5, atol=1e-5)
+
+
+def _strided(rt, images, stride, offset, shape):
+    """Strided images over a sub-buffer of a NaN-filled root, and the root."""
+    import pyopencl as cl
+
+    from clconv.arrays import strided_images
+    root = cl.Buffer(rt.context, cl.mem_flags.READ_WRITE | cl.mem_flags.COPY_HOST_PTR,
+                     hostbuf=np.full(images * stride, np.nan, np.float32))
+    per_image = int(np.prod(shape[1:]))
+    view = strided_images(rt.queue, root.get_sub_region(
+        offset * 4, ((images - 1) * stride + per_image) * 4), shape, stride)
+    return view, root
+
+
+@pytest.mark.parametrize("variant", ["gemm1x1", "im2col", "shifted", "winograd", "direct"])
+def test_a_prepared_layer_reads_and_writes_strided_images(variant, rng):
+    """A channel slice of a concatenation of several images (onnx/placement.py): the
+    layer writes its output there, and reads its input from such a slice, in place or
+    through a copy; the floats around the slices stay as they were."""
+    import pyopencl as cl
+
+    from clconv.arrays import image_stride, on_device
+    from clconv.ops.layout import copy_images
+    from clconv.runtime import current
+    rt = current()
+    ks = 1 if variant == "gemm1x1" else 3
+    x = rng.standard_normal((3, 6, 8, 8)).astype(np.float32)
+    w = rng.standard_normal((5, 6, ks, ks)).astype(np.float32)
+    b = rng.standard_normal(5).astype(np.float32)
+    x_view, _ = _strided(rt, 3, 16 * 64, 4 * 64, x.shape)  # channels 4-9 of 16
+    copy_images(rt, x_view, on_device(rt, x))
+    out_view, out_root = _strided(rt, 3, 8 * 64, 2 * 64, (3, 5, 8, 8))  # channels 2-6 of 8
+    assert image_stride(x_view) == 16 * 64 and image_stride(out_view) == 8 * 64
+    with algos.force(variant):
+        layer = ConstantWeightConv2d(x.shape, w, b, padding=ks // 2, activation=RELU)
+        assert layer._forward.variant.name == variant
+        assert layer(x_view, out=out_view) is out_view
+        want = F.conv2d_activation(x, w, b, padding=ks // 2, activation=RELU).get()
+    host = np.empty(3 * 8 * 64, np.float32)
+    cl.enqueue_copy(rt.queue, host, out_root)
+    host = host.reshape(3, 8, 64)
+    np.testing.assert_allclose(host[:, 2:7].reshape(want.shape), want, rtol=1e-5, atol=1e-5)
+    assert np.isnan(host[:, :2]).all() and np.isnan(host[:, 7:]).all()
+    with pytest.raises(ValueError, match=r"out: expected shape \(3, 5, 8, 8\), got"):
+        layer(x_view, out=_strided(rt, 3, 8 * 64, 0, (3, 4, 8, 8))[0])

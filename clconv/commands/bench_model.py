@@ -90,7 +90,10 @@ def run(args) -> int:
         compared = expose_softmax_input(proto)
         model = load(proto, input_shapes=shapes)
     except (OnnxImportError, UnsupportedModelError, PlanError, ValueError, OSError) as error:
-        print(f"clconv bench-model: {error}", file=sys.stderr)
+        hint = ("" if args.batch is None else
+                f" (with --batch {args.batch}: a model that fixes its batch elsewhere, such "
+                "as a Reshape to [1, ...], cannot run other batches)")
+        print(f"clconv bench-model: {error}{hint}", file=sys.stderr)
         return EXIT_BAD_INPUT
     rng = np.random.default_rng(args.seed)
     feeds = {name: rng.standard_normal(shape).astype(np.float32)

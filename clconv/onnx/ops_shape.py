@@ -41,18 +41,19 @@ def lower_dropout(ctx):
 
 def reshape_target(ctx, in_shape, requested, allow_zero):
     out = [int(d) for d in requested]
+    requested = list(out)  # plain ints in the messages, not numpy scalars
     if not allow_zero:
         out = [in_shape[i] if d == 0 and i < len(in_shape) else d for i, d in enumerate(out)]
     if out.count(-1) > 1:
-        ctx.fail(f"shape {list(requested)} has more than one -1")
+        ctx.fail(f"shape {requested} has more than one -1")
     size = int(np.prod(in_shape, dtype=np.int64))
     if -1 in out:
         known = int(np.prod([d for d in out if d != -1], dtype=np.int64))
         if known == 0 or size % known:
-            ctx.fail(f"cannot reshape {tuple(in_shape)} to {list(requested)}")
+            ctx.fail(f"cannot reshape {tuple(in_shape)} to {requested}")
         out[out.index(-1)] = size // known
     if int(np.prod(out, dtype=np.int64)) != size or min(out, default=0) < 0:
-        ctx.fail(f"cannot reshape {tuple(in_shape)} ({size} elements) to {list(requested)}")
+        ctx.fail(f"cannot reshape {tuple(in_shape)} ({size} elements) to {requested}")
     return tuple(out)
 
 
