@@ -120,6 +120,14 @@ def image_stride(x) -> int | None:
     return stride if stride > per_image else None
 
 
+def check_images(name: str, value, runtime, layout: str) -> tuple[int, ...]:
+    """check_array's shape of `value`, which may also be strided images (image_stride)
+    on the runtime's device: for the ops that take those."""
+    if image_stride(value) is not None and value.context == runtime.context:
+        return tuple(int(s) for s in value.shape)
+    return check_array(name, value, runtime, layout)
+
+
 def strided_images(queue, buffer, shape, stride: int) -> cla.Array:
     """A device array of shape (N, ...) over `buffer` whose images lie `stride` floats
     apart (see image_stride)."""

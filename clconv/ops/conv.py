@@ -7,7 +7,7 @@ import numpy as np
 import pyopencl.array as cla
 
 from .. import algos
-from ..arrays import empty, image_stride, on_device, output
+from ..arrays import check_images, empty, image_stride, on_device, output
 from ..build import enqueue_copy, get_kernel, launch
 from ..epilogue import NO_ACTIVATION, RELU, Activation
 from ..geometry import ConvGeometry, conv_geometry, transpose_geometry
@@ -131,18 +131,16 @@ class ConstantWeightConv2d:
         concatenation of several images, onnx/placement.py): the GEMM variants read and
         write them in place, the others through a contiguous copy."""
         rt, geo, forward = self.runtime, self.geometry, self._forward
+        x_shape = check_images("input", input, rt, "(N, C, H, W)")
+        if x_shape != geo.input_shape:
+            raise ValueError(f"input: this layer was prepared for shape {geo.input_shape}, "
+                             f"got {x_shape}")
         strides = {}
-        if image_stride(input) is not None and input.context == rt.context:
-            check_shape("input", tuple(input.shape), geo.input_shape)
+        if image_stride(input) is not None:
             if forward.reads_strided_input():
                 strides["x_image"] = image_stride(input)
             else:
                 input = contiguous_images(rt, input)
-        x_shape = check_array("input", input, rt, "(N, C, H, W)") if not strides else \
-            geo.input_shape
-        if x_shape != geo.input_shape:
-            raise ValueError(f"input: this layer was prepared for shape {geo.input_shape}, "
-                             f"got {x_shape}")
         x, fused = on_device(rt, input), {}
         if input_affine is not None:
             scale, shift, before = _check_input_affine(rt, input_affine, geo.C)
@@ -152,8 +150,8 @@ class ConstantWeightConv2d:
                 x = channel_affine(contiguous_images(rt, x), scale, shift, before)
                 strides.pop("x_image", None)
         slice_out = None  # strided images to copy the result into
-        if residual is None and image_stride(out) is not None and out.context == rt.context:
-            check_shape("out", tuple(out.shape), geo.output_shape)
+        if residual is None and image_stride(out) is not None:
+            check_shape("out", check_images("out", out, rt, "(N, C, H, W)"), geo.output_shape)
             if forward.writes_strided_output():
                 strides["out_image"] = image_stride(out)
             else:

@@ -9,7 +9,7 @@ from typing import Sequence
 
 import numpy as np
 
-from ..arrays import empty, image_stride, on_device, output
+from ..arrays import check_images, empty, image_stride, on_device, output
 from ..build import enqueue_copy, get_kernel, launch
 from ..runtime import current
 from ..validation import check_array, check_dim, check_shape
@@ -104,8 +104,7 @@ def concat(inputs: Sequence, axis: int, out=None, in_place: Sequence[int] = ()):
     rt = current()
     if not inputs:
         raise ValueError("inputs: expected at least one array to concatenate")
-    shapes = [tuple(x.shape) if image_stride(x) else check_array(f"inputs[{i}]", x, rt, "(*)")
-              for i, x in enumerate(inputs)]
+    shapes = [check_images(f"inputs[{i}]", x, rt, "(*)") for i, x in enumerate(inputs)]
     axis = check_dim("axis", axis, len(shapes[0]))
     for i, s in enumerate(shapes):
         if len(s) != len(shapes[0]) or s[:axis] + s[axis + 1:] != \
@@ -123,7 +122,7 @@ def concat(inputs: Sequence, axis: int, out=None, in_place: Sequence[int] = ()):
     # axis before `axis` larger than 1; otherwise they are made contiguous first
     blocks_are_images = axis > 0 and outer == out_shape[0]
     if image_stride(out) is not None and blocks_are_images:
-        check_shape("out", tuple(out.shape), out_shape)
+        check_shape("out", check_images("out", out, rt, "(*)"), out_shape)
         out_pitch = image_stride(out) * 4
     else:
         out = output(rt, out_shape, out)
