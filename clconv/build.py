@@ -29,6 +29,7 @@ import pyopencl as cl
 import pyopencl.array as cla
 
 from . import caches
+from .cpu_class import arm_architecture
 from .device import DeviceKind, DeviceProfile, classify, is_pocl
 from .params import INT32_MAX
 from .validation import check_launch
@@ -179,12 +180,8 @@ TARGET_FEATURES = {"aarch64": "v8a,fp-armv8,neon,outline-atomics",
 
 def host_arm() -> str | None:
     """'aarch64' or 'armhf' (32-bit ARM, ARMv7 or later) for an ARM host, else None."""
-    machine = platform.machine().lower()
-    if machine in ("aarch64", "arm64"):
-        return "aarch64"
-    if machine.startswith(("armv7", "armv8")):
-        return "armhf"
-    return None
+    arch = arm_architecture(platform.machine())
+    return arch if arch in TARGET_FEATURES else None
 
 
 def program_source(device: cl.Device, source: str) -> str:

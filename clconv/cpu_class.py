@@ -74,6 +74,18 @@ _DRIVER_PREFIX = re.compile(r"^(pthread|cpu|basic|tbb)-")
 _GENERIC_TARGET = re.compile(r"^(pthread|cpu|basic|tbb)--")  # no LLVM CPU: the baseline
 
 
+def arm_architecture(machine: str) -> str | None:
+    """What a host's `platform.machine()` says of its ARM architecture: 'aarch64',
+    'armhf' (32-bit ARMv7 or ARMv8: Debian armhf's floor, VFPv3-D16), 'arm' (an older
+    32-bit ARM, such as the ARMv6 Pi 0/1's armv6l), or None (not ARM)."""
+    machine = machine.lower()
+    if machine in ("aarch64", "arm64"):
+        return "aarch64"
+    if machine.startswith(("armv7", "armv8")):
+        return "armhf"
+    return "arm" if machine.startswith("arm") else None
+
+
 def llvm_cpu_name(device_name: str) -> str:
     """The LLVM CPU name in a POCL device name ('' when there is none we know). POCL
     names its device driver-llvmcpu-model; where the LLVM CPU is left empty, as Debian's
@@ -110,11 +122,9 @@ def classify(device_name: str, address_bits: int = 64, vector_width: int = 0,
         return VFP
     if cpu:  # an ARM core with NEON: armhf has 16 quad registers, aarch64 32
         return NEON32 if address_bits == 32 else NEON64
-    machine = host_machine.lower()
-    if machine in ("aarch64", "arm64") and address_bits == 64:
-        return NEON64
-    if machine.startswith("arm"):
-        return VFP
+    arch = arm_architecture(host_machine)
+    if arch is not None:  # 32-bit: POCL's generic armhf target
+        return NEON64 if arch == "aarch64" and address_bits == 64 else VFP
     if vector_width >= 16:
         return AVX512
     if vector_width == 8:

@@ -47,6 +47,9 @@ def test_unnamed_arm_devices_take_the_hosts_architecture():
     # qemu-user: POCL names its device plain "pthread" on either ARM
     assert cpu_class.classify("pthread", 64, 4, host_machine="aarch64") == cpu_class.NEON64
     assert cpu_class.classify("pthread", 32, 4, host_machine="armv7l") == cpu_class.VFP
+    assert cpu_class.classify("pthread", 32, 4, host_machine="armv6l") == cpu_class.VFP
+    for machine in ("aarch64", "arm64"):  # a 32-bit POCL on a 64-bit ARM kernel
+        assert cpu_class.classify("pthread", 32, 4, host_machine=machine) == cpu_class.VFP
     assert cpu_class.classify("pthread", 64, 8, host_machine="x86_64") == cpu_class.AVX2
     # a name that says the CPU wins over the host
     assert cpu_class.classify("pthread-cortex-a72", 32, 4, host_machine="armv7l") == \
