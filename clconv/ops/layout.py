@@ -74,16 +74,23 @@ def pad(input, pads_begin: Sequence[int], pads_end: Sequence[int], mode: str = "
     return out
 
 
+def _copy_blocks(rt, dest, source, blocks: int, block: int, src_pitch: int, dst_pitch: int,
+                 dst_offset: int = 0) -> None:
+    """Copy `blocks` runs of `block` floats, `src_pitch` floats apart in `source`, to
+    `dst_pitch` floats apart from `dst_offset` in `dest`: one rectangular buffer copy,
+    which drivers run at memcpy speed."""
+    enqueue_copy(rt, dest.data, source.data, src_origin=(0, 0, 0),
+                 dst_origin=(dst_offset * 4, 0, 0), region=(block * 4, blocks, 1),
+                 src_pitches=(src_pitch * 4, src_pitch * 4 * blocks),
+                 dst_pitches=(dst_pitch * 4, dst_pitch * 4 * blocks))
+
+
 def copy_images(rt, dest, source) -> None:
     """Copy the N images of `source` into `dest`, two device arrays of one shape, each
     C-contiguous or strided images (arrays.image_stride): one rectangular copy."""
     per_image = int(np.prod(source.shape[1:], dtype=np.int64))
-    n = int(source.shape[0])
-    src_pitch = (image_stride(source) or per_image) * 4
-    dst_pitch = (image_stride(dest) or per_image) * 4
-    enqueue_copy(rt, dest.data, source.data, src_origin=(0, 0, 0), dst_origin=(0, 0, 0),
-                 region=(per_image * 4, n, 1), src_pitches=(src_pitch, src_pitch * n),
-                 dst_pitches=(dst_pitch, dst_pitch * n))
+    _copy_blocks(rt, dest, source, int(source.shape[0]), per_image,
+                 image_stride(source) or per_image, image_stride(dest) or per_image)
 
 
 def contiguous_images(rt, x):
@@ -123,28 +130,23 @@ def concat(inputs: Sequence, axis: int, out=None, in_place: Sequence[int] = ()):
     blocks_are_images = axis > 0 and outer == out_shape[0]
     if image_stride(out) is not None and blocks_are_images:
         check_shape("out", check_images("out", out, rt, "(*)"), out_shape)
-        out_pitch = image_stride(out) * 4
+        out_pitch = image_stride(out)
     else:
         out = output(rt, out_shape, out)
-        out_pitch = total * inner * 4
+        out_pitch = total * inner
     offset = 0
     for position, (x, s) in enumerate(zip(inputs, shapes)):
-        if position in in_place:
-            offset += s[axis] * inner
-            continue
-        # Each input is `outer` contiguous blocks placed at a stride in the output: one
-        # (rectangular) buffer copy, which drivers run at memcpy speed.
-        block = s[axis] * inner * 4
-        src = on_device(rt, x if blocks_are_images else contiguous_images(rt, x))
-        src_pitch = (image_stride(src) or s[axis] * inner) * 4
-        if outer == 1:
-            enqueue_copy(rt, out.data, src.data, byte_count=block, dst_offset=offset * 4)
-        else:
-            enqueue_copy(rt, out.data, src.data, src_origin=(0, 0, 0),
-                         dst_origin=(offset * 4, 0, 0), region=(block, outer, 1),
-                         src_pitches=(src_pitch, src_pitch * outer),
-                         dst_pitches=(out_pitch, out_pitch * outer))
-        offset += s[axis] * inner
+        block = s[axis] * inner
+        if position not in in_place:
+            # each input is `outer` contiguous blocks placed at a stride in the output
+            src = on_device(rt, x if blocks_are_images else contiguous_images(rt, x))
+            if outer == 1:
+                enqueue_copy(rt, out.data, src.data, byte_count=block * 4,
+                             dst_offset=offset * 4)
+            else:
+                _copy_blocks(rt, out, src, outer, block, image_stride(src) or block,
+                             out_pitch, offset)
+        offset += block
     return out
 
 
