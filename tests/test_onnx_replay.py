@@ -137,3 +137,17 @@ def test_launch_times_time_every_entry_of_the_replayed_list(rng):
         np.testing.assert_array_equal(got, want)
     with pytest.raises(ValueError, match="runs: expected at least 1, got 0"):
         model.launch_times([x], runs=0)
+
+
+def test_launch_times_of_an_empty_list_say_so():
+    from clconv.onnx.profiling import time_launches
+    from clconv.runtime import current
+
+    class Empty:  # a launch list with no entry (a model of views only)
+        runtime = current()
+
+        def enqueue(self, feeds, queue):
+            return []
+
+    with pytest.raises(ValueError, match="launches: the list holds no launch to time"):
+        time_launches(Empty(), {}, 2)

@@ -167,3 +167,17 @@ def test_a_prepared_layer_reads_and_writes_strided_images(variant, rng):
     assert np.isnan(host[:, :2]).all() and np.isnan(host[:, 7:]).all()
     with pytest.raises(ValueError, match=r"out: expected shape \(3, 5, 8, 8\), got"):
         layer(x_view, out=_strided(rt, 3, 8 * 64, 0, (3, 4, 8, 8))[0])
+
+
+def test_only_a_pointwise_gemm_reads_strided_images_in_place(rng):
+    from clconv.arrays import on_device
+    from clconv.geometry import conv_geometry
+    from clconv.runtime import current
+    rt = current()
+    geo = conv_geometry((2, 3, 6, 6), (4, 3, 3, 3), 1, 1, 1, 1)
+    x = on_device(rt, rng.standard_normal(geo.input_shape).astype(np.float32))
+    w = on_device(rt, rng.standard_normal(geo.weight_shape).astype(np.float32))
+    params = algos.params_for(rt.profile, gemm_algo.IM2COL, geo, "forward")
+    with pytest.raises(ValueError, match="x_image: only a pointwise convolution reads its "
+                                         "input in place; make the input contiguous first"):
+        gemm_algo.forward(rt, geo, params, x, w, None, None, x_image=200)
