@@ -30,8 +30,11 @@
 // and reduction step r is the kernel's tap (r / kw, r % kw), whose B is the planes
 // shifted by (r / kw) * sbr + (r % kw) * sbr_w (kw compiled in: no run-time division).
 // Column n of C is then output pixel (n / row_in, n % row_in), stored at
-// (n / row_in) * row_out + n % row_in; the border columns (n % row_in >= row_out) are
-// computed and dropped.
+// out_base + (n / row_in) * out_pitch + n % row_in; the border columns (n % row_in >=
+// row_out) are computed and dropped. out_pitch = row_out and out_base = 0 store the
+// output planes as they are; a wider out_pitch and an out_base inside the first row
+// store them inside zero-bordered planes, as the next shifted convolution reads them
+// (a 1x1 convolution does so as SHIFTED=1: one tap, row_in = row_out).
 
 #ifndef TM
 #define TM 4            // rows of C per work-item
@@ -152,7 +155,8 @@ __kernel void gemm_tiled(
     const int NB2, const float alpha, const float beta,
     const float act_alpha, const float act_beta,
     __global const float *b_scale, __global const float *b_shift,
-    const int sbr_w, const int row_in, const int row_out)
+    const int sbr_w, const int row_in, const int row_out, const int out_pitch,
+    const int out_base)
 {
 #if MFAST
     const int m0 = get_global_id(0) * TM;
@@ -279,7 +283,7 @@ __kernel void gemm_tiled(
             // lane 0's output pixel (q, p); a vector within one output row is stored
             // whole, others lane by lane (border columns dropped)
             const int q = nv / row_in, p = nv - q * row_in;
-            __global float *crow = c + m * ldc + q * row_out;  // output row q
+            __global float *crow = c + m * ldc + out_base + q * out_pitch;  // output row q
             if (whole && p + TN <= row_out) {
 #if ACCUMULATE
                 val += VLOAD(0, crow + p);
@@ -291,7 +295,7 @@ __kernel void gemm_tiled(
                 #pragma unroll
                 for (int j = 0; j < TN; ++j) {
                     dst[j] = nv + j >= own && nv + j < N && pj < row_out
-                                 ? rows * row_out + pj : -1;
+                                 ? rows * out_pitch + pj : -1;
                     rows += pj + 1 == row_in;
                     pj = pj + 1 == row_in ? 0 : pj + 1;
                 }

@@ -113,7 +113,7 @@ def pack_a(rt, params, a, batches: int, M: int, Kd: int):
 def gemm(rt, params, M, N, Kd, R, A, lda, sa, B, ldb, sb, C, ldc, sc, batches, NB2,
          a_kmajor=False, a_packed=False, b_trans=False, c_trans=False, bias=None,
          bias_kind=ROW_BIAS, bias_strides=(0, 0, 0), alpha=1.0, beta=1.0, scale=False,
-         act=NO_ACTIVATION, b_affine=None, shifted=None, b_packed=False):
+         act=NO_ACTIVATION, b_affine=None, shifted=None, b_packed=False, out_rows=None):
     """Enqueue the batched GEMM; sa/sb are (s1, s2, sr), sc is (s1, s2). The bias term
     is ROW_BIAS (bias[b2*M + m]) or STRIDED_BIAS (bias_strides: per b2, m and n); with
     `scale`, the product is multiplied by alpha and the bias term by beta. `a_packed`:
@@ -121,7 +121,9 @@ def gemm(rt, params, M, N, Kd, R, A, lda, sa, B, ldb, sb, C, ldc, sc, batches, N
     (scale, shift, relu) read row k of B as relu(b * scale[k] + shift[k]) (relu a bool):
     see gemm.cl's B_AFFINE. shifted: (kw, sbr_w, row_in, row_out), the reduction
     steps as a stride-1 convolution's taps and C's columns as its output pixels (see
-    gemm.cl's SHIFTED and algos/shifted.py)."""
+    gemm.cl's SHIFTED and algos/shifted.py). out_rows: (pitch, base), with `shifted`
+    only: output row q of a plane starts at base + q * pitch (zero-bordered output
+    planes, arrays.bordered_planes); None: the planes as they are (pitch row_out)."""
     tm, tn, wg, unroll = _params(params)
     nv, mfast = int(params.get("NV", 1)), int(params.get("MFAST", 1))
     has_bias = NO_BIAS if bias is None else bias_kind
@@ -148,4 +150,15 @@ def gemm(rt, params, M, N, Kd, R, A, lda, sa, B, ldb, sb, C, ldc, sc, batches, N
                        bias if bias is not None else C, *bias_strides, NB2,
                        float(alpha), float(beta), *act.scalars,
                        *(b_affine[:2] if b_affine is not None else (B, B)),
-                       *(shifted[1:] if shifted is not None else (0, 1, 1)))
+                       *_pixel_store(shifted, out_rows))
+
+
+def _pixel_store(shifted, out_rows) -> tuple:
+    """gemm.cl's last arguments: sbr_w, row_in, row_out, out_pitch, out_base."""
+    if shifted is None:
+        if out_rows is not None:
+            raise ValueError("out_rows: only a shifted GEMM stores output rows")
+        return 0, 1, 1, 1, 0
+    _, sbr_w, row_in, row_out = shifted
+    pitch, base = out_rows if out_rows is not None else (row_out, 0)
+    return sbr_w, row_in, row_out, pitch, base
