@@ -122,10 +122,52 @@ def image_stride(x) -> int | None:
 
 def check_images(name: str, value, runtime, layout: str) -> tuple[int, ...]:
     """check_array's shape of `value`, which may also be strided images (image_stride)
-    on the runtime's device: for the ops that take those."""
-    if image_stride(value) is not None and value.context == runtime.context:
+    or zero-bordered planes (border) on the runtime's device: for the ops that take
+    those."""
+    if ((image_stride(value) is not None or border(value) is not None)
+            and value.context == runtime.context):
         return tuple(int(s) for s in value.shape)
     return check_array(name, value, runtime, layout)
+
+
+def bordered_planes(queue, buffer, shape, pad: int) -> cla.Array:
+    """A device array (N, C, H, W) whose planes lie inside zero-bordered ones of
+    (H + 2*pad) x (W + 2*pad) floats in `buffer`, one after another: a convolution of
+    padding `pad` reads the bordered planes as they are, with no padding pass (the
+    ONNX plans' zero-bordered tensors, onnx/borders.py). Whoever owns `buffer` keeps
+    its borders zero; kernels that take such an array write inside the borders only."""
+    n, c, h, w = (int(s) for s in shape)
+    hp, wp = h + 2 * pad, w + 2 * pad
+    return cla.Array(queue, (n, c, h, w), np.float32, data=buffer,
+                     offset=(pad * wp + pad) * 4,
+                     strides=(c * hp * wp * 4, hp * wp * 4, wp * 4, 4))
+
+
+def border(x) -> int | None:
+    """The zero border's width when `x` is bordered_planes' array; None for any other."""
+    if (not isinstance(x, cla.Array) or x.ndim != 4 or x.dtype != np.float32
+            or x.strides[3] != 4 or x.strides[2] % 4):
+        return None
+    n, c, h, w = (int(s) for s in x.shape)
+    wp = x.strides[2] // 4
+    pad = (wp - w) // 2
+    if pad < 1 or wp != w + 2 * pad:
+        return None
+    hp = h + 2 * pad
+    if (x.strides[1] != hp * wp * 4 or x.strides[0] != c * hp * wp * 4
+            or x.offset != (pad * wp + pad) * 4):
+        return None
+    return pad
+
+
+def padded_planes(x) -> cla.Array:
+    """The zero-bordered planes (N, C, H + 2*pad, W + 2*pad) around `x`, an array of
+    bordered_planes: C-contiguous, at offset 0 of its buffer."""
+    pad = border(x)
+    if pad is None:
+        raise ValueError("padded_planes: expected zero-bordered planes (arrays.bordered_planes)")
+    n, c, h, w = (int(s) for s in x.shape)
+    return cla.Array(x.queue, (n, c, h + 2 * pad, w + 2 * pad), np.float32, data=x.base_data)
 
 
 def strided_images(queue, buffer, shape, stride: int) -> cla.Array:

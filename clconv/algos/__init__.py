@@ -26,6 +26,11 @@ from .shifted import SHIFTED
 from .winograd import WINOGRAD, pays as winograd_pays
 
 ENV_ALGO = "CLCONV_ALGO"
+# the variants whose GEMM writes the output itself, one image and one row at a time:
+# they write strided images (a slice of a concatenation) and inside zero-bordered planes
+# in place (PackedForward.writes_strided_output, writes_bordered_output)
+OUTPUT_WRITERS = (GEMM_1X1, IM2COL, SHIFTED)
+
 VARIANTS: dict[str, Variant] = {v.name: v for v in (DIRECT, IM2COL, GEMM_1X1, DEPTHWISE,
                                                     DEPTHWISE_DIRECT, WINOGRAD, SHIFTED)}
 
@@ -176,7 +181,8 @@ class PackedForward:
         """`fused`: input_affine, where reads_input_affine says the variant takes it;
         x_image and out_image, the image strides of an input or output that is strided
         images (arrays.image_stride), where reads_strided_input and
-        writes_strided_output say it takes them."""
+        writes_strided_output say it takes them; out_border, the border of zero-bordered
+        output planes, where writes_bordered_output says so."""
         packed = {} if self.packed is None else {"packed": self.packed}
         return run(rt, "forward", geo, x, w, bias, out, variant=self.variant,
                    params=self.params, act=act, **packed, **fused)
@@ -193,7 +199,12 @@ class PackedForward:
     def writes_strided_output(self) -> bool:
         """Whether run() writes an output of strided images in place: the variants whose
         GEMM writes the output, one image at a time."""
-        return self.variant in (GEMM_1X1, IM2COL, SHIFTED)
+        return self.variant in OUTPUT_WRITERS
+
+    def writes_bordered_output(self) -> bool:
+        """Whether run() writes inside zero-bordered output planes in place (out_border,
+        arrays.bordered_planes): the variants whose GEMM writes the output, row by row."""
+        return self.variant in OUTPUT_WRITERS
 
 
 def pack_forward(rt, geo, w) -> PackedForward:

@@ -82,12 +82,14 @@ def reads_input_affine(geo) -> bool:
 
 
 def forward(rt, geo, params, x, w, bias, out, act=NO_ACTIVATION, packed=None,
-            input_affine=None, x_image=None, out_image=None):
+            input_affine=None, x_image=None, out_image=None, out_border=None):
     """`packed`: pack()'s result for these weights and params, or None to read `w`.
     input_affine: (scale, shift, relu), the convolution of relu(x * scale[c] +
     shift[c]) instead of x (where reads_input_affine(geo)). x_image, out_image: floats
     from one image of x (pointwise only: the GEMM reads it) or of out to the next, where
-    they are strided images (arrays.image_stride); None: C-contiguous."""
+    they are strided images (arrays.image_stride); None: C-contiguous. out_border: the
+    width of a zero border around every output plane, `out` then the bordered planes
+    (arrays.padded_planes), written inside the borders only."""
     if input_affine is not None and not reads_input_affine(geo):
         raise ValueError("input_affine: only a pointwise convolution of one group applies "
                          f"it as it reads its input; got a {geo.kh}x{geo.kw} kernel, stride "
@@ -116,13 +118,26 @@ def forward(rt, geo, params, x, w, bias, out, act=NO_ACTIVATION, packed=None,
                              "place; make the input contiguous first")
         col, ld = _columns(rt, x, geo, params)
         sb = (x_image or G * crs * ld, crs * ld, 0)
+    plane, rows = output_planes(geo, out_image, out_border)
     gemm(rt, params, Kg, P, crs, 1,
          a, lda, (0, sa, 0),
          col, ld, sb,
-         out, P, (out_image or geo.K * P, Kg * P),
+         out, plane, (out_image or geo.K * plane, Kg * plane),
          geo.N * G, G, a_packed=packed is not None, bias=bias, act=act,
-         b_affine=input_affine, b_packed=panels)
+         b_affine=input_affine, b_packed=panels,
+         **({} if rows is None else {"shifted": (1, 0, geo.Wo, geo.Wo), "out_rows": rows}))
     return out
+
+
+def output_planes(geo, out_image=None, out_border=None):
+    """(floats per output plane, out_rows for the GEMM) of a forward's output: its own
+    planes, or inside zero borders of out_border (tiled_gemm.gemm's out_rows)."""
+    if not out_border:
+        return geo.Ho * geo.Wo, None
+    if out_image is not None:
+        raise ValueError("out_border: an output of strided images has no borders")
+    wp = geo.Wo + 2 * out_border
+    return (geo.Ho + 2 * out_border) * wp, (wp, out_border * wp + out_border)
 
 
 def _flip_path(geo, params) -> bool:

@@ -17,7 +17,7 @@ from __future__ import annotations
 from ..build import get_kernel, launch_grid
 from ..epilogue import NO_ACTIVATION
 from .base import LAYOUT, Variant, is_cpu, layout_group, pad, scratch
-from .gemm import SMALL_PLANE, TEST_PARAMS, fit_columns, is_pointwise, space
+from .gemm import SMALL_PLANE, TEST_PARAMS, fit_columns, is_pointwise, output_planes, space
 from .tiled_gemm import defaults, gemm, pack_a, validate_params
 
 
@@ -62,10 +62,10 @@ def pack(rt, geo, params, w):
 
 
 def forward(rt, geo, params, x, w, bias, out, act=NO_ACTIVATION, packed=None,
-            out_image=None):
+            out_image=None, out_border=None):
     """`packed`: pack()'s result for these weights and params, or None to reorder `w`.
     out_image: floats from one image of out to the next where out is strided images
-    (arrays.image_stride); None: C-contiguous."""
+    (arrays.image_stride); None: C-contiguous. out_border: as gemm.forward's."""
     G, taps = geo.groups, geo.kh * geo.kw
     Kg, Cg = geo.K // G, geo.C // G
     hp, wp = padded_shape(geo)
@@ -76,16 +76,16 @@ def forward(rt, geo, params, x, w, bias, out, act=NO_ACTIVATION, packed=None,
         a, lda, (sa, sar) = _taps_major(rt, geo, w), Cg, (Kg * Cg, geo.K * Cg)
     else:
         a, lda, (sa, sar) = packed
-    P = geo.Ho * geo.Wo
     # the last row's border columns are not computed: their taps would read past the planes
     columns = (geo.Ho - 1) * wp + geo.Wo
     dh, dw = geo.dilation
+    plane, rows = output_planes(geo, out_image, out_border)
     gemm(rt, params, Kg, columns, Cg, taps,
          a, lda, (0, sa, sar),
          x, hp * wp, (geo.C * hp * wp, Cg * hp * wp, dh * wp),
-         out, P, (out_image or geo.K * P, Kg * P),
+         out, plane, (out_image or geo.K * plane, Kg * plane),
          geo.N * G, G, a_packed=packed is not None, bias=bias, act=act,
-         shifted=(geo.kw, dw, wp, geo.Wo))
+         shifted=(geo.kw, dw, wp, geo.Wo), out_rows=rows)
     return out
 
 

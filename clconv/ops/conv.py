@@ -7,13 +7,13 @@ import numpy as np
 import pyopencl.array as cla
 
 from .. import algos
-from ..arrays import check_images, empty, image_stride, on_device, output
+from ..arrays import border, check_images, empty, image_stride, on_device, output, padded_planes
 from ..build import enqueue_copy, get_kernel, launch
 from ..epilogue import NO_ACTIVATION, RELU, Activation
 from ..geometry import ConvGeometry, conv_geometry, transpose_geometry
 from ..runtime import current
 from .elementwise import channel_affine
-from .layout import contiguous_images, copy_images
+from .layout import contiguous_images, copy_images, copy_planes
 from ..validation import check_array, check_shape
 
 KERNELS = "conv2d.cl"
@@ -129,12 +129,24 @@ class ConstantWeightConv2d:
         input, else in a pass of its own (elementwise.channel_affine). `input` and `out`
         may also be strided images (arrays.image_stride: a channel slice of a
         concatenation of several images, onnx/placement.py): the GEMM variants read and
-        write them in place, the others through a contiguous copy."""
+        write them in place, the others through a contiguous copy. They may also be
+        zero-bordered planes (arrays.bordered_planes, onnx/borders.py): an input whose
+        border is the layer's padding is read as it lies, as the same convolution
+        without padding over the bordered planes (any other is copied first), and an
+        output is written inside its borders (by the GEMM variants in place, by the
+        others through a copy)."""
         rt, geo, forward = self.runtime, self.geometry, self._forward
         x_shape = check_images("input", input, rt, "(N, C, H, W)")
         if x_shape != geo.input_shape:
             raise ValueError(f"input: this layer was prepared for shape {geo.input_shape}, "
                              f"got {x_shape}")
+        if border(input) is not None:
+            # (an input_affine would move the zeros of the border: not read in place)
+            unpadded = self.reads_border(border(input)) if input_affine is None else None
+            if unpadded is not None:
+                geo, input = unpadded, padded_planes(input)
+            else:
+                input = contiguous_images(rt, input)
         strides = {}
         if image_stride(input) is not None:
             if forward.reads_strided_input():
@@ -149,22 +161,36 @@ class ConstantWeightConv2d:
             else:
                 x = channel_affine(contiguous_images(rt, x), scale, shift, before)
                 strides.pop("x_image", None)
-        slice_out = None  # strided images to copy the result into
-        if residual is None and image_stride(out) is not None:
+        slice_out = None  # strided images or bordered planes to copy the result into
+        given_out = out
+        if residual is None and (image_stride(out) is not None or border(out) is not None):
             check_shape("out", check_images("out", out, rt, "(N, C, H, W)"), geo.output_shape)
-            if forward.writes_strided_output():
+            if image_stride(out) is not None and forward.writes_strided_output():
                 strides["out_image"] = image_stride(out)
+            elif border(out) is not None and forward.writes_bordered_output():
+                strides["out_border"], out = border(out), padded_planes(out)
             else:
                 slice_out, out = out, None
-        if "out_image" in strides:
+        if strides.keys() & {"out_image", "out_border"}:
             act = self.activation
         else:
             out, act = _output(rt, geo, residual, overwrite_residual, self.activation, out)
         forward.run(rt, geo, x, self.weight, self.bias, out, act, **fused, **strides)
         if slice_out is not None:
-            copy_images(rt, slice_out, out)
-            out = slice_out
-        return out
+            (copy_planes if border(slice_out) is not None else copy_images)(rt, slice_out, out)
+            return slice_out
+        return given_out if "out_border" in strides else out
+
+    def reads_border(self, pad: int) -> ConvGeometry | None:
+        """The layer as a convolution without padding over input planes zero-bordered by
+        `pad` (arrays.bordered_planes), when that is the same convolution: the border
+        is its padding on every side it reads; else None."""
+        geo = self.geometry
+        if geo.pad_top != pad or geo.pad_left != pad:
+            return None
+        unpadded = conv_geometry((geo.N, geo.C, geo.H + 2 * pad, geo.W + 2 * pad),
+                                 geo.weight_shape, geo.stride, 0, geo.dilation, geo.groups)
+        return unpadded if (unpadded.Ho, unpadded.Wo) == (geo.Ho, geo.Wo) else None
 
 
 def _check_input_affine(rt, input_affine, channels: int):

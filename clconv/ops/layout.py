@@ -9,7 +9,7 @@ from typing import Sequence
 
 import numpy as np
 
-from ..arrays import check_images, empty, image_stride, on_device, output
+from ..arrays import border, check_images, empty, image_stride, on_device, output
 from ..build import enqueue_copy, get_kernel, launch
 from ..runtime import current
 from ..validation import check_array, check_dim, check_shape
@@ -93,8 +93,34 @@ def copy_images(rt, dest, source) -> None:
                  image_stride(source) or per_image, image_stride(dest) or per_image)
 
 
+def _planes(x) -> tuple[int, int, int]:
+    """(first float, row pitch, plane pitch) of a C-contiguous (N, C, H, W) array or of
+    zero-bordered planes (arrays.border)."""
+    h, w = int(x.shape[2]), int(x.shape[3])
+    if border(x) is None:
+        return 0, w, h * w
+    return x.offset // 4, x.strides[2] // 4, x.strides[1] // 4
+
+
+def copy_planes(rt, dest, source) -> None:
+    """Copy the planes of `source` into `dest`, two device arrays (N, C, H, W) of one
+    shape, each C-contiguous or zero-bordered planes (arrays.bordered_planes): one
+    rectangular copy, which writes inside the borders only."""
+    n, c, h, w = (int(s) for s in source.shape)
+    (src_at, src_row, src_plane), (dst_at, dst_row, dst_plane) = _planes(source), _planes(dest)
+    enqueue_copy(rt, dest.base_data, source.base_data, src_origin=(src_at * 4, 0, 0),
+                 dst_origin=(dst_at * 4, 0, 0), region=(w * 4, h, n * c),
+                 src_pitches=(src_row * 4, src_plane * 4),
+                 dst_pitches=(dst_row * 4, dst_plane * 4))
+
+
 def contiguous_images(rt, x):
-    """`x` itself, or a C-contiguous copy where it is strided images (image_stride)."""
+    """`x` itself, or a C-contiguous copy where it is strided images (image_stride) or
+    zero-bordered planes (arrays.border)."""
+    if border(x) is not None:
+        out = empty(rt, x.shape)
+        copy_planes(rt, out, x)
+        return out
     if image_stride(x) is None:
         return x
     out = empty(rt, x.shape)
