@@ -99,3 +99,90 @@ def test_a_prepared_layer_reads_zero_bordered_input(variant, stride, dilation, r
                                activation=RELU).get()
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
 
+
+onnx = pytest.importorskip("onnx", reason="onnx not installed: pip install 'clconv[onnx]'")
+ort = pytest.importorskip("onnxruntime",
+                          reason="onnxruntime not installed: pip install 'clconv[onnx]'")
+
+from onnx import TensorProto, helper, numpy_helper  # noqa: E402
+
+import clconv.onnx as conx  # noqa: E402
+
+
+def chain_graph(rng, batch=1, size=8):
+    """1x1 and 3x3/5x5 convolutions: a -> b -> c (pads 1, 1), d -> e (pad 2); g is read
+    with two paddings, m is returned, n lives after a has died (same planes as a)."""
+    def conv(x, out, k, c_in, c_out, pad, relu=False):
+        w = numpy_helper.from_array(
+            (rng.standard_normal((c_out, c_in, k, k)) / np.sqrt(c_in * k * k)).astype(
+                np.float32), "w" + out)  # outputs of order one, layer after layer
+        b = numpy_helper.from_array(rng.standard_normal(c_out).astype(np.float32), "b" + out)
+        nodes = [helper.make_node("Conv", [x, "w" + out, "b" + out],
+                                  [out + "0" if relu else out], pads=[pad] * 4)]
+        if relu:
+            nodes.append(helper.make_node("Relu", [out + "0"], [out]))
+        return nodes, [w, b]
+
+    layers = [("x", "a", 1, 3, 6, 0, True), ("a", "b", 3, 6, 8, 1, True),
+              ("b", "c", 3, 8, 4, 1, False), ("c", "d", 1, 4, 5, 0, False),
+              ("d", "e", 5, 5, 4, 2, True), ("e", "g", 1, 4, 6, 0, False),
+              ("g", "h", 3, 6, 4, 1, False), ("g", "k", 3, 6, 4, 0, False),
+              ("x", "m", 1, 3, 2, 0, False), ("m", "p", 3, 2, 3, 1, False),
+              ("h", "n", 1, 4, 7, 0, True), ("n", "o", 3, 7, 3, 1, False)]
+    nodes, inits = [], []
+    for layer in layers:
+        more_nodes, more_inits = conv(*layer)
+        nodes += more_nodes
+        inits += more_inits
+    graph = helper.make_graph(
+        nodes, "chain", [helper.make_tensor_value_info("x", TensorProto.FLOAT,
+                                                       [batch, 3, size, size])],
+        [helper.make_tensor_value_info(n, TensorProto.FLOAT, ["n", "c", "h", "w"])
+         for n in ("k", "m", "p", "o")],
+        inits)
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
+def check_against_onnx_runtime(model, proto, rng, runs=3):
+    session = ort.InferenceSession(proto.SerializeToString(),
+                                   providers=["CPUExecutionProvider"])
+    for _ in range(runs):  # step by step, recorded, then replayed
+        x = rng.standard_normal(model.input_shapes["x"]).astype(np.float32)
+        for got, want in zip(model.run({"x": x}), session.run(None, {"x": x})):
+            np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
+
+
+def launched(model, name):
+    return sum(1 for entry in model._launches.entries
+               if entry[0] is not None and entry[0].function_name == name)
+
+
+@pytest.mark.parametrize("batch", [1, 2])
+def test_producers_write_inside_the_borders_their_shifted_readers_read(batch, rng):
+    proto = chain_graph(rng, batch)
+    with algos.force("shifted"):  # 3x3 and 5x5: shifted; 1x1: gemm1x1
+        model = conx.load(proto)
+        # c: read by a 1x1; g: read with paddings 1 and 0; m: returned
+        assert model.plan.borders == {"a": 1, "b": 1, "d": 2, "n": 1}
+        assert all(border(model._arena[name]) == pad
+                   for name, pad in model.plan.borders.items())
+        # n shares a's buffer (a died before n is written), b and d have their own
+        assert model._arena["n"].base_data is model._arena["a"].base_data
+        assert model._arena["b"].base_data is not model._arena["a"].base_data
+        h, w = 10, 10
+        assert model.plan.border_bytes == 4 * batch * (7 * h * w + 8 * h * w + 5 * 12 * 12)
+        check_against_onnx_runtime(model, proto, rng)
+        assert model.replay_note.startswith("replays")
+        assert launched(model, "pad_planes") == 2  # the inputs of h (g) and p (m) only
+
+
+@pytest.mark.parametrize("variant", ["im2col", "winograd", None])
+def test_no_border_unless_every_reader_is_shifted(variant, rng):
+    proto = chain_graph(rng)
+    with algos.force(variant):
+        model = conx.load(proto)
+        if variant == "im2col":  # valid for every layer: no reader is shifted
+            assert model.plan.borders == {}
+        if variant == "winograd":  # the 3x3s' inputs; the 5x5 runs what the heuristic says
+            assert not {"a", "b", "n"} & set(model.plan.borders)
+        check_against_onnx_runtime(model, proto, rng)

@@ -72,7 +72,9 @@ def run(args) -> int:
         shape = "x".join(map(str, step.output_shapes[0])) if step.output_shapes else ""
         reuse = (" [in place]" if step.reuse_input is not None else
                  " [into its Concat]" if step.outputs and step.outputs[0] in plan.slots
-                 and plan.slots[step.outputs[0]].root != step.outputs[0] else "")
+                 and plan.slots[step.outputs[0]].root != step.outputs[0] else
+                 f" [inside a zero border of {plan.borders[step.outputs[0]]}]"
+                 if step.outputs and step.outputs[0] in plan.borders else "")
         print(f"{k:>3}  {step.op:<40} {shape:<22} {step.variant()}{reuse}")
     folded = [n for n in graph.nodes if n.name not in covered]
     if folded:
@@ -87,4 +89,7 @@ def run(args) -> int:
     if plan.arena_bytes:
         print(f"concatenations written in place: {_mib(plan.arena_bytes)} of buffers the model "
               "keeps")
+    if plan.borders:
+        print(f"outputs written inside zero borders (their readers need no padding pass): "
+              f"{len(plan.borders)}, in {_mib(plan.border_bytes)} of buffers the model keeps")
     return EXIT_OK

@@ -13,6 +13,7 @@ from ..build import enqueue_copy
 from ..runtime import current
 from ..validation import check_allocation
 from .errors import InputError, PlanError
+from .borders import BorderArena, place_borders
 from .placement import ConcatArena, clear_placement, place_concat_inputs
 from .profiling import time_launches
 from .plan import Plan, Tensor, plan_memory
@@ -37,7 +38,7 @@ class CompiledModel:
                                for name in plan.device_constants}
         except ValueError as error:
             raise PlanError(f"{source}: {error}") from None
-        self._arena = self._place_concatenations()
+        self._arena = self._place_tensors()
         # runs share the concatenation buffers and the launch list, so one at a time
         self._lock = threading.Lock()
         self._runs = 0
@@ -48,21 +49,29 @@ class CompiledModel:
             self._launches = False
             self._replay_note = f"runs step by step ({ENV_REPLAY}=0)"
 
-    def _place_concatenations(self) -> dict:
-        """Let producers write into their Concat's output (placement.py); a device that
-        cannot make the sub-buffers gets the copying Concat."""
-        plan = self.plan
-        align_bytes = max(4, self.runtime.context.devices[0].mem_base_addr_align // 8)
+    def _place_tensors(self) -> dict:
+        """{tensor: the model's own array it is written into}: producers write into their
+        Concat's output (placement.py), and inside zero borders for the convolutions
+        that read them (borders.py). A device that cannot make the sub-buffers gets the
+        copying Concat."""
+        plan, rt = self.plan, self.runtime
+        align_bytes = max(4, rt.context.devices[0].mem_base_addr_align // 8)
         plan.slots = place_concat_inputs(plan, align_bytes)
-        arena = None
+        arrays = {}
         if plan.slots:
             try:
-                arena = ConcatArena(self.runtime, plan, plan.slots)
+                arena = ConcatArena(rt, plan, plan.slots)
+                arrays.update(arena.arrays)
+                plan.arena_bytes = arena.nbytes
             except cl.Error:  # e.g. no sub-buffers: copy as before
                 clear_placement(plan)
-        plan.arena_bytes = arena.nbytes if arena else 0
+        plan.borders = place_borders(plan, rt.profile)
+        if plan.borders:
+            borders = BorderArena(rt, plan, plan.borders)
+            arrays.update(borders.arrays)
+            plan.border_bytes = borders.nbytes
         plan_memory(plan)
-        return arena.arrays if arena else {}
+        return arrays
 
     @property
     def input_names(self) -> list[str]:
@@ -146,7 +155,7 @@ class CompiledModel:
         env.update(inputs)
         for step, releases in zip(self.plan.steps, self.plan.releases):
             args = [env[name] for name in step.inputs]
-            out = arena.get(step.outputs[0])  # its place in a concatenation, if it has one
+            out = arena.get(step.outputs[0])  # its place (a concatenation, a border)
             if out is None and step.reuse_input is not None:
                 out = args[step.reuse_input]
             started = time.perf_counter() if on_step else 0.0

@@ -48,7 +48,7 @@ def place_concat_inputs(plan, align_bytes: int) -> dict[str, Slot]:
     for step in steps:
         for position, name in enumerate(step.inputs):
             readers.setdefault(name, []).append((step, position))
-    escaping = _returned(plan)
+    escaping = returned_tensors(plan)
     slots: dict[str, Slot] = {}
     for step in reversed(steps):
         if not isinstance(step, ConcatStep):
@@ -92,7 +92,7 @@ def clear_placement(plan) -> None:
     plan.slots = {}
 
 
-def _returned(plan) -> set[str]:
+def returned_tensors(plan) -> set[str]:
     """Graph outputs and the tensors they are views of: their buffers leave the run."""
     returned = set(plan.outputs)
     for step in reversed(plan.steps):

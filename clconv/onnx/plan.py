@@ -56,6 +56,10 @@ class Plan:
     # buffers are the compiled model's, counted in arena_bytes rather than the peak
     slots: dict = field(default_factory=dict)
     arena_bytes: int = 0
+    # tensors written inside zero-bordered planes (borders.py): {name: border width},
+    # in buffers of the compiled model's, counted in border_bytes
+    borders: dict = field(default_factory=dict)
+    border_bytes: int = 0
 
     def constant(self, name):
         value = self.values[name]
@@ -372,7 +376,8 @@ def plan_memory(plan: Plan):
     steps, outputs = plan.steps, set(plan.outputs)
     # never overwritten in place nor counted: inputs, weights, and tensors that live in
     # a concatenation's buffer (other parts of it are still to be read)
-    pinned = set(plan.inputs) | set(plan.device_constants) | set(plan.slots)
+    pinned = (set(plan.inputs) | set(plan.device_constants) | set(plan.slots)
+              | set(plan.borders))
     root = {name: name for name in pinned}
     last_use: dict[str, int] = {}
     for i, step in enumerate(steps):
@@ -406,6 +411,7 @@ def plan_memory(plan: Plan):
             others = {root.get(n, n) for m, n in enumerate(step.inputs) if m != k}
             if (r not in pinned and root_last.get(r) == i and len(step.outputs) == 1
                     and r not in others and step.outputs[0] not in plan.slots
+                    and step.outputs[0] not in plan.borders
                     and tuple(plan.values[name].shape) == step.output_shapes[0]):
                 step.reuse_input = k
                 root[step.outputs[0]] = r

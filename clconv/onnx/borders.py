@@ -1,0 +1,124 @@
+"""Zero-bordered tensors: a convolution writes its output inside zero borders, so that
+the convolutions reading it need no padding pass.
+
+A stride-1 convolution of padding p run as shifted views of its input (the `shifted`
+variant, algos/shifted.py) first copies the input into planes with a zero border of p
+(`pad_planes`): DenseNet-121 made 58 such copies per image, 2.1 ms of its 31 ms of
+kernels (docs/performance.md, session 10). When the tensor's producer is a convolution
+whose GEMM writes its output (gemm1x1, im2col, shifted: PackedForward.
+writes_bordered_output) and every reader is such a shifted convolution with that
+padding, the producer writes the planes inside the border straight away
+(arrays.bordered_planes, gemm.cl's out_pitch/out_base) and the readers read them as a
+convolution without padding (ConstantWeightConv2d.reads_border).
+
+The borders must stay zero, so these tensors live in buffers of the compiled model's own
+(BorderArena), zeroed once: tensors of one plane size share a buffer when their lives
+(producer to last reader) do not overlap, and kernels write only inside the borders.
+Graph outputs and tensors that lie in a concatenation never get a border.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pyopencl as cl
+
+from .. import algos
+from ..algos.shifted import SHIFTED
+from ..arrays import bordered_planes
+from ..geometry import conv_geometry
+from .placement import returned_tensors
+from .steps import ConvStep
+
+
+def _geometry(plan, step):
+    """The 2-D geometry of a constant-weight ConvStep as it runs, or None."""
+    if (not isinstance(step, ConvStep) or not step.constant_weights or len(step.stride) != 2
+            or step.input_view or step.pre_pad):
+        return None
+    return conv_geometry(tuple(plan.values[step.inputs[0]].shape),
+                         tuple(plan.values[step.inputs[1]].shape), step.stride,
+                         step.padding, step.dilation, step.groups)
+
+
+def _variant(profile, geo):
+    """The forward variant a prepared layer of this geometry will run (algos.choose)."""
+    return algos.choose(profile, geo, "forward", packed=True)[0]
+
+
+def _writes_border(plan, profile, step) -> bool:
+    geo = _geometry(plan, step)
+    return (geo is not None and step.writes_into() and len(step.outputs) == 1
+            and _variant(profile, geo) in algos.OUTPUT_WRITERS)
+
+
+def _border_read(plan, profile, step, position) -> int | None:
+    """The border a reader takes at `position` without a padding pass, or None."""
+    geo = _geometry(plan, step)
+    if (geo is None or position != 0 or step.input_affine is not None
+            or step.padding[0] != step.padding[1] or step.padding[0] < 1):
+        return None
+    return step.padding[0] if _variant(profile, geo) is SHIFTED else None
+
+
+def place_borders(plan, profile) -> dict[str, int]:
+    """{tensor: border width} for every tensor that can live in bordered planes."""
+    readers = {}
+    for step in plan.steps:
+        for position, name in enumerate(step.inputs):
+            readers.setdefault(name, []).append((step, position))
+    escaping = returned_tensors(plan)
+    borders = {}
+    for step in plan.steps:
+        if not step.outputs:
+            continue
+        name = step.outputs[0]
+        if name in escaping or name in plan.slots or name not in readers:
+            continue
+        if not _writes_border(plan, profile, step):
+            continue
+        pads = {_border_read(plan, profile, reader, position)
+                for reader, position in readers[name]}
+        if len(pads) != 1 or None in pads:
+            continue
+        pad = pads.pop()
+        n, c, h, w = plan.values[name].shape
+        if n * c * (h + 2 * pad) * (w + 2 * pad) * 4 <= profile.max_mem_alloc_size:
+            borders[name] = pad
+    return borders
+
+
+class BorderArena:
+    """The buffers of a plan's zero-bordered tensors, zeroed once: one per plane size
+    and group of tensors whose lives do not overlap, with a bordered_planes array for
+    every tensor."""
+
+    def __init__(self, runtime, plan, borders: dict[str, int]):
+        first, last = {}, {}
+        for i, step in enumerate(plan.steps):
+            for name in step.outputs:
+                first.setdefault(name, i)
+            for name in step.inputs:
+                last[name] = i
+        # per plane size: [(step after which the buffer is free, floats, [tensors])]
+        groups: dict[tuple, list] = {}
+        for name in sorted(borders, key=lambda n: first[n]):
+            n, c, h, w = plan.values[name].shape
+            pad = borders[name]
+            floats = n * c * (h + 2 * pad) * (w + 2 * pad)
+            shared = groups.setdefault((n, h, w, pad), [])
+            for k, (free_after, size, names) in enumerate(shared):
+                if free_after < first[name]:
+                    shared[k] = (last[name], max(size, floats), names + [name])
+                    break
+            else:
+                shared.append((last[name], floats, [name]))
+        self.arrays, self.nbytes = {}, 0
+        queue = runtime.queue
+        for (*_, pad), shared in groups.items():
+            for _, floats, names in shared:
+                buffer = cl.Buffer(runtime.context, cl.mem_flags.READ_WRITE, floats * 4)
+                cl.enqueue_fill_buffer(queue, buffer, np.float32(0), 0, floats * 4)
+                self.nbytes += floats * 4
+                for name in names:
+                    self.arrays[name] = bordered_planes(queue, buffer,
+                                                        plan.values[name].shape, pad)
+        queue.finish()
