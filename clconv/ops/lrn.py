@@ -4,13 +4,14 @@ from __future__ import annotations
 import numpy as np
 
 from ..arrays import empty, on_device
-from ..build import DEFAULT_GROUP_SIZE, get_kernel, launch_grid
+from ..build import get_kernel, launch_grid
 from ..runtime import current
 from ..validation import check_array, check_finite, check_int
 
 
 # betas with a faster exact form in lrn.cl (see its BETA_FORM); others use exp2/log2
 BETA_FORMS = {0.75: 1, 0.5: 2, 1.0: 3, 0.0: 4}
+RUN_POSITIONS = 8  # lrn.cl's RUN: positions per work-item
 
 
 def lrn(input, size: int, alpha: float = 1e-4, beta: float = 0.75, bias: float = 1.0):
@@ -33,6 +34,9 @@ def lrn(input, size: int, alpha: float = 1e-4, beta: float = 0.75, bias: float =
                         {"LO": min(before, channels - 1),
                          "HI": min(size - 1 - before, channels - 1),
                          "BETA_FORM": BETA_FORMS.get(float(beta), 0)})
-    launch_grid(rt, kernel, (inner, shape[0]), (DEFAULT_GROUP_SIZE, 1), inner,
+    # a work-item per RUN (8) positions (lrn.cl); small groups spread a small plane's
+    # few work-items over every core
+    runs = -(-inner // RUN_POSITIONS)
+    launch_grid(rt, kernel, (runs, shape[0]), (8, 1), inner,
                 on_device(rt, input), out, channels, alpha / size, beta, bias)
     return out
