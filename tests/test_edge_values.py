@@ -37,6 +37,7 @@ GEOMETRIES = [
     ((1, 6, 7, 9), (4, 6, 1, 1), dict(stride=1, padding=0, dilation=1, groups=1)),
     ((2, 4, 9, 13), (8, 1, 3, 3), dict(stride=1, padding=1, dilation=1, groups=4)),
     ((1, 4, 10, 9), (6, 2, 3, 3), dict(stride=2, padding=1, dilation=1, groups=2)),
+    ((3, 6, 1, 1), (20, 6, 1, 1), dict(stride=1, padding=0, dilation=1, groups=1)),  # linear
 ]
 # non-default tunables whose epilogues differ: narrow GEMM vectors (float2, float4 and
 # two per row), depthwise's padded kernel (PAD=1) and 4-wide spans

@@ -181,3 +181,83 @@ def test_only_a_pointwise_gemm_reads_strided_images_in_place(rng):
     with pytest.raises(ValueError, match="x_image: only a pointwise convolution reads its "
                                          "input in place; make the input contiguous first"):
         gemm_algo.forward(rt, geo, params, x, w, None, None, x_image=200)
+
+
+@pytest.mark.parametrize("case", range(1 + len(gemm_algo.TEST_PARAMS)))
+@pytest.mark.parametrize("images,channels,outputs", [(1, 1024, 1000), (3, 37, 45), (9, 20, 33)])
+def test_a_fully_connected_layer_packs_its_weights_as_gemm_columns(images, channels, outputs,
+                                                                   case, rng):
+    """A 1x1 convolution on 1x1 planes (a classifier head) runs as `linear`: the images
+    are the GEMM's rows and W^T, packed in column panels (tails and all), its columns;
+    against the same variant reading W as it is, and torch."""
+    torch = pytest.importorskip("torch", reason="torch not installed: pip install torch==2.13.0")
+    from clconv.algos import linear
+    from clconv.arrays import empty, on_device
+    from clconv.geometry import conv_geometry
+    from clconv.runtime import current
+
+    rt = current()
+    x = rng.standard_normal((images, channels, 1, 1)).astype(np.float32)
+    w = rng.standard_normal((outputs, channels, 1, 1)).astype(np.float32)
+    b = rng.standard_normal(outputs).astype(np.float32)
+    geo = conv_geometry(x.shape, w.shape, 1, 0, 1, 1)
+    assert algos.choose(rt.profile, geo, "forward", packed=True)[0] is linear.LINEAR
+    assert algos.choose(rt.profile, geo, "forward")[0].name == "gemm1x1"  # weights as given
+    params = (algos.params_for(rt.profile, linear.LINEAR, geo, "forward") if case == 0
+              else gemm_algo.TEST_PARAMS[case - 1])
+    if not algos.valid(rt.profile, linear.LINEAR, geo, "forward", params):
+        pytest.skip(f"linear {params} not valid on this device")
+    xd, wd, bd = (on_device(rt, v) for v in (x, w, b))
+    packed = algos.PackedForward(linear.LINEAR, params, linear.pack(rt, geo, params, wd))
+    got = packed.run(rt, geo, xd, wd, bd, empty(rt, (images, outputs, 1, 1)), RELU).get()
+    unpacked = algos.run(rt, "forward", geo, xd, wd, bd, empty(rt, (images, outputs, 1, 1)),
+                         variant=linear.LINEAR, params=params, act=RELU).get()
+    want = torch.relu(torch.nn.functional.conv2d(
+        torch.from_numpy(x), torch.from_numpy(w), torch.from_numpy(b))).numpy()
+    scale = np.abs(want).max()
+    np.testing.assert_allclose(got / scale, want / scale, rtol=0, atol=1e-5)
+    np.testing.assert_allclose(got, unpacked, rtol=1e-5, atol=1e-5)
+
+
+def test_a_fully_connected_layer_reads_and_writes_strided_images_and_fuses(rng):
+    """linear reads its input from a channel slice of a concatenation and writes its
+    output into one, in place; a residual and an input batch norm (applied in a pass of
+    its own: linear's GEMM reads the input as A) give the unfused result; it never
+    writes inside zero borders."""
+    import pyopencl as cl
+
+    from clconv.arrays import on_device
+    from clconv.epilogue import Activation
+    from clconv.ops.layout import copy_images
+    from clconv.runtime import current
+    rt = current()
+    x = rng.standard_normal((3, 40, 1, 1)).astype(np.float32)
+    w = rng.standard_normal((20, 40, 1, 1)).astype(np.float32)
+    b = rng.standard_normal(20).astype(np.float32)
+    layer = ConstantWeightConv2d(x.shape, w, b, activation=RELU)
+    assert layer._forward.variant.name == "linear"
+    assert layer._forward.reads_strided_input() and layer._forward.writes_strided_output()
+    assert not layer._forward.writes_bordered_output()
+    assert not layer._forward.reads_input_affine(layer.geometry)
+    want = F.conv2d_activation(x, w, b, activation=RELU).get()
+    x_view, _ = _strided(rt, 3, 96, 32, x.shape)  # channels 32-71 of 96 (aligned offsets)
+    copy_images(rt, x_view, on_device(rt, x))
+    out_view, out_root = _strided(rt, 3, 64, 32, (3, 20, 1, 1))  # channels 32-51 of 64
+    assert layer(x_view, out=out_view) is out_view
+    host = np.empty(3 * 64, np.float32)
+    cl.enqueue_copy(rt.queue, host, out_root)
+    host = host.reshape(3, 64)
+    np.testing.assert_allclose(host[:, 32:52], want.reshape(3, 20), rtol=1e-5, atol=1e-5)
+    assert np.isnan(host[:, :32]).all() and np.isnan(host[:, 52:]).all()
+
+    residual = rng.standard_normal((3, 20, 1, 1)).astype(np.float32)
+    got = layer(x, residual=residual).get()
+    plain = F.conv2d(x, w, b).get()
+    np.testing.assert_allclose(got, np.maximum(plain + residual, 0), rtol=1e-5, atol=1e-5)
+
+    scale = rng.standard_normal(40).astype(np.float32)
+    shift = rng.standard_normal(40).astype(np.float32)
+    got = layer(x, input_affine=(scale, shift, Activation("relu"))).get()
+    bn = np.maximum(x * scale[:, None, None] + shift[:, None, None], 0)
+    np.testing.assert_allclose(got, F.conv2d_activation(bn, w, b, activation=RELU).get(),
+                               rtol=1e-5, atol=1e-5)

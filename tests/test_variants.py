@@ -51,6 +51,9 @@ EXTRA = [
     ((1, 6, 6, 6), (10, 3, 1, 1), dict(stride=1, padding=0, dilation=2, groups=2)),
     ((2, 3, 13, 12), (17, 3, 3, 3), dict(stride=1, padding="same", dilation=2, groups=1)),
     ((1, 8, 9, 9), (20, 8, 5, 5), dict(stride=(2, 1), padding=(2, 1), dilation=1, groups=1)),
+    # fully connected (linear): images as rows, a column tail, K past a vector
+    ((3, 37, 1, 1), (45, 37, 1, 1), dict(stride=1, padding=0, dilation=1, groups=1)),
+    ((1, 130, 1, 1), (70, 130, 1, 1), dict(stride=1, padding=0, dilation=1, groups=1)),
 ]
 CASES = [(c.input_shape, c.weight_shape, c.bias, c.kwargs) for c in CONFIGS] + \
         [(x, w, True, kw) for x, w, kw in EXTRA]
@@ -532,7 +535,8 @@ def test_shipped_defaults_apply_to_this_device_type():
 RESIDUAL_CASES = [((2, 3, 7, 11), (5, 3, 3, 3), dict(stride=1, padding=1, groups=1)),
                   ((1, 6, 9, 13), (6, 6, 1, 1), dict(stride=1, padding=0, groups=1)),
                   ((1, 8, 10, 19), (8, 1, 3, 3), dict(stride=1, padding=1, groups=8)),
-                  ((1, 4, 9, 9), (6, 4, 3, 3), dict(stride=2, padding=1, groups=1))]
+                  ((1, 4, 9, 9), (6, 4, 3, 3), dict(stride=2, padding=1, groups=1)),
+                  ((3, 6, 1, 1), (20, 6, 1, 1), dict(stride=1, padding=0, groups=1))]
 
 
 @pytest.mark.parametrize("case", RESIDUAL_CASES, ids=lambda c: f"x{c[0]}-w{c[1]}")

@@ -22,6 +22,7 @@ from .depthwise_direct import DEPTHWISE_DIRECT
 from .direct import DIRECT
 from .gemm import GEMM_1X1, IM2COL, is_pointwise
 from .gemm import reads_input_affine as gemm_reads_input_affine
+from .linear import LINEAR, is_fully_connected
 from .shifted import SHIFTED
 from .winograd import WINOGRAD, pays as winograd_pays
 
@@ -30,9 +31,14 @@ ENV_ALGO = "CLCONV_ALGO"
 # they write strided images (a slice of a concatenation) and inside zero-bordered planes
 # in place (PackedForward.writes_strided_output, writes_bordered_output)
 OUTPUT_WRITERS = (GEMM_1X1, IM2COL, SHIFTED)
+# linear's GEMM reads and writes whole images as its rows: strided images in place, but
+# no bordered planes (an output pixel's channels are then not one row of C)
+STRIDED_IMAGE_WRITERS = OUTPUT_WRITERS + (LINEAR,)
+STRIDED_IMAGE_READERS = (GEMM_1X1, LINEAR)
 
 VARIANTS: dict[str, Variant] = {v.name: v for v in (DIRECT, IM2COL, GEMM_1X1, DEPTHWISE,
-                                                    DEPTHWISE_DIRECT, WINOGRAD, SHIFTED)}
+                                                    DEPTHWISE_DIRECT, WINOGRAD, SHIFTED,
+                                                    LINEAR)}
 
 _forced: str | None = None
 _memo: dict = caches.memo("algos.choices")
@@ -102,7 +108,8 @@ def heuristic(profile, geo, op: str, packed: bool = False) -> str:
     if cg * geo.kh * geo.kw < 4 and kg < 4:
         return "direct"  # too little work per GEMM to pay for the layout passes
     if is_pointwise(geo):
-        return "gemm1x1"
+        # a fully connected layer: its weights, packed once, as the GEMM's columns
+        return "linear" if packed and is_fully_connected(geo) else "gemm1x1"
     if winograd_pays(geo, op, packed):
         return "winograd"
     if packed and is_cpu(profile) and valid(profile, SHIFTED, geo, op,
@@ -192,14 +199,14 @@ class PackedForward:
         return self.variant is GEMM_1X1 and gemm_reads_input_affine(geo)
 
     def reads_strided_input(self) -> bool:
-        """Whether run() reads an input of strided images in place: gemm1x1, whose GEMM
-        reads the input itself, one image at a time."""
-        return self.variant is GEMM_1X1
+        """Whether run() reads an input of strided images in place: gemm1x1 and linear,
+        whose GEMM reads the input itself, one image at a time."""
+        return self.variant in STRIDED_IMAGE_READERS
 
     def writes_strided_output(self) -> bool:
         """Whether run() writes an output of strided images in place: the variants whose
         GEMM writes the output, one image at a time."""
-        return self.variant in OUTPUT_WRITERS
+        return self.variant in STRIDED_IMAGE_WRITERS
 
     def writes_bordered_output(self) -> bool:
         """Whether run() writes inside zero-bordered output planes in place (out_border,

@@ -110,6 +110,20 @@ def pack_a(rt, params, a, batches: int, M: int, Kd: int):
     return on_device(rt, np.ascontiguousarray(host)), Kd * tm, panels * Kd * tm
 
 
+def pack_b(rt, params, w, N: int, Kd: int):
+    """The (Kd x N) matrix B = W^T, of a row-major (N x Kd) device array `w`, as
+    gemm(b_packed=True) reads it: cut into panels of the tile's NV*TN columns, a panel
+    stored row after row (Kd x NV*TN, columns past N zero), so that a work-item's K loop
+    reads one contiguous stream. Made once on the host (for weights that do not change).
+    Returns (packed, ldb): the device array and the panel stride to pass to gemm."""
+    width = tile_n(params)
+    panels = -(-N // width)
+    host = np.zeros((panels * width, Kd), np.float32)
+    host[:N] = w.get().reshape(N, Kd)
+    host = host.reshape(panels, width, Kd).transpose(0, 2, 1)
+    return on_device(rt, np.ascontiguousarray(host)), Kd * width
+
+
 def gemm(rt, params, M, N, Kd, R, A, lda, sa, B, ldb, sb, C, ldc, sc, batches, NB2,
          a_kmajor=False, a_packed=False, b_trans=False, c_trans=False, bias=None,
          bias_kind=ROW_BIAS, bias_strides=(0, 0, 0), alpha=1.0, beta=1.0, scale=False,
