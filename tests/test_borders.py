@@ -46,6 +46,41 @@ def test_bordered_planes_are_recognised_and_nothing_else():
         padded_planes(plain)
 
 
+def test_copy_planes_takes_views_at_an_offset_and_refuses_other_strides(rng):
+    """A C-contiguous view that starts inside its buffer (an image of a batch) is copied
+    from where it starts; a view with gaps (a channel slice) is refused, not misread."""
+    from clconv.ops.layout import copy_planes
+    rt = current()
+    host = rng.standard_normal((3, 2, 5, 4)).astype(np.float32)
+    images = on_device(rt, host)
+    planes, buffer = _zeroed_planes(rt, (1, 2, 5, 4), 1)
+    copy_planes(rt, planes, images[2:])  # offset: two images in
+    got = _host(rt, buffer, (1, 2, 5, 4), 1)
+    np.testing.assert_array_equal(got[:, :, 1:-1, 1:-1], host[2:])
+    assert not got[:, :, [0, -1]].any() and not got[:, :, :, [0, -1]].any()
+    back = on_device(rt, np.zeros((1, 2, 5, 4), np.float32))
+    copy_planes(rt, back, planes)
+    np.testing.assert_array_equal(back.get(), host[2:])
+    with pytest.raises(ValueError, match=r"planes: expected a C-contiguous array or "
+                                         r"zero-bordered planes, got strides"):
+        copy_planes(rt, _zeroed_planes(rt, (3, 1, 5, 4), 1)[0], images[:, 1:])
+
+
+def test_the_gemm_refuses_output_rows_it_cannot_store():
+    from clconv.algos.gemm import output_planes
+    from clconv.algos.tiled_gemm import _pixel_store
+    from clconv.geometry import conv_geometry
+    geo = conv_geometry((2, 4, 6, 6), (8, 4, 1, 1), 1, 0, 1, 1)
+    assert output_planes(geo) == (36, None)
+    assert output_planes(geo, out_border=1) == (64, (8, 9))
+    with pytest.raises(ValueError, match="out_border: an output of strided images has no "
+                                         "borders"):
+        output_planes(geo, out_image=300, out_border=1)
+    assert _pixel_store((3, 1, 8, 6), (10, 11)) == (1, 8, 6, 10, 11)
+    with pytest.raises(ValueError, match="out_rows: only a shifted GEMM stores output rows"):
+        _pixel_store(None, (10, 11))
+
+
 @pytest.mark.parametrize("variant", ["gemm1x1", "im2col", "shifted", "winograd", "direct"])
 def test_a_prepared_layer_writes_inside_zero_borders(variant, rng):
     """Every variant: the GEMM ones in place (gemm.cl's out_pitch/out_base), the others

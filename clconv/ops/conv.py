@@ -140,9 +140,10 @@ class ConstantWeightConv2d:
         if x_shape != geo.input_shape:
             raise ValueError(f"input: this layer was prepared for shape {geo.input_shape}, "
                              f"got {x_shape}")
-        if border(input) is not None:
+        in_border = border(input)
+        if in_border is not None:
             # (an input_affine would move the zeros of the border: not read in place)
-            unpadded = self.reads_border(border(input)) if input_affine is None else None
+            unpadded = self.reads_border(in_border) if input_affine is None else None
             if unpadded is not None:
                 geo, input = unpadded, padded_planes(input)
             else:
@@ -163,12 +164,13 @@ class ConstantWeightConv2d:
                 strides.pop("x_image", None)
         slice_out = None  # strided images or bordered planes to copy the result into
         given_out = out
-        if residual is None and (image_stride(out) is not None or border(out) is not None):
+        out_stride, out_border = image_stride(out), border(out)
+        if residual is None and (out_stride is not None or out_border is not None):
             check_shape("out", check_images("out", out, rt, "(N, C, H, W)"), geo.output_shape)
-            if image_stride(out) is not None and forward.writes_strided_output():
-                strides["out_image"] = image_stride(out)
-            elif border(out) is not None and forward.writes_bordered_output():
-                strides["out_border"], out = border(out), padded_planes(out)
+            if out_stride is not None and forward.writes_strided_output():
+                strides["out_image"] = out_stride
+            elif out_border is not None and forward.writes_bordered_output():
+                strides["out_border"], out = out_border, padded_planes(out)
             else:
                 slice_out, out = out, None
         if strides.keys() & {"out_image", "out_border"}:
@@ -177,7 +179,7 @@ class ConstantWeightConv2d:
             out, act = _output(rt, geo, residual, overwrite_residual, self.activation, out)
         forward.run(rt, geo, x, self.weight, self.bias, out, act, **fused, **strides)
         if slice_out is not None:
-            (copy_planes if border(slice_out) is not None else copy_images)(rt, slice_out, out)
+            (copy_planes if out_border is not None else copy_images)(rt, slice_out, out)
             return slice_out
         return given_out if "out_border" in strides else out
 

@@ -94,12 +94,15 @@ def copy_images(rt, dest, source) -> None:
 
 
 def _planes(x) -> tuple[int, int, int]:
-    """(first float, row pitch, plane pitch) of a C-contiguous (N, C, H, W) array or of
-    zero-bordered planes (arrays.border)."""
+    """(first float in its buffer, row pitch, plane pitch) of a C-contiguous (N, C, H, W)
+    array or of zero-bordered planes (arrays.border)."""
     h, w = int(x.shape[2]), int(x.shape[3])
-    if border(x) is None:
-        return 0, w, h * w
-    return x.offset // 4, x.strides[2] // 4, x.strides[1] // 4
+    if border(x) is not None:
+        return x.offset // 4, x.strides[2] // 4, x.strides[1] // 4
+    if not x.flags.c_contiguous:
+        raise ValueError(f"planes: expected a C-contiguous array or zero-bordered planes, "
+                         f"got strides {x.strides} for shape {tuple(x.shape)}")
+    return x.offset // 4, w, h * w
 
 
 def copy_planes(rt, dest, source) -> None:
@@ -118,13 +121,13 @@ def contiguous_images(rt, x):
     """`x` itself, or a C-contiguous copy where it is strided images (image_stride) or
     zero-bordered planes (arrays.border)."""
     if border(x) is not None:
-        out = empty(rt, x.shape)
-        copy_planes(rt, out, x)
-        return out
-    if image_stride(x) is None:
+        copy = copy_planes
+    elif image_stride(x) is not None:
+        copy = copy_images
+    else:
         return x
     out = empty(rt, x.shape)
-    copy_images(rt, out, x)
+    copy(rt, out, x)
     return out
 
 
