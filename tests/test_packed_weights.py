@@ -261,3 +261,61 @@ def test_a_fully_connected_layer_reads_and_writes_strided_images_and_fuses(rng):
     bn = np.maximum(x * scale[:, None, None] + shift[:, None, None], 0)
     np.testing.assert_allclose(got, F.conv2d_activation(bn, w, b, activation=RELU).get(),
                                rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("trans_a,trans_b,alpha,beta,c_shape", [
+    (0, 1, 1.0, 1.0, (37,)), (0, 0, 1.0, 1.0, (37,)), (1, 1, 0.5, 2.0, (3, 37)),
+    (0, 0, 1.5, 1.0, None)])
+def test_an_onnx_gemm_packs_its_constant_b_once(monkeypatch, rng, trans_a, trans_b, alpha,
+                                                 beta, c_shape):
+    """A fully connected layer's weights (Gemm's B, an initializer) are packed into the
+    GEMM's column panels on the first run only; every layout of B and A, alpha, beta and
+    C give numpy's result, through the step-by-step run and the replay."""
+    onnx = pytest.importorskip("onnx", reason="onnx not installed: pip install 'clconv[onnx]'")
+    import clconv.onnx as conx
+    from clconv.ops import gemm as gemm_ops
+    from clconv.onnx.steps import GemmStep
+    from onnx import helper, numpy_helper
+
+    a = rng.standard_normal((70, 3) if trans_a else (3, 70)).astype(np.float32)
+    b = rng.standard_normal((37, 70) if trans_b else (70, 37)).astype(np.float32)
+    inits = [numpy_helper.from_array(b, "b")]
+    names = ["a", "b"]
+    if c_shape is not None:
+        c = rng.standard_normal(c_shape).astype(np.float32)
+        inits.append(numpy_helper.from_array(c, "c"))
+        names.append("c")
+    nodes = [helper.make_node("Gemm", names, ["g"], alpha=alpha, beta=beta,
+                              transA=trans_a, transB=trans_b),
+             helper.make_node("Relu", ["g"], ["y"])]
+    graph = helper.make_graph(
+        nodes, "g", [helper.make_tensor_value_info("a", onnx.TensorProto.FLOAT, list(a.shape))],
+        [helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [3, 37])], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    packs = []
+    real = gemm_ops.pack_b
+    monkeypatch.setattr(gemm_ops, "pack_b", lambda *args, **kw: packs.append(1) or real(*args, **kw))
+    compiled = conx.load(model)
+    (step,) = [s for s in compiled.plan.steps if isinstance(s, GemmStep)]
+    assert step.constant_b and "B packed once" in step.describe()
+    outs = [compiled.run([a])[0] for _ in range(3)]
+    want = alpha * (a.T if trans_a else a).astype(np.float64) @ (b.T if trans_b else b)
+    if c_shape is not None:
+        want = want + beta * c
+    want = np.maximum(want, 0)
+    for out in outs:
+        np.testing.assert_allclose(out, want, rtol=1e-4, atol=1e-4 * np.abs(want).max())
+    assert len(packs) == 1
+
+
+def test_a_packed_b_gives_the_unpacked_product_and_refuses_trans_b(rng):
+    from clconv.ops import gemm as gemm_ops
+    a = rng.standard_normal((2, 5)).astype(np.float32)
+    b = rng.standard_normal((5, 40)).astype(np.float32)  # two panels, the second partial
+    packed = gemm_ops.pack_b(b, 2)
+    assert packed.shape == (5, 40)
+    np.testing.assert_allclose(gemm_ops.gemm(a, packed).get(), a @ b, rtol=1e-5, atol=1e-5)
+    packed_t = gemm_ops.pack_b(np.ascontiguousarray(b.T), 2, trans_b=True)
+    np.testing.assert_allclose(gemm_ops.gemm(a, packed_t).get(), a @ b, rtol=1e-5, atol=1e-5)
+    with pytest.raises(ValueError, match="trans_b: a PackedB is B as packed"):
+        gemm_ops.gemm(a, packed, trans_b=True)

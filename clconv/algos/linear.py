@@ -38,7 +38,7 @@ def defaults(profile, geo, op):
 def pack(rt, geo, params, w):
     """W^T in the GEMM's column panels of the tile's NV*TN output channels
     (tiled_gemm.pack_b): (packed, panel stride)."""
-    return pack_b(rt, params, w, geo.K, geo.C)
+    return pack_b(rt, params, w, geo.C, geo.K, trans_b=True)
 
 
 def forward(rt, geo, params, x, w, bias, out, act=NO_ACTIVATION, packed=None,

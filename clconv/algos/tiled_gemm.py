@@ -110,17 +110,19 @@ def pack_a(rt, params, a, batches: int, M: int, Kd: int):
     return on_device(rt, np.ascontiguousarray(host)), Kd * tm, panels * Kd * tm
 
 
-def pack_b(rt, params, w, N: int, Kd: int):
-    """The (Kd x N) matrix B = W^T, of a row-major (N x Kd) device array `w`, as
-    gemm(b_packed=True) reads it: cut into panels of the tile's NV*TN columns, a panel
-    stored row after row (Kd x NV*TN, columns past N zero), so that a work-item's K loop
-    reads one contiguous stream. Made once on the host (for weights that do not change).
-    Returns (packed, ldb): the device array and the panel stride to pass to gemm."""
+def pack_b(rt, params, b, Kd: int, N: int, trans_b: bool = False):
+    """A (Kd x N) matrix B, of a device array `b` that holds it row-major (or its
+    transpose, N x Kd, with trans_b: a layer's weights), as gemm(b_packed=True) reads
+    it: cut into panels of the tile's NV*TN columns, a panel stored row after row
+    (Kd x NV*TN, columns past N zero), so that a work-item's K loop reads one contiguous
+    stream. Made once on the host (for weights that do not change). Returns (packed,
+    ldb): the device array and the panel stride to pass to gemm."""
     width = tile_n(params)
     panels = -(-N // width)
-    host = np.zeros((panels * width, Kd), np.float32)
-    host[:N] = w.get().reshape(N, Kd)
-    host = host.reshape(panels, width, Kd).transpose(0, 2, 1)
+    host = np.zeros((Kd, panels * width), np.float32)
+    values = b.get().reshape((N, Kd) if trans_b else (Kd, N))
+    host[:, :N] = values.T if trans_b else values
+    host = host.reshape(Kd, panels, width).transpose(1, 0, 2)
     return on_device(rt, np.ascontiguousarray(host)), Kd * width
 
 

@@ -408,7 +408,8 @@ def lower_gemm(ctx):
             ctx.fail(f"C has shape {c}, which does not broadcast to ({M}, {N})")
         inputs.append(ctx.tensor(2, "C"))
     ctx.emit(GemmStep, inputs, [(M, N)], alpha=float(ctx.attr("alpha", 1.0)),
-             beta=float(ctx.attr("beta", 1.0)), trans_a=trans_a, trans_b=trans_b)
+             beta=float(ctx.attr("beta", 1.0)), trans_a=trans_a, trans_b=trans_b,
+             constant_b=isinstance(ctx.value(1), np.ndarray))
 
 
 def lower_matmul(ctx):

@@ -243,15 +243,27 @@ class GemmStep(Step):
     beta: float = 1.0
     trans_a: bool = False
     trans_b: bool = False
+    # B is a model constant (a fully connected layer's weights): packed once, on the
+    # first run (ops/gemm.pack_b), and later runs reuse it
+    constant_b: bool = False
     fuses_activation = True
+    _packed_b: tuple | None = field(default=None, repr=False, compare=False)
 
     def describe(self):
-        return "gemm" + (" (B transposed)" if self.trans_b else "")
+        return ("gemm" + (" (B transposed)" if self.trans_b else "")
+                + (", B packed once" if self.constant_b else ""))
 
     def run(self, args, out=None):
+        a, b = args[0], args[1]
         c = args[2] if len(args) > 2 else None
-        return [gemm.gemm(args[0], args[1], c, self.alpha, self.beta, self.trans_a,
-                          self.trans_b, self.act)]
+        trans_b = self.trans_b
+        if self.constant_b:
+            rt, packed = current(), self._packed_b
+            if packed is None or packed[0] is not rt or packed[1] is not b.base_data:
+                rows = self.output_shapes[0][0]
+                packed = self._packed_b = (rt, b.base_data, gemm.pack_b(b, rows, trans_b))
+            b, trans_b = packed[2], False
+        return [gemm.gemm(a, b, c, self.alpha, self.beta, self.trans_a, trans_b, self.act)]
 
 
 @dataclass

@@ -3,6 +3,9 @@ gemm (ONNX Gemm: act(alpha * A' @ B' + beta * C), linear's bias along N included
 matmul with numpy's broadcasting rules."""
 from __future__ import annotations
 
+from dataclasses import dataclass
+
+from ..algos import tiled_gemm
 from ..algos.tiled_gemm import STRIDED_BIAS, gemm as enqueue, matrix_params
 from ..arrays import empty, on_device
 from ..build import get_kernel, launch
@@ -14,26 +17,62 @@ from .elementwise import MAX_RANK, broadcast_shape, broadcast_strides, pad_rank
 EXPAND_KERNELS = "shape.cl"  # strided_copy: a broadcast operand made contiguous
 
 
+@dataclass(frozen=True)
+class PackedB:
+    """gemm's B where it does not change (an ONNX Gemm's weights): packed once in the
+    GEMM's column panels (tiled_gemm.pack_b), so that each call's K loop reads one
+    contiguous stream per work-item instead of rows N floats apart (or, for a B stored
+    transposed, gathering each vector lane by lane)."""
+    params: dict
+    data: object  # the panels, a device array
+    ldb: int      # the panel stride
+    shape: tuple  # (K, N) of B
+
+
+def pack_b(b, M: int, trans_b: bool = False) -> PackedB:
+    """B (op(b): b, or its transpose with trans_b) packed for gemm(a, packed, ...) with
+    an `a` of M rows."""
+    rt = current()
+    b_shape = check_array("b", b, rt, "(K, N)")
+    K, N = b_shape[::-1] if trans_b else b_shape
+    params = matrix_params(rt.profile, M, N)
+    data, ldb = tiled_gemm.pack_b(rt, params, on_device(rt, b), K, N, trans_b)
+    return PackedB(params, data, ldb, (K, N))
+
+
 def _enqueue(rt, a, b, M, N, K, out, trans_a=False, trans_b=False, batches=1, NB2=1,
              sa=(0, 0), sb=(0, 0), c=None, c_strides=(0, 0), alpha=1.0, beta=1.0,
              scale=False, act: Activation = NO_ACTIVATION):
-    """out[b] (M x N) = act(alpha * op(a[b]) @ op(b[b]) + beta * c), C contiguous."""
-    enqueue(rt, matrix_params(rt.profile, M, N, trans_b), M, N, K, 1,
+    """out[b] (M x N) = act(alpha * op(a[b]) @ op(b[b]) + beta * c), C contiguous; b a
+    device array, or a PackedB (one matrix, trans_b False)."""
+    if isinstance(b, PackedB):
+        params, b, ldb, b_layout = b.params, b.data, b.ldb, {"b_packed": True}
+    else:
+        params = matrix_params(rt.profile, M, N, trans_b)
+        ldb, b_layout = K if trans_b else N, {"b_trans": trans_b}
+    enqueue(rt, params, M, N, K, 1,
             a, M if trans_a else K, (*sa, 0),
-            b, K if trans_b else N, (*sb, 0),
+            b, ldb, (*sb, 0),
             out, N, (NB2 * M * N, M * N), batches, NB2,
-            a_kmajor=trans_a, b_trans=trans_b, bias=c, bias_kind=STRIDED_BIAS,
-            bias_strides=(0, *c_strides), alpha=alpha, beta=beta, scale=scale, act=act)
+            a_kmajor=trans_a, bias=c, bias_kind=STRIDED_BIAS, bias_strides=(0, *c_strides),
+            alpha=alpha, beta=beta, scale=scale, act=act, **b_layout)
     return out
 
 
 def gemm(a, b, c=None, alpha=1.0, beta=1.0, trans_a=False, trans_b=False,
          act: Activation = NO_ACTIVATION):
     """act(alpha * op(a) @ op(b) + beta * c); op transposes when trans_* is set; c
-    broadcasts to (M, N) (shape (N,): a bias per column, as linear's)."""
+    broadcasts to (M, N) (shape (N,): a bias per column, as linear's). `b` may be a
+    PackedB (pack_b: op(b) packed once; trans_b then False)."""
     rt = current()
     a_shape = check_array("a", a, rt, "(M, K)")
-    b_shape = check_array("b", b, rt, "(K, N)")
+    if isinstance(b, PackedB):
+        if trans_b:
+            raise ValueError("trans_b: a PackedB is B as packed (pack_b transposed it); "
+                             "pass trans_b=False")
+        b_shape = b.shape
+    else:
+        b_shape = check_array("b", b, rt, "(K, N)")
     M, K = a_shape[::-1] if trans_a else a_shape
     Kb, N = b_shape[::-1] if trans_b else b_shape
     if K != Kb:
@@ -50,7 +89,8 @@ def gemm(a, b, c=None, alpha=1.0, beta=1.0, trans_a=False, trans_b=False,
             raise ValueError(f"c: shape {c_shape} does not broadcast to ({M}, {N})")
         c_strides = broadcast_strides(c_shape, (M, N))
     alpha, beta = check_finite("alpha", alpha), check_finite("beta", beta)
-    return _enqueue(rt, on_device(rt, a), on_device(rt, b), M, N, K, empty(rt, (M, N)),
+    b_dev = b if isinstance(b, PackedB) else on_device(rt, b)
+    return _enqueue(rt, on_device(rt, a), b_dev, M, N, K, empty(rt, (M, N)),
                     trans_a, trans_b, c=on_device(rt, c) if c is not None else None,
                     c_strides=c_strides, alpha=alpha, beta=beta,
                     scale=(alpha, beta) != (1.0, 1.0), act=act)
