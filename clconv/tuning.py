@@ -159,12 +159,15 @@ def shipped_defaults() -> dict:
 caches.register("tuning.shipped_defaults", shipped_defaults)
 
 
-def default_params(profile, algo: str, op: str | None = None) -> dict | None:
+def default_params(profile, algo: str, op: str | None = None,
+                   use: str | None = None) -> dict | None:
     """Shipped untuned tunables for `algo` on this kind of device: by device kind (e.g.
     VC4CL), then by device type (CPU/GPU); None if none. On a CPU, a GEMM tile (an
     entry with TM) takes its shape from the CPU class (`cpu_class` section: TM, TN, NV
     that fit the class's vector registers). An entry may carry per-op overrides under
-    the op's name (e.g. "grad_input": {...}), applied last."""
+    the op's name (e.g. "grad_input": {...}), applied last, and overrides for a use of
+    the op (e.g. "input_affine": a forward that applies a batch norm to its input as it
+    loads it), applied after those."""
     table = shipped_defaults()
     keys = [("kind", profile.kind.name)]
     keys += [("device_type", word) for word in sorted(profile.device_types)]
@@ -175,8 +178,10 @@ def default_params(profile, algo: str, op: str | None = None) -> dict | None:
             tile = cpu_gemm_tile(profile) if section == "device_type" and "TM" in params \
                 else {}
             params.update(_common(tile))
-            params.update(entry.get(op, {}) if op else {})
-            params.update(tile.get(op, {}) if op else {})  # the class's word is the last
+            for member in (op, use):
+                if member:
+                    params.update(entry.get(member, {}))
+                    params.update(tile.get(member, {}))  # the class's word is the last
             return params
     return None
 

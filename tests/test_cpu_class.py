@@ -74,7 +74,7 @@ def test_register_count_of_a_tile():
 def test_every_class_has_a_gemm_tile_that_fits_its_registers(cls):
     tile = tuning.shipped_defaults()["cpu_class"][cls.name]["gemm_tile"]
     assert cls.fits(tile["TM"], tile["TN"], tile["NV"]), (cls, tile)
-    for op in ("forward", "grad_input", "grad_weight"):
+    for op in ("forward", "grad_input", "grad_weight", "input_affine"):
         nv = tile.get(op, {}).get("NV", tile["NV"])
         assert cls.fits(tile.get(op, {}).get("TM", tile["TM"]), tile["TN"], nv), (cls, op)
     # one B register per TN-vector: the tile's columns are whole registers
@@ -100,6 +100,10 @@ def test_cpu_defaults_follow_the_class(name, bits, tile, grad_input_nv):
     gi = tuning.default_params(cpu, "im2col", "grad_input")
     assert (gi["TM"], gi["NV"], gi["WG"]) == (tile[0], grad_input_nv, 16)
     assert tuning.default_params(cpu, "gemm1x1", "grad_input")["GI"] == 2
+    # a 1x1 convolution that applies an input batch norm: AVX-512's taller tile
+    affine = tuning.default_params(cpu, "gemm1x1", "forward", "input_affine")
+    assert affine["TM"] == (12 if cpu.cpu_class is cpu_class.AVX512 else tile[0])
+    assert (affine["TN"], affine["NV"]) == tile[1:]
     # fma() is a libm call where the class has no fused multiply-add (VFP before v4)
     fused = cpu.cpu_class is not cpu_class.VFP
     assert tuning.default_params(cpu, "im2col", "forward")["FMA"] == int(fused)
@@ -126,6 +130,12 @@ def test_tuner_space_contains_every_class_tile(cls):
     space = VARIANTS["im2col"].space(real, geo, "forward")
     assert any((p["TM"], p["TN"], p["NV"]) == (tile["TM"], tile["TN"], tile["NV"])
                for p in space)
+    if cls is cpu_class.AVX512:
+        cpu = dataclasses.replace(real, device_type="ALL | CPU", kind=DeviceKind.POCL_CPU,
+                                  device_name="pthread-skylake-avx512", limits_name="")
+        affine = dict(tile, **tile["input_affine"])
+        assert any((p["TM"], p["TN"], p["NV"]) == (affine["TM"], affine["TN"], affine["NV"])
+                   for p in VARIANTS["gemm1x1"].space(cpu, geo, "forward"))
 
 
 def test_this_device_has_a_class():

@@ -26,23 +26,33 @@ def reference(x, scale, shift, before, w, bias, padding):
     return y.numpy()
 
 
+@pytest.mark.parametrize("prepared", [True, False], ids=["prepared for it", "not"])
 @pytest.mark.parametrize("before", [RELU, NO_ACTIVATION], ids=["relu", "none"])
 @pytest.mark.parametrize("kernel, force", [(1, None), (1, "direct"), (3, None)],
                          ids=["1x1 gemm1x1", "1x1 direct", "3x3"])
-def test_input_affine_matches_the_separate_ops(before, kernel, force, rng, torch):
+def test_input_affine_matches_the_separate_ops(before, kernel, force, prepared, rng, torch):
+    """A layer prepared for an input_affine (ConstantWeightConv2d(input_affine=True)) or
+    not; 29 output channels: a tail of rows for any tile."""
     x = rng.standard_normal((2, 9, 7, 6)).astype(np.float32)
     x[0, 0, 0, :3] = (np.nan, np.inf, -np.inf)
     scale = rng.standard_normal(9).astype(np.float32)
     shift = rng.standard_normal(9).astype(np.float32)
     scale[4] = 0.0  # with an infinity there: NaN
     x[1, 4, 2, 2] = np.inf
-    w = rng.standard_normal((5, 9, kernel, kernel)).astype(np.float32)
-    bias = rng.standard_normal(5).astype(np.float32)
+    w = rng.standard_normal((29, 9, kernel, kernel)).astype(np.float32)
+    bias = rng.standard_normal(29).astype(np.float32)
     padding = kernel // 2
     with clconv.algos.force(force) if force else contextlib.nullcontext():
-        layer = ConstantWeightConv2d(x.shape, w, bias, padding=padding)
+        layer = ConstantWeightConv2d(x.shape, w, bias, padding=padding, input_affine=prepared)
         got = layer(x, input_affine=(scale, shift, before)).get()
     assert layer._forward.reads_input_affine(layer.geometry) == (kernel == 1 and not force)
+    if kernel == 1 and not force:
+        # the tunables for that use (the CPU class's taller tile on AVX-512), or not
+        profile = layer.runtime.profile
+        want_params = clconv.algos.params_for(profile, layer._forward.variant,
+                                              layer.geometry, "forward",
+                                              clconv.algos.INPUT_AFFINE if prepared else None)
+        assert layer._forward.params == want_params
     want = reference(x, scale, shift, before, w, bias, padding)
     np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
     finite = np.isfinite(want)
@@ -108,3 +118,10 @@ def test_densenet_batch_norm_relu_runs_in_the_next_1x1_conv(rng):
         x = rng.standard_normal((1, 3, 9, 10)).astype(np.float32)
         for got, want in zip(model.run([x]), session.run(None, {"x": x})):
             np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
+    # the fused 1x1 layers were prepared with the tile for that use
+    for step in model.plan.steps:
+        if isinstance(step, ConvStep) and step.input_affine:
+            forward = step._prepared._forward
+            assert forward.params == clconv.algos.params_for(
+                model.runtime.profile, forward.variant, step._prepared.geometry, "forward",
+                clconv.algos.INPUT_AFFINE)

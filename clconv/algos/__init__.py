@@ -76,10 +76,11 @@ def force(name: str | None):
         _forced = previous
 
 
-def params_for(profile, variant: Variant, geo, op: str) -> dict:
-    """Untuned tunables: shipped defaults for the device, else the variant's, fitted to
-    the layer (Variant.fit) and clamped to the device."""
-    params = tuning.default_params(profile, variant.name, op)
+def params_for(profile, variant: Variant, geo, op: str, use: str | None = None) -> dict:
+    """Untuned tunables: shipped defaults for the device (with their overrides for `use`,
+    e.g. INPUT_AFFINE), else the variant's, fitted to the layer (Variant.fit) and
+    clamped to the device."""
+    params = tuning.default_params(profile, variant.name, op, use)
     if params is None:
         params = variant.defaults(profile, geo, op)
     params = dict(params)
@@ -214,9 +215,21 @@ class PackedForward:
         return self.variant in OUTPUT_WRITERS
 
 
-def pack_forward(rt, geo, w) -> PackedForward:
-    """Choose the forward variant for `geo` now and pack the weights `w` it will read."""
-    variant, params, _ = choose(rt.profile, geo, "forward", packed=True)
+# tuning_defaults.json's overrides for a forward that applies an input batch norm as its
+# GEMM loads the input (gemm.cl B_AFFINE): a taller tile shares each transformed row
+INPUT_AFFINE = "input_affine"
+
+
+def pack_forward(rt, geo, w, input_affine: bool = False) -> PackedForward:
+    """Choose the forward variant for `geo` now and pack the weights `w` it will read.
+    input_affine: the layer will be run with an input_affine (PackedForward.run); where
+    the variant applies it in its GEMM, its untuned tunables are those for that use."""
+    variant, params, how = choose(rt.profile, geo, "forward", packed=True)
+    if (input_affine and how != "tuned" and variant is GEMM_1X1
+            and gemm_reads_input_affine(geo)):
+        fitted = params_for(rt.profile, variant, geo, "forward", INPUT_AFFINE)
+        if valid(rt.profile, variant, geo, "forward", fitted):
+            params = fitted
     packed = variant.pack(rt, geo, params, w) if variant.pack is not None else None
     return PackedForward(variant, params, packed)
 

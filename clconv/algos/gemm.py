@@ -201,14 +201,18 @@ def grad_weight(rt, geo, params, x, grad_out, out):
 
 def space(profile, geo, op):
     """Tunables the tuner samples: tile shapes up to float16 vectors (VC4CL's width),
-    6 rows included (the micro-kernel of 16-register CPUs, cpu_class.py), both loop
-    orders, mad/fma, and work-groups up to the device limit (12 included)."""
+    6 rows included (the micro-kernel of 16-register CPUs, cpu_class.py) and 12 where
+    the CPU class's registers hold them (AVX-512's tile for an input batch norm), both
+    loop orders, mad/fma, and work-groups up to the device limit (12 included)."""
     limit = profile.max_work_group_size
     wgs = sorted({w for w in (1, 4, 8, 12, 16, 32, 64) if w <= limit} | {min(12, limit)})
+    cls = profile.cpu_class
     out = []
     for tn in (4, 8, 16):
-        for tm in (2, 4, 6, 8):
+        for tm in (2, 4, 6, 8, 12):
             for nv in (1, 2):
+                if tm > 8 and not (cls is not None and cls.fits(tm, tn, nv)):
+                    continue
                 for mfast in (0, 1):
                     for fma in (0, 1):
                         for wg in wgs:

@@ -197,7 +197,7 @@ class ConvStep(Step):
                     or prepared.weight.base_data is not w.base_data):
                 prepared = self._prepared = ConstantWeightConv2d(
                     x.shape, w, bias, self.stride, self.padding, self.dilation, self.groups,
-                    self.act)
+                    self.act, input_affine=input_affine is not None)
             y = prepared(x, input_affine=input_affine, **fused)
         # (strided images cannot be reshaped; a 2-D convolution's shape is already right)
         return [y if tuple(y.shape) == tuple(self.output_shapes[0])

@@ -107,7 +107,11 @@ class ConstantWeightConv2d:
     call then only checks the input and enqueues. Built for the runtime current now."""
 
     def __init__(self, input_shape, weight, bias=None, stride=1, padding=0, dilation=1,
-                 groups=1, activation: Activation = NO_ACTIVATION):
+                 groups=1, activation: Activation = NO_ACTIVATION,
+                 input_affine: bool = False):
+        """input_affine: calls will pass an input_affine (a batch norm before the layer),
+        which a pointwise layer applies as its GEMM loads the input, with the tile the
+        CPU class gives that use (algos.pack_forward); calls may still pass one or not."""
         check_activation(activation)
         self.runtime = rt = current()
         w_shape = check_array("weight", weight, rt,
@@ -118,7 +122,7 @@ class ConstantWeightConv2d:
         self.weight = on_device(rt, weight)
         self.bias = on_device(rt, bias) if bias is not None else None
         self.activation = activation
-        self._forward = algos.pack_forward(rt, self.geometry, self.weight)
+        self._forward = algos.pack_forward(rt, self.geometry, self.weight, input_affine)
 
     def __call__(self, input, residual=None, overwrite_residual: bool = False, out=None,
                  input_affine=None):
