@@ -304,10 +304,15 @@ def lower_average_pool(ctx):
                  call=lambda t: [F.avg_pool3d(t, **kw)],
                  description=f"average pool 3-D {kernel}/{strides}")
         return
+    # every window whole (no padding, no window past the input's end): a fixed average
+    whole = not any(begin) and not any(end) and view is None and all(
+        (i - d * (k - 1) - 1) // s + 1 == o
+        for i, k, s, d, o in zip(shape[2:], kernel, strides, dil, out))
     ctx.emit(CallStep, [ctx.tensor(0, "X")], [out_shape],
              call=avg_pool_call(kernel, strides, (*begin, *end), out, dil, include, view,
                                  out_shape),
-             writes_out=True, description=f"average pool {kernel}/{strides}")
+             writes_out=True, description=f"average pool {kernel}/{strides}",
+             pool_window=(kernel, strides, dil, include) if whole else None)
 
 
 def _global_pool(ctx, reducer: str):

@@ -21,7 +21,8 @@ from ..params import INT32_MAX
 from .errors import PlanError, UnsupportedModelError
 from .loader import ONNX_DOMAINS, Graph, Node, require_onnx
 from .ops import HANDLERS
-from .steps import ActivationStep, AffineStep, BinaryStep, ConvStep, Step
+from .steps import (ActivationStep, AffineStep, BinaryStep, CallStep, ConvStep, Step,
+                    avg_pool_call)
 
 MIN_OPSET = 7  # older opsets use attribute forms (e.g. Reshape's shape) not handled
 
@@ -340,6 +341,51 @@ def fuse_residual_adds(steps, values, outputs):
     return [moved.get(k, s) for k, s in enumerate(steps) if k not in removed]
 
 
+def pool_before_pointwise_convs(steps, values, outputs):
+    """A pointwise convolution read only by an average pool whose windows are whole
+    (DenseNet's transitions: 1x1 conv, then a 2x2 pool of stride 2) runs after the pool
+    instead: both are linear maps, the convolution of each pixel and the pool of each
+    plane, so they commute (the bias too: every window's weights sum to 1), and the
+    convolution then has a quarter of the pixels. The pool averages the convolution's
+    input (its channels, not the output's). Runs before fuse_input_affines: a batch norm
+    + ReLU before the convolution must now run before the pool, in a pass of its own."""
+    users = _consumers(steps)
+    swapped = set()
+    for i, conv in enumerate(steps):
+        if i in swapped or not isinstance(conv, ConvStep):
+            continue
+        weight = values.get(conv.inputs[1])
+        if (not isinstance(weight, np.ndarray) or not conv.constant_weights
+                or len(conv.stride) != 2 or weight.shape[2:] != (1, 1)
+                or tuple(conv.stride) != (1, 1) or tuple(conv.padding) != (0, 0)
+                or conv.pre_pad or conv.input_view or conv.act.name != "none"
+                or conv.residual_input is not None or conv.input_affine is not None):
+            continue
+        j = _sole_consumer(steps, i, outputs, users)
+        pool = steps[j] if j is not None else None
+        if (not isinstance(pool, CallStep) or pool.pool_window is None
+                or pool.inputs[0] != conv.outputs[0]):
+            continue
+        kernel, stride, dilation, include = pool.pool_window
+        n, c = values[conv.inputs[0]].shape[:2]
+        pooled_shape = (n, c) + tuple(pool.output_shapes[0][2:])
+        pooled = f"{conv.outputs[0]}::pooled"
+        values[pooled] = Tensor(pooled_shape)
+        steps[i] = CallStep(
+            nodes=pool.nodes, op=pool.op, inputs=[conv.inputs[0]], outputs=[pooled],
+            output_shapes=[pooled_shape], writes_out=True, pool_window=pool.pool_window,
+            description=pool.description + " (moved before the 1x1 convolution it followed)",
+            call=avg_pool_call(kernel, stride, (0, 0, 0, 0), pooled_shape[2:], dilation,
+                               include, None, pooled_shape))
+        conv.inputs = [pooled] + conv.inputs[1:]
+        conv.outputs, conv.output_shapes = pool.outputs, pool.output_shapes
+        conv.nodes = conv.nodes + pool.nodes
+        conv.op = conv.op + "+" + pool.op
+        steps[j] = conv  # where the pool ran: its readers come after
+        swapped.add(j)
+    return steps
+
+
 def fuse_input_affines(steps, values, outputs):
     """A per-channel affine map (with a ReLU or no activation) read only by a pointwise
     convolution with constant weights is applied as that convolution loads its input:
@@ -444,6 +490,7 @@ def build_plan(graph: Graph, input_shapes: dict[str, tuple],
                              builder.device_constants)
     steps = fuse_activations(steps, set(graph.outputs))
     steps = fuse_residual_adds(steps, builder.values, set(graph.outputs))
+    steps = pool_before_pointwise_convs(steps, builder.values, set(graph.outputs))
     steps = fuse_input_affines(steps, builder.values, set(graph.outputs))
     used = {name for step in steps for name in step.inputs}
     device_constants = [n for n in builder.device_constants if n in used]

@@ -287,6 +287,11 @@ class CallStep(Step):
     call: Callable | None = None
     description: str = ""
     writes_out: bool = False
+    # an average pool without padding whose every window averages whole taps, as
+    # (kernel, stride, dilation, count_include_pad): each output pixel a fixed average
+    # of input pixels, so a pointwise convolution commutes with it (plan.py
+    # pool_before_pointwise_convs)
+    pool_window: tuple | None = None
 
     def describe(self):
         return self.description or self.op.lower()
