@@ -148,6 +148,52 @@ __kernel void max_pool2d_values(
     }
 }
 
+// Average pooling of whole windows (no padding, no window past the input's end), values
+// only, columns not dilated: the max kernel's runs of POOL_RUN outputs, each tap's
+// columns from one contiguous load, summed row by row and column by column as
+// pool2d.cl's avg_window sums them, then divided: the same numbers as
+// avg_pool2d_forward. A run that would read past x (the last rows of the last plane,
+// where Wo < POOL_RUN) takes its taps lane by lane.
+__kernel void avg_pool2d_values(
+    __global const float *x, __global float *out, const int x_size, const int runs,
+    const int planes, const int H, const int W, const int Ho, const int Wo,
+    const int sh, const int dh, const float divisor)
+{
+    const int r = get_global_id(0), plane = get_global_id(1);
+    if (r >= runs || plane >= planes) return;
+    const int ox0 = max(min(r * POOL_RUN, Wo - POOL_RUN), 0);
+    const int c0 = ox0 * POOL_SW;  // the run's first column
+    const int first = r * POOL_RUN - ox0;  // lanes the run before stores
+    for (int oy = 0; oy < Ho; ++oy) {
+        RUNF acc = (RUNF)(0.0f);
+#pragma unroll
+        for (int ky = 0; ky < POOL_KH; ++ky) {
+            const int at = (plane * H + oy * sh + ky * dh) * W + c0;  // in x
+            if (at + ROW_SPAN <= x_size) {
+#pragma unroll
+                for (int kx = 0; kx < POOL_KW; ++kx) acc += LOAD_TAP(x + at + kx);
+            } else {
+                float row[ROW_SPAN];
+#pragma unroll
+                for (int i = 0; i < ROW_SPAN; ++i) row[i] = x[min(at + i, x_size - 1)];
+#pragma unroll
+                for (int kx = 0; kx < POOL_KW; ++kx) acc += LANES(row + kx);
+            }
+        }
+        const RUNF mean = acc / divisor;
+        __global float *o = out + (plane * Ho + oy) * Wo + ox0;
+        if (first == 0 && ox0 + POOL_RUN <= Wo) {
+            RUN_STORE(mean, 0, o);
+        } else {
+            float s[POOL_RUN];
+            RUN_STORE(mean, 0, s);
+#pragma unroll
+            for (int j = 0; j < POOL_RUN; ++j)  // unrolled, guarded: no memcpy
+                if (j >= first && ox0 + j < Wo) o[j] = s[j];
+        }
+    }
+}
+
 // Global pooling: a work-item per plane of P floats, in float8 loads, eight partial
 // results apart so the adds do not wait on one another (a scalar walk of each plane
 // made GlobalAveragePool's 1000 planes of 13x13 take 10x longer on POCL).

@@ -1,7 +1,8 @@
 """Pooling without indices: on CPUs, max pooling takes pool_values.cl's max_pool2d_values
 (runs of outputs in explicit vectors, masked at the rows' ends, each work-item walking
-down its plane and keeping the rows the next output row shares) and whole-plane pooling
-global_avg_pool2d / global_max_pool2d; other devices (CLCONV_LIMITS=videocore4 here) keep
+down its plane and keeping the rows the next output row shares), average pooling of
+whole windows avg_pool2d_values, and whole-plane pooling global_avg_pool2d /
+global_max_pool2d; other devices (CLCONV_LIMITS=videocore4 here) keep
 the per-output kernels. Both against torch, NaN and +-inf placed in the windows."""
 from __future__ import annotations
 
@@ -110,6 +111,45 @@ def test_max_pool2d_values_into_out_and_windows_in_padding(rng):
     expected[np.isnan(windows).any(axis=(3, 5))] = np.nan
     assert np.isneginf(expected[:, :, 0, :]).all()  # the case this test is about
     np.testing.assert_array_equal(to_numpy(out), expected)
+
+
+AVG_CASES = [  # shape, kernel, stride, padding, ceil_mode, divisor_override
+    ((1, 6, 56, 56), 2, 2, 0, False, None),      # DenseNet's transition
+    ((2, 3, 9, 7), 2, 2, 0, False, None),        # odd sizes: the last row and column left
+    ((1, 3, 23, 41), 3, 2, 0, False, None),      # Wo = 20: a last run that overlaps
+    ((1, 2, 9, 7), 3, 1, 0, False, 4),           # Wo < a run; a divisor override
+    ((1, 2, 6, 36), (3, 2), (3, 2), 0, True, None),  # ceil mode, yet every window whole
+    ((1, 2, 7, 12), 2, 2, 0, True, None),        # ceil mode's partial window: per output
+    ((1, 2, 10, 12), 3, 2, 1, False, None),      # padding: the per-output kernel
+]
+
+
+@pytest.mark.parametrize("shape, kernel, stride, padding, ceil_mode, divisor", AVG_CASES)
+def test_avg_pool2d_values_of_whole_windows_match_torch(shape, kernel, stride, padding,
+                                                        ceil_mode, divisor, rng, monkeypatch):
+    """The same floats as torch (the sums in its order), NaN and +-inf included; the
+    vector kernel where every window is whole, the per-output one elsewhere."""
+    x = _input(rng, shape)
+    kw = dict(kernel_size=kernel, stride=stride, padding=padding, ceil_mode=ceil_mode,
+              divisor_override=divisor)
+    names = _kernel_names(monkeypatch)
+    y = to_numpy(F.avg_pool2d(x, **kw))
+    ty = torch.nn.functional.avg_pool2d(torch.tensor(x), **kw).numpy()
+    np.testing.assert_array_equal(np.isnan(y), np.isnan(ty))
+    np.testing.assert_array_equal(y[~np.isnan(y)], ty[~np.isnan(ty)])
+    whole = padding == 0 and not (ceil_mode and shape[-1] == 12)
+    assert ("avg_pool2d_values" in names) == (_cpu() and whole), names
+
+
+def test_avg_pool2d_values_at_the_end_of_x(rng):
+    """A run narrower than the vector at x's last rows reads no float past x: its taps
+    lane by lane, +inf and NaN right at the end."""
+    x = _input(rng, (1, 2, 4, 5), specials=False)
+    x[0, 1, -1, -1], x[0, 1, -2, -3] = np.inf, np.nan
+    y = to_numpy(F.avg_pool2d(x, 2, 1))
+    ty = torch.nn.functional.avg_pool2d(torch.tensor(x), 2, 1).numpy()
+    np.testing.assert_array_equal(np.isnan(y), np.isnan(ty))
+    np.testing.assert_array_equal(y[~np.isnan(y)], ty[~np.isnan(ty)])
 
 
 @pytest.mark.parametrize("shape", [(2, 5, 13, 13), (1, 7, 7, 7), (3, 2, 1, 1), (1, 3, 2, 3),

@@ -234,12 +234,40 @@ def avg_pool2d_windows(rt, x, out_size, kernel, stride, pads, dilation, count_in
     if values_only_kernels(rt.profile) and is_global(x.shape, out_size, kernel, pads):
         global_avg(rt, x, out, divisor_override or H * W)
         return out
+    defines = window_defines(rt.profile, kernel, stride)
+    if (values_only_kernels(rt.profile) and defines and dilation[1] == 1
+            and whole_windows((H, W), out_size, kernel, stride, pads, dilation)):
+        avg_values(rt, x, out, defines, stride[0], dilation[0],
+                   divisor_override or kernel[0] * kernel[1])
+        return out
     window_grid(rt, "avg_pool2d_forward", window_defines(rt.profile, kernel, stride), out.shape,
                 (H, W),
                 (kernel[1], stride[1], dilation[1], pads[1]), (x.data, out.data),
                 (H, W, *out_size, *kernel, *stride, *pads, *dilation,
                  bool(count_include_pad), divisor_override))
     return out
+
+
+def whole_windows(in_size, out_size, kernel, stride, pads, dilation) -> bool:
+    """Whether every window lies inside the input: no padding, none past its end."""
+    return not any(pads) and all(
+        (i - d * (k - 1) - 1) // s + 1 == o
+        for i, o, k, s, d in zip(in_size, out_size, kernel, stride, dilation))
+
+
+def avg_values(rt, x, out, defines, sh, dh, divisor):
+    """pool_values.cl's avg_pool2d_values over out's (N, C, Ho, Wo), windows whole,
+    defines from window_defines."""
+    N, C, H, W = x.shape
+    Ho, Wo = out.shape[2:]
+    runs = -(-Wo // POOL_RUN)
+    kernel = get_kernel(rt, VALUES_KERNELS, "avg_pool2d_values",
+                        dict(defines, POOL_RUN=POOL_RUN))
+    width = group_size(VALUES_GROUP, runs)
+    launch_grid(rt, kernel, (runs, N * C), (width, max(1, VALUES_GROUP // width)),
+                x.data, out.data,
+                *[np.int32(v) for v in (x.size, runs, N * C, H, W, Ho, Wo, sh, dh)],
+                np.float32(divisor))
 
 
 def global_avg(rt, x, out, divisor):
