@@ -148,19 +148,41 @@ __kernel void max_pool2d_values(
     }
 }
 
+#ifndef POOL_AFFINE
+#define POOL_AFFINE 0   // 1: each input x read as x * scale[c] + shift[c]; 2: then a ReLU
+#endif                  // (an inference batch norm (+ ReLU) before the pool, in its loads)
+#if POOL_AFFINE
+#define AFFINE(v) affine_tap(v, s_, t_)
+RUNF affine_tap(RUNF v, const float s, const float t)
+{
+    v = v * s + t;
+#if POOL_AFFINE == 2
+    v = select(v, (RUNF)(0.0f), v < (RUNF)(0.0f));  // activation.h's ReLU: NaN stays
+#endif
+    return v;
+}
+#else
+#define AFFINE(v) (v)
+#endif
+
 // Average pooling of whole windows (no padding, no window past the input's end), values
 // only, columns not dilated: the max kernel's runs of POOL_RUN outputs, each tap's
 // columns from one contiguous load, summed row by row and column by column as
 // pool2d.cl's avg_window sums them, then divided: the same numbers as
 // avg_pool2d_forward. A run that would read past x (the last rows of the last plane,
-// where Wo < POOL_RUN) takes its taps lane by lane.
+// where Wo < POOL_RUN) takes its taps lane by lane. With POOL_AFFINE, plane p's inputs
+// are mapped by channel p % channels first.
 __kernel void avg_pool2d_values(
     __global const float *x, __global float *out, const int x_size, const int runs,
     const int planes, const int H, const int W, const int Ho, const int Wo,
-    const int sh, const int dh, const float divisor)
+    const int sh, const int dh, const float divisor,
+    __global const float *scale, __global const float *shift, const int channels)
 {
     const int r = get_global_id(0), plane = get_global_id(1);
     if (r >= runs || plane >= planes) return;
+#if POOL_AFFINE
+    const float s_ = scale[plane % channels], t_ = shift[plane % channels];
+#endif
     const int ox0 = max(min(r * POOL_RUN, Wo - POOL_RUN), 0);
     const int c0 = ox0 * POOL_SW;  // the run's first column
     const int first = r * POOL_RUN - ox0;  // lanes the run before stores
@@ -171,13 +193,13 @@ __kernel void avg_pool2d_values(
             const int at = (plane * H + oy * sh + ky * dh) * W + c0;  // in x
             if (at + ROW_SPAN <= x_size) {
 #pragma unroll
-                for (int kx = 0; kx < POOL_KW; ++kx) acc += LOAD_TAP(x + at + kx);
+                for (int kx = 0; kx < POOL_KW; ++kx) acc += AFFINE(LOAD_TAP(x + at + kx));
             } else {
                 float row[ROW_SPAN];
 #pragma unroll
                 for (int i = 0; i < ROW_SPAN; ++i) row[i] = x[min(at + i, x_size - 1)];
 #pragma unroll
-                for (int kx = 0; kx < POOL_KW; ++kx) acc += LANES(row + kx);
+                for (int kx = 0; kx < POOL_KW; ++kx) acc += AFFINE(LANES(row + kx));
             }
         }
         const RUNF mean = acc / divisor;

@@ -1,7 +1,8 @@
 """A pointwise convolution read only by an average pool of whole windows runs after the
-pool (onnx/plan.py pool_before_pointwise_convs: DenseNet's transitions), with the same
-numbers as ONNX Runtime's conv-then-pool, NaN and infinities included; and every case
-where the two would differ keeps the original order."""
+pool (onnx/plan.py pool_before_pointwise_convs: DenseNet's transitions), the batch norm +
+ReLU before it applied as the pool loads its input, with the same numbers as ONNX
+Runtime's conv-then-pool, NaN and infinities included; and every case where the two
+would differ keeps the original order."""
 import numpy as np
 import pytest
 
@@ -85,9 +86,11 @@ def test_the_pool_runs_first_and_gives_the_same_numbers(rng, x_shape, pool, bn_r
     data = _model(rng, x_shape, 13, pool, bn_relu=bn_relu)
     model = _check(rng, data, x_shape)
     assert _swapped(model)
-    if bn_relu:  # the batch norm + ReLU now runs in a pass of its own, before the pool
-        assert any(isinstance(s, AffineStep) for s in model.plan.steps)
+    if bn_relu:  # the batch norm + ReLU now runs before the pool, as it loads its input
+        assert not any(isinstance(s, AffineStep) for s in model.plan.steps)
         assert not any(isinstance(s, ConvStep) and s.input_affine for s in model.plan.steps)
+        (pool,) = [s for s in model.plan.steps if isinstance(s, CallStep)]
+        assert pool.op.startswith("BatchNormalization+Relu+") and len(pool.inputs) == 3
 
 
 @pytest.mark.parametrize("why,pool,kw", [

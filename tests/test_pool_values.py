@@ -11,7 +11,7 @@ import pytest
 
 import clconv.functional as F
 import clconv.ops.pool as pool
-from clconv.arrays import empty, to_numpy
+from clconv.arrays import empty, on_device, to_numpy
 from clconv.ops import padded_pool
 from clconv.runtime import current
 
@@ -218,3 +218,29 @@ def test_pools_from_and_into_sub_buffers(rng):
     written[y_at // 4:y_at // 4 + expected.size] = 7.0
     written[x_at // 4:x_at // 4 + x.size] = 7.0
     assert (written == 7.0).all()  # nothing written outside the output's slice
+
+
+@pytest.mark.parametrize("padding", [0, 1], ids=["in its loads", "a pass of its own"])
+@pytest.mark.parametrize("act", ["relu", "none"])
+def test_avg_pool_with_an_input_affine_is_the_pool_of_the_mapped_input(rng, act, padding):
+    """An inference batch norm (+ ReLU) before the pool (ONNX plans fuse it): applied as
+    the vector kernel loads its taps, or first in a pass of its own where another kernel
+    pools; both the pool of channel_affine's result, NaN and +-inf included."""
+    from clconv.epilogue import Activation
+    from clconv.ops.elementwise import channel_affine
+    x = _input(rng, (2, 5, 12, 18))
+    scale = rng.standard_normal(5).astype(np.float32)
+    shift = rng.standard_normal(5).astype(np.float32)
+    scale[2] = 0.0  # times an infinity: NaN
+    rt = current()
+    affine = (on_device(rt, scale), on_device(rt, shift), Activation(act))
+    pads = (padding,) * 4
+    out_size = ((12 + 2 * padding - 2) // 2 + 1, (18 + 2 * padding - 2) // 2 + 1)
+    got = to_numpy(padded_pool.avg_pool2d_padded(x, (2, 2), (2, 2), pads, out_size,
+                                                 input_affine=affine))
+    mapped = channel_affine(x, scale, shift, Activation(act))
+    want = to_numpy(padded_pool.avg_pool2d_padded(mapped, (2, 2), (2, 2), pads, out_size))
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
+    finite = np.isfinite(want)
+    np.testing.assert_array_equal(got[~finite], want[~finite])
+    np.testing.assert_allclose(got[finite], want[finite], rtol=1e-6, atol=1e-6)

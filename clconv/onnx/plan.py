@@ -391,7 +391,8 @@ def fuse_input_affines(steps, values, outputs):
     convolution with constant weights is applied as that convolution loads its input:
     DenseNet's batch norm + ReLU before each layer's 1x1 convolution, which reads the
     whole concatenation so far, then costs no pass over it (ConstantWeightConv2d's
-    input_affine). Runs after fuse_residual_adds: scale and shift become the last two
+    input_affine); read only by an average pool of whole windows, likewise as the pool
+    loads it. Runs after fuse_residual_adds: scale and shift become the last two
     inputs."""
     users = _consumers(steps)
     removed = set()
@@ -402,6 +403,11 @@ def fuse_input_affines(steps, values, outputs):
         if j is None:
             continue
         conv = steps[j]
+        if (isinstance(conv, CallStep) and conv.pool_window is not None
+                and conv.inputs == [step.outputs[0]]):
+            _pool_with_input_affine(step, conv)  # an average pool reads it: in its loads
+            removed.add(i)
+            continue
         weight = values.get(conv.inputs[1]) if isinstance(conv, ConvStep) else None
         if (not isinstance(weight, np.ndarray) or not conv.constant_weights
                 or conv.inputs[0] != step.outputs[0] or conv.input_affine is not None
@@ -415,6 +421,21 @@ def fuse_input_affines(steps, values, outputs):
         conv.op = step.op + "+" + conv.op
         removed.add(i)
     return [s for k, s in enumerate(steps) if k not in removed]
+
+
+def _pool_with_input_affine(affine, pool):
+    """An average pool of whole windows (pool_window) that applies the per-channel affine
+    map (and ReLU) as it loads its input (pool.avg_pool2d_windows' input_affine):
+    DenseNet's batch norm + ReLU before a transition, once the pool runs first."""
+    kernel, stride, dilation, include = pool.pool_window
+    shape = pool.output_shapes[0]
+    pool.call = avg_pool_call(kernel, stride, (0, 0, 0, 0), shape[2:], dilation, include,
+                              None, shape, input_affine=affine.act)
+    pool.inputs = [affine.inputs[0]] + list(affine.inputs[1:3])
+    pool.nodes = affine.nodes + pool.nodes
+    pool.op = affine.op + "+" + pool.op
+    pool.description = ("per-channel affine" + (" + relu" if affine.act.name == "relu" else "")
+                        + " on its input, then " + pool.description)
 
 
 def plan_memory(plan: Plan):

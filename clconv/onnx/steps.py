@@ -361,10 +361,13 @@ def max_pool_with_indices_call(kernel, stride, pads_begin, out_size, dilation, i
 
 
 def avg_pool_call(kernel, stride, pads, out_size, dilation, count_include_pad, input_view,
-                  output_shape):
-    def call(x, out=None):
+                  output_shape, input_affine: Activation | None = None):
+    """The pool as a CallStep's call(x, out=None); with input_affine (none or relu),
+    call(x, scale, shift, out=None): the pool of input_affine(x * scale + shift)."""
+    def call(x, *affine, out=None):
         x, out = _pooled_view(x, out, input_view, out_size)
-        y = padded_pool.avg_pool2d_padded(x, kernel, stride, pads, out_size, dilation,
-                                          count_include_pad, out=out)
+        y = padded_pool.avg_pool2d_padded(
+            x, kernel, stride, pads, out_size, dilation, count_include_pad, out=out,
+            input_affine=(*affine, input_affine) if input_affine is not None else None)
         return [y.reshape(output_shape)]
     return call

@@ -37,13 +37,15 @@ def max_pool2d_padded(input, kernel, stride, pads_begin, out_size, dilation=(1, 
 
 
 def avg_pool2d_padded(input, kernel, stride, pads, out_size, dilation=(1, 1),
-                      count_include_pad=False, out=None):
+                      count_include_pad=False, out=None, input_affine=None):
     """Average over windows; pads = (top, left, bottom, right). With count_include_pad
     the divisor counts positions inside the padded input, otherwise inside the input.
-    `out`: an array to write the result into (arrays.output)."""
+    `out`: an array to write the result into (arrays.output). input_affine: (scale,
+    shift, activation), the pool of activation(input * scale[c] + shift[c]) (see
+    pool.avg_pool2d_windows)."""
     rt = current()
     if len(pads) != 4:
         raise ValueError(f"pads: expected (top, left, bottom, right), got {tuple(pads)}")
     _check(rt, input, out_size, kernel, stride, dilation, pads[:2])
     return avg_pool2d_windows(rt, on_device(rt, input), out_size, kernel, stride, pads,
-                              dilation, count_include_pad, out=out)
+                              dilation, count_include_pad, out=out, input_affine=input_affine)

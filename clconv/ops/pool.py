@@ -14,6 +14,7 @@ from ..device import DeviceKind
 from ..geometry import PoolGeometry, pool_geometry  # noqa: F401 (PoolGeometry: public name)
 from ..runtime import current
 from ..validation import check_array, check_int, check_shape
+from .elementwise import channel_affine
 
 KERNELS = "pool2d.cl"
 VALUES_KERNELS = "pool_values.cl"  # without indices, on CPUs (values_only_kernels)
@@ -223,22 +224,29 @@ def avg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False,
 
 
 def avg_pool2d_windows(rt, x, out_size, kernel, stride, pads, dilation, count_include_pad,
-                       divisor_override=0, out=None):
+                       divisor_override=0, out=None, input_affine=None):
     """Average over windows starting at o*stride - pads_begin, for validated arguments;
     pads = (top, left, bottom, right), the padded input's extent (count_include_pad).
+    input_affine: (scale, shift, activation), the pool of activation(x * scale[c] +
+    shift[c]) (an inference batch norm, and a ReLU or none, before it): applied as the
+    vector kernel loads x where it runs, else in a pass of its own.
 
     Shared by avg_pool2d and ONNX's AveragePool (asymmetric pads, explicit output size);
     into `out` when given (see arrays.output)."""
     N, C, H, W = x.shape
     out = output(rt, (N, C) + tuple(out_size), out)
-    if values_only_kernels(rt.profile) and is_global(x.shape, out_size, kernel, pads):
+    defines = window_defines(rt.profile, kernel, stride)
+    vector = bool(values_only_kernels(rt.profile) and defines and dilation[1] == 1
+                  and whole_windows((H, W), out_size, kernel, stride, pads, dilation))
+    if input_affine is not None and not vector:
+        x, input_affine = channel_affine(x, *input_affine), None  # a pass of its own
+    if (input_affine is None and values_only_kernels(rt.profile)
+            and is_global(x.shape, out_size, kernel, pads)):
         global_avg(rt, x, out, divisor_override or H * W)
         return out
-    defines = window_defines(rt.profile, kernel, stride)
-    if (values_only_kernels(rt.profile) and defines and dilation[1] == 1
-            and whole_windows((H, W), out_size, kernel, stride, pads, dilation)):
+    if vector:
         avg_values(rt, x, out, defines, stride[0], dilation[0],
-                   divisor_override or kernel[0] * kernel[1])
+                   divisor_override or kernel[0] * kernel[1], input_affine)
         return out
     window_grid(rt, "avg_pool2d_forward", window_defines(rt.profile, kernel, stride), out.shape,
                 (H, W),
@@ -255,19 +263,24 @@ def whole_windows(in_size, out_size, kernel, stride, pads, dilation) -> bool:
         for i, o, k, s, d in zip(in_size, out_size, kernel, stride, dilation))
 
 
-def avg_values(rt, x, out, defines, sh, dh, divisor):
+def avg_values(rt, x, out, defines, sh, dh, divisor, input_affine=None):
     """pool_values.cl's avg_pool2d_values over out's (N, C, Ho, Wo), windows whole,
-    defines from window_defines."""
+    defines from window_defines; input_affine as avg_pool2d_windows'."""
     N, C, H, W = x.shape
     Ho, Wo = out.shape[2:]
     runs = -(-Wo // POOL_RUN)
+    affine = {}
+    scale = shift = x
+    if input_affine is not None:
+        scale, shift, act = input_affine
+        affine = {"POOL_AFFINE": 2 if act.name == "relu" else 1}
     kernel = get_kernel(rt, VALUES_KERNELS, "avg_pool2d_values",
-                        dict(defines, POOL_RUN=POOL_RUN))
+                        dict(defines, POOL_RUN=POOL_RUN, **affine))
     width = group_size(VALUES_GROUP, runs)
     launch_grid(rt, kernel, (runs, N * C), (width, max(1, VALUES_GROUP // width)),
                 x.data, out.data,
                 *[np.int32(v) for v in (x.size, runs, N * C, H, W, Ho, Wo, sh, dh)],
-                np.float32(divisor))
+                np.float32(divisor), scale.data, shift.data, np.int32(C))
 
 
 def global_avg(rt, x, out, divisor):
