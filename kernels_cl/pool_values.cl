@@ -101,6 +101,22 @@ __attribute__((always_inline)) RUNF row_max(
     return select(best, (RUNF)(NAN), nan);
 }
 
+// A run's outputs to o: lanes first .. left-1 (the lanes before `first` the run before
+// stores; lanes past `left` are past the row's end).
+__attribute__((always_inline)) void store_run(const RUNF v, __global float *o,
+                                              const int first, const int left)
+{
+    if (first == 0 && left >= POOL_RUN) {
+        RUN_STORE(v, 0, o);
+        return;
+    }
+    float s[POOL_RUN];
+    RUN_STORE(v, 0, s);
+#pragma unroll
+    for (int j = 0; j < POOL_RUN; ++j)  // unrolled, guarded: no memcpy
+        if (j >= first && j < left) o[j] = s[j];
+}
+
 // Grid (run, plane); run r pools outputs from min(r*POOL_RUN, Wo - POOL_RUN) (from 0
 // when Wo < POOL_RUN) of every row, top to bottom, keeping the row maxima that the next
 // output row shares (stride-1 pools ran 1.5-2x faster than with a work-item per run and
@@ -134,17 +150,8 @@ __kernel void max_pool2d_values(
             best = rows[k] > best ? rows[k] : best;
             nan |= isnan(rows[k]);
         }
-        best = select(best, (RUNF)(NAN), nan);
-        __global float *o = out + (plane * Ho + oy) * Wo + ox0;
-        if (first == 0 && ox0 + POOL_RUN <= Wo) {
-            RUN_STORE(best, 0, o);
-        } else {
-            float s[POOL_RUN];
-            RUN_STORE(best, 0, s);
-#pragma unroll
-            for (int j = 0; j < POOL_RUN; ++j)  // unrolled, guarded: no memcpy
-                if (j >= first && ox0 + j < Wo) o[j] = s[j];
-        }
+        store_run(select(best, (RUNF)(NAN), nan), out + (plane * Ho + oy) * Wo + ox0, first,
+                  Wo - ox0);
     }
 }
 
@@ -202,17 +209,7 @@ __kernel void avg_pool2d_values(
                 for (int kx = 0; kx < POOL_KW; ++kx) acc += AFFINE(LANES(row + kx));
             }
         }
-        const RUNF mean = acc / divisor;
-        __global float *o = out + (plane * Ho + oy) * Wo + ox0;
-        if (first == 0 && ox0 + POOL_RUN <= Wo) {
-            RUN_STORE(mean, 0, o);
-        } else {
-            float s[POOL_RUN];
-            RUN_STORE(mean, 0, s);
-#pragma unroll
-            for (int j = 0; j < POOL_RUN; ++j)  // unrolled, guarded: no memcpy
-                if (j >= first && ox0 + j < Wo) o[j] = s[j];
-        }
+        store_run(acc / divisor, out + (plane * Ho + oy) * Wo + ox0, first, Wo - ox0);
     }
 }
 
