@@ -242,3 +242,14 @@ def test_avg_pool_with_an_input_affine_is_the_pool_of_the_mapped_input(rng, act,
     finite = np.isfinite(want)
     np.testing.assert_array_equal(got[~finite], want[~finite])
     np.testing.assert_allclose(got[finite], want[finite], rtol=1e-6, atol=1e-6)
+
+
+def test_avg_pool_input_affine_of_the_wrong_size_names_itself(rng):
+    from clconv.epilogue import RELU
+    x = _input(rng, (1, 3, 4, 4), specials=False)
+    good = np.ones(3, np.float32)
+    for bad, name in (((np.ones(2, np.float32), good), "scale"),
+                      ((good, np.ones(4, np.float32)), "shift")):
+        with pytest.raises(ValueError, match=rf"input_affine {name}: expected shape \(3,\)"):
+            padded_pool.avg_pool2d_padded(x, (2, 2), (2, 2), (0, 0, 0, 0), (2, 2),
+                                          input_affine=(*bad, RELU))

@@ -13,6 +13,7 @@ from .. import params
 from ..geometry import (conv_geometry, conv_geometry_nd, pool_geometry_nd, transpose_geometry,
                         transpose_geometry_nd)
 from ..ops.elementwise import broadcast_shape
+from ..ops.pool import whole_windows
 from ..params import INT32_MAX, check_extent
 from ..validation import check_finite, check_int
 from .steps import (AffineStep, CallStep, ConvStep, ConvTransposeStep, GemmStep, MatMulStep,
@@ -305,9 +306,8 @@ def lower_average_pool(ctx):
                  description=f"average pool 3-D {kernel}/{strides}")
         return
     # every window whole (no padding, no window past the input's end): a fixed average
-    whole = not any(begin) and not any(end) and view is None and all(
-        (i - d * (k - 1) - 1) // s + 1 == o
-        for i, k, s, d, o in zip(shape[2:], kernel, strides, dil, out))
+    whole = view is None and whole_windows(shape[2:], out, kernel, strides, (*begin, *end),
+                                           dil)
     ctx.emit(CallStep, [ctx.tensor(0, "X")], [out_shape],
              call=avg_pool_call(kernel, strides, (*begin, *end), out, dil, include, view,
                                  out_shape),

@@ -235,6 +235,11 @@ def avg_pool2d_windows(rt, x, out_size, kernel, stride, pads, dilation, count_in
     into `out` when given (see arrays.output)."""
     N, C, H, W = x.shape
     out = output(rt, (N, C) + tuple(out_size), out)
+    if input_affine is not None:
+        scale, shift, act = input_affine
+        for name, value in (("input_affine scale", scale), ("input_affine shift", shift)):
+            check_shape(name, check_array(name, value, rt, "(C,)"), (C,))
+        input_affine = (on_device(rt, scale), on_device(rt, shift), act)
     defines = window_defines(rt.profile, kernel, stride)
     vector = bool(values_only_kernels(rt.profile) and defines and dilation[1] == 1
                   and whole_windows((H, W), out_size, kernel, stride, pads, dilation))
