@@ -186,11 +186,12 @@ def test_only_a_pointwise_gemm_reads_strided_images_in_place(rng):
 @pytest.mark.parametrize("case", range(1 + len(gemm_algo.TEST_PARAMS)))
 @pytest.mark.parametrize("images,channels,outputs", [(1, 1024, 1000), (3, 37, 45), (9, 20, 33)])
 def test_a_fully_connected_layer_packs_its_weights_as_gemm_columns(images, channels, outputs,
-                                                                   case, rng):
+                                                                   case, rng, monkeypatch):
     """A 1x1 convolution on 1x1 planes (a classifier head) runs as `linear`: the images
     are the GEMM's rows and W^T, packed in column panels (tails and all), its columns;
     against the same variant reading W as it is, and torch."""
     torch = pytest.importorskip("torch", reason="torch not installed: pip install torch==2.13.0")
+    monkeypatch.delenv(algos.ENV_ALGO, raising=False)  # the emulated tiers force direct
     from clconv.algos import linear
     from clconv.arrays import empty, on_device
     from clconv.geometry import conv_geometry
@@ -219,11 +220,12 @@ def test_a_fully_connected_layer_packs_its_weights_as_gemm_columns(images, chann
     np.testing.assert_allclose(got, unpacked, rtol=1e-5, atol=1e-5)
 
 
-def test_a_fully_connected_layer_reads_and_writes_strided_images_and_fuses(rng):
+def test_a_fully_connected_layer_reads_and_writes_strided_images_and_fuses(rng, monkeypatch):
     """linear reads its input from a channel slice of a concatenation and writes its
     output into one, in place; a residual and an input batch norm (applied in a pass of
     its own: linear's GEMM reads the input as A) give the unfused result; it never
     writes inside zero borders."""
+    monkeypatch.delenv(algos.ENV_ALGO, raising=False)  # the emulated tiers force direct
     import pyopencl as cl
 
     from clconv.arrays import on_device
