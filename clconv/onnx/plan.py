@@ -22,7 +22,7 @@ from .errors import PlanError, UnsupportedModelError
 from .loader import ONNX_DOMAINS, Graph, Node, require_onnx
 from .ops import HANDLERS
 from .steps import (ActivationStep, AffineStep, BinaryStep, CallStep, ConvStep, Step,
-                    avg_pool_call)
+                    whole_window_pool_call)
 
 MIN_OPSET = 7  # older opsets use attribute forms (e.g. Reshape's shape) not handled
 
@@ -366,7 +366,6 @@ def pool_before_pointwise_convs(steps, values, outputs):
         if (not isinstance(pool, CallStep) or pool.pool_window is None
                 or pool.inputs[0] != conv.outputs[0]):
             continue
-        kernel, stride, dilation, include = pool.pool_window
         n, c = values[conv.inputs[0]].shape[:2]
         pooled_shape = (n, c) + tuple(pool.output_shapes[0][2:])
         pooled = f"{conv.outputs[0]}::pooled"
@@ -375,8 +374,7 @@ def pool_before_pointwise_convs(steps, values, outputs):
             nodes=pool.nodes, op=pool.op, inputs=[conv.inputs[0]], outputs=[pooled],
             output_shapes=[pooled_shape], writes_out=True, pool_window=pool.pool_window,
             description=pool.description + " (moved before the 1x1 convolution it followed)",
-            call=avg_pool_call(kernel, stride, (0, 0, 0, 0), pooled_shape[2:], dilation,
-                               include, None, pooled_shape))
+            call=whole_window_pool_call(pool.pool_window, pooled_shape))
         conv.inputs = [pooled] + conv.inputs[1:]
         conv.outputs, conv.output_shapes = pool.outputs, pool.output_shapes
         conv.nodes = conv.nodes + pool.nodes
@@ -427,10 +425,7 @@ def _pool_with_input_affine(affine, pool):
     """An average pool of whole windows (pool_window) that applies the per-channel affine
     map (and ReLU) as it loads its input (pool.avg_pool2d_windows' input_affine):
     DenseNet's batch norm + ReLU before a transition, once the pool runs first."""
-    kernel, stride, dilation, include = pool.pool_window
-    shape = pool.output_shapes[0]
-    pool.call = avg_pool_call(kernel, stride, (0, 0, 0, 0), shape[2:], dilation, include,
-                              None, shape, input_affine=affine.act)
+    pool.call = whole_window_pool_call(pool.pool_window, pool.output_shapes[0], affine.act)
     pool.inputs = [affine.inputs[0]] + list(affine.inputs[1:3])
     pool.nodes = affine.nodes + pool.nodes
     pool.op = affine.op + "+" + pool.op

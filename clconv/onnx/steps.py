@@ -360,6 +360,13 @@ def max_pool_with_indices_call(kernel, stride, pads_begin, out_size, dilation, i
     return call
 
 
+def whole_window_pool_call(pool_window, output_shape, input_affine: Activation | None = None):
+    """avg_pool_call for a CallStep's pool_window (no padding, no view) into output_shape."""
+    kernel, stride, dilation, include = pool_window
+    return avg_pool_call(kernel, stride, (0, 0, 0, 0), output_shape[2:], dilation, include,
+                         None, output_shape, input_affine)
+
+
 def avg_pool_call(kernel, stride, pads, out_size, dilation, count_include_pad, input_view,
                   output_shape, input_affine: Activation | None = None):
     """The pool as a CallStep's call(x, out=None); with input_affine (none or relu),

@@ -253,7 +253,7 @@ def avg_pool2d_windows(rt, x, out_size, kernel, stride, pads, dilation, count_in
         avg_values(rt, x, out, defines, stride[0], dilation[0],
                    divisor_override or kernel[0] * kernel[1], input_affine)
         return out
-    window_grid(rt, "avg_pool2d_forward", window_defines(rt.profile, kernel, stride), out.shape,
+    window_grid(rt, "avg_pool2d_forward", defines, out.shape,
                 (H, W),
                 (kernel[1], stride[1], dilation[1], pads[1]), (x.data, out.data),
                 (H, W, *out_size, *kernel, *stride, *pads, *dilation,
