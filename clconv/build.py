@@ -307,6 +307,28 @@ def group_2d(size: int, across: int, down: int) -> tuple[int, int]:
     return lx, max(1, min(size // lx, down))
 
 
+# Work-groups a grid should give each compute unit: fewer leaves some idle while others
+# finish (a device runs a group on one unit; POCL on a CPU runs its work-items in turn).
+GROUPS_PER_UNIT = 4
+
+
+def spread_groups(profile, local: tuple[int, int], across: int, down: int,
+                  planes: int = 1) -> tuple[int, int]:
+    """`local` (lx, ly) over an (across, down, planes) grid, halved (down first) until
+    the grid has GROUPS_PER_UNIT groups per compute unit or the group is one item."""
+    lx, ly = local
+
+    def groups():
+        return planes * -(-across // lx) * -(-down // ly)
+
+    while groups() < GROUPS_PER_UNIT * profile.compute_units and lx * ly > 1:
+        if ly > 1:
+            ly //= 2
+        else:
+            lx //= 2
+    return lx, ly
+
+
 def launch(runtime, kernel: cl.Kernel, n_items: int, *args) -> cl.Event:
     """Run `kernel` over `n_items` work-items (1-D), local size from the device profile.
 

@@ -231,6 +231,21 @@ def test_group_2d_fills_across_first_then_down():
     assert group_2d(12, 5, 7) == (5, 2)      # VideoCore IV's 12: 10 work-items fit
 
 
+def test_spread_groups_halves_the_group_until_every_compute_unit_has_a_few():
+    """A small grid in big groups leaves compute units idle (SqueezeNet's 13x13 GEMMs
+    made 3 groups of 16 for 2 CPU threads): down first, then across, never below 1."""
+    from types import SimpleNamespace
+
+    from clconv.build import GROUPS_PER_UNIT, spread_groups
+    two = SimpleNamespace(compute_units=2)
+    assert spread_groups(two, (8, 2), 8, 6) == (4, 1)   # 3 groups -> 6 -> 12
+    assert spread_groups(two, (16, 1), 64, 64) == (16, 1)  # already 256 groups
+    assert spread_groups(two, (8, 2), 8, 6, planes=4) == (8, 2)  # 4 planes: 12 groups
+    assert spread_groups(two, (4, 4), 1, 1) == (1, 1)   # one item: one group of one
+    lx, ly = spread_groups(SimpleNamespace(compute_units=3), (16, 4), 40, 9)
+    assert -(-40 // lx) * -(-9 // ly) >= GROUPS_PER_UNIT * 3
+
+
 def test_a_kernel_directory_with_spaces_in_its_path_builds(monkeypatch, tmp_path):
     """pyopencl joins the options with spaces, so the -I path must reach the compiler
     quoted; conv2d.cl #includes a header from its own directory."""

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import pyopencl as cl
 
-from ..build import get_kernel, group_2d, launch_grid, resolve_local
+from ..build import get_kernel, group_2d, launch_grid, resolve_local, spread_groups
 from ..epilogue import NO_ACTIVATION
 from ..geometry import grad_input_as_forward
 from .base import VC4C_MAX_ACCUMULATORS, Variant, flip_weights, is_vc4cl, pad, planes_per_item, \
@@ -139,17 +139,8 @@ def _local_shape(profile, geo, params, mb=1):
     groups would leave compute units idle."""
     tw, wg, th = int(params["TW"]), int(params["WG"]), int(params.get("TH", 1))
     tiles, bands = -(-geo.Wo // tw), -(-geo.Ho // th)
-    lx, ly = group_2d(wg, tiles, bands)
     planes = geo.N * geo.K // mb  # plane groups (geo is the transposed one for grad_input)
-
-    def groups():
-        return planes * -(-tiles // lx) * -(-bands // ly)
-
-    while groups() < 4 * profile.compute_units and lx * ly > 1:
-        if ly > 1:
-            ly //= 2
-        else:
-            lx //= 2
+    lx, ly = spread_groups(profile, group_2d(wg, tiles, bands), tiles, bands, planes)
     return tiles, bands, lx, ly
 
 
