@@ -78,6 +78,9 @@
 #ifndef SHIFTED
 #define SHIFTED 0
 #endif
+#ifndef COMPACT_STORE
+#define COMPACT_STORE 0 // SHIFTED into dense planes (CPUs): straddling vectors stored whole
+#endif
 #ifndef B_AFFINE
 #define B_AFFINE 0      // row k of B is read as b * b_scale[k] + b_shift[k] (1), then
 #endif                  // through a ReLU (2): an inference batch norm (+ ReLU) applied to
@@ -91,6 +94,15 @@
 #define VEC CAT(float, TN)
 #define VLOAD CAT(vload, TN)
 #define VSTORE CAT(vstore, TN)
+#if TN == 2
+#define LANE_INDEX ((int2)(0, 1))
+#elif TN == 4
+#define LANE_INDEX ((int4)(0, 1, 2, 3))
+#elif TN == 8
+#define LANE_INDEX ((int8)(0, 1, 2, 3, 4, 5, 6, 7))
+#else
+#define LANE_INDEX ((int16)(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15))
+#endif
 
 // Row i of the tile, clamped to the last row of A (the stores skip rows past M).
 // Computed where used, not kept in a private array: VC4C holds each element of such an
@@ -111,6 +123,21 @@
 #else
 #define BIAS_TERM(x) (x)
 #endif
+
+// The epilogue's first part, in place, for row m of the tile on one vector: alpha
+// (SCALE), then a convolution's bias (HAS_BIAS=1), as two statements (not contracted
+// into one fma); HAS_BIAS=2's per-column term is added where used.
+#if SCALE
+#define SCALE_IN_PLACE(val) (val) *= alpha
+#else
+#define SCALE_IN_PLACE(val) (void)0
+#endif
+#if HAS_BIAS == 1
+#define ROW_BIAS_IN_PLACE(val, m) (val) += BIAS_TERM((VEC)(bias[b2 * sbias2 + (m)]))
+#else
+#define ROW_BIAS_IN_PLACE(val, m) (void)0
+#endif
+#define SCALE_AND_ROW_BIAS(val, m) do { SCALE_IN_PLACE(val); ROW_BIAS_IN_PLACE(val, m); } while (0)
 
 // Element (k, n0 + j) of B, from bp (B's panel at column n0).
 // Where reduction step r's B starts.
@@ -146,7 +173,15 @@
 #define B_PROLOGUE(bv, k) do { } while (0)
 #endif
 
-__kernel void gemm_tiled(
+// COMPACT_STORE: the kernel is vectorised by hand; without the hint POCL's implicit
+// vectorisation across work-items ran it at half speed at a local size of 4.
+#if COMPACT_STORE
+#define GEMM_HINT __attribute__((vec_type_hint(VEC)))
+#else
+#define GEMM_HINT
+#endif
+
+__kernel GEMM_HINT void gemm_tiled(
     const int M, const int N, const int Kd, const int R,
     __global const float *A, const int lda, const int sa1, const int sa2, const int sar,
     __global const float *B, const int ldb, const int sb1, const int sb2, const int sbr,
@@ -252,6 +287,61 @@ __kernel void gemm_tiled(
         }
     }
     __global float *c = C + b1 * sc1 + b2 * sc2;
+#if SHIFTED && COMPACT_STORE && HAS_BIAS != 2
+    // Dense output planes (out_pitch == row_out): the tile's output pixels are one
+    // contiguous run of L floats from d_first, its lanes minus the D = row_in - row_out
+    // border lanes at each row end. Store that run as whole vectors (the last one moved
+    // back to end the run, overlapping the one before it: same floats, same work-item),
+    // each gathered from the tile's lanes by unaligned loads from a private copy of the
+    // row, one per row end it crosses. The lane-by-lane stores below cost a third of a
+    // layer with few input channels per tap (SqueezeNet's 16-64), whose vectors cross
+    // row ends often (every one of them at 13x13).
+    if (out_pitch == row_out && n0 + TN * NV <= N) {
+        const int D = row_in - row_out;
+        const int q0 = n0 / row_in, p0 = n0 - q0 * row_in;
+        const int l_first = p0 < row_out ? 0 : row_in - p0;       // first pixel's lane
+        const int p_first = p0 < row_out ? p0 : 0;
+        const int d_first = (p0 < row_out ? q0 : q0 + 1) * row_out + p_first;
+        const int n1 = n0 + TN * NV - 1, q1 = n1 / row_in, p1 = n1 - q1 * row_in;
+        const int L = q1 * row_out + min(p1, row_out - 1) + 1 - d_first;  // pixels in the tile
+        if (L >= TN && !(l_first == 0 && L == TN * NV)) {  // (all lanes one row's: below)
+            const CAT(int, TN) lane = LANE_INDEX;
+            #pragma unroll
+            for (int i = 0; i < TM; ++i) {
+                const int m = m0 + i;
+                if (m >= M) break;
+                float row[TN * NV];
+                #pragma unroll
+                for (int v = 0; v < NV; ++v) VSTORE(acc[i][v], v, row);
+                __global float *crow = c + m * ldc + out_base + d_first;
+                VEC val[NV];
+                #pragma unroll
+                for (int w = 0; w < NV; ++w) {
+                    if (w * TN >= L) break;
+                    const int t0 = min(w * TN, L - TN);  // the window's first pixel
+                    const int u0 = p_first + t0, ends = u0 / row_out;  // row ends before it
+                    int s = l_first + t0 + D * ends;                  // its first lane
+                    val[w] = VLOAD(0, row + s);
+                    for (int r = (ends + 1) * row_out - u0; r < TN; r += row_out) {
+                        s += D;  // lanes from window lane r on are past one more row end
+                        val[w] = select(val[w], VLOAD(0, row + s), lane >= (CAT(int, TN))(r));
+                    }
+                    SCALE_AND_ROW_BIAS(val[w], m);
+#if ACCUMULATE
+                    val[w] += VLOAD(0, crow + t0);  // every window read before any store
+#endif
+                }
+                #pragma unroll
+                for (int w = 0; w < NV; ++w) {
+                    if (w * TN >= L) break;
+                    VSTORE(ACTIVATE_WIDTH(TN)(val[w], act_alpha, act_beta), 0,
+                           crow + min(w * TN, L - TN));
+                }
+            }
+            return;
+        }
+    }
+#endif
     #pragma unroll
     for (int i = 0; i < TM; ++i) {
         const int m = m0 + i;
@@ -264,12 +354,8 @@ __kernel void gemm_tiled(
             // every lane this vector's own column, all within N
             const int whole = nv == own && own + TN <= N;
             VEC val = acc[i][v];
-#if SCALE
-            val *= alpha;
-#endif
-#if HAS_BIAS == 1
-            val += BIAS_TERM((VEC)(bias[b2 * sbias2 + m]));
-#elif HAS_BIAS == 2
+            SCALE_AND_ROW_BIAS(val, m);
+#if HAS_BIAS == 2
             {
                 // columns past N read column N - 1 (their results are not stored)
                 float cs[TN];

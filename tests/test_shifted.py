@@ -33,6 +33,14 @@ GEOMETRIES = [
     ((2, 6, 7, 19), (8, 6, 3, 3), dict(padding=0)),
     ((2, 6, 10, 12), (4, 3, 3, 3), dict(padding=2, dilation=2, groups=2)),
     ((1, 8, 3, 40), (8, 8, 1, 7), dict(padding=(0, 3))),
+    # dense output rows stored compacted (gemm.cl COMPACT_STORE, CPUs): rows wider than
+    # a tile, exactly a vector, SqueezeNet's 13 (two row ends in a vector), 7 (three),
+    # and two border lanes per row end at dilation 2
+    ((1, 4, 9, 37), (16, 4, 3, 3), dict(padding=1)),
+    ((1, 2, 6, 16), (5, 2, 3, 3), dict(padding=1)),
+    ((1, 3, 13, 13), (20, 3, 3, 3), dict(padding=1)),
+    ((2, 2, 9, 7), (9, 2, 3, 3), dict(padding=1)),
+    ((1, 3, 5, 21), (6, 3, 3, 3), dict(padding=2, dilation=2)),
 ]
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..arrays import on_device
-from ..build import get_kernel, group_2d, launch_grid
+from ..build import get_kernel, group_2d, launch_grid, spread_groups
 from ..epilogue import NO_ACTIVATION
 from .. import tuning
 from .base import fma_default, is_cpu, is_vc4cl
@@ -143,6 +143,7 @@ def gemm(rt, params, M, N, Kd, R, A, lda, sa, B, ldb, sb, C, ldc, sc, batches, N
     tm, tn, wg, unroll = _params(params)
     nv, mfast = int(params.get("NV", 1)), int(params.get("MFAST", 1))
     has_bias = NO_BIAS if bias is None else bias_kind
+    cpu = is_cpu(rt.profile)
     defines = {"TM": tm, "TN": tn, "NV": nv, "MFAST": mfast, "A_KMAJOR": int(a_kmajor),
                "A_PACKED": int(a_packed),
                "B_TRANS": int(b_trans), "C_TRANS": int(c_trans), "HAS_BIAS": has_bias,
@@ -152,16 +153,21 @@ def gemm(rt, params, M, N, Kd, R, A, lda, sa, B, ldb, sb, C, ldc, sc, batches, N
         defines["B_AFFINE"] = 2 if b_affine[2] else 1
     if shifted is not None:
         defines["SHIFTED"] = int(shifted[0])
+        if cpu:
+            defines["COMPACT_STORE"] = 1
     if b_packed:
         defines["B_PACKED"] = 1
-    if is_cpu(rt.profile):
+    if cpu:
         defines["PREFETCH"] = PREFETCH_STEPS
     kernel = get_kernel(rt, KERNELS, "gemm_tiled", defines)
     tiles_n, tiles_m = -(-N // (tn * nv)), -(-M // tm)
     fast, slow = (tiles_m, tiles_n) if mfast else (tiles_n, tiles_m)
+    local = group_2d(wg, fast, slow)
+    if cpu:  # small GEMMs (SqueezeNet's at 13x13 made 3 groups of 16)
+        local = spread_groups(rt.profile, local, fast, slow, batches)
     if has_bias == ROW_BIAS:
         bias_strides = (M, 1, 0)
-    return launch_grid(rt, kernel, (fast, slow, batches), group_2d(wg, fast, slow) + (1,),
+    return launch_grid(rt, kernel, (fast, slow, batches), local + (1,),
                        M, N, Kd, R, A, lda, *sa, B, ldb, *sb, C, ldc, *sc,
                        bias if bias is not None else C, *bias_strides, NB2,
                        float(alpha), float(beta), *act.scalars,
