@@ -14,6 +14,7 @@
 # without them), /dev/pts and /dev/shm are bind-mounted, and a copy of the
 # repository (without .git, caches, venvs) goes to /repo.  Then, chrooted:
 #     cd /repo && PYTHONPATH=/repo python3 -m pytest tests PYTEST_ARGS
+# (`tests` only when PYTEST_ARGS name no test path of their own: tests/...)
 # For armhf OCL_ICD_VENDORS is set to the rootfs's libpocl.so.2.* file
 # (ocl-icd does not find POCL by its bare name under qemu-user).  CLCONV_*
 # variables of the caller are passed through.  POCL's kernel cache is kept in
@@ -56,6 +57,10 @@ while [[ $# -gt 0 ]]; do
     shift
 done
 [[ -n "$arch" ]] || die "--arch arm64|armhf is required (see --help)"
+# The whole suite unless the pytest arguments name tests of their own.
+given_args=${#pytest_args[@]} names_tests=0
+for arg in "${pytest_args[@]}"; do [[ $arg == tests || $arg == tests/* ]] && names_tests=1; done
+(( names_tests )) || pytest_args=(tests "${pytest_args[@]}")
 check_arch "$arch"
 case $system in ""|raspi3b|virt) ;; *) die "--system must be raspi3b or virt" ;; esac
 [[ -d "$repo" ]] || die "--repo $repo: not a directory"
@@ -72,14 +77,14 @@ if [[ -n "$system" ]]; then
         "$PI_DIR/build-test-image.sh" --arch "$arch" --force "$image" >/dev/null
     fi
     if [[ -z "$command" ]]; then
-        [[ ${#pytest_args[@]} -gt 0 ]] || pytest_args=(-q -k smoke)
+        (( given_args )) || pytest_args=(tests -q -k smoke)
         # CLCONV_* settings reach the guest as they reach the qemu-user chroot.
         guest_env=()
         while IFS= read -r name; do
             # not the PI_* settings of these scripts, nor a host path for the test trace
             [[ "$name" == CLCONV_PI_* || "$name" == CLCONV_TEST_TRACE ]] || guest_env+=("$name=${!name}")
         done < <(compgen -e | grep '^CLCONV_' || true)
-        command="cd /repo && ${guest_env[*]:+env $(printf '%q ' "${guest_env[@]}")}python3 -m pytest tests $(printf '%q ' "${pytest_args[@]}")"
+        command="cd /repo && ${guest_env[*]:+env $(printf '%q ' "${guest_env[@]}")}python3 -m pytest $(printf '%q ' "${pytest_args[@]}")"
     fi
     model=pi3; [[ $system == virt ]] && model=virt
     rc=0
@@ -163,7 +168,7 @@ info "running pytest in the $arch chroot (qemu-user)"
 rc=0
 # shellcheck disable=SC2016  # $@ is expanded by the chroot's sh
 timeout --kill-after=15 "$timeout_s" chroot "$root" /usr/bin/env -i "${envs[@]}" \
-    /bin/sh -c 'cd /repo && exec python3 -m pytest tests "$@"' sh "${pytest_args[@]}" || rc=$?
+    /bin/sh -c 'cd /repo && exec python3 -m pytest "$@"' sh "${pytest_args[@]}" || rc=$?
 [[ $rc != 124 ]] || warn "timed out after ${timeout_s}s"
 info "qemu-user tier ($arch): exit $rc, $((SECONDS - t0)) s"
 if [[ $rc != 0 ]]; then
