@@ -13,7 +13,8 @@
 # Environment:
 #   PI_TIER_PYTEST_ARGS  pytest arguments for steps 4-5, as shell words (default: the
 #                        ARM set below; -q -m "not emulation and not exhaustive and not
-#                        slow" runs the whole suite, ~50 min per arch from a cold cache)
+#                        slow" runs the whole suite: from a cold cache 38-48 % of it ran
+#                        in 20 min per arch on 2026-12-03, so 40-50 min in all)
 #   PI_TIER_SMOKE        pytest -k expression for step 6 (default: "smoke", the tests
 #                        marked @pytest.mark.smoke)
 #   PI_TIER_SKIP         space-separated step names to skip: apt shellcheck scripts
@@ -56,8 +57,9 @@ else
     # reference (clconv check), the CPU class and device profile POCL reports on ARM,
     # that POCL inlines its builtins there, the CLI and the smoke tests. From empty POCL
     # caches it took 416 s (arm64) and 366 s (armhf) side by side on 2 cores
-    # (2026-12-03); the whole suite had grown past 45 minutes each, more than CI's 90
-    # for everything. The desktop tiers run the rest on x86.
+    # (2026-12-03); of the whole suite 38-48 % ran in the first 20 minutes, so 40-50
+    # minutes each, which with the other tiers is more than CI's 90. The desktop tiers
+    # run the rest on x86.
     user_args=(-q -m "not emulation and not exhaustive and not slow"
                tests/test_cli.py tests/test_cpu_class.py tests/test_device.py
                tests/test_build.py::test_pocl_on_arm_inlines_its_builtins
