@@ -458,14 +458,30 @@ _recording = threading.local()
 def _record(runtime, entry) -> None:
     active = getattr(_recording, "active", None)
     if active is not None and active[0] is runtime:
-        active[1].append(entry)
+        active[1].append(tuple(_handle(item) for item in entry))
+
+
+def _handle(item):
+    """A buffer as a new handle on the same memory (retained: it lives as long as the
+    handle); anything else as it is. A recorded launch then does not keep its arrays'
+    pooled buffers alive, so each goes back to the memory pool when the step that made
+    it lets it go, and a later step of the run is handed the same memory, as in a run
+    that is not recorded: the replayed run's buffers are then as few as liveness
+    allows, and the last ones freed, still in the caches, are the next ones written."""
+    if isinstance(item, cl.MemoryObjectHolder):
+        return cl.Buffer.from_int_ptr(item.int_ptr, retain=True)
+    if isinstance(item, (list, tuple)):
+        return type(item)(_handle(a) for a in item)
+    return item
 
 
 @contextlib.contextmanager
 def recording(runtime):
     """Within the block, every kernel launch and buffer copy enqueued on `runtime` is also
     appended, in order, to the list it yields: ("kernel", kernel, global size, local size,
-    arguments) or ("copy", dest, source, region). Only this thread's work is recorded,
+    arguments) or ("copy", dest, source, region), each buffer in them a retained handle
+    of its own (_handle), which keeps the memory for the list but not the array's pooled
+    buffer from its pool. Only this thread's work is recorded,
     and the runtime's lock is held throughout, so no other thread enqueues on it
     meanwhile (onnx/replay.py replays the list)."""
     with runtime.lock:

@@ -151,3 +151,66 @@ def test_launch_times_of_an_empty_list_say_so():
 
     with pytest.raises(ValueError, match="launches: the list holds no launch to time"):
         time_launches(Empty(), {}, 2)
+
+
+def test_the_recycling_pool_hands_out_the_block_freed_last_that_holds_the_array():
+    """Any freed block at least as large, the most recent first (not only one of the
+    same size class); a block some view still holds is not handed out."""
+    from clconv.arrays import allocate, allocations_from
+    from clconv.onnx.replay import RecyclingPool
+    from clconv.runtime import current
+
+    rt = current()
+    pool = RecyclingPool(rt.context)
+    with allocations_from(pool):
+        big, small = allocate(rt, (1000,)), allocate(rt, (100,))
+        big_block, small_block = big.base_data.int_ptr, small.base_data.int_ptr
+        del big
+        smaller = allocate(rt, (300,))  # the 1000-float block, freed last
+        assert smaller.base_data.int_ptr == big_block
+        del small
+        larger = allocate(rt, (2000,))  # held by none free: a block of its own
+        assert larger.base_data.int_ptr not in (big_block, small_block)
+        view = smaller.reshape(10, 30)
+        del smaller
+        again = allocate(rt, (50,))  # the 100-float block: the view holds the other
+        assert again.base_data.int_ptr == small_block
+        assert view.base_data.int_ptr == big_block
+    assert len(pool.blocks) == 3
+
+
+def _chain_model(rng, widths, size=12):
+    """1x1 Conv + Relu layers of the given output channels, one after another (1x1: no
+    zero-bordered outputs, which live in the model's own buffers, onnx/borders.py)."""
+    inits, nodes, channels, name = [], [], 3, "x"
+    for k, width in enumerate(widths):
+        inits.append(numpy_helper.from_array(
+            rng.standard_normal((width, channels, 1, 1)).astype(np.float32), f"w{k}"))
+        nodes += [helper.make_node("Conv", [name, f"w{k}"], [f"c{k}"]),
+                  helper.make_node("Relu", [f"c{k}"], [f"r{k}"])]
+        channels, name = width, f"r{k}"
+    graph = helper.make_graph(nodes, "chain", [helper.make_tensor_value_info(
+        "x", TensorProto.FLOAT, [1, 3, size, size])], [helper.make_tensor_value_info(
+            name, TensorProto.FLOAT, [1, channels, size, size])], inits)
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
+def test_a_replayed_run_keeps_few_buffers_whatever_its_tensor_sizes(rng):
+    """Ten layers whose outputs alternate between three sizes: the recorded run reuses
+    freed buffers across sizes, so it keeps a few, not one per tensor, and the replay
+    still gives the step-by-step result bit for bit."""
+    proto = _chain_model(rng, [8, 32, 16] * 3 + [8])
+    replayed, stepped = conx.load(proto), conx.load(proto)
+    stepped._launches = False  # as CLCONV_REPLAY=0 does
+    for _ in range(3):
+        x = rng.standard_normal((1, 3, 12, 12)).astype(np.float32)
+        (got,), (want,) = replayed.run([x]), stepped.run([x])
+        np.testing.assert_array_equal(got, want)
+    launches = replayed._launches
+    assert replayed.replay_note.startswith("replays")
+    largest = 32 * 12 * 12 * 4  # a 32-channel output
+    # the input's, and four the outputs take turns in: the 8-, 32- and 16-channel
+    # outputs of the first layers find no free block large enough yet (one buffer
+    # per tensor: 11)
+    assert launches.scratch_count <= 5, launches.scratch_count
+    assert launches.scratch_bytes <= 3 * largest, launches.scratch_bytes

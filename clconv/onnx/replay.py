@@ -7,9 +7,12 @@ builds the kernels and packs the weights), its next run is recorded: every kerne
 and buffer copy, in order, with its arguments (build.recording). Later runs copy the
 inputs into the recorded input buffers and enqueue the list again.
 
-The recorded run allocates from a pool of its own (arrays.allocations_from), so buffers
-are still reused within the run as the plan's liveness allows, and afterwards belong to
-the list alone: no other op can be handed one of them.
+The recorded run allocates from a pool of its own (arrays.allocations_from, a
+RecyclingPool), so buffers are still reused within the run as the plan's liveness
+allows, the one freed last first, and afterwards belong to the list alone: no other op
+can be handed one of them. Launches are recorded with handles of their own on their
+buffers (build.recording), so a recorded launch does not keep an array's buffer from
+going back to the pool.
 
 A list is trusted only once it has proved itself: a step-by-step run and a replay on a
 second, random input must agree bit for bit (a write the recording missed, such as an
@@ -28,14 +31,6 @@ from ..build import recording, scalar_dtype
 ENV_REPLAY = "CLCONV_REPLAY"  # "0" runs every model step by step
 
 
-def _owned(argument):
-    """A launch argument the list can keep: a buffer as a new handle on the same memory
-    (retained, so the memory lives as long as the list), anything else as it is."""
-    if isinstance(argument, cl.MemoryObjectHolder):
-        return cl.Buffer.from_int_ptr(argument.int_ptr, retain=True)
-    return argument
-
-
 def _bound(kernel: cl.Kernel, args) -> cl.Kernel:
     """A kernel object of this launch's own, its arguments set once: a replay then only
     enqueues it (setting a shared kernel's arguments on every launch was most of a
@@ -50,17 +45,21 @@ class LaunchList:
     """Every launch and copy of one recorded run, and the arrays its inputs were
     uploaded into and its outputs were left in."""
 
-    def __init__(self, runtime, entries, inputs: dict, outputs: dict):
+    def __init__(self, runtime, entries, inputs: dict, outputs: dict, scratch_blocks=()):
+        """scratch_blocks: the device buffers the recorded run's arrays lay in (its
+        RecyclingPool's blocks), which the list's launches keep."""
         self.runtime, self.inputs, self.outputs = runtime, inputs, outputs
+        self.scratch_bytes = sum(block.size for block in scratch_blocks)
+        self.scratch_count = len(scratch_blocks)
         self.entries = []
         for kind, *entry in entries:
             if kind == "kernel":
                 kernel, global_size, local_size, args = entry
-                self.entries.append((_bound(kernel, [_owned(a) for a in args]),
+                self.entries.append((_bound(kernel, args),
                                      global_size, local_size, None))
             else:
                 dest, source, region = entry
-                self.entries.append((None, _owned(dest), _owned(source), region))
+                self.entries.append((None, dest, source, region))
 
     def __len__(self):
         return len(self.entries)
@@ -98,16 +97,57 @@ class LaunchList:
         return events
 
 
+class _Lease:
+    """A block handed out by a RecyclingPool, back in the pool when the buffer handle
+    that carries it (and so every array over it) is gone."""
+
+    def __init__(self, pool, block):
+        self.pool, self.block = pool, block
+
+    def __del__(self):
+        self.pool.free.append(self.block)
+
+
+class RecyclingPool:
+    """The recorded run's allocator (a callable, as pyopencl's allocators are): a new
+    array gets the most recently freed block that holds it, else a block of its own.
+    pyopencl's MemoryPool hands a freed block only to an array of its own size class,
+    so a model's tensors of many sizes each took fresh memory: SqueezeNet's run touched
+    ~20 MB, and a layer writing memory last touched a whole run before ran up to 2-3x
+    slower than into memory still in the caches (docs/performance.md). Here the block a
+    step just let go of, still cached, is the next one written."""
+
+    def __init__(self, context):
+        self.context = context
+        self.free: list[cl.Buffer] = []  # freed blocks, the most recent last
+        self.blocks: list[cl.Buffer] = []
+
+    def __call__(self, nbytes: int) -> cl.Buffer:
+        nbytes = max(int(nbytes), 1)
+        for i in range(len(self.free) - 1, -1, -1):
+            if self.free[i].size >= nbytes:
+                block = self.free.pop(i)
+                break
+        else:
+            block = cl.Buffer(self.context, cl.mem_flags.READ_WRITE, nbytes)
+            self.blocks.append(block)
+        # a handle of its own on the block's memory, carrying the lease: arrays and
+        # their views hold the handle, recorded launches a retained handle of their own
+        handle = cl.Buffer.from_int_ptr(block.int_ptr, retain=True)
+        handle.lease = _Lease(self, block)
+        return handle
+
+
 def record(run_steps, runtime, feeds: dict):
     """Run `run_steps(feeds)` (a function returning the input arrays and {output name:
     array}) while recording it into a LaunchList, its buffers from a pool of their own.
     Returns the list and the run's outputs."""
-    pool = cl.tools.MemoryPool(cl.tools.ImmediateAllocator(runtime.queue))
+    pool = RecyclingPool(runtime.context)
     with allocations_from(pool), recording(runtime) as entries:
         inputs, outputs = run_steps(feeds)
     device_outputs = {name: array for name, array in outputs.items()
                       if isinstance(array, cla.Array)}
-    return LaunchList(runtime, entries, inputs, device_outputs), outputs
+    return LaunchList(runtime, entries, inputs, device_outputs, pool.blocks), outputs
 
 
 def verification_feeds(shapes: dict, seed: int = 0) -> dict:
