@@ -157,7 +157,7 @@ def share_buffers(lifetimes: dict[str, tuple[int, int]], nbytes: dict[str, int])
     do not overlap, each name taking, of the buffers free since before its first step,
     the one freed last (the one most likely still in the caches), else a new one. A
     model's concatenations then share a few buffers instead of one each: SqueezeNet's
-    eight fire modules, each read only by the next, share one (5.8 -> 1.6 MB), so a
+    eight fire modules, each read only by the next, share one (5.8 -> 1.5 MB), so a
     module writes memory the one before it just read, not memory last touched a whole
     run before (docs/performance.md)."""
     groups: list[list] = []  # [last step, bytes, names]
