@@ -108,12 +108,13 @@ class ConcatArena:
     every slot over a sub-buffer of its root's."""
 
     def __init__(self, runtime, plan, slots: dict[str, Slot]):
-        roots = {}
+        roots, self.nbytes = {}, 0
         for names, nbytes in share_buffers(root_lifetimes(plan, slots), {
                 root: int(np.prod(plan.values[root].shape)) * 4
                 for root in {slot.root for slot in slots.values()}}):
             buffer = cl.Buffer(runtime.context, cl.mem_flags.READ_WRITE, nbytes)
             roots.update(dict.fromkeys(names, buffer))
+            self.nbytes += nbytes
         self.arrays: dict[str, cla.Array] = {}
         for name, slot in slots.items():
             shape = tuple(plan.values[name].shape)
@@ -129,7 +130,6 @@ class ConcatArena:
             self.arrays[name] = (cla.Array(runtime.queue, shape, np.float32, data=data)
                                  if images == 1 else
                                  strided_images(runtime.queue, data, shape, stride))
-        self.nbytes = sum(buffer.size for buffer in {id(b): b for b in roots.values()}.values())
 
 
 def root_lifetimes(plan, slots: dict[str, Slot]) -> dict[str, tuple[int, int]]:
@@ -171,4 +171,3 @@ def share_buffers(lifetimes: dict[str, tuple[int, int]], nbytes: dict[str, int])
         else:
             groups.append([end, nbytes[name], [name]])
     return [(names, size) for _, size, names in groups]
-
