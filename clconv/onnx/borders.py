@@ -13,7 +13,9 @@ convolution without padding (ConstantWeightConv2d.reads_border).
 
 The borders must stay zero, so these tensors live in buffers of the compiled model's own
 (BorderArena), zeroed once: tensors of one plane size share a buffer when their lives
-(producer to last reader) do not overlap, and kernels write only inside the borders.
+(producer to last reader) do not overlap (placement.share_buffers, the rule the
+concatenation buffers follow: the buffer freed last first), and kernels write only
+inside the borders.
 Graph outputs and tensors that lie in a concatenation never get a border.
 """
 from __future__ import annotations
@@ -25,7 +27,7 @@ from .. import algos
 from ..algos.shifted import SHIFTED
 from ..arrays import bordered_planes
 from ..geometry import conv_geometry
-from .placement import returned_tensors
+from .placement import returned_tensors, share_buffers
 from .steps import ConvStep
 
 
@@ -98,26 +100,20 @@ class BorderArena:
                 first.setdefault(name, i)
             for name in step.inputs:
                 last[name] = i
-        # per plane size: [(step after which the buffer is free, floats, [tensors])]
-        groups: dict[tuple, list] = {}
-        for name in sorted(borders, key=lambda n: first[n]):
+        # buffers are shared within one plane size only: a tensor of another size would
+        # lay its pixels over the borders of this one's planes
+        by_planes: dict[tuple, dict[str, int]] = {}
+        for name, pad in borders.items():
             n, c, h, w = plan.values[name].shape
-            pad = borders[name]
-            floats = n * c * (h + 2 * pad) * (w + 2 * pad)
-            shared = groups.setdefault((n, h, w, pad), [])
-            for k, (free_after, size, names) in enumerate(shared):
-                if free_after < first[name]:
-                    shared[k] = (last[name], max(size, floats), names + [name])
-                    break
-            else:
-                shared.append((last[name], floats, [name]))
+            by_planes.setdefault((h, w, pad), {})[name] = 4 * n * c * (h + 2 * pad) * (w + 2 * pad)
+        lifetimes = {name: (first[name], last[name]) for name in borders}
         self.arrays, self.nbytes = {}, 0
         queue = runtime.queue
-        for (*_, pad), shared in groups.items():
-            for _, floats, names in shared:
-                buffer = cl.Buffer(runtime.context, cl.mem_flags.READ_WRITE, floats * 4)
-                cl.enqueue_fill_buffer(queue, buffer, np.float32(0), 0, floats * 4)
-                self.nbytes += floats * 4
+        for (*_, pad), sizes in by_planes.items():
+            for names, nbytes in share_buffers(lifetimes, sizes):
+                buffer = cl.Buffer(runtime.context, cl.mem_flags.READ_WRITE, nbytes)
+                cl.enqueue_fill_buffer(queue, buffer, np.float32(0), 0, nbytes)
+                self.nbytes += nbytes
                 for name in names:
                     self.arrays[name] = bordered_planes(queue, buffer,
                                                         plan.values[name].shape, pad)
