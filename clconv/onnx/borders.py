@@ -27,7 +27,7 @@ from .. import algos
 from ..algos.shifted import SHIFTED
 from ..arrays import bordered_planes
 from ..geometry import conv_geometry
-from .placement import returned_tensors, share_buffers
+from .placement import lifetimes, returned_tensors, share_buffers
 from .steps import ConvStep
 
 
@@ -94,23 +94,17 @@ class BorderArena:
     every tensor."""
 
     def __init__(self, runtime, plan, borders: dict[str, int]):
-        first, last = {}, {}
-        for i, step in enumerate(plan.steps):
-            for name in step.outputs:
-                first.setdefault(name, i)
-            for name in step.inputs:
-                last[name] = i
         # buffers are shared within one plane size only: a tensor of another size would
         # lay its pixels over the borders of this one's planes
         by_planes: dict[tuple, dict[str, int]] = {}
         for name, pad in borders.items():
             n, c, h, w = plan.values[name].shape
             by_planes.setdefault((h, w, pad), {})[name] = 4 * n * c * (h + 2 * pad) * (w + 2 * pad)
-        lifetimes = {name: (first[name], last[name]) for name in borders}
+        lives = lifetimes(plan, {name: name for name in borders})
         self.arrays, self.nbytes = {}, 0
         queue = runtime.queue
         for (*_, pad), sizes in by_planes.items():
-            for names, nbytes in share_buffers(lifetimes, sizes):
+            for names, nbytes in share_buffers(lives, sizes):
                 buffer = cl.Buffer(runtime.context, cl.mem_flags.READ_WRITE, nbytes)
                 cl.enqueue_fill_buffer(queue, buffer, np.float32(0), 0, nbytes)
                 self.nbytes += nbytes

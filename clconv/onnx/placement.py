@@ -140,6 +140,12 @@ def root_lifetimes(plan, slots: dict[str, Slot]) -> dict[str, tuple[int, int]]:
     for step in plan.steps:
         if step.is_view and step.inputs[0] in owner:
             owner.update(dict.fromkeys(step.outputs, owner[step.inputs[0]]))
+    return lifetimes(plan, owner)
+
+
+def lifetimes(plan, owner: dict[str, str]) -> dict[str, tuple[int, int]]:
+    """{buffer: (first step that writes it, last step that reads it)}, where owner maps
+    each tensor to the buffer it lies in (a tensor of its own: owner[t] == t)."""
     first, last = {}, {}
     for i, step in enumerate(plan.steps):
         for name in step.outputs:
