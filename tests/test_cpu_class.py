@@ -74,7 +74,7 @@ def test_register_count_of_a_tile():
 def test_every_class_has_a_gemm_tile_that_fits_its_registers(cls):
     tile = tuning.shipped_defaults()["cpu_class"][cls.name]["gemm_tile"]
     assert cls.fits(tile["TM"], tile["TN"], tile["NV"]), (cls, tile)
-    for op in ("forward", "grad_input", "grad_weight", "input_affine"):
+    for op in ("forward", "grad_input", "grad_weight", "input_affine", "short_k"):
         nv = tile.get(op, {}).get("NV", tile["NV"])
         assert cls.fits(tile.get(op, {}).get("TM", tile["TM"]), tile["TN"], nv), (cls, op)
     # one B register per TN-vector: the tile's columns are whole registers
@@ -104,6 +104,10 @@ def test_cpu_defaults_follow_the_class(name, bits, tile, grad_input_nv):
     affine = tuning.default_params(cpu, "gemm1x1", "forward", "input_affine")
     assert affine["TM"] == (12 if cpu.cpu_class is cpu_class.AVX512 else tile[0])
     assert (affine["TN"], affine["NV"]) == tile[1:]
+    # an im2col forward with a short K (a stem): AVX-512's wider tile, as many registers
+    short = tuning.default_params(cpu, "im2col", "forward", "short_k")
+    want = (4, 16, 4) if cpu.cpu_class is cpu_class.AVX512 else tile
+    assert (short["TM"], short["TN"], short["NV"]) == want
     # fma() is a libm call where the class has no fused multiply-add (VFP before v4)
     fused = cpu.cpu_class is not cpu_class.VFP
     assert tuning.default_params(cpu, "im2col", "forward")["FMA"] == int(fused)
@@ -136,6 +140,13 @@ def test_tuner_space_contains_every_class_tile(cls):
         affine = dict(tile, **tile["input_affine"])
         assert any((p["TM"], p["TN"], p["NV"]) == (affine["TM"], affine["TN"], affine["NV"])
                    for p in VARIANTS["gemm1x1"].space(cpu, geo, "forward"))
+        short = dict(tile, **tile["short_k"])
+        assert any((p["TM"], p["TN"], p["NV"]) == (short["TM"], short["TN"], short["NV"])
+                   for p in VARIANTS["im2col"].space(cpu, geo, "forward"))
+    # 4 vectors only where the class's registers hold the tile
+    for p in VARIANTS["im2col"].space(real, geo, "forward"):
+        if p["NV"] > 2:
+            assert real.cpu_class is not None and real.cpu_class.fits(p["TM"], p["TN"], p["NV"])
 
 
 def test_this_device_has_a_class():
@@ -145,3 +156,5 @@ def test_this_device_has_a_class():
     cls = profile.cpu_class
     assert cls in cpu_class.CLASSES
     print(f"{profile.device_name}: {cls}")
+
+

@@ -14,6 +14,7 @@ import clconv.functional as F
 from clconv import algos, reference as R, tuning
 from clconv.arrays import empty, on_device
 from clconv.compare import scaled_error
+from clconv.cpu_class import AVX512
 from clconv.device import DeviceKind
 from clconv.epilogue import NO_ACTIVATION, RELU
 from clconv.geometry import conv_geometry
@@ -603,3 +604,29 @@ def test_im2col_stride_two_rows_match_the_reference(x_shape, w_shape, kwargs, rn
     want = R.conv2d(x.astype(np.float64), w.astype(np.float64), b.astype(np.float64),
                     **kwargs)
     _check("im2col stride 2", got, want, np.abs(want).max())
+
+
+@pytest.mark.parametrize("weights, use", [
+    ((64, 3, 7, 7), "short_k"),     # ResNet's stem: K = 147
+    ((24, 3, 3, 3), "short_k"),     # K = 27, a tail of rows
+    ((64, 64, 3, 3), None),         # K = 576: the class's own tile
+])
+def test_packed_stem_takes_the_short_k_tile(monkeypatch, weights, use):
+    monkeypatch.delenv(algos.ENV_ALGO, raising=False)
+    rt = clconv.current_runtime()
+    rng = np.random.default_rng(7)
+    geo = conv_geometry((2, weights[1], 37, 41), weights, 2, weights[2] // 2, 1, 1)
+    w = rng.standard_normal(weights).astype(np.float32)
+    x = rng.standard_normal(geo.input_shape).astype(np.float32)
+    b = rng.standard_normal(weights[0]).astype(np.float32)
+    forward = algos.pack_forward(rt, geo, on_device(rt, w))
+    assert forward.variant is algos.IM2COL  # stride 2: neither shifted nor Winograd
+    assert algos.forward_use(forward.variant, geo, False) == use
+    assert forward.params == algos.params_for(rt.profile, forward.variant, geo, "forward", use)
+    if use and rt.profile.cpu_class is AVX512:
+        assert (forward.params["TM"], forward.params["NV"]) == (4, 4)
+    out = on_device(rt, np.zeros(geo.output_shape, np.float32))
+    got = forward.run(rt, geo, on_device(rt, x), on_device(rt, w), on_device(rt, b), out,
+                      NO_ACTIVATION).get()
+    want = R.conv2d(x, w, b, stride=2, padding=weights[2] // 2)
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4 * np.abs(want).max())

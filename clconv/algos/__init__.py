@@ -218,16 +218,33 @@ class PackedForward:
 # tuning_defaults.json's overrides for a forward that applies an input batch norm as its
 # GEMM loads the input (gemm.cl B_AFFINE): a taller tile shares each transformed row
 INPUT_AFFINE = "input_affine"
+# ... and for an im2col forward whose GEMM sums few terms (C/groups * kh * kw at most
+# SHORT_K_MAX: a network's stem, 3 channels times the window), where storing the tile
+# and writing the column panels weigh more than the multiply-adds (docs/performance.md,
+# session 16: on AVX-512 a 4 x 64 tile took ResNet-50's 7x7 stem 2.0-2.3 -> 1.6 ms)
+SHORT_K = "short_k"
+SHORT_K_MAX = 384
+
+
+def forward_use(variant: Variant, geo, input_affine: bool) -> str | None:
+    """The use of a packed forward whose untuned tunables have their own overrides in
+    tuning_defaults.json (INPUT_AFFINE, SHORT_K), or None."""
+    if input_affine and variant is GEMM_1X1 and gemm_reads_input_affine(geo):
+        return INPUT_AFFINE
+    if variant is IM2COL and (geo.C // geo.groups) * geo.kh * geo.kw <= SHORT_K_MAX:
+        return SHORT_K
+    return None
 
 
 def pack_forward(rt, geo, w, input_affine: bool = False) -> PackedForward:
     """Choose the forward variant for `geo` now and pack the weights `w` it will read.
-    input_affine: the layer will be run with an input_affine (PackedForward.run); where
-    the variant applies it in its GEMM, its untuned tunables are those for that use."""
+    input_affine: the layer will be run with an input_affine (PackedForward.run). Where
+    forward_use names a use (the variant applies the input_affine in its GEMM, or sums
+    few terms), the untuned tunables are those for that use."""
     variant, params, how = choose(rt.profile, geo, "forward", packed=True)
-    if (input_affine and how != "tuned" and variant is GEMM_1X1
-            and gemm_reads_input_affine(geo)):
-        fitted = params_for(rt.profile, variant, geo, "forward", INPUT_AFFINE)
+    use = forward_use(variant, geo, input_affine)
+    if use is not None and how != "tuned":
+        fitted = params_for(rt.profile, variant, geo, "forward", use)
         if valid(rt.profile, variant, geo, "forward", fitted):
             params = fitted
     packed = variant.pack(rt, geo, params, w) if variant.pack is not None else None

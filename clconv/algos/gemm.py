@@ -201,8 +201,9 @@ def grad_weight(rt, geo, params, x, grad_out, out):
 
 def space(profile, geo, op):
     """Tunables the tuner samples: tile shapes up to float16 vectors (VC4CL's width),
-    6 rows included (the micro-kernel of 16-register CPUs, cpu_class.py) and 12 where
-    the CPU class's registers hold them (AVX-512's tile for an input batch norm), both
+    6 rows included (the micro-kernel of 16-register CPUs, cpu_class.py), and 12 rows
+    or 4 vectors where the CPU class's registers hold them (AVX-512's tiles for an input
+    batch norm and for a short K), both
     loop orders, mad/fma, and work-groups up to the device limit (12 included)."""
     limit = profile.max_work_group_size
     wgs = sorted({w for w in (1, 4, 8, 12, 16, 32, 64) if w <= limit} | {min(12, limit)})
@@ -210,8 +211,8 @@ def space(profile, geo, op):
     out = []
     for tn in (4, 8, 16):
         for tm in (2, 4, 6, 8, 12):
-            for nv in (1, 2):
-                if tm > 8 and not (cls is not None and cls.fits(tm, tn, nv)):
+            for nv in (1, 2, 4):
+                if (tm > 8 or nv > 2) and not (cls is not None and cls.fits(tm, tn, nv)):
                     continue
                 for mfast in (0, 1):
                     for fma in (0, 1):
