@@ -15,7 +15,7 @@
 // it is right; each non-finite one is summed again directly from the input
 // (direct_output), which costs nothing while the data are finite.
 
-#include "activation.h"  // the epilogue: ACTIVATION, act_alpha, act_beta
+#include "winograd_store.h"  // direct_output, winograd_store_row: the epilogue
 
 // grid (input channel group of 8, output channel k): 8 channels' windows as float8s
 __kernel void winograd_weights(
@@ -110,21 +110,6 @@ __kernel void winograd_input(
     }
 }
 
-// out[n, k, oy, ox] = acc (the bias) + the window's products, summed directly from the
-// padded planes xp (N*C, Hp, Wp) and the weights w (K, C, 3, 3) as conv2d_forward does.
-float direct_output(float acc, __global const float *xp, __global const float *w,
-                    const int n, const int k, const int C, const int Hp, const int Wp,
-                    const int oy, const int ox)
-{
-    for (int c = 0; c < C; ++c) {
-        __global const float *src = xp + ((n * C + c) * Hp + oy) * Wp + ox;
-        __global const float *g = w + (k * C + c) * 9;
-        for (int ky = 0; ky < 3; ++ky)
-            for (int kx = 0; kx < 3; ++kx) acc += src[ky * Wp + kx] * g[ky * 3 + kx];
-    }
-    return acc;
-}
-
 // grid (tile column group, tile row, n*K + k); xp, w and C, Hp, Wp: the transformed
 // input's padded planes and the weights, for the outputs summed again (see above)
 __kernel void winograd_output(
@@ -156,36 +141,7 @@ __kernel void winograd_output(
         const float8 y1 = a[i][1] - a[i][2] - a[i][3] + b;  // column 2*tx + 1
         float16 v = shuffle2(y0, y1, (uint16)(0, 8, 1, 9, 2, 10, 3, 11,
                                               4, 12, 5, 13, 6, 14, 7, 15));
-        if (any(isnan(v) | isinf(v))) {  // rare: sum those outputs again, directly
-            float t[16];
-            vstore16(v, 0, t);
-            for (int j = 0; j < 16; ++j)
-                if ((isnan(t[j]) || isinf(t[j])) && ox0 + j < Wo)
-                    t[j] = direct_output(b.s0, xp, w, n, k, C, Hp, Wp, oy, ox0 + j);
-            v = vload16(0, t);
-        }
-        __global float *dst = out + (nk * Ho + oy) * Wo + ox0;
-#if ACCUMULATE
-        {
-            // add the residual dst holds, one output at a time: read as a second
-            // 16-wide vector, VC4C's register allocator failed it (3 of 3 tries)
-            float t[16];
-            vstore16(v, 0, t);
-#pragma unroll
-            for (int j = 0; j < 16; ++j)  // unrolled, guarded: no memcpy (VC4C)
-                if (ox0 + j < Wo) dst[j] = activate(t[j] + dst[j], act_alpha, act_beta);
-        }
-#else
-        v = activate16(v, act_alpha, act_beta);
-        if (ox0 + 16 <= Wo) {
-            vstore16(v, 0, dst);
-        } else {
-            float t[16];
-            vstore16(v, 0, t);
-#pragma unroll
-            for (int j = 0; j < 16; ++j)  // unrolled, guarded: no memcpy (VC4C)
-                if (ox0 + j < Wo) dst[j] = t[j];
-        }
-#endif
+        winograd_store_row(v, b.s0, out, xp, w, n, k, nk, C, Hp, Wp, Ho, Wo, oy, ox0,
+                           act_alpha, act_beta);
     }
 }
