@@ -40,8 +40,11 @@ GEOMETRIES = [
     ((3, 6, 1, 1), (20, 6, 1, 1), dict(stride=1, padding=0, dilation=1, groups=1)),  # linear
 ]
 # non-default tunables whose epilogues differ: narrow GEMM vectors (float2, float4 and
-# two per row), depthwise's padded kernel (PAD=1) and 4-wide spans
+# two per row), depthwise's padded kernel (PAD=1) and 4-wide spans, Winograd's F(4x4)
+# tiles (CPUs; fit gives these small layers F(2x2))
 EXTRA_PARAMS = {
+    "winograd": [{"TM": 3, "TN": 4, "NV": 2, "WG": 5, "MFAST": 0, "FMA": 0, "WM": 4},
+                 {"TM": 8, "TN": 16, "NV": 2, "WG": 1, "MFAST": 1, "FMA": 1, "WM": 4}],
     "im2col": [{"TM": 3, "TN": 4, "NV": 2, "WG": 5, "MFAST": 0, "FMA": 0},
                {"TM": 1, "TN": 2, "NV": 1, "WG": 1, "MFAST": 1}],
     "shifted": [{"TM": 3, "TN": 4, "NV": 2, "WG": 5, "MFAST": 0, "FMA": 0},
@@ -89,12 +92,12 @@ def _data(x_shape, w_shape, seed):
             rng.standard_normal(w_shape[0]).astype(np.float32))
 
 
-def _settings(profile, geo):
-    for variant, params in algos.valid_variants(profile, geo, "forward"):
+def _settings(profile, geo, op="forward"):
+    for variant, params in algos.valid_variants(profile, geo, op):
         yield variant, params
         for extra in EXTRA_PARAMS.get(variant.name, []):
             extra = dict(extra, WG=min(extra["WG"], profile.max_work_group_size))
-            if algos.valid(profile, variant, geo, "forward", extra):
+            if algos.valid(profile, variant, geo, op, extra):
                 yield variant, extra
 
 
@@ -152,7 +155,7 @@ def test_every_grad_input_variant_matches_torch_on_nan_and_inf(torch, case):
     scale = torch.nn.grad.conv2d_input(x_shape, torch.from_numpy(np.abs(w)),
                                        torch.from_numpy(np.abs(g0)), **kw).numpy()
     gd, wd = on_device(rt, g), on_device(rt, w)
-    for variant, params in algos.valid_variants(rt.profile, geo, "grad_input"):
+    for variant, params in _settings(rt.profile, geo, "grad_input"):
         out = empty(rt, geo.input_shape)
         variant.run["grad_input"](rt, geo, params, gd, wd, out)
         assert_same_values(out.get(), want, scale, f"{variant.name} {params} grad_input")

@@ -13,7 +13,7 @@ from clconv.ops.conv import ConstantWeightConv2d
 
 def _winograd_launches(monkeypatch):
     """Count the weight-transform launches of the Winograd variant."""
-    counts = {"winograd_weights": 0}
+    counts = {"winograd_weights": 0, "winograd4_weights": 0}
     real = winograd.launch_grid
 
     def counting(rt, kernel, *args, **kwargs):
@@ -51,6 +51,26 @@ def test_winograd_weights_are_transformed_once_not_per_call(monkeypatch, rng):
         assert counts["winograd_weights"] == 1
         F.conv2d(x, w, padding=1)  # the functional op packs on every call
         assert counts["winograd_weights"] == 2
+
+
+def test_f4_winograd_layer_transforms_its_weights_once_and_matches(monkeypatch, rng):
+    """F(4x4) tiles (CPUs, layers with 48 tiles and 32 channels): the 36 transformed
+    matrices packed once, the result the direct convolution's."""
+    counts = _winograd_launches(monkeypatch)
+    x = rng.standard_normal((1, 32, 28, 30)).astype(np.float32)
+    w = rng.standard_normal((40, 32, 3, 3)).astype(np.float32)
+    b = rng.standard_normal(40).astype(np.float32)
+    with algos.force("winograd"):
+        layer = ConstantWeightConv2d(x.shape, w, b, padding=1, activation=RELU)
+        if int(layer._forward.params.get("WM", 2)) != 4:
+            pytest.skip("F(4x4) Winograd tiles are built for CPUs only; this device "
+                        "runs F(2x2)")
+        got = [layer(x).get() for _ in range(3)]
+    assert counts == {"winograd_weights": 0, "winograd4_weights": 1}
+    with algos.force("direct"):
+        want = F.conv2d_activation(x, w, b, padding=1, activation=RELU).get()
+    for g in got:
+        np.testing.assert_allclose(g, want, rtol=1e-4, atol=1e-4 * np.abs(want).max())
 
 
 @pytest.mark.parametrize("variant,kernel", [("im2col", 3), ("shifted", 3), ("gemm1x1", 1)])

@@ -374,18 +374,26 @@ def test_heuristic_is_deterministic_and_sensible():
     wide = _geo(x=(1, 128, 28, 28), w=(128, 128, 3, 3))  # many channels and tiles
     assert [algos.heuristic(profile, wide, op) for op in algos.OPS] == \
         ["winograd", "winograd", "im2col"]
-    for few in (_geo(x=(1, 64, 56, 56), w=(64, 64, 3, 3)),
-                _geo(x=(1, 256, 14, 14), w=(256, 256, 3, 3)),
+    for few in (_geo(x=(1, 256, 14, 14), w=(256, 256, 3, 3)),
                 _geo(x=(1, 128, 28, 28), w=(128, 128, 3, 3), stride=2)):
         assert algos.heuristic(profile, few, "forward") == "im2col"
         assert algos.heuristic(profile, few, "grad_input") == "im2col"
-    # weights packed once (inference): no per-call transform, so Winograd from fewer tiles
+    # F(4x4) tiles on a CPU: Winograd from 64 channels where it has 48 tiles (fit), in
+    # training too; on a GPU (F(2x2) only) the 64-channel layer stays on im2col
+    r50 = _geo(x=(1, 64, 56, 56), w=(64, 64, 3, 3))
+    for op in ("forward", "grad_input"):
+        assert algos.heuristic(profile, r50, op) == "winograd"
+        assert algos.params_for(profile, algos.VARIANTS["winograd"], r50, op)["WM"] == 4
+        assert algos.heuristic(gpu, r50, op) == "im2col"
+    # weights packed once (inference): no per-call transform, so Winograd from fewer tiles,
+    # with F(2x2) tiles where F(4x4) would have too few (16 at 14x14)
     mid = _geo(x=(1, 256, 14, 14), w=(256, 256, 3, 3))
     assert algos.heuristic(profile, mid, "forward", packed=True) == "winograd"
+    assert algos.params_for(profile, algos.VARIANTS["winograd"], mid, "forward")["WM"] == 2
     # and elsewhere at stride 1 on a CPU, no column matrix (shifted); im2col on a GPU, and
     # for strided layers
     for geo in (_geo(x=(1, 512, 7, 7), w=(512, 512, 3, 3)),
-                _geo(x=(1, 64, 56, 56), w=(64, 64, 3, 3))):
+                _geo(x=(1, 64, 13, 13), w=(256, 64, 3, 3))):
         assert algos.heuristic(profile, geo, "forward", packed=True) == "shifted"
         assert algos.heuristic(gpu, geo, "forward", packed=True) == "im2col"
     assert algos.heuristic(profile, _geo(x=(1, 64, 56, 56), w=(64, 64, 3, 3), stride=2),

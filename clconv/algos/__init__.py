@@ -24,7 +24,7 @@ from .gemm import GEMM_1X1, IM2COL, is_pointwise
 from .gemm import reads_input_affine as gemm_reads_input_affine
 from .linear import LINEAR, is_fully_connected
 from .shifted import SHIFTED
-from .winograd import WINOGRAD, pays as winograd_pays
+from .winograd import WINOGRAD, pays as winograd_pays, tiling as winograd_tiling
 
 ENV_ALGO = "CLCONV_ALGO"
 # the variants whose GEMM writes the output itself, one image and one row at a time:
@@ -111,7 +111,8 @@ def heuristic(profile, geo, op: str, packed: bool = False) -> str:
     if is_pointwise(geo):
         # a fully connected layer: its weights, packed once, as the GEMM's columns
         return "linear" if packed and is_fully_connected(geo) else "gemm1x1"
-    if winograd_pays(geo, op, packed):
+    if winograd_pays(geo, op, packed,
+                     winograd_tiling(params_for(profile, WINOGRAD, geo, op))):
         return "winograd"
     if packed and is_cpu(profile) and valid(profile, SHIFTED, geo, op,
                                              params_for(profile, SHIFTED, geo, op)):

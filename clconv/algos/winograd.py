@@ -1,22 +1,24 @@
-"""Winograd F(2x2, 3x3) convolution: 3x3, stride 1, no dilation, one group. Forward,
-and grad_input as the forward of the output gradient with flipped weights.
+"""Winograd F(2x2, 3x3) and F(4x4, 3x3) convolution: 3x3, stride 1, no dilation, one
+group. Forward, and grad_input as the forward of the output gradient with flipped weights.
 
-Weights and input tiles are transformed into 16 matrices each, multiplied by 16 GEMMs
-(the `gemm.cl` kernel, with the GEMM variants' tunables) and transformed back, bias and
-the activation fused: 2.25 times fewer multiply-adds than the direct product, paid for with three
-extra passes over memory. The weights are transformed on every call, as they change
+Weights and input tiles are transformed into 16 (F(2x2)) or 36 (F(4x4), CPUs only: the
+tunable WM=4) matrices each, multiplied by that many GEMMs (the `gemm.cl` kernel, with
+the GEMM variants' tunables) and transformed back, bias and the activation fused: 2.25
+or 4 times fewer multiply-adds than the direct product, paid for with three extra passes
+over memory. The weights are transformed on every call, as they change
 during training, unless the caller packed them once (`pack`, for inference).
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from ..build import get_kernel, launch_grid
 from ..epilogue import NO_ACTIVATION
 from ..geometry import grad_input_as_forward
-from .base import Variant, flip_weights, layout_group, pad, round_up, scratch
-from .gemm import space as gemm_space
+from .base import Variant, flip_weights, is_cpu, layout_group, pad, round_up, scratch
+from .gemm import TEST_PARAMS, space as gemm_space
 from .tiled_gemm import defaults as gemm_defaults, gemm, pack_a, tile_n, validate_params
 
-KERNELS = "winograd.cl"
 
 
 def applies(geo) -> bool:
@@ -24,11 +26,36 @@ def applies(geo) -> bool:
             and geo.groups == 1)
 
 
-def _tiles(geo):
-    """(tiles_h, tiles_w8, T): 2x2 output blocks down, across (rounded up to the 8 tiles a
+@dataclass(frozen=True)
+class Tiling:
+    """F(m x m, 3x3): its kernels and the tiles a transform work-item takes across."""
+
+    m: int          # outputs per tile side
+    kernels: str    # the kernel file
+    prefix: str     # its kernels' names: prefix + "_weights", "_input", "_output"
+
+    @property
+    def matrices(self) -> int:
+        """Input tile positions: (m + 2)^2 GEMMs."""
+        return (self.m + 2) ** 2
+
+
+TILINGS = {2: Tiling(2, "winograd.cl", "winograd"),
+           4: Tiling(4, "winograd4.cl", "winograd4")}
+TILES_PER_ITEM = 8  # neighbouring tiles a transform work-item takes, as float8 vectors
+
+
+def tiling(params) -> Tiling:
+    """The tunable WM (outputs per tile side, 2 unless set) as its Tiling."""
+    return TILINGS[int(params.get("WM", 2))]
+
+
+def _tiles(geo, tile: Tiling = TILINGS[2]):
+    """(tiles_h, tiles_w, T): m x m output blocks down, across (rounded up to the tiles a
     transform work-item takes), and in all images."""
-    th, tw8 = -(-geo.Ho // 2), round_up(-(-geo.Wo // 2), 8)
-    return th, tw8, geo.N * th * tw8
+    th = -(-geo.Ho // tile.m)
+    tw = round_up(-(-geo.Wo // tile.m), TILES_PER_ITEM)
+    return th, tw, geo.N * th * tw
 
 
 def _convolution_run(geo, op: str):
@@ -37,20 +64,25 @@ def _convolution_run(geo, op: str):
     return geo if op == "forward" else grad_input_as_forward(geo)
 
 
-def pays(geo, op: str, packed: bool = False) -> bool:
-    """Where Winograd beat im2col + GEMM in `clconv bench` on POCL: enough channels that
-    the GEMMs dominate the three transform passes, enough tiles for the GEMMs to run
-    well (ResNet-18 3x3 at 28 and the VGG layer, not at 56 with 64 channels or at 14/7).
-    grad_input is judged by the flipped convolution it runs. With the weights `packed`
-    once (an inference forward), no call transforms them, and it paid from fewer tiles:
-    ResNet-50's 256-channel 3x3 at 14x14 (56 tiles) 1.9x im2col, its 512-channel one at
-    7x7 (32 tiles) 0.9x (POCL, AVX-512, batch 1), and from fewer channels: against the
-    shifted GEMM, Inception-v1's 96 -> 128 at 28x28 0.77-0.84x, 96 -> 208 at 14x14
-    0.93x, but 64 -> 64 at 56x56 1.12x and SqueezeNet's 64 -> 256 at 13x13 1.00x
-    (session 16, Zen 4)."""
+def pays(geo, op: str, packed: bool = False, tile: Tiling = TILINGS[2]) -> bool:
+    """Where Winograd with `tile` (the tiling its untuned tunables give, see fit) beat
+    the GEMM variants on POCL: enough channels that the GEMMs dominate the three
+    transform passes, enough tiles for the GEMMs to run well (ResNet-18 3x3 at 28 and
+    the VGG layer, not at 56 with 64 channels or at 14/7). grad_input is judged by the
+    flipped convolution it runs. With the weights `packed` once (an inference forward),
+    no call transforms them, and it paid from fewer tiles: ResNet-50's 256-channel 3x3 at
+    14x14 (56 tiles) 1.9x im2col, its 512-channel one at 7x7 (32 tiles) 0.9x (POCL,
+    AVX-512, batch 1), and from fewer channels: against the shifted GEMM, Inception-v1's
+    96 -> 128 at 28x28 0.77-0.84x, 96 -> 208 at 14x14 0.93x, but 64 -> 64 at 56x56 1.12x
+    and SqueezeNet's 64 -> 256 at 13x13 1.00x (session 16, Zen 4). F(4x4) tiles (fit)
+    pay from 32 channels: against the shifted GEMM, 64 -> 64 at 56x56 0.67x, 64 -> 192
+    at 56x56 0.57-0.63x, DenseNet's 128 -> 32 at 56x56 0.74x and at 28x28 0.89x, 32 -> 128
+    at 27x27 0.93x, but SqueezeNet's 16 -> 64 at 55x55 1.22x (session 17, Zen 4)."""
     if op not in ("forward", "grad_input") or not applies(geo):
         return False
     conv = _convolution_run(geo, op)
+    if tile.m == 4:
+        return _f4_pays(conv)
     _, _, tiles = _tiles(conv)
     if packed and op == "forward":
         return min(conv.C, conv.K) >= PACKED_MIN_CHANNELS and tiles >= PACKED_MIN_TILES
@@ -59,6 +91,25 @@ def pays(geo, op: str, packed: bool = False) -> bool:
 
 MIN_CHANNELS, MIN_TILES = 128, 128
 PACKED_MIN_CHANNELS, PACKED_MIN_TILES = 96, 48
+F4_MIN_CHANNELS, F4_MIN_TILES = 32, 48
+
+
+def _f4_pays(conv) -> bool:
+    return min(conv.C, conv.K) >= F4_MIN_CHANNELS and \
+        _tiles(conv, TILINGS[4])[2] >= F4_MIN_TILES
+
+
+def fit(geo, op, params):
+    """F(4x4) tiles (WM=4, CPUs' default) only where they have the tiles to fill their
+    GEMMs and the channels to pay for their transforms: 48 tiles (28x28 outputs and up
+    at batch 1; at 14x14, 32 tiles with the rows rounded to 8, F(4x4) took ResNet-50's
+    256-channel layer 0.83x the shifted GEMM's time against F(2x2)'s 0.69x, at 7x7 2.2x,
+    SqueezeNet's 64 -> 256 at 13x13 1.21x) and 32 channels (see pays); elsewhere F(2x2)
+    (session 17, Zen 4)."""
+    if int(params.get("WM", 2)) == 4 and applies(geo) and \
+            not _f4_pays(_convolution_run(geo, op)):
+        params = dict(params, WM=2)
+    return params
 
 
 def validate(profile, geo, op, params):
@@ -66,25 +117,30 @@ def validate(profile, geo, op, params):
         return "only 3x3 convolutions with stride 1, no dilation and one group"
     if op == "grad_input" and not (0 <= geo.pad_top <= 2 and 0 <= geo.pad_left <= 2):
         return "grad_input needs padding 0..2 (the flipped convolution pads by 2 - padding)"
+    if int(params.get("WM", 2)) not in TILINGS:
+        return f"WM={params['WM']}: outputs per tile side must be one of {sorted(TILINGS)}"
+    if int(params.get("WM", 2)) != 2 and not is_cpu(profile):
+        return "F(4x4, 3x3) (WM=4) is built for CPUs only (winograd4.cl)"
     reason = validate_params(profile, params)
     if reason is not None:
         return reason
     conv = _convolution_run(geo, op)
-    _, _, T = _tiles(conv)
+    tile = tiling(params)
+    _, _, T = _tiles(conv, tile)
     ldt = round_up(T, tile_n(params))
-    # the largest buffer: weights (16, K, C), input tiles (16, C, ldt), products (16, K, ldt)
-    nbytes = 4 * 16 * max(conv.K * conv.C, conv.C * ldt, conv.K * ldt)
+    # the largest buffer: weights (n, K, C), input tiles (n, C, ldt), products (n, K, ldt)
+    nbytes = 4 * tile.matrices * max(conv.K * conv.C, conv.C * ldt, conv.K * ldt)
     if nbytes > profile.max_mem_alloc_size:
         return (f"a transform buffer of {nbytes} bytes exceeds the device's max allocation "
                 f"{profile.max_mem_alloc_size}")
     return None
 
 
-def _transform_weights(rt, geo, w):
-    """The weights' 16 transformed (K, C) matrices U."""
+def _transform_weights(rt, geo, tile: Tiling, w):
+    """The weights' transformed (K, C) matrices U, one per tile position."""
     K, C = geo.K, geo.C
-    U = scratch(rt, (16, K, C))
-    launch_grid(rt, get_kernel(rt, KERNELS, "winograd_weights"), (-(-C // 8), K),
+    U = scratch(rt, (tile.matrices, K, C))
+    launch_grid(rt, get_kernel(rt, tile.kernels, tile.prefix + "_weights"), (-(-C // 8), K),
                 (1, layout_group(rt, K)), w, U, K, C)
     return U
 
@@ -92,36 +148,41 @@ def _transform_weights(rt, geo, w):
 def pack(rt, geo, params, w):
     """U in the GEMM's panels of TM rows (tiled_gemm.pack_a), as forward reads it given
     `packed`: transformed and packed once."""
-    return pack_a(rt, params, _transform_weights(rt, geo, w), 16, geo.K, geo.C)
+    tile = tiling(params)
+    return pack_a(rt, params, _transform_weights(rt, geo, tile, w), tile.matrices, geo.K,
+                  geo.C)
 
 
 def forward(rt, geo, params, x, w, bias, out, act=NO_ACTIVATION, packed=None):
     """`packed`: pack()'s result for these weights, or None to transform them here."""
     K, C = geo.K, geo.C
-    th, tw8, T = _tiles(geo)
+    tile = tiling(params)
+    th, tw, T = _tiles(geo, tile)
     ldt = round_up(T, tile_n(params))
-    # zero-bordered input covering every tile: no bounds tests in the input transform
-    hp, wp = 2 * th + 2, 2 * tw8 + 2
+    # zero-bordered input covering every tile and the input transform's vector loads
+    # (2 and 4 floats past the last tile's): no bounds tests there
+    hp, wp = tile.m * th + 2, tile.m * tw + tile.m
     xp = pad(rt, x, geo.N * C, geo.H, geo.W, hp, wp, geo.pad_top, geo.pad_left,
              int(params["WG"]))
     if packed is None:
-        a, lda, sa = _transform_weights(rt, geo, w), C, K * C
+        a, lda, sa = _transform_weights(rt, geo, tile, w), C, K * C
     else:
         a, lda, sa = packed
-    V = scratch(rt, (16, C, ldt))
-    M = scratch(rt, (16, K, ldt))
-    tile_grid = (tw8 // 8, th)  # 8 tiles per work-item across, a tile row down
-    launch_grid(rt, get_kernel(rt, KERNELS, "winograd_input"), tile_grid + (geo.N * C,),
-                (1, layout_group(rt, th), 1), xp, V, C, hp, wp, th, tw8, ldt)
+    V = scratch(rt, (tile.matrices, C, ldt))
+    M = scratch(rt, (tile.matrices, K, ldt))
+    tile_grid = (tw // TILES_PER_ITEM, th)  # TILES_PER_ITEM across per work-item, a row down
+    launch_grid(rt, get_kernel(rt, tile.kernels, tile.prefix + "_input"),
+                tile_grid + (geo.N * C,), (1, layout_group(rt, th), 1),
+                xp, V, C, hp, wp, th, tw, ldt)
     gemm(rt, params, K, T, C, 1,
          a, lda, (sa, 0, 0),
          V, ldt, (C * ldt, 0, 0),
          M, ldt, (K * ldt, 0),
-         16, 1, a_packed=packed is not None)
-    launch_grid(rt, get_kernel(rt, KERNELS, "winograd_output", act.defines),
+         tile.matrices, 1, a_packed=packed is not None)
+    launch_grid(rt, get_kernel(rt, tile.kernels, tile.prefix + "_output", act.defines),
                 tile_grid + (geo.N * K,), (1, layout_group(rt, th), 1),
                 M, bias if bias is not None else M, bias is not None,
-                out, K, geo.Ho, geo.Wo, th, tw8, ldt, xp, w, C, hp, wp, *act.scalars)
+                out, K, geo.Ho, geo.Wo, th, tw, ldt, xp, w, C, hp, wp, *act.scalars)
     return out
 
 
@@ -130,7 +191,15 @@ def grad_input(rt, geo, params, grad_out, w, out, bias=None):
                    bias, out)
 
 
-WINOGRAD = Variant("winograd", "Winograd F(2x2,3x3): 16 GEMMs between tile transforms "
-                   "(3x3 stride-1 layers; grad_input by flipped weights)",
-                   validate, {"forward": forward, "grad_input": grad_input}, gemm_space,
-                   gemm_defaults, ops=("forward", "grad_input"), pack=pack)
+def space(profile, geo, op):
+    """The GEMM's tunables, with each tiling on CPUs (F(4x4) is built for those only)."""
+    tiles = sorted(TILINGS) if is_cpu(profile) else [2]
+    return [dict(p, WM=m) for p in gemm_space(profile, geo, op) for m in tiles]
+
+
+WINOGRAD = Variant("winograd", "Winograd F(2x2,3x3) (16 GEMMs) or, on CPUs, F(4x4,3x3) "
+                   "(36) between tile transforms (3x3 stride-1 layers; grad_input by "
+                   "flipped weights)",
+                   validate, {"forward": forward, "grad_input": grad_input}, space,
+                   gemm_defaults, ops=("forward", "grad_input"), fit=fit, pack=pack,
+                   test_params=tuple(dict(p, WM=m) for p in TEST_PARAMS[:2] for m in (2, 4)))
