@@ -5,6 +5,8 @@
 //   U[xi, k, c] = (G g[k, c] G^T)[xi]            weights, (16, K, C)
 //   V[xi, c, t] = (B^T d[c, t] B)[xi]            input tiles t = (n, ty, tx), (16, C, ldt)
 //   M[xi, k, t] = sum_c U[xi, k, c] V[xi, c, t]  the GEMMs, (16, K, ldt)
+// V's and M's matrices start `plane` floats apart (a little more than C*ldt and K*ldt:
+// see algos/winograd.py SKEW).
 //   out[n, k, 2ty.., 2tx..] = A^T M[., k, t] A   (+ bias), then the activation
 // Each work-item transforms 8 input channels of one (k) window, or 8 neighbouring tiles
 // of one channel, as float8 vectors: no local memory, no barriers.
@@ -78,7 +80,7 @@ __kernel void winograd_weights(
 __kernel void winograd_input(
     __global const float *xp, __global float *V,
     const int C, const int Hp, const int Wp, const int tiles_h, const int tiles_w8,
-    const int ldt)
+    const int ldt, const int plane)
 {
     const int tx0 = get_global_id(0) * 8, ty = get_global_id(1), nc = get_global_id(2);
     if (tx0 >= tiles_w8 || ty >= tiles_h) return;
@@ -100,7 +102,6 @@ __kernel void winograd_input(
         e[2][j] = d[2][j] - d[1][j];
         e[3][j] = d[1][j] - d[3][j];
     }
-    const int plane = C * ldt;
     __global float *v = V + c * ldt + (n * tiles_h + ty) * tiles_w8 + tx0;
     for (int i = 0; i < 4; ++i) {  // (B^T d) B (columns)
         vstore8(e[i][0] - e[i][2], 0, v + (i * 4 + 0) * plane);
@@ -116,13 +117,12 @@ __kernel void winograd_output(
     __global const float *M, __global const float *bias, const int has_bias,
     __global float *out,
     const int K, const int Ho, const int Wo, const int tiles_h, const int tiles_w8,
-    const int ldt, __global const float *xp, __global const float *w, const int C,
-    const int Hp, const int Wp, const float act_alpha, const float act_beta)
+    const int ldt, const int plane, __global const float *xp, __global const float *w,
+    const int C, const int Hp, const int Wp, const float act_alpha, const float act_beta)
 {
     const int tx0 = get_global_id(0) * 8, ty = get_global_id(1), nk = get_global_id(2);
     if (tx0 >= tiles_w8 || ty >= tiles_h) return;
     const int n = nk / K, k = nk - n * K;
-    const int plane = K * ldt;
     __global const float *m = M + k * ldt + (n * tiles_h + ty) * tiles_w8 + tx0;
     float8 s[4][4];
     for (int i = 0; i < 16; ++i) s[i / 4][i % 4] = vload8(0, m + i * plane);

@@ -5,6 +5,7 @@
 //   U[xi, k, c] = (G g[k, c] G^T)[xi]            weights, (36, K, C)
 //   V[xi, c, t] = (B^T d[c, t] B)[xi]            input tiles t = (n, ty, tx), (36, C, ldt)
 //   M[xi, k, t] = sum_c U[xi, k, c] V[xi, c, t]  the GEMMs, (36, K, ldt)
+// (V's and M's matrices `plane` floats apart, as in winograd.cl)
 //   out[n, k, 4ty.., 4tx..] = A^T M[., k, t] A   (+ bias), then the activation
 // with the points 0, 1, -1, 2, -2 and infinity (Lavin and Gray's matrices):
 //   B^T = [4 0 -5 0 1 0; 0 -4 -4 1 1 0; 0 4 -4 -1 1 0; 0 -2 -1 2 1 0; 0 2 -1 -2 1 0;
@@ -87,7 +88,7 @@ __kernel void winograd4_weights(
 __kernel void winograd4_input(
     __global const float *xp, __global float *V,
     const int C, const int Hp, const int Wp, const int tiles_h, const int tiles_w8,
-    const int ldt)
+    const int ldt, const int plane)
 {
     const int tx0 = get_global_id(0) * 8, ty = get_global_id(1), nc = get_global_id(2);
     if (tx0 >= tiles_w8 || ty >= tiles_h) return;
@@ -110,7 +111,6 @@ __kernel void winograd4_input(
         }
         for (int j = 0; j < 6; ++j) BT_ROWS(e[j], d[j]);
     }
-    const int plane = C * ldt;
     __global float *v = V + c * ldt + (n * tiles_h + ty) * tiles_w8 + tx0;
     for (int i = 0; i < 6; ++i) {  // row i of (B^T d) B
         float8 x[6], o[6];
@@ -134,13 +134,12 @@ __kernel void winograd4_output(
     __global const float *M, __global const float *bias, const int has_bias,
     __global float *out,
     const int K, const int Ho, const int Wo, const int tiles_h, const int tiles_w8,
-    const int ldt, __global const float *xp, __global const float *w, const int C,
-    const int Hp, const int Wp, const float act_alpha, const float act_beta)
+    const int ldt, const int plane, __global const float *xp, __global const float *w,
+    const int C, const int Hp, const int Wp, const float act_alpha, const float act_beta)
 {
     const int tx0 = get_global_id(0) * 8, ty = get_global_id(1), nk = get_global_id(2);
     if (tx0 >= tiles_w8 || ty >= tiles_h) return;
     const int n = nk / K, k = nk - n * K;
-    const int plane = K * ldt;
     __global const float *m = M + k * ldt + (n * tiles_h + ty) * tiles_w8 + tx0;
     float8 a[6][4];  // a[j]: column j of A^T s (4x6)
     for (int j = 0; j < 6; ++j) {

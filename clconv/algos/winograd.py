@@ -43,6 +43,10 @@ class Tiling:
 TILINGS = {2: Tiling(2, "winograd.cl", "winograd"),
            4: Tiling(4, "winograd4.cl", "winograd4")}
 TILES_PER_ITEM = 8  # neighbouring tiles a transform work-item takes, as float8 vectors
+# Floats between one transformed matrix of V (or M) and the next beyond its C*ldt (K*ldt):
+# with those a multiple of 4 KB, a transform work-item's 16-36 loads or stores, one per
+# matrix, all fell in one set of the L1 cache.
+SKEW = 16
 
 
 def tiling(params) -> Tiling:
@@ -129,7 +133,7 @@ def validate(profile, geo, op, params):
     _, _, T = _tiles(conv, tile)
     ldt = round_up(T, tile_n(params))
     # the largest buffer: weights (n, K, C), input tiles (n, C, ldt), products (n, K, ldt)
-    nbytes = 4 * tile.matrices * max(conv.K * conv.C, conv.C * ldt, conv.K * ldt)
+    nbytes = 4 * tile.matrices * (max(conv.K * conv.C, conv.C * ldt, conv.K * ldt) + SKEW)
     if nbytes > profile.max_mem_alloc_size:
         return (f"a transform buffer of {nbytes} bytes exceeds the device's max allocation "
                 f"{profile.max_mem_alloc_size}")
@@ -168,21 +172,23 @@ def forward(rt, geo, params, x, w, bias, out, act=NO_ACTIVATION, packed=None):
         a, lda, sa = _transform_weights(rt, geo, tile, w), C, K * C
     else:
         a, lda, sa = packed
-    V = scratch(rt, (tile.matrices, C, ldt))
-    M = scratch(rt, (tile.matrices, K, ldt))
+    v_plane, m_plane = C * ldt + SKEW, K * ldt + SKEW
+    V = scratch(rt, (tile.matrices * v_plane,))
+    M = scratch(rt, (tile.matrices * m_plane,))
     tile_grid = (tw // TILES_PER_ITEM, th)  # TILES_PER_ITEM across per work-item, a row down
     launch_grid(rt, get_kernel(rt, tile.kernels, tile.prefix + "_input"),
                 tile_grid + (geo.N * C,), (1, layout_group(rt, th), 1),
-                xp, V, C, hp, wp, th, tw, ldt)
+                xp, V, C, hp, wp, th, tw, ldt, v_plane)
     gemm(rt, params, K, T, C, 1,
          a, lda, (sa, 0, 0),
-         V, ldt, (C * ldt, 0, 0),
-         M, ldt, (K * ldt, 0),
+         V, ldt, (v_plane, 0, 0),
+         M, ldt, (m_plane, 0),
          tile.matrices, 1, a_packed=packed is not None)
     launch_grid(rt, get_kernel(rt, tile.kernels, tile.prefix + "_output", act.defines),
                 tile_grid + (geo.N * K,), (1, layout_group(rt, th), 1),
                 M, bias if bias is not None else M, bias is not None,
-                out, K, geo.Ho, geo.Wo, th, tw, ldt, xp, w, C, hp, wp, *act.scalars)
+                out, K, geo.Ho, geo.Wo, th, tw, ldt, m_plane, xp, w, C, hp, wp,
+                *act.scalars)
     return out
 
 
