@@ -20,7 +20,6 @@ from .gemm import TEST_PARAMS, space as gemm_space
 from .tiled_gemm import defaults as gemm_defaults, gemm, pack_a, tile_n, validate_params
 
 
-
 def applies(geo) -> bool:
     return (geo.kh == geo.kw == 3 and geo.stride == (1, 1) and geo.dilation == (1, 1)
             and geo.groups == 1)
@@ -28,7 +27,7 @@ def applies(geo) -> bool:
 
 @dataclass(frozen=True)
 class Tiling:
-    """F(m x m, 3x3): its kernels and the tiles a transform work-item takes across."""
+    """F(m x m, 3x3): its tile size and kernels."""
 
     m: int          # outputs per tile side
     kernels: str    # the kernel file
@@ -81,7 +80,9 @@ def pays(geo, op: str, packed: bool = False, tile: Tiling = TILINGS[2]) -> bool:
     and SqueezeNet's 64 -> 256 at 13x13 1.00x (session 16, Zen 4). F(4x4) tiles (fit)
     pay from 32 channels: against the shifted GEMM, 64 -> 64 at 56x56 0.67x, 64 -> 192
     at 56x56 0.57-0.63x, DenseNet's 128 -> 32 at 56x56 0.74x and at 28x28 0.89x, 32 -> 128
-    at 27x27 0.93x, but SqueezeNet's 16 -> 64 at 55x55 1.22x (session 17, Zen 4)."""
+    at 27x27 0.93x, but SqueezeNet's 16 -> 64 at 55x55 1.22x (session 17, Zen 4); one
+    rule with packed weights or without (ResNet-18's 64 -> 64 at 56x56 in training: 1.3x
+    PyTorch's forward, from 0.9x with im2col)."""
     if op not in ("forward", "grad_input") or not applies(geo):
         return False
     conv = _convolution_run(geo, op)
