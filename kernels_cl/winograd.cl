@@ -124,13 +124,14 @@ __kernel void winograd_output(
     if (tx0 >= tiles_w8 || ty >= tiles_h) return;
     const int n = nk / K, k = nk - n * K;
     __global const float *m = M + k * ldt + (n * tiles_h + ty) * tiles_w8 + tx0;
-    float8 s[4][4];
-    for (int i = 0; i < 16; ++i) s[i / 4][i % 4] = vload8(0, m + i * plane);
-    // A^T s A, A^T = [1 1 1 0; 0 1 -1 -1]
+    // A^T s A, A^T = [1 1 1 0; 0 1 -1 -1]; s (4x4) read a column at a time: with all 16
+    // vectors loaded first, VC4C's register allocator failed the program now and then
     float8 a[2][4];
     for (int j = 0; j < 4; ++j) {
-        a[0][j] = s[0][j] + s[1][j] + s[2][j];
-        a[1][j] = s[1][j] - s[2][j] - s[3][j];
+        const float8 s0 = vload8(0, m + j * plane), s1 = vload8(0, m + (4 + j) * plane);
+        const float8 s2 = vload8(0, m + (8 + j) * plane), s3 = vload8(0, m + (12 + j) * plane);
+        a[0][j] = s0 + s1 + s2;
+        a[1][j] = s1 - s2 - s3;
     }
     const float8 b = (float8)(has_bias ? bias[k] : 0.0f);
     const int ox0 = 2 * tx0;
