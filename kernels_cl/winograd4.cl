@@ -5,8 +5,8 @@
 //   U[xi, k, c] = (G g[k, c] G^T)[xi]            weights, (36, K, C)
 //   V[xi, c, t] = (B^T d[c, t] B)[xi]            input tiles t = (n, ty, tx), (36, C, ldt)
 //   M[xi, k, t] = sum_c U[xi, k, c] V[xi, c, t]  the GEMMs, (36, K, ldt)
-// (V's and M's matrices `plane` floats apart, as in winograd.cl)
 //   out[n, k, 4ty.., 4tx..] = A^T M[., k, t] A   (+ bias), then the activation
+// (V's and M's matrices `plane` floats apart, as in winograd.cl)
 // with the points 0, 1, -1, 2, -2 and infinity (Lavin and Gray's matrices):
 //   B^T = [4 0 -5 0 1 0; 0 -4 -4 1 1 0; 0 4 -4 -1 1 0; 0 -2 -1 2 1 0; 0 2 -1 -2 1 0;
 //          0 4 0 -5 0 1]
@@ -72,10 +72,18 @@ __kernel void winograd4_weights(
         float8 row[6];
         G_ROWS(row, t[0][i], t[1][i], t[2][i]);
         for (int j = 0; j < 6; ++j) {
-            float v[8];
-            vstore8(row[j], 0, v);
             __global float *dst = u + (i * 6 + j) * plane;
-            for (int l = 0; l < lanes; ++l) dst[l] = v[l];
+            if (lanes == 8) {
+                vstore8(row[j], 0, dst);
+            } else {
+                float v[8];
+                vstore8(row[j], 0, v);
+                // unrolled and guarded: a loop of run-time length becomes a memcpy,
+                // which VC4C cannot compile (as in winograd.cl)
+#pragma unroll
+                for (int l = 0; l < 8; ++l)
+                    if (l < lanes) dst[l] = v[l];
+            }
         }
     }
 }
