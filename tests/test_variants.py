@@ -355,6 +355,23 @@ def test_validate_rejects_local_memory_and_transform_buffers_beyond_the_device()
     assert wino.validate(profile, wide, "forward", params) is None
 
 
+def test_winograd_refuses_unknown_tilings_and_f4_off_cpus():
+    """WM names the tiling: 2 or 4 outputs per tile side, 4 (winograd4.cl) on CPUs only;
+    the reason says what it got and what it takes."""
+    base = generic_profile(clconv.current_runtime().profile)
+    cpu = dataclasses.replace(base, device_type="CPU")
+    gpu = dataclasses.replace(base, device_type="GPU")
+    wino = algos.VARIANTS["winograd"]
+    geo = _geo(x=(1, 32, 28, 28), w=(32, 32, 3, 3))
+    params = algos.params_for(cpu, wino, geo, "forward")
+    assert wino.validate(cpu, geo, "forward", dict(params, WM=4)) is None
+    assert wino.validate(cpu, geo, "forward", dict(params, WM=3)) == \
+        "WM=3: outputs per tile side must be one of [2, 4]"
+    assert wino.validate(gpu, geo, "forward", dict(params, WM=4)) == \
+        "WM=4: F(4x4, 3x3) is built for CPUs only (winograd4.cl)"
+    assert wino.validate(gpu, geo, "forward", dict(params, WM=2)) is None
+
+
 def test_heuristic_is_deterministic_and_sensible():
     # the choices on a CPU, whatever device runs the suite (Oclgrind is a GPU)
     profile = dataclasses.replace(generic_profile(clconv.current_runtime().profile), device_type="CPU")
@@ -378,7 +395,7 @@ def test_heuristic_is_deterministic_and_sensible():
                 _geo(x=(1, 128, 28, 28), w=(128, 128, 3, 3), stride=2)):
         assert algos.heuristic(profile, few, "forward") == "im2col"
         assert algos.heuristic(profile, few, "grad_input") == "im2col"
-    # F(4x4) tiles on a CPU: Winograd from 64 channels where it has 48 tiles (fit), in
+    # F(4x4) tiles on a CPU: Winograd from 32 channels where it has 48 tiles (fit), in
     # training too; on a GPU (F(2x2) only) the 64-channel layer stays on im2col
     r50 = _geo(x=(1, 64, 56, 56), w=(64, 64, 3, 3))
     for op in ("forward", "grad_input"):
@@ -386,7 +403,7 @@ def test_heuristic_is_deterministic_and_sensible():
         assert algos.params_for(profile, algos.VARIANTS["winograd"], r50, op)["WM"] == 4
         assert algos.heuristic(gpu, r50, op) == "im2col"
     # weights packed once (inference): no per-call transform, so Winograd from fewer tiles,
-    # with F(2x2) tiles where F(4x4) would have too few (16 at 14x14)
+    # with F(2x2) tiles where F(4x4) would have too few (32 at 14x14, rows rounded to 8)
     mid = _geo(x=(1, 256, 14, 14), w=(256, 256, 3, 3))
     assert algos.heuristic(profile, mid, "forward", packed=True) == "winograd"
     assert algos.params_for(profile, algos.VARIANTS["winograd"], mid, "forward")["WM"] == 2

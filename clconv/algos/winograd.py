@@ -122,10 +122,11 @@ def validate(profile, geo, op, params):
         return "only 3x3 convolutions with stride 1, no dilation and one group"
     if op == "grad_input" and not (0 <= geo.pad_top <= 2 and 0 <= geo.pad_left <= 2):
         return "grad_input needs padding 0..2 (the flipped convolution pads by 2 - padding)"
-    if int(params.get("WM", 2)) not in TILINGS:
-        return f"WM={params['WM']}: outputs per tile side must be one of {sorted(TILINGS)}"
-    if int(params.get("WM", 2)) != 2 and not is_cpu(profile):
-        return "F(4x4, 3x3) (WM=4) is built for CPUs only (winograd4.cl)"
+    m = int(params.get("WM", 2))
+    if m not in TILINGS:
+        return f"WM={m}: outputs per tile side must be one of {sorted(TILINGS)}"
+    if m != 2 and not is_cpu(profile):
+        return f"WM={m}: F(4x4, 3x3) is built for CPUs only (winograd4.cl)"
     reason = validate_params(profile, params)
     if reason is not None:
         return reason
