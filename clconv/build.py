@@ -35,6 +35,10 @@ from .params import INT32_MAX
 from .validation import check_launch
 
 BASE_OPTIONS = ("-cl-std=CL1.2",)
+# OpenCL lets a float divide or sqrt be 2.5 / 3 ulp off unless a program is built with
+# this option (NVIDIA's default is off; POCL's is exact anyway): torch's results are
+# exact, and an average pool's sum / n must match them bit for bit.
+EXACT_DIVIDE_OPTION = "-cl-fp32-correctly-rounded-divide-sqrt"
 ENV_BUILD_LOG = "CLCONV_BUILD_LOG"
 
 # Work-items per group for the simple one-item-per-output kernels: enough to fill the
@@ -79,7 +83,9 @@ def profile_defines(profile: DeviceProfile) -> dict[str, int]:
 
 def build_options(profile: DeviceProfile, defines: Mapping[str, object]) -> tuple[str, ...]:
     merged = {**profile_defines(profile), **defines}
-    return BASE_OPTIONS + tuple(f"-D{name}={value}" for name, value in sorted(merged.items()))
+    exact = (EXACT_DIVIDE_OPTION,) if profile.correctly_rounded_divide_sqrt else ()
+    return (BASE_OPTIONS + exact
+            + tuple(f"-D{name}={value}" for name, value in sorted(merged.items())))
 
 
 _lock = threading.Lock()
@@ -234,8 +240,12 @@ def log_build(filename: str, options: tuple[str, ...], device_name: str) -> None
 
 
 # Compiler output that says nothing about the kernel: clang's tally, which POCL's clang
-# prints straight to the process's stderr on every first build.
-_BENIGN_LINE = re.compile(r"\s*(\d+ warnings? generated\.?)?\s*")
+# prints straight to the process's stderr on every first build, and the line NVIDIA's
+# compiler (drivers 550 and later) logs for every kernel of every program.
+_BENIGN_LINE = re.compile(
+    r"\s*(\d+ warnings? generated\.?"
+    r"|\(\): Warning: Function \w+ is a kernel, so overriding noinline attribute\."
+    r" The function may be inlined when called\.)?\s*")
 
 
 def _real_compiler_output(text: str) -> str:

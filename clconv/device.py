@@ -73,6 +73,9 @@ class DeviceProfile:
     limits_name: str = ""  # non-empty when limits were capped to imitate another device
     native_vector_width_float: int = 0  # floats per native vector (0: not read)
     preferred_vector_width_float: int = 0
+    # CL_FP_CORRECTLY_ROUNDED_DIVIDE_SQRT: the device can build with
+    # -cl-fp32-correctly-rounded-divide-sqrt (OpenCL's default divide may be 2.5 ulp off)
+    correctly_rounded_divide_sqrt: bool = False
 
     @property
     def has_fp16(self) -> bool:
@@ -125,6 +128,8 @@ class DeviceProfile:
             profile=device.profile.strip(),
             native_vector_width_float=int(device.native_vector_width_float),
             preferred_vector_width_float=int(device.preferred_vector_width_float),
+            correctly_rounded_divide_sqrt=bool(
+                device.single_fp_config & cl.device_fp_config.CORRECTLY_ROUNDED_DIVIDE_SQRT),
         )
 
     def with_limits(self, name: str) -> "DeviceProfile":
@@ -168,6 +173,7 @@ LIMITS: dict[str, dict] = {
         "max_constant_args": 64,
         "address_bits": 32,
         "extensions": frozenset({"cl_khr_fp16", "cl_khr_fp64"}),
+        "correctly_rounded_divide_sqrt": False,
     },
     "v3d": {
         "kind": DeviceKind.V3D,
@@ -177,6 +183,7 @@ LIMITS: dict[str, dict] = {
         "local_mem_size": 32 * 1024,
         "address_bits": 32,
         "extensions": frozenset({"cl_khr_fp64"}),
+        "correctly_rounded_divide_sqrt": False,
     },
 }
 

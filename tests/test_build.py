@@ -1,4 +1,5 @@
 """Kernel discovery, building, memoisation and build errors; static kernel rules."""
+import dataclasses
 import re
 import warnings
 
@@ -6,8 +7,10 @@ import pyopencl as cl
 import pytest
 
 import clconv
-from clconv.build import (ENV_BUILD_LOG, KernelBuildError, _build, build_options, get_kernel,
-                          kernel_dir, log_build, uses_pyopencl_cache)
+from clconv.build import (ENV_BUILD_LOG, EXACT_DIVIDE_OPTION, KernelBuildError, _build,
+                          build_options, get_kernel, kernel_dir, log_build,
+                          uses_pyopencl_cache)
+from clconv.device import LIMITS
 
 SOURCES = sorted(kernel_dir().glob("*.cl"))
 OUR_KERNELS = {name for path in SOURCES
@@ -166,6 +169,22 @@ def test_build_options_carry_device_limits_and_op_defines():
     assert options[0] == "-cl-std=CL1.2"
     assert "-DTILE=4" in options
     assert f"-DCLCONV_MAX_WORK_GROUP_SIZE={profile.max_work_group_size}" in options
+
+
+@pytest.mark.parametrize("exact", [False, True])
+def test_exact_divide_and_sqrt_are_asked_for_where_the_device_has_them(exact):
+    """OpenCL's default float divide may be 2.5 ulp off (NVIDIA's is): a device that
+    reports CL_FP_CORRECTLY_ROUNDED_DIVIDE_SQRT builds with the option that makes it
+    exact; one that does not (VC4CL) never gets an option it would reject."""
+    profile = dataclasses.replace(clconv.current_runtime().profile,
+                                  correctly_rounded_divide_sqrt=exact)
+    assert (EXACT_DIVIDE_OPTION in build_options(profile, {})) == exact
+
+
+def test_the_pi_gpu_profiles_build_without_the_exact_divide_option():
+    profile = clconv.current_runtime().profile
+    for limits in LIMITS:
+        assert not profile.with_limits(limits).correctly_rounded_divide_sqrt
 
 
 def test_launch_respects_the_profile_work_group_limit(monkeypatch):

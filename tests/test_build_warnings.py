@@ -45,3 +45,11 @@ def test_only_the_tally_and_repeats_are_dropped():
            "warning: a.cl:1:2: unused variable 'x'\n\n12 warnings generated.\n")
     assert build._real_compiler_output(log) == "warning: a.cl:1:2: unused variable 'x'"
     assert build._real_compiler_output("1 warning generated.\n") == ""
+
+
+def test_nvidias_per_kernel_inlining_note_is_dropped():
+    """NVIDIA's drivers (550 and later) log this for every kernel of every program."""
+    note = ("(): Warning: Function relu_backward is a kernel, so overriding noinline "
+            "attribute. The function may be inlined when called.")
+    real = "<kernel>:2:2: warning: \"clconv-probe-warning\""
+    assert build._real_compiler_output(f"{note}\n{real}\n{note}") == real

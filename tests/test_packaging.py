@@ -47,7 +47,9 @@ def test_wheel_install_contains_and_finds_the_kernels(tmp_path):
     # Import the installed copy (not the checkout) and ask where its kernels are.
     probe = ("import clconv, clconv.build; print(clconv.__file__); "
              "print(clconv.build.kernel_dir())")
-    env = dict(os.environ, PYTHONPATH=str(target))
+    # the installed copy first; a PYTHONPATH already set may hold clconv's dependencies
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+        [str(target)] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]))
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
                             cwd=tmp_path, env=env)
     assert result.returncode == 0, result.stderr
