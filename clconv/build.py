@@ -440,6 +440,12 @@ def enqueue(runtime, kernel: cl.Kernel, global_size, local_size, args) -> cl.Eve
         raise
 
 
+def sub_buffer_alignment(device: cl.Device) -> int:
+    """The bytes a sub-buffer's origin must be a multiple of on `device`
+    (CL_DEVICE_MEM_BASE_ADDR_ALIGN is in bits; POCL asks for 128 bytes, NVIDIA 512)."""
+    return max(4, device.mem_base_addr_align // 8)
+
+
 def _parent_and_offset(buffer) -> tuple:
     """(the buffer a sub-buffer lies in, its byte offset there); (buffer, 0) otherwise."""
     parent = buffer.get_info(cl.mem_info.ASSOCIATED_MEMOBJECT)

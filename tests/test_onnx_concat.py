@@ -17,6 +17,7 @@ import clconv  # noqa: E402
 import clconv.algos  # noqa: E402
 import clconv.onnx as conx  # noqa: E402
 from clconv.arrays import image_stride  # noqa: E402
+from clconv.build import sub_buffer_alignment  # noqa: E402
 import clconv.onnx.model  # noqa: E402
 from clconv.onnx.placement import place_concat_inputs  # noqa: E402
 from clconv.onnx.steps import ConcatStep  # noqa: E402
@@ -67,7 +68,7 @@ def aligned_side():
     """An image side whose channel planes (side² floats) are whole multiples of the
     device's sub-buffer alignment, so every channel slice may be a sub-buffer (POCL
     asks for 128 bytes, so 8; NVIDIA for 512, so 16)."""
-    align_bytes = max(4, clconv.current_runtime().context.devices[0].mem_base_addr_align // 8)
+    align_bytes = sub_buffer_alignment(clconv.current_runtime().context.devices[0])
     side = next((s for s in (8, 16, 32) if s * s * 4 % align_bytes == 0), None)
     if side is None:
         pytest.skip(f"sub-buffers must start at multiples of {align_bytes} bytes here")
@@ -104,7 +105,7 @@ def test_device_arrays_returned_are_not_the_models_buffers(rng):
 def test_slices_not_aligned_are_copied(rng):
     """A 3x3 image: slices start at multiples of 36 bytes, and sub-buffers must start at
     multiples of the device's alignment (128 bytes on POCL)."""
-    align_bytes = max(4, clconv.current_runtime().context.devices[0].mem_base_addr_align // 8)
+    align_bytes = sub_buffer_alignment(clconv.current_runtime().context.devices[0])
     proto = dense_graph(rng, 1, 3)
     model = conx.load(proto)
     assert all(s.offset * 4 % align_bytes == 0 for s in model.plan.slots.values())

@@ -12,6 +12,7 @@ import pytest
 import clconv.functional as F
 import clconv.ops.pool as pool
 from clconv.arrays import empty, on_device, to_numpy
+from clconv.build import sub_buffer_alignment
 from clconv.ops import padded_pool
 from clconv.runtime import current
 
@@ -192,7 +193,7 @@ def test_pools_from_and_into_sub_buffers(rng):
     import pyopencl as cl
     import pyopencl.array as cla
     rt = current()
-    align = max(rt.context.devices[0].mem_base_addr_align // 8, 4)  # bytes
+    align = sub_buffer_alignment(rt.context.devices[0])  # bytes
     x = _input(rng, (2, 3, 13, 27))
     expected = torch.nn.functional.max_pool2d(torch.tensor(x), 3, 2, 1, ceil_mode=True).numpy()
     x_at = 3 * align  # the input, then the output, each at an aligned offset

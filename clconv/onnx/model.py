@@ -9,7 +9,7 @@ import numpy as np
 import pyopencl as cl
 
 from ..arrays import empty, on_device
-from ..build import enqueue_copy
+from ..build import enqueue_copy, sub_buffer_alignment
 from ..runtime import current
 from ..validation import check_allocation
 from .errors import InputError, PlanError
@@ -55,8 +55,7 @@ class CompiledModel:
         that read them (borders.py). A device that cannot make the sub-buffers gets the
         copying Concat."""
         plan, rt = self.plan, self.runtime
-        align_bytes = max(4, rt.context.devices[0].mem_base_addr_align // 8)
-        plan.slots = place_concat_inputs(plan, align_bytes)
+        plan.slots = place_concat_inputs(plan, sub_buffer_alignment(rt.context.devices[0]))
         arrays = {}
         if plan.slots:
             try:
