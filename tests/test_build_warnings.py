@@ -56,3 +56,20 @@ def test_nvidias_per_kernel_inlining_note_is_dropped():
             "attribute. The function may be inlined when called.")
     real = "<kernel>:2:2: warning: \"clconv-probe-warning\""
     assert build._real_compiler_output(f"{note}\n{real}\n{note}") == real
+
+
+def test_clangs_abi_note_for_float16_without_avx512_is_dropped():
+    """POCL on an AVX2 CPU: clang's -Wpsabi note for every float16 helper (exact text
+    from POCL 3.1 compiling for haswell); a real warning beside it stays."""
+    notes = (
+        "warning: /root/.cache/pocl/kcache/tempfile_ERhpqS.cl:54:35 <Spelling=/lib/x86_64-"
+        "linux-gnu/../../share/pocl/include/_builtin_renames.h:812:20>: AVX vector return "
+        "of type 'float16' (vector of 16 'float' values) without 'avx512f' enabled changes "
+        "the ABI",
+        "warning: /work/main/kernels_cl/activation.h:64:1 <Spelling=/lib/x86_64-linux-gnu/"
+        "../../share/pocl/include/_builtin_renames.h:177:24>: AVX vector argument of type "
+        "'__private float16' (vector of 16 'float' values) without 'avx512f' enabled "
+        "changes the ABI",
+    )
+    real = "warning: a.cl:1:2: unused variable 'x'"
+    assert build._real_compiler_output("\n".join((notes[0], real, notes[1]))) == real
