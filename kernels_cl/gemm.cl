@@ -253,6 +253,11 @@ __kernel GEMM_HINT void gemm_tiled(
 #if PREFETCH && A_PACKED
                 __builtin_prefetch(ap + (k + PREFETCH) * TM);
 #endif
+#if PREFETCH && B_PACKED
+                // a packed panel is one stream, but the hardware prefetcher alone left
+                // ResNet-50's packed-B layers (stem, strided and 7x7) waiting on memory
+                __builtin_prefetch(bp + (k + PREFETCH) * (TN * NV));
+#endif
                 #pragma unroll
 #if B_PACKED
                 for (int v = 0; v < NV; ++v) bv[v] = VLOAD(0, bp + k * (TN * NV) + OFF(v));
