@@ -247,16 +247,14 @@ __kernel GEMM_HINT void gemm_tiled(
                 #pragma unroll
                 for (int v = 0; v < NV; ++v) bv[v] = VLOAD(v, bs);
 #else
-#if PREFETCH && !B_PACKED
-                __builtin_prefetch(bp + (k + PREFETCH) * ldb + OFF(0));
+#if PREFETCH
+                // B's row k + PREFETCH, in either layout: a packed panel is one stream,
+                // but the hardware prefetcher alone left ResNet-50's packed-B layers
+                // (stem, strided and 7x7) waiting on memory
+                __builtin_prefetch(&B_AT(OFF(0), k + PREFETCH));
 #endif
 #if PREFETCH && A_PACKED
                 __builtin_prefetch(ap + (k + PREFETCH) * TM);
-#endif
-#if PREFETCH && B_PACKED
-                // a packed panel is one stream, but the hardware prefetcher alone left
-                // ResNet-50's packed-B layers (stem, strided and 7x7) waiting on memory
-                __builtin_prefetch(bp + (k + PREFETCH) * (TN * NV));
 #endif
                 #pragma unroll
 #if B_PACKED
