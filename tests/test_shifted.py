@@ -15,6 +15,7 @@ import pytest
 import clconv.functional as F
 from clconv import algos
 from clconv.algos import gemm as gemm_algo
+from clconv.algos import shifted
 from clconv.algos.shifted import SHIFTED, padded_shape
 from clconv.arrays import on_device
 from clconv.build import sub_buffer_alignment
@@ -78,6 +79,38 @@ def test_residual_and_relu_match_torch(x_shape, w_shape, kwargs, params, rng):
                            on_device(rt, b), out, act)
     want = _torch_conv(x, w, b, kwargs, residual, relu=True)
     np.testing.assert_allclose(out.get(), want, rtol=1e-4, atol=1e-4 * np.abs(want).max())
+
+
+@pytest.mark.parametrize("x_shape,w_shape,kwargs",
+                         [g for g in GEOMETRIES if g[2].get("groups", 1) == 1])
+@pytest.mark.parametrize("with_bias", [True, False])
+def test_packed_forward_matches_torch(x_shape, w_shape, kwargs, with_bias, rng):
+    """Packed weights, as inference runs it: on a CPU shifted_channels.cl (channels in
+    the vector lanes, K rounded up to whole vectors), elsewhere the GEMM; conv +
+    residual + ReLU, with and without a bias, NaN and infinity in the input."""
+    rt = current()
+    x, w, b = _case(rng, x_shape, w_shape)
+    x[0, 0, 1, 2], x[-1, -1, -1, -1] = np.nan, np.inf
+    geo = conv_geometry(x.shape, w.shape, 1, kwargs.get("padding", 0),
+                        kwargs.get("dilation", 1), 1)
+    params = algos.params_for(rt.profile, SHIFTED, geo, "forward")
+    if not algos.valid(rt.profile, SHIFTED, geo, "forward", params):
+        pytest.skip(f"shifted {params} not valid on this device")
+    packed = shifted.pack(rt, geo, params, on_device(rt, w))
+    assert isinstance(packed, shifted.ChannelPacked) == shifted.runs_channels(rt, geo, params)
+    residual = rng.standard_normal(geo.output_shape).astype(np.float32)
+    out = on_device(rt, residual.copy())
+    bias = b if with_bias else np.zeros_like(b)
+    SHIFTED.run["forward"](rt, geo, params, on_device(rt, x), None,
+                           on_device(rt, b) if with_bias else None, out,
+                           replace(RELU, residual=True), packed=packed)
+    want = _torch_conv(x, w, bias, kwargs, residual, relu=True)
+    got = out.get()
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
+    finite = np.isfinite(want)
+    np.testing.assert_allclose(got[finite], want[finite], rtol=1e-4,
+                               atol=1e-4 * np.abs(want[finite]).max())
+    assert (~finite).any()
 
 
 def test_writes_only_its_part_of_a_larger_buffer(rng):
