@@ -15,6 +15,8 @@
 // activation.h's activation; columns in the border (p >= row_out) and channels past K
 // are not stored. Output: image `img` at out + img * out_image, channel k's plane at
 // k * out_plane, row q at out_base + q * out_pitch.
+// No local memory and no barriers: any work-group size works. Built for CPUs only; VC4C
+// compiles it at VideoCore sizes (VW=4, VB=1, PX=2) but not at the defaults (registers).
 
 #ifndef VW
 #define VW 16           // output channels per vector: the CPU's float lanes
@@ -25,18 +27,13 @@
 #ifndef PX
 #define PX 8            // output columns per work-item
 #endif
-#ifndef KH
-#define KH 3
-#endif
-#ifndef KW
-#define KW 3
-#endif
 #ifndef HAS_BIAS
 #define HAS_BIAS 0
 #endif
 
 #include "activation.h"
 #include "mad.h"
+#include "window.h"  // KH x KW taps (its strides and dilations unused: run-time tap offsets)
 
 #define CAT_(a, b) a##b
 #define CAT(a, b) CAT_(a, b)

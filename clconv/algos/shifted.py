@@ -84,10 +84,10 @@ MAX_COLUMNS = 12
 def channel_columns(profile, tn: int, nv: int) -> int:
     """PX: the columns a work-item computes, as many as the CPU class's vector registers
     hold as accumulators (PX * NV vectors of TN floats) beside the NV weight vectors and
-    the broadcast input, up to MAX_COLUMNS."""
+    the broadcast input (the GEMM's register count, CpuClass.fits, with PX for TM), up to
+    MAX_COLUMNS."""
     cls = cpu_class.of_profile(profile) or cpu_class.SSE
-    per_vector = -(-tn // cls.lanes)
-    return max(1, min(MAX_COLUMNS, (cls.registers - nv * per_vector - 1) // (nv * per_vector)))
+    return max([1] + [px for px in range(1, MAX_COLUMNS + 1) if cls.fits(px, tn, nv)])
 
 
 def runs_channels(rt, geo, params) -> bool:
@@ -130,17 +130,17 @@ def forward(rt, geo, params, x, w, bias, out, act=NO_ACTIVATION, packed=None,
     if (hp, wp, geo.pad_top, geo.pad_left) != (geo.H, geo.W, 0, 0):
         x = pad(rt, x, geo.N * geo.C, geo.H, geo.W, hp, wp, geo.pad_top, geo.pad_left,
                 int(params["WG"]))
+    # the last row's border columns are not computed: their taps would read past the planes
+    columns = (geo.Ho - 1) * wp + geo.Wo
+    plane, rows = output_planes(geo, out_image, out_border)
     if isinstance(packed, ChannelPacked):
-        return _forward_channels(rt, geo, params, x, packed, bias, out, act, out_image,
-                                 out_border)
+        return _forward_channels(rt, geo, params, x, packed, bias, out, act, (hp, wp),
+                                 columns, plane, rows, out_image)
     if packed is None:
         a, lda, (sa, sar) = _taps_major(rt, geo, w), Cg, (Kg * Cg, geo.K * Cg)
     else:
         a, lda, (sa, sar) = packed
-    # the last row's border columns are not computed: their taps would read past the planes
-    columns = (geo.Ho - 1) * wp + geo.Wo
     dh, dw = geo.dilation
-    plane, rows = output_planes(geo, out_image, out_border)
     gemm(rt, params, Kg, columns, Cg, taps,
          a, lda, (0, sa, sar),
          x, hp * wp, (geo.C * hp * wp, Cg * hp * wp, dh * wp),
@@ -150,17 +150,17 @@ def forward(rt, geo, params, x, w, bias, out, act=NO_ACTIVATION, packed=None,
     return out
 
 
-def _forward_channels(rt, geo, params, xp, packed, bias, out, act, out_image, out_border):
-    """forward() through shifted_channels.cl, xp the zero-bordered input planes."""
-    hp, wp = padded_shape(geo)
+def _forward_channels(rt, geo, params, xp, packed, bias, out, act, padded, columns, plane,
+                      rows, out_image):
+    """forward() through shifted_channels.cl: xp the zero-bordered input planes of
+    `padded` (hp, wp), the rest as forward() computed them for the GEMM."""
+    hp, wp = padded
     tn, nv = int(params["TN"]), int(params.get("NV", 1))
     px = channel_columns(rt.profile, tn, nv)
     defines = {"VW": tn, "VB": nv, "PX": px, "KH": geo.kh, "KW": geo.kw,
                "HAS_BIAS": int(bias is not None), **act.defines,
                "USE_FMA": int(params.get("FMA", fma_default(rt.profile)))}
     kernel = get_kernel(rt, CHANNELS_KERNELS, "shifted_channels", defines)
-    columns = (geo.Ho - 1) * wp + geo.Wo  # as the GEMM's: the last row's border not read
-    plane, rows = output_planes(geo, out_image, out_border)
     pitch, base = rows if rows is not None else (geo.Wo, 0)
     runs, blocks = -(-columns // px), -(-geo.K // (tn * nv))
     local = spread_groups(rt.profile, group_2d(int(params["WG"]), runs, blocks), runs,
