@@ -4,9 +4,17 @@ import platform
 import sys
 
 from ..atomic_file import atomic_write
-from . import EXIT_OK, options
+from . import EXIT_OK, EXIT_USAGE, options
 
-EXIT_USAGE = 3
+# An older x86 vector ISA a newer CPU can hold every peer to, so that one machine also
+# measures the older class (issue: speed on AVX2 as well as AVX-512): POCL compiles for
+# a CPU of that ISA with its kernel library (tinygrad DEV=CL runs on POCL too), PyTorch
+# dispatches its ATen and oneDNN kernels for it. Each needs these CPU flags.
+HELD_ISAS = {
+    "avx2": ({"POCL_LLVM_CPU_NAME": "haswell", "POCL_KERNELLIB_NAME": "avx2",
+              "ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2"},
+             ("avx2", "fma")),
+}
 
 
 def register(subparsers):
@@ -25,6 +33,10 @@ def register(subparsers):
     parser.add_argument("--no-torch", action="store_true", help="do not measure PyTorch")
     parser.add_argument("--no-tinygrad", action="store_true", help="do not measure tinygrad")
     parser.add_argument("--json", metavar="PATH", help="write the numbers as JSON")
+    parser.add_argument("--hold-isa", choices=sorted(HELD_ISAS),
+                        help="hold POCL and PyTorch to this older x86 ISA, to measure a "
+                             "CPU of that class on a newer one (sets "
+                             + ", ".join(HELD_ISAS["avx2"][0]) + ")")
     parser.add_argument("--plot", metavar="PNG",
                         help="draw GFLOP/s per layer against the peers (needs matplotlib: "
                              "pip install 'clconv[bench]')")
@@ -42,8 +54,49 @@ def machine() -> str:
     return platform.processor() or platform.machine()
 
 
+def cpu_flags() -> set[str]:
+    """The CPU's feature flags (/proc/cpuinfo), empty where it has none to read."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith(("flags", "Features")):
+                    return set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return set()
+
+
+def hold_isa(isa: str, environ, flags: set[str], loaded: bool) -> str | None:
+    """Set `environ` to hold POCL and PyTorch to `isa` (HELD_ISAS); returns why it
+    cannot, or None. `loaded`: OpenCL or PyTorch already started in this process, which
+    then read their settings already."""
+    settings, needs = HELD_ISAS[isa]
+    missing = [flag for flag in needs if flag not in flags]
+    if missing:
+        return (f"--hold-isa {isa}: this CPU lacks {', '.join(missing)} "
+                f"(flags needed: {', '.join(needs)})")
+    for name, value in settings.items():
+        if environ.get(name, "").strip() not in ("", value):
+            return (f"--hold-isa {isa}: {name}={environ[name]} is set; it sets {value}: "
+                    f"unset {name}")
+    if loaded:
+        return (f"--hold-isa {isa}: OpenCL or PyTorch already started in this process; "
+                f"run clconv bench in a process of its own")
+    environ.update(settings)
+    return None
+
+
 def run(args) -> int:
     import os
+
+    from .. import runtime
+
+    if args.hold_isa:
+        reason = hold_isa(args.hold_isa, os.environ, cpu_flags(),
+                          runtime.started() or "torch" in sys.modules)
+        if reason is not None:
+            print(f"clconv bench: error: {reason}", file=sys.stderr)
+            return EXIT_USAGE
 
     # OpenMP threads that spin after each torch call starve POCL's threads and, with
     # POCL's threads about, make torch itself ~20x slower here: let them sleep instead.
@@ -71,6 +124,9 @@ def run(args) -> int:
     print(f"device:  {p.label} ({p.kind.name}, driver {p.driver_version})"
           + (f", limits imitate {p.limits_name}" if p.limits_name else ""))
     print(f"machine: {machine()}, {cpus} logical CPUs, {platform.system()} {platform.release()}")
+    if args.hold_isa:
+        print(f"held:    every peer to {args.hold_isa.upper()} ("
+              + ", ".join(f"{k}={v}" for k, v in HELD_ISAS[args.hold_isa][0].items()) + ")")
     status = bench.peers_available(not args.no_torch, not args.no_tinygrad)
     for name, reason in status.items():
         print(f"peer {name}: " + ("measured in the same run" if reason is None
@@ -78,6 +134,7 @@ def run(args) -> int:
     if status.get("torch", "") is None:
         import torch
         print(f"torch {torch.__version__}: {torch.get_num_threads()} threads, "
+              f"{torch.backends.cpu.get_cpu_capability()} kernels, "
               f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY')}")
     peers = {n: r for n, r in status.items() if r is None}
     results = []
@@ -93,7 +150,7 @@ def run(args) -> int:
     print(bench.format_table(results, summary, measured))
     if args.json:
         data = {"device": p.label, "driver": p.driver_version, "limits": p.limits_name,
-                "machine": machine(), "cpus": cpus, "peers": status,
+                "machine": machine(), "held_isa": args.hold_isa, "cpus": cpus, "peers": status,
                 "layers": results, "summary": summary}
         with atomic_write(args.json, "w") as f:
             json.dump(data, f, indent=1)
