@@ -43,27 +43,25 @@ def register(subparsers):
     parser.set_defaults(func=run)
 
 
-def machine() -> str:
+def _cpuinfo(*keys: str) -> str | None:
+    """The first /proc/cpuinfo line's value whose name starts with one of `keys`."""
     try:
         with open("/proc/cpuinfo") as f:
             for line in f:
-                if line.startswith("model name"):
+                if line.startswith(keys):
                     return line.split(":", 1)[1].strip()
     except OSError:
         pass
-    return platform.processor() or platform.machine()
+    return None
+
+
+def machine() -> str:
+    return _cpuinfo("model name") or platform.processor() or platform.machine()
 
 
 def cpu_flags() -> set[str]:
-    """The CPU's feature flags (/proc/cpuinfo), empty where it has none to read."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith(("flags", "Features")):
-                    return set(line.split(":", 1)[1].split())
-    except OSError:
-        pass
-    return set()
+    """The CPU's feature flags (x86 "flags", ARM "Features"), empty where none are read."""
+    return set((_cpuinfo("flags", "Features") or "").split())
 
 
 def hold_isa(isa: str, environ, flags: set[str], loaded: bool) -> str | None:
