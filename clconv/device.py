@@ -256,10 +256,22 @@ def pin_pocl_threads(environ=None, allowed_cpus=None, cpu_count=None) -> bool:
     return True
 
 
+_platforms_queried = False  # the OpenCL drivers loaded: they read their settings then
+
+
+def opencl_started() -> bool:
+    """Whether this process has asked OpenCL for its platforms, and so loaded the drivers,
+    which read their environment settings (POCL_*) then: a setting made later is not
+    seen."""
+    return _platforms_queried
+
+
 def enumerate_devices(platforms: Sequence | None = None) -> list[Candidate]:
     """Every device of every platform, in enumeration order. Empty platforms are skipped."""
+    global _platforms_queried
     if platforms is None:
         pin_pocl_threads()
+        _platforms_queried = True
         try:
             platforms = cl.get_platforms()
         except cl.Error:  # ocl-icd raises when no ICD is installed at all

@@ -64,12 +64,6 @@ def create_runtime(device, limits: str | None = None, reason: str = "") -> Runti
     return runtime
 
 
-def started() -> bool:
-    """Whether this process has made a runtime (and so started its OpenCL driver, which
-    read its environment settings then)."""
-    return _current is not None or len(_runtimes) > 0
-
-
 def current() -> Runtime:
     """The runtime ops use, created on first use from the device selection rules."""
     if _current is None:

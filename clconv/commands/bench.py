@@ -2,6 +2,7 @@
 import json
 import platform
 import sys
+from typing import NamedTuple
 
 from ..atomic_file import atomic_write
 from . import EXIT_OK, EXIT_USAGE, options
@@ -9,11 +10,16 @@ from . import EXIT_OK, EXIT_USAGE, options
 # An older x86 vector ISA a newer CPU can hold every peer to, so that one machine also
 # measures the older class (issue: speed on AVX2 as well as AVX-512): POCL compiles for
 # a CPU of that ISA with its kernel library (tinygrad DEV=CL runs on POCL too), PyTorch
-# dispatches its ATen and oneDNN kernels for it. Each needs these CPU flags.
+# dispatches its ATen and oneDNN kernels for it.
+class HeldIsa(NamedTuple):
+    settings: dict   # environment variable: value
+    flags: tuple     # the CPU flags (/proc/cpuinfo) the ISA needs
+
+
 HELD_ISAS = {
-    "avx2": ({"POCL_LLVM_CPU_NAME": "haswell", "POCL_KERNELLIB_NAME": "avx2",
-              "ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2"},
-             ("avx2", "fma")),
+    "avx2": HeldIsa({"POCL_LLVM_CPU_NAME": "haswell", "POCL_KERNELLIB_NAME": "avx2",
+                     "ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2"},
+                    ("avx2", "fma")),
 }
 
 
@@ -35,8 +41,8 @@ def register(subparsers):
     parser.add_argument("--json", metavar="PATH", help="write the numbers as JSON")
     parser.add_argument("--hold-isa", choices=sorted(HELD_ISAS),
                         help="hold POCL and PyTorch to this older x86 ISA, to measure a "
-                             "CPU of that class on a newer one (sets "
-                             + ", ".join(HELD_ISAS["avx2"][0]) + ")")
+                             "CPU of that class on a newer one (sets their target-CPU "
+                             "settings: POCL_LLVM_CPU_NAME, ATEN_CPU_CAPABILITY, ...)")
     parser.add_argument("--plot", metavar="PNG",
                         help="draw GFLOP/s per layer against the peers (needs matplotlib: "
                              "pip install 'clconv[bench]')")
@@ -68,7 +74,7 @@ def hold_isa(isa: str, environ, flags: set[str], loaded: bool) -> str | None:
     """Set `environ` to hold POCL and PyTorch to `isa` (HELD_ISAS); returns why it
     cannot, or None. `loaded`: OpenCL or PyTorch already started in this process, which
     then read their settings already."""
-    settings, needs = HELD_ISAS[isa]
+    settings, needs = HELD_ISAS[isa].settings, HELD_ISAS[isa].flags
     missing = [flag for flag in needs if flag not in flags]
     if missing:
         return (f"--hold-isa {isa}: this CPU lacks {', '.join(missing)} "
@@ -87,11 +93,11 @@ def hold_isa(isa: str, environ, flags: set[str], loaded: bool) -> str | None:
 def run(args) -> int:
     import os
 
-    from .. import runtime
+    from ..device import opencl_started
 
     if args.hold_isa:
         reason = hold_isa(args.hold_isa, os.environ, cpu_flags(),
-                          runtime.started() or "torch" in sys.modules)
+                          opencl_started() or "torch" in sys.modules)
         if reason is not None:
             print(f"clconv bench: error: {reason}", file=sys.stderr)
             return EXIT_USAGE
@@ -124,7 +130,7 @@ def run(args) -> int:
     print(f"machine: {machine()}, {cpus} logical CPUs, {platform.system()} {platform.release()}")
     if args.hold_isa:
         print(f"held:    every peer to {args.hold_isa.upper()} ("
-              + ", ".join(f"{k}={v}" for k, v in HELD_ISAS[args.hold_isa][0].items()) + ")")
+              + ", ".join(f"{k}={v}" for k, v in HELD_ISAS[args.hold_isa].settings.items()) + ")")
     status = bench.peers_available(not args.no_torch, not args.no_tinygrad)
     for name, reason in status.items():
         print(f"peer {name}: " + ("measured in the same run" if reason is None
