@@ -43,6 +43,11 @@ GEOMETRIES = [
     ((1, 3, 13, 13), (20, 3, 3, 3), dict(padding=1)),
     ((2, 2, 9, 7), (9, 2, 3, 3), dict(padding=1)),
     ((1, 3, 5, 21), (6, 3, 3, 3), dict(padding=2, dilation=2)),
+    # fewer columns than a work-item's run (shifted_channels.cl PX): one row of 6, two of
+    # 4 in rows of 6; three vectors of channels, the last partial, over two blocks
+    ((1, 3, 3, 8), (5, 3, 3, 3), dict(padding=0)),
+    ((1, 2, 4, 6), (3, 2, 3, 3), dict(padding=0)),
+    ((1, 4, 5, 7), (40, 4, 3, 3), dict(padding=1)),
 ]
 
 
@@ -188,3 +193,29 @@ def test_a_padded_input_past_the_device_allocation_limit_is_refused():
     assert reason == ("padded input of 16384 bytes exceeds the device's max allocation "
                       "4096")
     assert not algos.valid(profile, SHIFTED, geo, "forward", params)
+
+
+@pytest.mark.parametrize("x_shape,w_shape", [
+    ((2, 3, 5, 5), (9, 3, 3, 3)),   # runs of 6 columns, the last moved back; 3 vectors
+    ((1, 2, 2, 2), (5, 2, 3, 3)),   # 6 columns in all: one run
+    ((1, 4, 1, 1), (4, 4, 3, 3)),   # one column: a run of one
+])
+def test_channels_kernel_on_any_device(x_shape, w_shape, rng, monkeypatch):
+    """shifted_channels.cl through forward()'s own launch on whatever device this is
+    (the kernel is plain OpenCL C; inference runs it on CPUs only), at 4-float vectors
+    by 2 (runs of 6 columns on a 16-register class): conv + residual + ReLU matches
+    torch, and on Oclgrind (.ci/tier-oclgrind.sh) every read stays inside the planes,
+    including the runs moved back to end at the last column."""
+    rt = current()
+    monkeypatch.setattr(shifted, "runs_channels", lambda *args: True)
+    x, w, b = _case(rng, x_shape, w_shape)
+    geo = conv_geometry(x.shape, w.shape, 1, 1, 1, 1)
+    params = dict(algos.params_for(rt.profile, SHIFTED, geo, "forward"), TN=4, NV=2, WG=1)
+    packed = shifted.pack(rt, geo, params, on_device(rt, w))
+    assert isinstance(packed, shifted.ChannelPacked)
+    residual = rng.standard_normal(geo.output_shape).astype(np.float32)
+    out = on_device(rt, residual.copy())
+    SHIFTED.run["forward"](rt, geo, params, on_device(rt, x), None, on_device(rt, b), out,
+                           replace(RELU, residual=True), packed=packed)
+    want = _torch_conv(x, w, b, dict(padding=1), residual, relu=True)
+    np.testing.assert_allclose(out.get(), want, rtol=1e-4, atol=1e-4 * np.abs(want).max())

@@ -156,7 +156,7 @@ def _forward_channels(rt, geo, params, xp, packed, bias, out, act, padded, colum
     `padded` (hp, wp), the rest as forward() computed them for the GEMM."""
     hp, wp = padded
     tn, nv = int(params["TN"]), int(params.get("NV", 1))
-    px = channel_columns(rt.profile, tn, nv)
+    px = min(channel_columns(rt.profile, tn, nv), columns)  # a run fits in the planes
     defines = {"VW": tn, "VB": nv, "PX": px, "KH": geo.kh, "KW": geo.kw,
                "HAS_BIAS": int(bias is not None), **act.defines,
                "USE_FMA": int(params.get("FMA", fma_default(rt.profile)))}
