@@ -105,6 +105,7 @@ __kernel void winograd4_input(
     float8 e[6][6];  // e[j]: column j of B^T d, for the 8 tiles
     {
         float8 d[6][6];  // d[j][i]: row i, column j of the 8 tiles' 6x6 inputs
+        #pragma unroll
         for (int i = 0; i < 6; ++i) {
             // columns 4t + j of the row: from loads of 32 floats, and 4 floats on
             __global const float *row = src + i * Wp;
@@ -117,13 +118,17 @@ __kernel void winograd4_input(
             d[4][i] = (float8)(a4.s048c, b4.s048c);
             d[5][i] = (float8)(a4.s159d, b4.s159d);
         }
+        #pragma unroll
         for (int j = 0; j < 6; ++j) BT_ROWS(e[j], d[j]);
     }
     __global float *v = V + c * ldt + (n * tiles_h + ty) * tiles_w8 + tx0;
+    #pragma unroll
     for (int i = 0; i < 6; ++i) {  // row i of (B^T d) B
         float8 x[6], o[6];
+        #pragma unroll
         for (int j = 0; j < 6; ++j) x[j] = e[j][i];
         BT_ROWS(o, x);
+        #pragma unroll
         for (int j = 0; j < 6; ++j) vstore8(o[j], 0, v + (i * 6 + j) * plane);
     }
 }
@@ -150,17 +155,21 @@ __kernel void winograd4_output(
     const int n = nk / K, k = nk - n * K;
     __global const float *m = M + k * ldt + (n * tiles_h + ty) * tiles_w8 + tx0;
     float8 a[6][4];  // a[j]: column j of A^T s (4x6)
+    #pragma unroll
     for (int j = 0; j < 6; ++j) {
         float8 s[6];  // column j of the 6x6 products
+        #pragma unroll
         for (int i = 0; i < 6; ++i) s[i] = vload8(0, m + (i * 6 + j) * plane);
         AT_ROWS(a[j], s);
     }
     const float b = has_bias ? bias[k] : 0.0f;
     const int ox0 = 4 * tx0;
+    #pragma unroll
     for (int i = 0; i < 4; ++i) {
         const int oy = 4 * ty + i;
         if (oy >= Ho) continue;
         float8 x[6], y[4];  // y[j]: column 4*tx + j of each tile
+        #pragma unroll
         for (int j = 0; j < 6; ++j) x[j] = a[j][i];
         AT_ROWS(y, x);
         // tiles 0-3, then 4-7 (the second half only where the row has outputs there)

@@ -30,7 +30,13 @@ __attribute__((always_inline)) void winograd_store_row(
     const int Hp, const int Wp, const int Ho, const int Wo, const int oy, const int ox0,
     const float act_alpha, const float act_beta)
 {
-    if (any(isnan(v) | isinf(v))) {  // rare: sum those outputs again, directly
+    // any(isnan(v) | isinf(v)), its lanes folded by halves: POCL made any() a test and a
+    // branch per lane
+    const int16 bad = isnan(v) | isinf(v);
+    const int8 bad8 = bad.lo | bad.hi;
+    const int4 bad4 = bad8.lo | bad8.hi;
+    const int2 bad2 = bad4.lo | bad4.hi;
+    if (bad2.x | bad2.y) {  // rare: sum those outputs again, directly
         float t[16];
         vstore16(v, 0, t);
         for (int j = 0; j < 16; ++j)
