@@ -43,11 +43,6 @@ GEOMETRIES = [
     ((1, 3, 13, 13), (20, 3, 3, 3), dict(padding=1)),
     ((2, 2, 9, 7), (9, 2, 3, 3), dict(padding=1)),
     ((1, 3, 5, 21), (6, 3, 3, 3), dict(padding=2, dilation=2)),
-    # fewer columns than a work-item's run (shifted_channels.cl PX): one row of 6, two of
-    # 4 in rows of 6; three vectors of channels, the last partial, over two blocks
-    ((1, 3, 3, 8), (5, 3, 3, 3), dict(padding=0)),
-    ((1, 2, 4, 6), (3, 2, 3, 3), dict(padding=0)),
-    ((1, 4, 5, 7), (40, 4, 3, 3), dict(padding=1)),
 ]
 
 
@@ -90,9 +85,10 @@ def test_residual_and_relu_match_torch(x_shape, w_shape, kwargs, params, rng):
                          [g for g in GEOMETRIES if g[2].get("groups", 1) == 1])
 @pytest.mark.parametrize("with_bias", [True, False])
 def test_packed_forward_matches_torch(x_shape, w_shape, kwargs, with_bias, rng):
-    """Packed weights, as inference runs it: on a CPU shifted_channels.cl (channels in
-    the vector lanes, K rounded up to whole vectors), elsewhere the GEMM; conv +
-    residual + ReLU, with and without a bias, NaN and infinity in the input."""
+    """Packed weights (each tap's matrix in the GEMM's row panels), as a grouped layer or
+    a GPU runs inference (CPUs run one group through algos/channels.py, tests/
+    test_channels.py): conv + residual + ReLU, with and without a bias, NaN and infinity
+    in the input."""
     rt = current()
     x, w, b = _case(rng, x_shape, w_shape)
     x[0, 0, 1, 2], x[-1, -1, -1, -1] = np.nan, np.inf
@@ -102,7 +98,6 @@ def test_packed_forward_matches_torch(x_shape, w_shape, kwargs, with_bias, rng):
     if not algos.valid(rt.profile, SHIFTED, geo, "forward", params):
         pytest.skip(f"shifted {params} not valid on this device")
     packed = shifted.pack(rt, geo, params, on_device(rt, w))
-    assert isinstance(packed, shifted.ChannelPacked) == shifted.runs_channels(rt, geo, params)
     residual = rng.standard_normal(geo.output_shape).astype(np.float32)
     out = on_device(rt, residual.copy())
     bias = b if with_bias else np.zeros_like(b)
@@ -172,11 +167,11 @@ def test_only_stride_one_and_not_pointwise():
     assert padded_shape(geo) == (9 + 4, 5 + 4)
 
 
-def test_the_heuristic_picks_it_for_packed_layers_on_a_cpu():
-    """Inference layers (weights packed once) on a CPU where Winograd does not pay
-    (SqueezeNet's 64 -> 256 at 13x13: too few tiles); im2col stays for the rest."""
+def test_the_heuristic_picks_it_for_packed_grouped_layers_on_a_cpu():
+    """Grouped inference layers (weights packed once) on a CPU where Winograd does not
+    pay; one group runs algos/channels.py (tests/test_channels.py), unpacked im2col."""
     profile = current().profile
-    geo = conv_geometry((1, 64, 13, 13), (256, 64, 3, 3), 1, 1, 1, 1)
+    geo = conv_geometry((1, 64, 13, 13), (256, 32, 3, 3), 1, 1, 1, 2)
     if profile.device_types != {"CPU"} and "CPU" not in profile.device_types:
         pytest.skip(f"the shifted heuristic is for CPUs; this device is {profile.label}")
     assert algos.heuristic(profile, geo, "forward", packed=True) == "shifted"
@@ -194,28 +189,3 @@ def test_a_padded_input_past_the_device_allocation_limit_is_refused():
                       "4096")
     assert not algos.valid(profile, SHIFTED, geo, "forward", params)
 
-
-@pytest.mark.parametrize("x_shape,w_shape", [
-    ((2, 3, 5, 5), (9, 3, 3, 3)),   # runs of 6 columns, the last moved back; 3 vectors
-    ((1, 2, 2, 2), (5, 2, 3, 3)),   # 6 columns in all: one run
-    ((1, 4, 1, 1), (4, 4, 3, 3)),   # one column: a run of one
-])
-def test_channels_kernel_on_any_device(x_shape, w_shape, rng, monkeypatch):
-    """shifted_channels.cl through forward()'s own launch on whatever device this is
-    (the kernel is plain OpenCL C; inference runs it on CPUs only), at 4-float vectors
-    by 2 (runs of 6 columns on a 16-register class): conv + residual + ReLU matches
-    torch, and on Oclgrind (.ci/tier-oclgrind.sh) every read stays inside the planes,
-    including the runs moved back to end at the last column."""
-    rt = current()
-    monkeypatch.setattr(shifted, "runs_channels", lambda *args: True)
-    x, w, b = _case(rng, x_shape, w_shape)
-    geo = conv_geometry(x.shape, w.shape, 1, 1, 1, 1)
-    params = dict(algos.params_for(rt.profile, SHIFTED, geo, "forward"), TN=4, NV=2, WG=1)
-    packed = shifted.pack(rt, geo, params, on_device(rt, w))
-    assert isinstance(packed, shifted.ChannelPacked)
-    residual = rng.standard_normal(geo.output_shape).astype(np.float32)
-    out = on_device(rt, residual.copy())
-    SHIFTED.run["forward"](rt, geo, params, on_device(rt, x), None, on_device(rt, b), out,
-                           replace(RELU, residual=True), packed=packed)
-    want = _torch_conv(x, w, b, dict(padding=1), residual, relu=True)
-    np.testing.assert_allclose(out.get(), want, rtol=1e-4, atol=1e-4 * np.abs(want).max())

@@ -407,14 +407,18 @@ def test_heuristic_is_deterministic_and_sensible():
     mid = _geo(x=(1, 256, 14, 14), w=(256, 256, 3, 3))
     assert algos.heuristic(profile, mid, "forward", packed=True) == "winograd"
     assert algos.params_for(profile, algos.VARIANTS["winograd"], mid, "forward")["WM"] == 2
-    # and elsewhere at stride 1 on a CPU, no column matrix (shifted); im2col on a GPU, and
-    # for strided layers
+    # and elsewhere on a CPU, no column matrix: one group with the channels in the lanes
+    # (any stride), grouped layers at stride 1 as shifted views; im2col on a GPU, and for
+    # grouped strided layers
     for geo in (_geo(x=(1, 512, 7, 7), w=(512, 512, 3, 3)),
-                _geo(x=(1, 64, 13, 13), w=(256, 64, 3, 3))):
-        assert algos.heuristic(profile, geo, "forward", packed=True) == "shifted"
+                _geo(x=(1, 64, 13, 13), w=(256, 64, 3, 3)),
+                _geo(x=(1, 64, 56, 56), w=(64, 64, 3, 3), stride=2)):
+        assert algos.heuristic(profile, geo, "forward", packed=True) == "channels"
         assert algos.heuristic(gpu, geo, "forward", packed=True) == "im2col"
-    assert algos.heuristic(profile, _geo(x=(1, 64, 56, 56), w=(64, 64, 3, 3), stride=2),
-                           "forward", packed=True) == "im2col"
+    grouped = _geo(x=(1, 64, 13, 13), w=(256, 32, 3, 3), groups=2)
+    assert algos.heuristic(profile, grouped, "forward", packed=True) == "shifted"
+    assert algos.heuristic(profile, _geo(x=(1, 64, 56, 56), w=(64, 32, 3, 3), stride=2,
+                                         groups=2), "forward", packed=True) == "im2col"
 
 
 def test_clconv_algo_forces_a_variant(monkeypatch):
@@ -644,8 +648,9 @@ def test_packed_stem_takes_the_short_k_tile(monkeypatch, weights, use):
     w = rng.standard_normal(weights).astype(np.float32)
     x = rng.standard_normal(geo.input_shape).astype(np.float32)
     b = rng.standard_normal(weights[0]).astype(np.float32)
-    forward = algos.pack_forward(rt, geo, on_device(rt, w))
-    assert forward.variant is algos.IM2COL  # stride 2: neither shifted nor Winograd
+    with algos.force("im2col"):  # a CPU runs one group through `channels` (any stride)
+        forward = algos.pack_forward(rt, geo, on_device(rt, w))
+    assert forward.variant is algos.IM2COL
     assert algos.forward_use(forward.variant, geo, False) == use
     assert forward.params == algos.params_for(rt.profile, forward.variant, geo, "forward", use)
     if use and rt.profile.cpu_class is AVX512:

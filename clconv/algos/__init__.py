@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 from .. import caches, tuning
 from .base import OPS, Variant, is_cpu
+from .channels import CHANNELS
 from .depthwise import DEPTHWISE, is_depthwise
 from .depthwise_direct import DEPTHWISE_DIRECT
 from .direct import DIRECT
@@ -30,15 +31,18 @@ ENV_ALGO = "CLCONV_ALGO"
 # the variants whose GEMM writes the output itself, one image and one row at a time:
 # they write strided images (a slice of a concatenation) and inside zero-bordered planes
 # in place (PackedForward.writes_strided_output, writes_bordered_output)
-OUTPUT_WRITERS = (GEMM_1X1, IM2COL, SHIFTED)
+OUTPUT_WRITERS = (GEMM_1X1, IM2COL, SHIFTED, CHANNELS)
 # linear's GEMM reads and writes whole images as its rows: strided images in place, but
 # no bordered planes (an output pixel's channels are then not one row of C)
 STRIDED_IMAGE_WRITERS = OUTPUT_WRITERS + (LINEAR,)
 STRIDED_IMAGE_READERS = (GEMM_1X1, LINEAR)
+# the variants that read an input zero-bordered by their padding as it lies, as the same
+# convolution without padding (onnx/borders.py): no padding pass of their own
+BORDER_READERS = (SHIFTED, CHANNELS)
 
 VARIANTS: dict[str, Variant] = {v.name: v for v in (DIRECT, IM2COL, GEMM_1X1, DEPTHWISE,
                                                     DEPTHWISE_DIRECT, WINOGRAD, SHIFTED,
-                                                    LINEAR)}
+                                                    CHANNELS, LINEAR)}
 
 _forced: str | None = None
 _memo: dict = caches.memo("algos.choices")
@@ -114,10 +118,13 @@ def heuristic(profile, geo, op: str, packed: bool = False) -> str:
     if winograd_pays(geo, op, packed,
                      winograd_tiling(params_for(profile, WINOGRAD, geo, op))):
         return "winograd"
+    # neither writes a column matrix to read back; their weights are reordered once, so
+    # only where they are packed: the channels in the vector lanes on CPUs (any stride,
+    # one group: algos/channels.py), else stride 1 as shifted views (algos/shifted.py)
+    if packed and valid(profile, CHANNELS, geo, op, params_for(profile, CHANNELS, geo, op)):
+        return "channels"
     if packed and is_cpu(profile) and valid(profile, SHIFTED, geo, op,
                                              params_for(profile, SHIFTED, geo, op)):
-        # no column matrix to write and read back (see algos/shifted.py); its weights
-        # are reordered once, so only where they are packed
         return "shifted"
     return "im2col"
 

@@ -24,7 +24,6 @@ import numpy as np
 import pyopencl as cl
 
 from .. import algos
-from ..algos.shifted import SHIFTED
 from ..arrays import bordered_planes
 from ..geometry import conv_geometry
 from .placement import lifetimes, returned_tensors, share_buffers
@@ -58,7 +57,7 @@ def _border_read(plan, profile, step, position) -> int | None:
     if (geo is None or position != 0 or step.input_affine is not None
             or step.padding[0] != step.padding[1] or step.padding[0] < 1):
         return None
-    return step.padding[0] if _variant(profile, geo) is SHIFTED else None
+    return step.padding[0] if _variant(profile, geo) in algos.BORDER_READERS else None
 
 
 def place_borders(plan, profile) -> dict[str, int]:

@@ -1,20 +1,29 @@
-// A stride-1 convolution over shifted views of zero-bordered input planes, for CPUs, with
-// the output channels in the vector lanes (algos/shifted.py, groups of 1, packed weights).
+// A convolution for CPUs with the output channels in the vector lanes (algos/channels.py:
+// one group, weights packed once), over zero-bordered input planes, any stride.
 //
-// The input planes are zero-bordered, row_in columns wide (algos/shifted.py padded_shape);
-// output pixel (q, p) is column n = q * row_in + p of a plane, and tap (ky, kx) reads the
-// planes at n + ky * tap_row + kx * tap_col. A work-item computes PX consecutive columns
-// n0.. for VB vectors of VW output channels: for each input channel and tap, VB weight
-// vectors (contiguous, packed once) and PX input floats (contiguous, each broadcast).
-// gemm.cl's SHIFTED form holds pixels in the lanes instead: every tap's vector of pixels
-// is an unaligned load, and a work-item shares it over only TM channels. This form ran
-// SqueezeNet's 3x3 layers 1.2-1.4x faster (docs/performance.md, session 20).
+// The input planes are row_in columns wide and hold every tap (zero-bordered where the
+// convolution pads). Tap (ky, kx) of output pixel (q, p) reads input row q * SH, column
+// p * SW, shifted by ky * tap_row + kx * tap_col. A work-item computes PX columns for VB
+// vectors of VW output channels: for each input channel and tap, VB weight vectors
+// (contiguous, packed once) and PX input floats, each broadcast to every lane. Pixels in
+// the lanes instead (gemm.cl's SHIFTED form) make every tap's vector of pixels an
+// unaligned load shared by only TM channels: this form ran SqueezeNet's 3x3 layers
+// 1.2-1.4x faster (docs/performance.md, session 20).
+//
+// Its columns, by ROW_RUNS:
+//  0 (stride 1 only): the planes' flat columns. Output pixel (q, p) is column
+//    n = q * row_in + p, which reads the planes at n + the tap's shift: a run of PX
+//    columns may cross into the next row, and the border columns between (p >= row_out)
+//    are computed but not stored. `columns`: the last row's last output column + 1.
+//  1: runs of PX columns within one output row (PX at most the row), runs_per_row of
+//    them per row, a row's last run moved back to end at the row's end.
+//    `columns`: rows * runs_per_row * PX.
 //
 // Weights: [K / VW (rounded up to VB)][C][KH * KW][VW], channels past K zero.
 // The epilogue per output: + bias, + the output's value (ACCUMULATE: a residual), then
-// activation.h's activation; columns in the border (p >= row_out) and channels past K
-// are not stored. Output: image `img` at out + img * out_image, channel k's plane at
-// k * out_plane, row q at out_base + q * out_pitch.
+// activation.h's activation; channels past K are not stored. Output: image `img` at
+// out + img * out_image, channel k's plane at k * out_plane, row q at
+// out_base + q * out_pitch.
 // No local memory and no barriers: any work-group size works. Built for CPUs only; VC4C
 // compiles it at VideoCore sizes (VW=4, VB=1, PX=2) but not at the defaults (registers).
 
@@ -27,13 +36,20 @@
 #ifndef PX
 #define PX 8            // output columns per work-item
 #endif
+#ifndef ROW_RUNS
+#define ROW_RUNS 0
+#endif
 #ifndef HAS_BIAS
 #define HAS_BIAS 0
 #endif
 
 #include "activation.h"
 #include "mad.h"
-#include "window.h"  // KH x KW taps (its strides and dilations unused: run-time tap offsets)
+#include "window.h"  // KH x KW taps, strides SH, SW (dilations: run-time tap offsets)
+
+#if !ROW_RUNS && (SH != 1 || SW != 1)
+#error "flat columns (ROW_RUNS 0) need stride 1"
+#endif
 
 #define CAT_(a, b) a##b
 #define CAT(a, b) CAT_(a, b)
@@ -41,29 +57,37 @@
 #define VLOAD CAT(vload, VW)
 #define VSTORE CAT(vstore, VW)
 
-__kernel __attribute__((vec_type_hint(VEC))) void shifted_channels(
+__kernel __attribute__((vec_type_hint(VEC))) void conv_channels(
     __global const float *x, __global const float *w, __global const float *bias,
     __global float *out, const int C, const int K, const int columns,
     const int in_plane, const int in_image, const int tap_row, const int tap_col,
-    const int row_in, const int row_out, const int out_plane, const int out_image,
-    const int out_pitch, const int out_base, const float act_alpha, const float act_beta)
+    const int row_in, const int row_out, const int runs_per_row, const int out_plane,
+    const int out_image, const int out_pitch, const int out_base, const float act_alpha,
+    const float act_beta)
 {
-    const int own0 = get_global_id(0) * PX;  // the first column this work-item stores
     const int v0 = get_global_id(1) * VB;  // the work-item's first vector of channels
     const int img = get_global_id(2);
-    if (own0 >= columns || v0 * VW >= K) return;
-    // The last run moves back to end at the last column (the host keeps PX <= columns),
-    // computing some of the run before it again and storing only its own: every tap
-    // then reads PX consecutive floats from one base, at constant offsets. Clamping
-    // each column instead made every tap's addresses indices of their own, which
-    // spilled to the stack (a load per broadcast) and ran the layer 1.1-1.15x slower.
+    if (get_global_id(0) * PX >= columns || v0 * VW >= K) return;
+    // A work-item's last run moves back to end at the last column (the host keeps PX
+    // within the columns), computing some of the run before it again and storing only
+    // its own: every tap then reads its PX floats at constant offsets from one base.
+    // Clamping each column instead gave every tap's addresses indices of their own,
+    // which spilled to the stack (a load per broadcast): 1.1-1.15x slower at stride 1.
+#if ROW_RUNS
+    const int q = get_global_id(0) / runs_per_row;  // the output row
+    const int own0 = (get_global_id(0) - q * runs_per_row) * PX;  // its first column stored
+    const int p0 = min(own0, row_out - PX);
+    __global const float *xn = x + img * in_image + q * SH * row_in + p0 * SW;
+#else
+    const int own0 = get_global_id(0) * PX;
     const int n0 = min(own0, columns - PX);
+    __global const float *xn = x + img * in_image + n0;
+#endif
     VEC acc[VB][PX];
     #pragma unroll
     for (int b = 0; b < VB; ++b)
         #pragma unroll
         for (int p = 0; p < PX; ++p) acc[b][p] = (VEC)(0.0f);
-    __global const float *xn = x + img * in_image + n0;
     const int vector_stride = C * KH * KW * VW;  // from one vector of channels to the next
     __global const float *wv0 = w + v0 * vector_stride;
     for (int c = 0; c < C; ++c) {
@@ -77,15 +101,15 @@ __kernel __attribute__((vec_type_hint(VEC))) void shifted_channels(
             for (int b = 0; b < VB; ++b) wt[b] = VLOAD(0, wc + b * vector_stride + t * VW);
             #pragma unroll
             for (int p = 0; p < PX; ++p) {
-                const VEC xv = (VEC)(xc[p + shift]);
+                const VEC xv = (VEC)(xc[p * SW + shift]);
                 #pragma unroll
                 for (int b = 0; b < VB; ++b) acc[b][p] = MAD(xv, wt[b], acc[b][p]);
             }
         }
     }
     // The epilogue, a vector of channels at a time (bias, residual and activation on
-    // the vector, then its lanes stored to their planes): per lane it cost ~1/4 of the
-    // time of SqueezeNet's first 3x3 layer.
+    // the vector, then its lanes stored to their planes): lane by lane it took ~1/4 of
+    // SqueezeNet's first 3x3 layer.
     __global float *o = out + img * out_image + out_base;
     #pragma unroll
     for (int b = 0; b < VB; ++b) {
@@ -106,10 +130,16 @@ __kernel __attribute__((vec_type_hint(VEC))) void shifted_channels(
 #endif
         #pragma unroll
         for (int p = 0; p < PX; ++p) {
-            const int n = n0 + p;
-            const int q = n / row_in, col = n - q * row_in;
-            if (n < own0 || col >= row_out) continue;  // another's column, or a border's
+#if ROW_RUNS
+            const int col = p0 + p;
+            if (col < own0) continue;  // the run before's
             __global float *op = ok + q * out_pitch + col;
+#else
+            const int n = n0 + p;
+            const int row = n / row_in, col = n - row * row_in;
+            if (n < own0 || col >= row_out) continue;  // the run before's, or a border's
+            __global float *op = ok + row * out_pitch + col;
+#endif
             VEC v = acc[b][p];
 #if HAS_BIAS
             v += bias_vector;

@@ -1,0 +1,152 @@
+"""Convolution on CPUs with the output channels in the vector lanes (conv_channels.cl).
+
+For inference on a CPU (weights packed once), one group, windows larger than 1x1, any
+stride and dilation. The input is zero-bordered once (a pad pass, or planes the producer
+already wrote inside zero borders: onnx/borders.py), and a work-item computes NV vectors
+of TN output channels (the CPU class's GEMM tile) for as many output columns as the
+class's registers hold: per input channel and tap, NV weight vectors (packed once,
+contiguous) and one input float per column, broadcast to every lane. ONNX Runtime's
+NCHWc kernels turn the roles the same way.
+
+Against the GEMM forms on CPUs: the shifted GEMM (stride 1, pixels in the lanes) loads
+every tap's vector of pixels unaligned and shares it over only TM channels; im2col
+(strided layers) first writes a column matrix kh*kw times the input (ResNet-50's 7x7
+stem: 7.4 MB, past the caches) and reads it back. Grouped layers, training and GPUs keep
+those.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .. import cpu_class
+from ..arrays import on_device
+from ..build import get_kernel, group_2d, launch_grid, spread_groups
+from ..epilogue import NO_ACTIVATION
+from .base import Variant, is_cpu, pad
+from .gemm import SMALL_PLANE, TEST_PARAMS, fit_columns, output_planes, space
+from .tiled_gemm import defaults, fma_default, validate_params
+
+KERNELS = "conv_channels.cl"
+VECTOR_WIDTHS = (4, 8, 16)  # the vector widths (TN) conv_channels.cl is built for
+
+# Most columns per work-item: SqueezeNet's 3x3 layers ran as fast at 14 as at 12
+# (AVX-512, 24 accumulators), 1.2x slower at 8 and 10 (docs/performance.md, session 20);
+# 14 lets 28- and 112-wide rows of strided layers split into whole runs
+MAX_COLUMNS = 14
+
+
+@dataclass(frozen=True)
+class ChannelPacked:
+    """Weights as conv_channels.cl reads them: [vectors][C][kh*kw][TN], the vectors of
+    TN output channels rounded up to a multiple of NV, channels past K zero."""
+
+    weights: object
+
+
+def columns_per_item(profile, tn: int, nv: int) -> int:
+    """The most columns a work-item computes: as many as the CPU class's vector
+    registers hold as accumulators (PX * NV vectors of TN floats) beside the NV weight
+    vectors and the broadcast input (the GEMM's register count, CpuClass.fits, with the
+    columns for TM), up to MAX_COLUMNS."""
+    cls = cpu_class.of_profile(profile) or cpu_class.SSE
+    return max([1] + [px for px in range(1, MAX_COLUMNS + 1) if cls.fits(px, tn, nv)])
+
+
+def row_columns(width: int, most: int) -> int:
+    """Columns per run where runs stay within an output row of `width`: of the widths
+    from 2/3 of `most` to `most`, the one computing the fewest columns (a row's last run moves
+    back to end at its end, computing some again), the widest of those. ResNet-50's
+    28-wide 3x3 stride-2 layer took 0.83-0.90 ms in runs of 14 or 7, 1.0-1.3 in runs of
+    8 to 13 (AVX-512, session 22)."""
+    widths = range(min(-(-2 * most // 3), width), min(most, width) + 1)
+    return min(widths, key=lambda px: (-(-width // px) * px, -px))
+
+
+def input_extent(geo) -> tuple[int, int]:
+    """(rows, columns) of the zero-bordered input planes the taps read."""
+    (sh, sw), (dh, dw) = geo.stride, geo.dilation
+    return ((geo.Ho - 1) * sh + (geo.kh - 1) * dh + 1,
+            (geo.Wo - 1) * sw + (geo.kw - 1) * dw + 1)
+
+
+def validate(profile, geo, op, params):
+    if not is_cpu(profile):
+        return "CPUs only (a work-item's many vector accumulators)"
+    if geo.groups != 1:
+        return f"groups {geo.groups}: one group only"
+    if geo.kh == geo.kw == 1:
+        # stride 1 is a plain GEMM (gemm1x1); strided, im2col's subsampled columns + the
+        # GEMM ran ResNet-50's shortcuts 1.1-1.6x faster than this kernel (session 22)
+        return "a 1x1 convolution is a GEMM (gemm1x1, or im2col when strided)"
+    if int(params.get("TN", 0)) not in VECTOR_WIDTHS:
+        return f"TN {params.get('TN')}: expected one of {VECTOR_WIDTHS} (vector lanes)"
+    cls = cpu_class.of_profile(profile)
+    if cls is not None and cls.lanes < 4:
+        return f"a CPU of {cls.lanes}-float vectors (no vector unit to fill)"
+    reason = validate_params(profile, params)
+    if reason is None:
+        hp, wp = input_extent(geo)
+        nbytes = 4 * geo.N * geo.C * hp * wp
+        if nbytes > profile.max_mem_alloc_size:
+            reason = (f"padded input of {nbytes} bytes exceeds the device's max "
+                      f"allocation {profile.max_mem_alloc_size}")
+    return reason
+
+
+def pack(rt, geo, params, w) -> ChannelPacked:
+    """The weights (K, C, kh, kw) in conv_channels.cl's layout. Made once on the host."""
+    tn, nv, taps = int(params["TN"]), int(params.get("NV", 1)), geo.kh * geo.kw
+    padded = -(-geo.K // (tn * nv)) * tn * nv
+    host = np.zeros((padded, geo.C, taps), np.float32)
+    host[:geo.K] = w.get().reshape(geo.K, geo.C, taps)
+    host = host.reshape(padded // tn, tn, geo.C, taps).transpose(0, 2, 3, 1)
+    return ChannelPacked(on_device(rt, np.ascontiguousarray(host)))
+
+
+def forward(rt, geo, params, x, w, bias, out, act=NO_ACTIVATION, packed=None,
+            out_image=None, out_border=None):
+    """`packed`: pack()'s result for these weights and params, or None to pack `w` now.
+    out_image: floats from one image of out to the next where out is strided images
+    (arrays.image_stride); None: C-contiguous. out_border: the border of zero-bordered
+    output planes (arrays.bordered_planes), written inside it."""
+    if packed is None:
+        packed = pack(rt, geo, params, w)
+    hp, wp = input_extent(geo)
+    if geo.pad_top or geo.pad_left or hp > geo.H or wp > geo.W:
+        x = pad(rt, x, geo.N * geo.C, geo.H, geo.W, hp, wp, geo.pad_top, geo.pad_left,
+                int(params["WG"]))
+    else:  # the planes as they lie (rows or columns past the last tap unread)
+        hp, wp = geo.H, geo.W
+    tn, nv = int(params["TN"]), int(params.get("NV", 1))
+    most = columns_per_item(rt.profile, tn, nv)
+    (sh, sw), (dh, dw) = geo.stride, geo.dilation
+    if (sh, sw) == (1, 1):  # the planes' flat columns (conv_channels.cl's ROW_RUNS 0)
+        columns = (geo.Ho - 1) * wp + geo.Wo
+        px, row_runs, runs_per_row = min(most, columns), 0, 1  # a run fits the planes
+    else:
+        px, row_runs = row_columns(geo.Wo, most), 1
+        runs_per_row = -(-geo.Wo // px)
+        columns = geo.Ho * runs_per_row * px
+    plane, rows = output_planes(geo, out_image, out_border)
+    pitch, base = rows if rows is not None else (geo.Wo, 0)
+    defines = {"VW": tn, "VB": nv, "PX": px, "ROW_RUNS": row_runs, "KH": geo.kh,
+               "KW": geo.kw, "SH": sh, "SW": sw, "HAS_BIAS": int(bias is not None),
+               **act.defines, "USE_FMA": int(params.get("FMA", fma_default(rt.profile)))}
+    kernel = get_kernel(rt, KERNELS, "conv_channels", defines)
+    runs, blocks = -(-columns // px), -(-geo.K // (tn * nv))
+    local = spread_groups(rt.profile, group_2d(int(params["WG"]), runs, blocks), runs,
+                          blocks, geo.N)
+    launch_grid(rt, kernel, (runs, blocks, geo.N), local + (1,),
+                x, packed.weights, bias if bias is not None else packed.weights, out,
+                geo.C, geo.K, columns, hp * wp, geo.C * hp * wp, dh * wp, dw, wp, geo.Wo,
+                runs_per_row, plane, out_image or geo.K * plane, pitch, base, *act.scalars)
+    return out
+
+
+CHANNELS = Variant("channels", "direct convolution on CPUs with the output channels in "
+                   "the vector lanes, over zero-bordered input (no column matrix), weights "
+                   "packed once; one group, any stride; forward only",
+                   validate, {"forward": forward}, space, defaults, ops=("forward",),
+                   fit=fit_columns(SMALL_PLANE), pack=pack, test_params=TEST_PARAMS)
