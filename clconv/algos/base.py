@@ -79,6 +79,16 @@ def fma_default(profile) -> int:
     return int(is_cpu(profile))
 
 
+def padded_input_reason(profile, geo, extent: tuple[int, int]) -> str | None:
+    """Why a convolution's zero-bordered input copy, planes of `extent` (rows, columns),
+    cannot be one allocation on the device, or None."""
+    nbytes = 4 * geo.N * geo.C * extent[0] * extent[1]
+    if nbytes > profile.max_mem_alloc_size:
+        return (f"padded input of {nbytes} bytes exceeds the device's max allocation "
+                f"{profile.max_mem_alloc_size}")
+    return None
+
+
 def layout_group(rt, items: int) -> int:
     """Work-group size for the layout kernels: the device limit, capped to the items."""
     return max(1, min(items, rt.profile.max_work_group_size, DEFAULT_GROUP_SIZE))

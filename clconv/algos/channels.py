@@ -24,7 +24,7 @@ from .. import cpu_class
 from ..arrays import on_device
 from ..build import get_kernel, group_2d, launch_grid, spread_groups
 from ..epilogue import NO_ACTIVATION
-from .base import Variant, is_cpu, pad
+from .base import Variant, is_cpu, pad, padded_input_reason
 from .gemm import SMALL_PLANE, TEST_PARAMS, fit_columns, output_planes, space
 from .tiled_gemm import defaults, fma_default, validate_params
 
@@ -85,14 +85,7 @@ def validate(profile, geo, op, params):
     cls = cpu_class.of_profile(profile)
     if cls is not None and cls.lanes < 4:
         return f"a CPU of {cls.lanes}-float vectors (no vector unit to fill)"
-    reason = validate_params(profile, params)
-    if reason is None:
-        hp, wp = input_extent(geo)
-        nbytes = 4 * geo.N * geo.C * hp * wp
-        if nbytes > profile.max_mem_alloc_size:
-            reason = (f"padded input of {nbytes} bytes exceeds the device's max "
-                      f"allocation {profile.max_mem_alloc_size}")
-    return reason
+    return validate_params(profile, params) or padded_input_reason(profile, geo, input_extent(geo))
 
 
 def pack(rt, geo, params, w) -> ChannelPacked:

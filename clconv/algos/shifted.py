@@ -20,7 +20,8 @@ from __future__ import annotations
 
 from ..build import get_kernel, launch_grid
 from ..epilogue import NO_ACTIVATION
-from .base import LAYOUT, Variant, is_cpu, layout_group, pad, scratch
+from .base import (LAYOUT, Variant, is_cpu, layout_group, pad, padded_input_reason,
+                   scratch)
 from .gemm import SMALL_PLANE, TEST_PARAMS, fit_columns, is_pointwise, output_planes, space
 from .tiled_gemm import defaults, gemm, pack_a, validate_params
 
@@ -35,14 +36,7 @@ def validate(profile, geo, op, params):
         return f"stride {geo.stride}: only stride 1 (the taps are shifts of one input)"
     if is_pointwise(geo):
         return "a 1x1 convolution is a plain GEMM (gemm1x1)"
-    reason = validate_params(profile, params)
-    if reason is None:
-        hp, wp = padded_shape(geo)
-        nbytes = 4 * geo.N * geo.C * hp * wp
-        if nbytes > profile.max_mem_alloc_size:
-            reason = (f"padded input of {nbytes} bytes exceeds the device's max "
-                      f"allocation {profile.max_mem_alloc_size}")
-    return reason
+    return validate_params(profile, params) or padded_input_reason(profile, geo, padded_shape(geo))
 
 
 def _taps_major(rt, geo, w):
