@@ -12,6 +12,7 @@ from sweeps import conv_configs, generic_profile
 import clconv
 import clconv.functional as F
 from clconv import algos, reference as R, tuning
+from clconv.algos.base import is_cpu
 from clconv.arrays import empty, on_device
 from clconv.compare import scaled_error
 from clconv.cpu_class import AVX512
@@ -134,8 +135,14 @@ def test_the_sweep_reaches_every_variant():
         geo = conv_geometry(x_shape, w_shape, kw["stride"], kw["padding"], kw["dilation"],
                             kw["groups"])
         seen |= {v.name for v, _ in _settings(profile, geo, "forward")}
-    cpu_only = {"depthwise_direct"} if profile.kind == DeviceKind.VC4CL else set()
-    assert seen == set(algos.VARIANTS) - cpu_only
+    assert seen == set(algos.VARIANTS) - _unreachable(profile)
+
+
+def _unreachable(profile) -> set[str]:
+    """Variants no layer can run on this device: the CPU-only ones (depthwise_direct
+    runs on any device but VC4CL, channels on CPUs only)."""
+    unreachable = {"depthwise_direct"} if profile.kind == DeviceKind.VC4CL else set()
+    return unreachable if is_cpu(profile) else unreachable | {"channels"}
 
 
 def _geo(x=(1, 4, 8, 8), w=(6, 4, 3, 3), **kw):
@@ -609,8 +616,7 @@ def test_residual_epilogues_reach_every_variant():
     for x_shape, w_shape, kw in RESIDUAL_CASES:
         geo = conv_geometry(x_shape, w_shape, kw["stride"], kw["padding"], 1, kw["groups"])
         seen |= {v.name for v, _ in _settings(profile, geo, "forward")}
-    cpu_only = {"depthwise_direct"} if profile.kind == DeviceKind.VC4CL else set()
-    assert seen == set(algos.VARIANTS) - cpu_only
+    assert seen == set(algos.VARIANTS) - _unreachable(profile)
 
 
 # im2col's stride-2 rows as vector loads and even lanes (IM2COL_PAIRS, CPUs): rows wide
