@@ -188,4 +188,3 @@ def test_a_padded_input_past_the_device_allocation_limit_is_refused():
     assert reason == ("padded input of 16384 bytes exceeds the device's max allocation "
                       "4096")
     assert not algos.valid(profile, SHIFTED, geo, "forward", params)
-
