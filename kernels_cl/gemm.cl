@@ -72,6 +72,9 @@
 #ifndef PREFETCH
 #define PREFETCH 0      // >0 (CPUs): prefetch the rows of A and B this many K steps ahead
 #endif
+#ifndef LINE_FLOATS
+#define LINE_FLOATS 16  // floats per cache line (64 bytes), for PREFETCH
+#endif
 #ifndef KUNROLL
 #define KUNROLL 1       // unroll factor hint for the K loop
 #endif
@@ -117,6 +120,19 @@
 #else
 #define A_TILE(i, k) a[ROW(i) * lda + (k)]
 #endif
+
+// One K step: the tile += column k of A's tile (A_AT(i): its element in row i) times
+// the NV vectors bv of B's row k.
+#define A_AT_K(i) A_TILE(i, k)
+#define A_AT_ROW(i) arow[i]   // (arow: packed A's row k, stepped along the K loop)
+#define OUTER_PRODUCT(bv, A_AT) do { \
+        _Pragma("unroll") \
+        for (int i = 0; i < TM; ++i) { \
+            const VEC av = (VEC)(A_AT(i)); \
+            _Pragma("unroll") \
+            for (int v = 0; v < NV; ++v) acc[i][v] = MAD(av, bv[v], acc[i][v]); \
+        } \
+    } while (0)
 
 #if SCALE
 #define BIAS_TERM(x) (beta * (x))
@@ -233,12 +249,9 @@ __kernel GEMM_HINT void gemm_tiled(
 #else
         if (N >= TN) {
 #endif
-#if KUNROLL > 1
-#pragma unroll KUNROLL
-#endif
+#if B_TRANS
             for (int k = 0; k < Kd; ++k) {
                 VEC bv[NV];
-#if B_TRANS
                 float bs[TN * NV];
                 #pragma unroll
                 for (int v = 0; v < NV; ++v)
@@ -246,31 +259,59 @@ __kernel GEMM_HINT void gemm_tiled(
                     for (int j = 0; j < TN; ++j) bs[v * TN + j] = B_AT(OFF(v) + j, k);
                 #pragma unroll
                 for (int v = 0; v < NV; ++v) bv[v] = VLOAD(v, bs);
+                B_PROLOGUE(bv, k);
+                OUTER_PRODUCT(bv, A_AT_K);
+            }
 #else
+            // Row k of B and (packed) of A are pointers stepped once per k: indexing
+            // them by k cost the loop an address computation per load, and registers
+            // POCL then found on the stack.
+#if B_PACKED
+            const int b_step = TN * NV;
+#else
+            const int b_step = ldb;
+#endif
+            __global const float *brow = bp;
+#if A_PACKED
+            __global const float *arow = ap;
+#endif
+#if KUNROLL > 1
+#pragma unroll KUNROLL
+#endif
+            for (int k = 0; k < Kd; ++k) {
+                VEC bv[NV];
 #if PREFETCH
                 // B's row k + PREFETCH, in either layout: a packed panel is one stream,
                 // but the hardware prefetcher alone left ResNet-50's packed-B layers
                 // (stem, strided and 7x7) waiting on memory
-                __builtin_prefetch(&B_AT(OFF(0), k + PREFETCH));
-#endif
-#if PREFETCH && A_PACKED
-                __builtin_prefetch(ap + (k + PREFETCH) * TM);
-#endif
-                #pragma unroll
 #if B_PACKED
-                for (int v = 0; v < NV; ++v) bv[v] = VLOAD(0, bp + k * (TN * NV) + OFF(v));
+                __builtin_prefetch(brow + PREFETCH * b_step);
 #else
-                for (int v = 0; v < NV; ++v) bv[v] = VLOAD(0, bp + k * ldb + OFF(v));
-#endif
-#endif
-                B_PROLOGUE(bv, k);
+                // every cache line of the row's NV*TN floats, which need not start one
                 #pragma unroll
-                for (int i = 0; i < TM; ++i) {
-                    const VEC av = (VEC)(A_TILE(i, k));
-                    #pragma unroll
-                    for (int v = 0; v < NV; ++v) acc[i][v] = MAD(av, bv[v], acc[i][v]);
-                }
+                for (int v = 0; v < NV; ++v)
+                    if (v * TN % LINE_FLOATS == 0)
+                        __builtin_prefetch(brow + PREFETCH * b_step + OFF(v));
+                __builtin_prefetch(brow + PREFETCH * b_step + OFF(NV - 1) + TN - 1);
+#endif
+#if A_PACKED
+                __builtin_prefetch(arow + PREFETCH * TM);
+#endif
+#endif
+                #pragma unroll
+                for (int v = 0; v < NV; ++v) bv[v] = VLOAD(0, brow + OFF(v));
+                B_PROLOGUE(bv, k);
+#if A_PACKED
+                OUTER_PRODUCT(bv, A_AT_ROW);
+#else
+                OUTER_PRODUCT(bv, A_AT_K);
+#endif
+                brow += b_step;
+#if A_PACKED
+                arow += TM;
+#endif
             }
+#endif
         } else {
             for (int k = 0; k < Kd; ++k) {
                 float bs[TN * NV];
@@ -280,12 +321,7 @@ __kernel GEMM_HINT void gemm_tiled(
                 #pragma unroll
                 for (int v = 0; v < NV; ++v) bv[v] = VLOAD(v, bs);
                 B_PROLOGUE(bv, k);  // lanes past N read 0 and are not stored
-                #pragma unroll
-                for (int i = 0; i < TM; ++i) {
-                    const VEC av = (VEC)(A_TILE(i, k));
-                    #pragma unroll
-                    for (int v = 0; v < NV; ++v) acc[i][v] = MAD(av, bv[v], acc[i][v]);
-                }
+                OUTER_PRODUCT(bv, A_AT_K);
             }
         }
     }
