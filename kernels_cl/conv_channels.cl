@@ -107,10 +107,40 @@ __kernel __attribute__((vec_type_hint(VEC))) void conv_channels(
             }
         }
     }
-    // The epilogue, a vector of channels at a time (bias, residual and activation on
-    // the vector, then its lanes stored to their planes): lane by lane it took ~1/4 of
-    // SqueezeNet's first 3x3 layer.
+    // The epilogue, a vector of channels at a time: bias, residual and activation on
+    // the vector (FINISH, in place; the residual read from the channels' planes at op).
+    // A run wholly this work-item's and within one output row is then stored as one run
+    // of PX floats per channel, through a private copy of the tile; other runs lane by
+    // lane to the VW planes. Lane by lane only, the stores took 40 % of SqueezeNet's
+    // 3-channel stem and 10 % of its first 3x3 layer (docs/performance.md, session 23).
+#if HAS_BIAS
+#define ADD_BIAS(v) v += bias_vector
+#else
+#define ADD_BIAS(v) (void)0
+#endif
+#if ACCUMULATE
+#define ADD_RESIDUAL(v, op) do { \
+        float residual[VW]; \
+        _Pragma("unroll") \
+        for (int j = 0; j < VW; ++j) residual[j] = j < lanes_out ? (op)[j * out_plane] : 0.0f; \
+        v += VLOAD(0, residual); \
+    } while (0)
+#else
+#define ADD_RESIDUAL(v, op) (void)0
+#endif
+#define FINISH(v, op) do { \
+        ADD_BIAS(v); \
+        ADD_RESIDUAL(v, op); \
+        v = ACTIVATE_WIDTH(VW)(v, act_alpha, act_beta); \
+    } while (0)
     __global float *o = out + img * out_image + out_base;
+#if ROW_RUNS
+    const int transposed = p0 == own0;
+    const int run_row = q, run_col = p0;
+#else
+    const int run_row = n0 / row_in, run_col = n0 - run_row * row_in;
+    const int transposed = n0 == own0 && run_col + PX <= row_out;
+#endif
     #pragma unroll
     for (int b = 0; b < VB; ++b) {
         const int k0 = (v0 + b) * VW;
@@ -128,6 +158,38 @@ __kernel __attribute__((vec_type_hint(VEC))) void conv_channels(
             bias_vector = VLOAD(0, lanes);
         }
 #endif
+        if (transposed && lanes_out == VW) {
+            __global float *orow = ok + run_row * out_pitch + run_col;
+            float tile[PX * VW];  // the run's outputs, column by column
+            #pragma unroll
+            for (int p = 0; p < PX; ++p) {
+                VEC v = acc[b][p];
+                FINISH(v, orow + p);
+                VSTORE(v, p, tile);
+            }
+            #pragma unroll
+            for (int j = 0; j < VW; ++j) {
+                __global float *oj = orow + j * out_plane;
+                float run[PX];
+                #pragma unroll
+                for (int p = 0; p < PX; ++p) run[p] = tile[p * VW + j];
+                int p = 0;
+                #pragma unroll
+                for (; p + 8 <= PX; p += 8) vstore8(vload8(0, run + p), 0, oj + p);
+#if PX % 8 >= 4
+                vstore4(vload4(0, run + p), 0, oj + p);
+                p += 4;
+#endif
+#if PX % 4 >= 2
+                vstore2(vload2(0, run + p), 0, oj + p);
+                p += 2;
+#endif
+#if PX % 2
+                oj[p] = run[p];
+#endif
+            }
+            continue;
+        }
         #pragma unroll
         for (int p = 0; p < PX; ++p) {
 #if ROW_RUNS
@@ -141,16 +203,7 @@ __kernel __attribute__((vec_type_hint(VEC))) void conv_channels(
             __global float *op = ok + row * out_pitch + col;
 #endif
             VEC v = acc[b][p];
-#if HAS_BIAS
-            v += bias_vector;
-#endif
-#if ACCUMULATE
-            float residual[VW];
-            #pragma unroll
-            for (int j = 0; j < VW; ++j) residual[j] = j < lanes_out ? op[j * out_plane] : 0.0f;
-            v += VLOAD(0, residual);
-#endif
-            v = ACTIVATE_WIDTH(VW)(v, act_alpha, act_beta);
+            FINISH(v, op);
             float lanes[VW];
             VSTORE(v, 0, lanes);
             if (lanes_out == VW) {
