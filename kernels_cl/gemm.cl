@@ -122,15 +122,15 @@
 #endif
 
 // One K step: the tile += column k of A's tile (A_AT(i): its element in row i) times
-// the NV vectors bv of B's row k.
+// the first VECTORS of the NV vectors bv of B's row k.
 #define A_AT_K(i) A_TILE(i, k)
 #define A_AT_ROW(i) arow[i]   // (arow: packed A's row k, stepped along the K loop)
-#define OUTER_PRODUCT(bv, A_AT) do { \
+#define OUTER_PRODUCT(bv, A_AT, VECTORS) do { \
         _Pragma("unroll") \
         for (int i = 0; i < TM; ++i) { \
             const VEC av = (VEC)(A_AT(i)); \
             _Pragma("unroll") \
-            for (int v = 0; v < NV; ++v) acc[i][v] = MAD(av, bv[v], acc[i][v]); \
+            for (int v = 0; v < (VECTORS); ++v) acc[i][v] = MAD(av, bv[v], acc[i][v]); \
         } \
     } while (0)
 
@@ -174,20 +174,75 @@
 #define B_PANEL(n0) (n0)
 #endif
 
-// The B_AFFINE prologue on the NV vectors of row k just loaded. The ReLU is
+// The B_AFFINE prologue on the first VECTORS vectors of row k just loaded. The ReLU is
 // activation.h's: NaN stays NaN, as in torch.
 #if B_AFFINE
-#define B_PROLOGUE(bv, k) do { \
+#define B_PROLOGUE(bv, k, VECTORS) do { \
         const VEC s_ = (VEC)(b_scale[k]), t_ = (VEC)(b_shift[k]); \
         _Pragma("unroll") \
-        for (int v_ = 0; v_ < NV; ++v_) { \
+        for (int v_ = 0; v_ < (VECTORS); ++v_) { \
             bv[v_] = MAD(bv[v_], s_, t_); \
             if (B_AFFINE == 2) bv[v_] = select(bv[v_], (VEC)(0.0f), bv[v_] < (VEC)(0.0f)); \
         } \
     } while (0)
 #else
-#define B_PROLOGUE(bv, k) do { } while (0)
+#define B_PROLOGUE(bv, k, VECTORS) do { } while (0)
 #endif
+
+// The K loop of a tile whose B is read as vectors (not B_TRANS) over its first VECTORS
+// vectors, with brow and arow (packed A) at row 0 of its panels; b_step: floats from
+// one row of B to the next.
+#if PREFETCH
+// B's row k + PREFETCH, in either layout: a packed panel is one stream, but the hardware
+// prefetcher alone left ResNet-50's packed-B layers (stem, strided and 7x7) waiting on
+// memory. An unpacked row's floats need not start a cache line: every line is fetched.
+#if B_PACKED
+#define PREFETCH_B(VECTORS) __builtin_prefetch(brow + PREFETCH * b_step)
+#else
+#define PREFETCH_B(VECTORS) do { \
+        _Pragma("unroll") \
+        for (int v = 0; v < (VECTORS); ++v) \
+            if (v * TN % LINE_FLOATS == 0) __builtin_prefetch(brow + PREFETCH * b_step + OFF(v)); \
+        __builtin_prefetch(brow + PREFETCH * b_step + OFF((VECTORS) - 1) + TN - 1); \
+    } while (0)
+#endif
+#else
+#define PREFETCH_B(VECTORS) (void)0
+#endif
+#if A_PACKED
+#define A_AT_STEP A_AT_ROW
+#define NEXT_A_ROW() arow += TM
+#if PREFETCH
+#define PREFETCH_A() __builtin_prefetch(arow + PREFETCH * TM)
+#else
+#define PREFETCH_A() (void)0
+#endif
+#else
+#define A_AT_STEP A_AT_K
+#define NEXT_A_ROW() (void)0
+#define PREFETCH_A() (void)0
+#endif
+#define PRAGMA_(x) _Pragma(#x)
+#define PRAGMA(x) PRAGMA_(x)
+#if KUNROLL > 1
+#define K_LOOP_HINT PRAGMA(unroll KUNROLL)
+#else
+#define K_LOOP_HINT
+#endif
+#define K_STEPS(VECTORS) do { \
+        K_LOOP_HINT \
+        for (int k = 0; k < Kd; ++k) { \
+            VEC bv[NV]; \
+            PREFETCH_B(VECTORS); \
+            PREFETCH_A(); \
+            _Pragma("unroll") \
+            for (int v = 0; v < (VECTORS); ++v) bv[v] = VLOAD(0, brow + OFF(v)); \
+            B_PROLOGUE(bv, k, VECTORS); \
+            OUTER_PRODUCT(bv, A_AT_STEP, VECTORS); \
+            brow += b_step; \
+            NEXT_A_ROW(); \
+        } \
+    } while (0)
 
 // COMPACT_STORE: the kernel is vectorised by hand; without the hint POCL's implicit
 // vectorisation across work-items ran it at half speed at a local size of 4.
@@ -259,8 +314,8 @@ __kernel GEMM_HINT void gemm_tiled(
                     for (int j = 0; j < TN; ++j) bs[v * TN + j] = B_AT(OFF(v) + j, k);
                 #pragma unroll
                 for (int v = 0; v < NV; ++v) bv[v] = VLOAD(v, bs);
-                B_PROLOGUE(bv, k);
-                OUTER_PRODUCT(bv, A_AT_K);
+                B_PROLOGUE(bv, k, NV);
+                OUTER_PRODUCT(bv, A_AT_K, NV);
             }
 #else
             // Row k of B and (packed) of A are pointers stepped once per k: indexing
@@ -275,41 +330,13 @@ __kernel GEMM_HINT void gemm_tiled(
 #if A_PACKED
             __global const float *arow = ap;
 #endif
-#if KUNROLL > 1
-#pragma unroll KUNROLL
-#endif
-            for (int k = 0; k < Kd; ++k) {
-                VEC bv[NV];
-#if PREFETCH
-                // B's row k + PREFETCH, in either layout: a packed panel is one stream,
-                // but the hardware prefetcher alone left ResNet-50's packed-B layers
-                // (stem, strided and 7x7) waiting on memory
-#if B_PACKED
-                __builtin_prefetch(brow + PREFETCH * b_step);
-#else
-                // every cache line of the row's NV*TN floats, which need not start one
-                #pragma unroll
-                for (int v = 0; v < NV; ++v)
-                    if (v * TN % LINE_FLOATS == 0)
-                        __builtin_prefetch(brow + PREFETCH * b_step + OFF(v));
-                __builtin_prefetch(brow + PREFETCH * b_step + OFF(NV - 1) + TN - 1);
-#endif
-#if A_PACKED
-                __builtin_prefetch(arow + PREFETCH * TM);
-#endif
-#endif
-                #pragma unroll
-                for (int v = 0; v < NV; ++v) bv[v] = VLOAD(0, brow + OFF(v));
-                B_PROLOGUE(bv, k);
-#if A_PACKED
-                OUTER_PRODUCT(bv, A_AT_ROW);
-#else
-                OUTER_PRODUCT(bv, A_AT_K);
-#endif
-                brow += b_step;
-#if A_PACKED
-                arow += TM;
-#endif
+            // A last column panel that one vector covers (N - n0 <= TN) runs the loop
+            // on that vector alone: the others would repeat it, and the panel took as
+            // long as a whole one (ResNet-50's 14x14 layers: 196 = 6 x 32 + 4 columns).
+            if (NV > 1 && N - n0 <= TN) {
+                K_STEPS(1);
+            } else {
+                K_STEPS(NV);
             }
 #endif
         } else {
@@ -320,8 +347,8 @@ __kernel GEMM_HINT void gemm_tiled(
                 VEC bv[NV];
                 #pragma unroll
                 for (int v = 0; v < NV; ++v) bv[v] = VLOAD(v, bs);
-                B_PROLOGUE(bv, k);  // lanes past N read 0 and are not stored
-                OUTER_PRODUCT(bv, A_AT_K);
+                B_PROLOGUE(bv, k, NV);  // lanes past N read 0 and are not stored
+                OUTER_PRODUCT(bv, A_AT_K, NV);
             }
         }
     }

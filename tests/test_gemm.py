@@ -155,3 +155,33 @@ def test_bad_products_raise_before_any_kernel(monkeypatch):
         G.matmul(a, b)
     with pytest.raises(ValueError, match=r"b: .* batch axes \(2,\) and \(3,\) do not broadcast"):
         G.matmul(np.ones((2, 3, 4), np.float32), np.ones((3, 4, 2), np.float32))
+
+
+@pytest.mark.parametrize("packed", ["A", "A+B"])
+@pytest.mark.parametrize("n", [*range(33, 49), 64, 65])
+def test_last_column_panel_of_any_width(packed, n, rng):
+    """Tiles of NV = 2 vectors of TN = 8 columns over N = 33..65: the last column panel
+    holds each width from 1 to 16 columns, and one that a single vector covers runs the K loop on that
+    vector alone (gemm.cl K_STEPS(1)); with packed A, packed B and the B_AFFINE prologue
+    (+ ReLU) it has to match the whole-panel results."""
+    rt = clconv.current_runtime()
+    params = {"TM": 4, "TN": 8, "NV": 2, "WG": 1, "MFAST": 1}
+    M, K = 11, 37
+    a = rng.standard_normal((M, K)).astype(np.float32)
+    b = rng.standard_normal((K, n)).astype(np.float32)
+    scale = rng.standard_normal(K).astype(np.float32)
+    shift = rng.standard_normal(K).astype(np.float32)
+    bias = rng.standard_normal(M).astype(np.float32)
+    dev = lambda v: clconv.arrays.on_device(rt, v)  # noqa: E731
+    pa, lda, sa = tiled_gemm.pack_a(rt, params, dev(a), 1, M, K)
+    if packed == "A+B":
+        B, ldb = tiled_gemm.pack_b(rt, params, dev(b), K, n)
+    else:
+        B, ldb = dev(b), n
+    c = dev(np.zeros((M, n), np.float32))
+    tiled_gemm.gemm(rt, params, M, n, K, 1, pa, lda, (0, sa, 0), B, ldb, (0, 0, 0), c, n,
+                    (0, 0), 1, 1, a_packed=True, b_packed=packed == "A+B", bias=dev(bias),
+                    b_affine=(dev(scale), dev(shift), True))
+    b_in = np.maximum(b.astype(np.float64) * scale[:, None] + shift[:, None], 0)
+    want = a.astype(np.float64) @ b_in + bias[:, None]
+    np.testing.assert_allclose(to_numpy(c), want, rtol=1e-4, atol=1e-4 * abs(want).max())
