@@ -20,9 +20,10 @@ from clconv.runtime import current
 torch = pytest.importorskip("torch", reason="torch not installed: pip install torch==2.13.0")
 
 # (input, weight, stride, padding, dilation): ResNet's 7x7 stem and 3x3 stride-2 layers
-# (scaled down), stride 3 and unequal strides with dilation, no padding, stride-1 flat
-# runs (rows of 6 and 4 narrower than a run, a plane of one column), and channel counts
-# that leave a vector or a block of vectors partial
+# (scaled down), stride 3 and unequal strides with dilation, no padding, stride 1 in
+# flat runs (a 30-wide plane; rows of 6 and 4 narrower than a run, a plane of one
+# column) and in row runs (11 wide), and channel counts that leave a vector or a block
+# of vectors partial
 GEOMETRIES = [
     ((1, 3, 30, 30), (20, 3, 7, 7), 2, 3, 1),
     ((2, 5, 14, 14), (33, 5, 3, 3), 2, 1, 1),
@@ -30,6 +31,7 @@ GEOMETRIES = [
     ((1, 3, 16, 23), (7, 3, 3, 3), (2, 3), 2, (1, 2)),
     ((1, 6, 9, 9), (16, 6, 3, 3), 2, 0, 1),
     ((2, 5, 9, 11), (40, 5, 3, 3), 1, 1, 1),
+    ((1, 3, 30, 30), (18, 3, 3, 3), 1, 1, 1),
     ((1, 3, 3, 8), (5, 3, 3, 3), 1, 0, 1),
     ((1, 2, 4, 6), (3, 2, 3, 3), 1, 0, 1),
     ((1, 4, 1, 1), (4, 4, 3, 3), 1, 1, 1),
@@ -111,6 +113,20 @@ def test_row_runs_cover_a_row_in_whole_runs_where_they_can():
         for most in (1, 4, 6, 12, 14):
             px = row_columns(width, most)
             assert 1 <= px <= min(width, most)
+
+
+def test_stride_1_layers_take_row_runs_where_they_save_work():
+    """Row runs where the flat columns would compute over 1/0.9 as many in as many runs
+    or more (SqueezeNet's 13x13: 169 in 13 runs against 196 in 14); flat at 7x7 (49 in
+    7 runs against 70 in 5), 55x55 and 56x56 (3-4 % more columns)."""
+    def runs(size, most=14):
+        geo = conv_geometry((1, 8, size, size), (16, 8, 3, 3), 1, 1, 1, 1)
+        return channels.column_runs(geo, size + 2, most)
+    assert runs(7) == (14, 0, 1, 6 * 9 + 7) and runs(13) == (13, 1, 1, 169)
+    assert runs(14) == (14, 1, 1, 196)
+    assert runs(55) == (14, 0, 1, 54 * 57 + 55) and runs(56)[1] == 0 and runs(30)[1] == 0
+    strided = conv_geometry((1, 8, 56, 56), (16, 8, 3, 3), 2, 1, 1, 1)
+    assert channels.column_runs(strided, 58, 14) == (14, 1, 2, 28 * 2 * 14)
 
 
 def test_pointwise_layers_stay_on_the_gemm():

@@ -64,6 +64,32 @@ def row_columns(width: int, most: int) -> int:
     return min(widths, key=lambda px: (-(-width // px) * px, -px))
 
 
+# A stride-1 layer runs in rows (ROW_RUNS 1) where they compute at most this share of
+# the flat columns' work (the border columns between rows, the last run's columns past
+# the planes) in no more runs (each run reads the layer's weights once): SqueezeNet's
+# 13x13 layers 20-25 % faster (169 columns in 13 runs against 196 in 14). Not at
+# ResNet-50's 7x7 layers (49 in 7 runs against 70 in 5: 6 % slower, its 9 MB of weights
+# read 7 times), nor at 55x55 (3025 against 3136, in runs of 11: 1.5x slower). AVX-512,
+# session 23.
+ROWS_SHARE = 0.9
+
+
+def column_runs(geo, row_in: int, most: int) -> tuple[int, int, int, int]:
+    """(PX, ROW_RUNS, runs per row, columns) of conv_channels.cl for input planes
+    row_in wide and at most `most` columns per work-item."""
+    px = row_columns(geo.Wo, most)
+    runs_per_row = -(-geo.Wo // px)
+    rows = (px, 1, runs_per_row, geo.Ho * runs_per_row * px)
+    if geo.stride != (1, 1):
+        return rows
+    columns = (geo.Ho - 1) * row_in + geo.Wo  # the planes' flat columns
+    flat_px = min(most, columns)  # a run fits the planes
+    flat_runs = -(-columns // flat_px)
+    if rows[3] <= ROWS_SHARE * flat_runs * flat_px and geo.Ho * runs_per_row <= flat_runs:
+        return rows
+    return flat_px, 0, 1, columns
+
+
 def input_extent(geo) -> tuple[int, int]:
     """(rows, columns) of the zero-bordered input planes the taps read."""
     (sh, sw), (dh, dw) = geo.stride, geo.dilation
@@ -113,15 +139,9 @@ def forward(rt, geo, params, x, w, bias, out, act=NO_ACTIVATION, packed=None,
     else:  # the planes as they lie (rows or columns past the last tap unread)
         hp, wp = geo.H, geo.W
     tn, nv = int(params["TN"]), int(params.get("NV", 1))
-    most = columns_per_item(rt.profile, tn, nv)
+    px, row_runs, runs_per_row, columns = column_runs(geo, wp,
+                                                      columns_per_item(rt.profile, tn, nv))
     (sh, sw), (dh, dw) = geo.stride, geo.dilation
-    if (sh, sw) == (1, 1):  # the planes' flat columns (conv_channels.cl's ROW_RUNS 0)
-        columns = (geo.Ho - 1) * wp + geo.Wo
-        px, row_runs, runs_per_row = min(most, columns), 0, 1  # a run fits the planes
-    else:
-        px, row_runs = row_columns(geo.Wo, most), 1
-        runs_per_row = -(-geo.Wo // px)
-        columns = geo.Ho * runs_per_row * px
     plane, rows = output_planes(geo, out_image, out_border)
     pitch, base = rows if rows is not None else (geo.Wo, 0)
     defines = {"VW": tn, "VB": nv, "PX": px, "ROW_RUNS": row_runs, "KH": geo.kh,
