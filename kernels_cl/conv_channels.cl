@@ -17,7 +17,11 @@
 //    are computed but not stored. `columns`: the last row's last output column + 1.
 //  1: runs of PX columns within one output row (PX at most the row), runs_per_row of
 //    them per row, a row's last run moved back to end at the row's end.
-//    `columns`: rows * runs_per_row * PX.
+//    `columns`: rows * runs_per_row * PX. With RUN_ROWS > 1, runs of RUN_ROWS whole
+//    rows of RUN_W = PX / RUN_ROWS columns (the row's width; runs_per_row 1), the last
+//    run moved back to end at the last row: narrow layers (ResNet-50's 7x7) read their
+//    weights once per run, and runs of one 7-column row read them twice as often.
+//    `columns`: rows * RUN_W.
 //
 // Weights: [K / VW (rounded up to VB)][C][KH * KW][VW], channels past K zero.
 // The epilogue per output: + bias, + the output's value (ACCUMULATE: a residual), then
@@ -39,6 +43,10 @@
 #ifndef ROW_RUNS
 #define ROW_RUNS 0
 #endif
+#ifndef RUN_ROWS
+#define RUN_ROWS 1      // ROW_RUNS 1: output rows per run
+#endif
+#define RUN_W (PX / RUN_ROWS)  // a run's columns in each of its rows
 #ifndef HAS_BIAS
 #define HAS_BIAS 0
 #endif
@@ -49,6 +57,9 @@
 
 #if !ROW_RUNS && (SH != 1 || SW != 1)
 #error "flat columns (ROW_RUNS 0) need stride 1"
+#endif
+#if RUN_ROWS > 1 && (!ROW_RUNS || PX % RUN_ROWS)
+#error "runs of whole rows need ROW_RUNS 1 and PX a multiple of RUN_ROWS"
 #endif
 
 #define CAT_(a, b) a##b
@@ -73,15 +84,32 @@ __kernel __attribute__((vec_type_hint(VEC))) void conv_channels(
     // its own: every tap then reads its PX floats at constant offsets from one base.
     // Clamping each column instead gave every tap's addresses indices of their own,
     // which spilled to the stack (a load per broadcast): 1.1-1.15x slower at stride 1.
-#if ROW_RUNS
+#if ROW_RUNS && RUN_ROWS > 1
+    const int own_q = get_global_id(0) * RUN_ROWS;  // the first row it stores
+    const int q = min(own_q, columns / RUN_W - RUN_ROWS);  // its first row
+    const int p0 = 0;
+#elif ROW_RUNS
     const int q = get_global_id(0) / runs_per_row;  // the output row
+    const int own_q = q;
     const int own0 = (get_global_id(0) - q * runs_per_row) * PX;  // its first column stored
     const int p0 = min(own0, row_out - PX);
+#endif
+#if ROW_RUNS
     __global const float *xn = x + img * in_image + q * SH * row_in + p0 * SW;
 #else
     const int own0 = get_global_id(0) * PX;
     const int n0 = min(own0, columns - PX);
     __global const float *xn = x + img * in_image + n0;
+#endif
+    // Column p's input at a tap `shift` from it (xc: channel c's at the run's first
+    // column). Written as for runs of whole rows, (p / RUN_W) * row_step + (p % RUN_W)
+    // * SW, a run of one row cost the strided layers a quarter of their speed and the
+    // flat ones 5-8 %, though the terms are constants: POCL's code changed.
+#if ROW_RUNS && RUN_ROWS > 1
+    const int row_step = SH * row_in;  // from a run's output row to its next
+#define TAP(p, shift) (xc + (p) / RUN_W * row_step)[(p) % RUN_W * SW + (shift)]
+#else
+#define TAP(p, shift) xc[(p) * SW + (shift)]
 #endif
     VEC acc[VB][PX];
     #pragma unroll
@@ -101,7 +129,7 @@ __kernel __attribute__((vec_type_hint(VEC))) void conv_channels(
             for (int b = 0; b < VB; ++b) wt[b] = VLOAD(0, wc + b * vector_stride + t * VW);
             #pragma unroll
             for (int p = 0; p < PX; ++p) {
-                const VEC xv = (VEC)(xc[p * SW + shift]);
+                const VEC xv = (VEC)(TAP(p, shift));
                 #pragma unroll
                 for (int b = 0; b < VB; ++b) acc[b][p] = MAD(xv, wt[b], acc[b][p]);
             }
@@ -109,9 +137,9 @@ __kernel __attribute__((vec_type_hint(VEC))) void conv_channels(
     }
     // The epilogue, a vector of channels at a time: bias, residual and activation on
     // the vector (FINISH, in place; the residual read from the channels' planes at op).
-    // A run wholly this work-item's and within one output row is then stored as one run
-    // of PX floats per channel, through a private copy of the tile; other runs lane by
-    // lane to the VW planes. Lane by lane only, the stores took 40 % of SqueezeNet's
+    // A run wholly this work-item's and within its output rows is then stored as one run
+    // of RUN_W floats per channel and row, through a private copy of the tile; other runs
+    // lane by lane to the VW planes. Lane by lane only, the stores took 40 % of SqueezeNet's
     // 3-channel stem and 10 % of its first 3x3 layer (docs/performance.md, session 23).
 #if HAS_BIAS
 #define ADD_BIAS(v) v += bias_vector
@@ -134,7 +162,10 @@ __kernel __attribute__((vec_type_hint(VEC))) void conv_channels(
         v = ACTIVATE_WIDTH(VW)(v, act_alpha, act_beta); \
     } while (0)
     __global float *o = out + img * out_image + out_base;
-#if ROW_RUNS
+#if ROW_RUNS && RUN_ROWS > 1
+    const int transposed = q == own_q;
+    const int run_row = q, run_col = 0;
+#elif ROW_RUNS
     const int transposed = p0 == own0;
     const int run_row = q, run_col = p0;
 #else
@@ -169,30 +200,37 @@ __kernel __attribute__((vec_type_hint(VEC))) void conv_channels(
             }
             #pragma unroll
             for (int j = 0; j < VW; ++j) {
-                __global float *oj = orow + j * out_plane;
-                float run[PX];
                 #pragma unroll
-                for (int p = 0; p < PX; ++p) run[p] = tile[p * VW + j];
-                int p = 0;
-                #pragma unroll
-                for (; p + 8 <= PX; p += 8) vstore8(vload8(0, run + p), 0, oj + p);
-#if PX % 8 >= 4
-                vstore4(vload4(0, run + p), 0, oj + p);
-                p += 4;
+                for (int rr = 0; rr < RUN_ROWS; ++rr) {
+                    __global float *oj = orow + j * out_plane + rr * out_pitch;
+                    float run[RUN_W];
+                    #pragma unroll
+                    for (int p = 0; p < RUN_W; ++p) run[p] = tile[(rr * RUN_W + p) * VW + j];
+                    int p = 0;
+                    #pragma unroll
+                    for (; p + 8 <= RUN_W; p += 8) vstore8(vload8(0, run + p), 0, oj + p);
+#if RUN_W % 8 >= 4
+                    vstore4(vload4(0, run + p), 0, oj + p);
+                    p += 4;
 #endif
-#if PX % 4 >= 2
-                vstore2(vload2(0, run + p), 0, oj + p);
-                p += 2;
+#if RUN_W % 4 >= 2
+                    vstore2(vload2(0, run + p), 0, oj + p);
+                    p += 2;
 #endif
-#if PX % 2
-                oj[p] = run[p];
+#if RUN_W % 2
+                    oj[p] = run[p];
 #endif
+                }
             }
             continue;
         }
         #pragma unroll
         for (int p = 0; p < PX; ++p) {
-#if ROW_RUNS
+#if ROW_RUNS && RUN_ROWS > 1
+            const int row = q + p / RUN_W, col = p % RUN_W;
+            if (row < own_q) continue;  // the run before's
+            __global float *op = ok + row * out_pitch + col;
+#elif ROW_RUNS
             const int col = p0 + p;
             if (col < own0) continue;  // the run before's
             __global float *op = ok + q * out_pitch + col;

@@ -20,10 +20,11 @@ from clconv.runtime import current
 torch = pytest.importorskip("torch", reason="torch not installed: pip install torch==2.13.0")
 
 # (input, weight, stride, padding, dilation): ResNet's 7x7 stem and 3x3 stride-2 layers
-# (scaled down), stride 3 and unequal strides with dilation, no padding, stride 1 in
-# flat runs (a 30-wide plane; rows of 6 and 4 narrower than a run, a plane of one
-# column) and in row runs (11 wide), and channel counts that leave a vector or a block
-# of vectors partial
+# (scaled down; the 3x3 in runs of two whole rows), stride 3 and unequal strides with
+# dilation, no padding (runs of three rows), stride 1 in flat runs (a 30-wide plane;
+# rows of 6 narrower than a run, a plane of one column), in row runs (11 wide) and in
+# runs of two whole rows (4 wide), and channel counts that leave a vector or a block of
+# vectors partial
 GEOMETRIES = [
     ((1, 3, 30, 30), (20, 3, 7, 7), 2, 3, 1),
     ((2, 5, 14, 14), (33, 5, 3, 3), 2, 1, 1),
@@ -115,18 +116,22 @@ def test_row_runs_cover_a_row_in_whole_runs_where_they_can():
             assert 1 <= px <= min(width, most)
 
 
-def test_stride_1_layers_take_row_runs_where_they_save_work():
-    """Row runs where the flat columns would compute over 1/0.9 as many in as many runs
-    or more (SqueezeNet's 13x13: 169 in 13 runs against 196 in 14); flat at 7x7 (49 in
-    7 runs against 70 in 5), 55x55 and 56x56 (3-4 % more columns)."""
-    def runs(size, most=14):
-        geo = conv_geometry((1, 8, size, size), (16, 8, 3, 3), 1, 1, 1, 1)
+def test_runs_of_whole_rows_where_two_fit_and_rows_where_they_save_work():
+    """Runs of two or more whole output rows where the register budget holds them
+    (7-wide: two rows, 4 runs, so ResNet-50's 7x7 layers read their weights 4 times, not
+    5 or 7); at stride 1, rows where the flat columns would compute over 1/0.9 as many
+    in as many runs or more (13x13: 169 in 13 runs against 196 in 14); flat at 55x55 and
+    56x56 (3-4 % more columns)."""
+    def runs(size, stride=1, most=14):
+        geo = conv_geometry((1, 8, size, size), (16, 8, 3, 3), stride, 1, 1, 1)
         return channels.column_runs(geo, size + 2, most)
-    assert runs(7) == (14, 0, 1, 6 * 9 + 7) and runs(13) == (13, 1, 1, 169)
-    assert runs(14) == (14, 1, 1, 196)
-    assert runs(55) == (14, 0, 1, 54 * 57 + 55) and runs(56)[1] == 0 and runs(30)[1] == 0
-    strided = conv_geometry((1, 8, 56, 56), (16, 8, 3, 3), 2, 1, 1, 1)
-    assert channels.column_runs(strided, 58, 14) == (14, 1, 2, 28 * 2 * 14)
+    Runs = channels.ColumnRuns
+    assert runs(7) == Runs(14, 1, 2, 1, 49, 4) and runs(14, 2) == Runs(14, 1, 2, 1, 49, 4)
+    assert runs(13) == Runs(13, 1, 1, 1, 169, 13) and runs(14) == Runs(14, 1, 1, 1, 196, 14)
+    assert runs(55) == Runs(14, 0, 1, 1, 54 * 57 + 55, 224)
+    assert runs(56).row_runs == 0 and runs(30).row_runs == 0
+    assert runs(56, 2) == Runs(14, 1, 1, 2, 28 * 2 * 14, 56)
+    assert runs(7, most=6).run_rows == 1 and runs(5, 2, most=6) == Runs(6, 1, 2, 1, 9, 2)
 
 
 def test_pointwise_layers_stay_on_the_gemm():

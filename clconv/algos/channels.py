@@ -17,6 +17,7 @@ those.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
@@ -74,20 +75,41 @@ def row_columns(width: int, most: int) -> int:
 ROWS_SHARE = 0.9
 
 
-def column_runs(geo, row_in: int, most: int) -> tuple[int, int, int, int]:
-    """(PX, ROW_RUNS, runs per row, columns) of conv_channels.cl for input planes
-    row_in wide and at most `most` columns per work-item."""
-    px = row_columns(geo.Wo, most)
-    runs_per_row = -(-geo.Wo // px)
-    rows = (px, 1, runs_per_row, geo.Ho * runs_per_row * px)
+class ColumnRuns(NamedTuple):
+    """How conv_channels.cl walks a layer's output columns (its PX, ROW_RUNS, RUN_ROWS,
+    runs_per_row and columns arguments), and the runs (work-items per vector block)."""
+    px: int
+    row_runs: int
+    run_rows: int
+    runs_per_row: int
+    columns: int
+    runs: int
+
+
+def column_runs(geo, row_in: int, most: int) -> ColumnRuns:
+    """conv_channels.cl's runs for input planes row_in wide and at most `most` columns
+    per work-item: runs of whole output rows where `most` holds two or more of them,
+    else runs within a row; at stride 1, the planes' flat columns where the rows save
+    too little (ROWS_SHARE)."""
+    run_rows = min(most // geo.Wo, geo.Ho)
+    if run_rows > 1:
+        runs = -(-geo.Ho // run_rows)
+        rows = ColumnRuns(run_rows * geo.Wo, 1, run_rows, 1, geo.Ho * geo.Wo, runs)
+        work = runs * rows.px
+    else:
+        px = row_columns(geo.Wo, most)
+        runs_per_row = -(-geo.Wo // px)
+        runs = geo.Ho * runs_per_row
+        rows = ColumnRuns(px, 1, 1, runs_per_row, runs * px, runs)
+        work = rows.columns
     if geo.stride != (1, 1):
         return rows
     columns = (geo.Ho - 1) * row_in + geo.Wo  # the planes' flat columns
     flat_px = min(most, columns)  # a run fits the planes
     flat_runs = -(-columns // flat_px)
-    if rows[3] <= ROWS_SHARE * flat_runs * flat_px and geo.Ho * runs_per_row <= flat_runs:
+    if work <= ROWS_SHARE * flat_runs * flat_px and runs <= flat_runs:
         return rows
-    return flat_px, 0, 1, columns
+    return ColumnRuns(flat_px, 0, 1, 1, columns, flat_runs)
 
 
 def input_extent(geo) -> tuple[int, int]:
@@ -139,22 +161,23 @@ def forward(rt, geo, params, x, w, bias, out, act=NO_ACTIVATION, packed=None,
     else:  # the planes as they lie (rows or columns past the last tap unread)
         hp, wp = geo.H, geo.W
     tn, nv = int(params["TN"]), int(params.get("NV", 1))
-    px, row_runs, runs_per_row, columns = column_runs(geo, wp,
-                                                      columns_per_item(rt.profile, tn, nv))
+    runs = column_runs(geo, wp, columns_per_item(rt.profile, tn, nv))
     (sh, sw), (dh, dw) = geo.stride, geo.dilation
     plane, rows = output_planes(geo, out_image, out_border)
     pitch, base = rows if rows is not None else (geo.Wo, 0)
-    defines = {"VW": tn, "VB": nv, "PX": px, "ROW_RUNS": row_runs, "KH": geo.kh,
+    defines = {"VW": tn, "VB": nv, "PX": runs.px, "ROW_RUNS": runs.row_runs,
+               "RUN_ROWS": runs.run_rows, "KH": geo.kh,
                "KW": geo.kw, "SH": sh, "SW": sw, "HAS_BIAS": int(bias is not None),
                **act.defines, "USE_FMA": int(params.get("FMA", fma_default(rt.profile)))}
     kernel = get_kernel(rt, KERNELS, "conv_channels", defines)
-    runs, blocks = -(-columns // px), -(-geo.K // (tn * nv))
-    local = spread_groups(rt.profile, group_2d(int(params["WG"]), runs, blocks), runs,
-                          blocks, geo.N)
-    launch_grid(rt, kernel, (runs, blocks, geo.N), local + (1,),
+    blocks = -(-geo.K // (tn * nv))
+    local = spread_groups(rt.profile, group_2d(int(params["WG"]), runs.runs, blocks),
+                          runs.runs, blocks, geo.N)
+    launch_grid(rt, kernel, (runs.runs, blocks, geo.N), local + (1,),
                 x, packed.weights, bias if bias is not None else packed.weights, out,
-                geo.C, geo.K, columns, hp * wp, geo.C * hp * wp, dh * wp, dw, wp, geo.Wo,
-                runs_per_row, plane, out_image or geo.K * plane, pitch, base, *act.scalars)
+                geo.C, geo.K, runs.columns, hp * wp, geo.C * hp * wp, dh * wp, dw, wp,
+                geo.Wo, runs.runs_per_row, plane, out_image or geo.K * plane, pitch, base,
+                *act.scalars)
     return out
 
 
