@@ -162,6 +162,12 @@ __kernel __attribute__((vec_type_hint(VEC))) void conv_channels(
         v = ACTIVATE_WIDTH(VW)(v, act_alpha, act_beta); \
     } while (0)
     __global float *o = out + img * out_image + out_base;
+// Where column p of a run lies from its first output (orow, below)
+#if ROW_RUNS && RUN_ROWS > 1
+#define OUT_AT(p) ((p) / RUN_W * out_pitch + (p) % RUN_W)
+#else
+#define OUT_AT(p) (p)
+#endif
 #if ROW_RUNS && RUN_ROWS > 1
     const int transposed = q == own_q;
     const int run_row = q, run_col = 0;
@@ -195,14 +201,14 @@ __kernel __attribute__((vec_type_hint(VEC))) void conv_channels(
             #pragma unroll
             for (int p = 0; p < PX; ++p) {
                 VEC v = acc[b][p];
-                FINISH(v, orow + p);
+                FINISH(v, orow + OUT_AT(p));
                 VSTORE(v, p, tile);
             }
             #pragma unroll
             for (int j = 0; j < VW; ++j) {
                 #pragma unroll
                 for (int rr = 0; rr < RUN_ROWS; ++rr) {
-                    __global float *oj = orow + j * out_plane + rr * out_pitch;
+                    __global float *oj = orow + j * out_plane + OUT_AT(rr * RUN_W);
                     float run[RUN_W];
                     #pragma unroll
                     for (int p = 0; p < RUN_W; ++p) run[p] = tile[(rr * RUN_W + p) * VW + j];

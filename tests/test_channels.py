@@ -12,7 +12,7 @@ import pytest
 from clconv import algos
 from clconv.algos import channels
 from clconv.algos.channels import CHANNELS, row_columns
-from clconv.arrays import on_device
+from clconv.arrays import bordered_planes, on_device, padded_planes
 from clconv.epilogue import RELU
 from clconv.geometry import conv_geometry
 from clconv.runtime import current
@@ -114,6 +114,44 @@ def test_row_runs_cover_a_row_in_whole_runs_where_they_can():
         for most in (1, 4, 6, 12, 14):
             px = row_columns(width, most)
             assert 1 <= px <= min(width, most)
+
+
+@pytest.mark.parametrize("x_shape,w_shape,stride", [
+    ((1, 5, 7, 7), (20, 5, 3, 3), 1),  # runs of two whole rows
+    ((2, 4, 14, 14), (18, 4, 3, 3), 2),  # strided, runs of two whole rows
+    ((1, 3, 13, 13), (17, 3, 3, 3), 1),  # one run per row
+    ((1, 3, 30, 30), (18, 3, 3, 3), 1),  # flat columns
+])
+def test_writes_inside_zero_borders_over_a_residual(x_shape, w_shape, stride, rng):
+    """Output planes inside zero borders of 2 (as the ONNX plans give a reader of
+    padding 2, arrays.bordered_planes), already holding the residual: conv + residual +
+    ReLU lands inside, every run reading its residual at its own rows, and the borders
+    stay zero."""
+    rt = current()
+    geo = conv_geometry(x_shape, w_shape, stride, 1, 1, 1)
+    params = algos.params_for(rt.profile, CHANNELS, geo, "forward")
+    if not algos.valid(rt.profile, CHANNELS, geo, "forward", params):
+        pytest.skip(f"channels not valid on this device: "
+                    f"{CHANNELS.validate(rt.profile, geo, 'forward', params)}")
+    x = rng.standard_normal(x_shape).astype(np.float32)
+    w = rng.standard_normal(w_shape).astype(np.float32)
+    b = rng.standard_normal(w_shape[0]).astype(np.float32)
+    residual = rng.standard_normal(geo.output_shape).astype(np.float32)
+    n, k, ho, wo = geo.output_shape
+    host = np.zeros((n * k, ho + 4, wo + 4), np.float32)
+    host[:, 2:-2, 2:-2] = residual.reshape(n * k, ho, wo)
+    buffer = on_device(rt, host)
+    out = bordered_planes(rt.queue, buffer.base_data, geo.output_shape, 2)
+    CHANNELS.run["forward"](rt, geo, params, on_device(rt, x), None, on_device(rt, b),
+                            padded_planes(out), replace(RELU, residual=True),
+                            packed=channels.pack(rt, geo, params, on_device(rt, w)),
+                            out_border=2)
+    got = buffer.get()
+    _check(got[:, 2:-2, 2:-2].reshape(geo.output_shape),
+           _torch_conv(x, w, b, stride, 1, 1, residual))
+    inside = np.zeros(got.shape, bool)
+    inside[:, 2:-2, 2:-2] = True
+    assert (got[~inside] == 0).all()
 
 
 def test_runs_of_whole_rows_where_two_fit_and_rows_where_they_save_work():
