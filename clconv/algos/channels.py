@@ -68,10 +68,10 @@ def row_columns(width: int, most: int) -> int:
 # A stride-1 layer runs in rows (ROW_RUNS 1) where they compute at most this share of
 # the flat columns' work (the border columns between rows, the last run's columns past
 # the planes) in no more runs (each run reads the layer's weights once): SqueezeNet's
-# 13x13 layers 20-25 % faster (169 columns in 13 runs against 196 in 14). Not at
-# ResNet-50's 7x7 layers (49 in 7 runs against 70 in 5: 6 % slower, its 9 MB of weights
-# read 7 times), nor at 55x55 (3025 against 3136, in runs of 11: 1.5x slower). AVX-512,
-# session 23.
+# 13x13 layers 20-25 % faster (169 columns in 13 runs against 196 in 14). Runs of one
+# 7-column row at ResNet-50's 7x7 layers (7 runs against 5 flat) were 6 % slower, its
+# 9 MB of weights read 7 times; runs of two rows (4) were 12 % faster. At 55x55 (3025
+# against 3136 columns, in runs of 11) rows ran 1.5x slower. AVX-512, session 23.
 ROWS_SHARE = 0.9
 
 
