@@ -29,7 +29,8 @@
 // out + img * out_image, channel k's plane at k * out_plane, row q at
 // out_base + q * out_pitch.
 // No local memory and no barriers: any work-group size works. Built for CPUs only; VC4C
-// compiles it at VideoCore sizes (VW=4, VB=1, PX=2) but not at the defaults (registers).
+// compiles it at VideoCore sizes (VW=4, VB=1, PX=2) in row runs, and in flat ones with a
+// bias or a residual but not both, and not at the defaults (its register allocator).
 
 #ifndef VW
 #define VW 16           // output channels per vector: the CPU's float lanes
