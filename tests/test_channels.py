@@ -55,6 +55,16 @@ def _run(rt, geo, params, x, w, b, residual):
     return out.get()
 
 
+def _params_or_skip(rt, geo):
+    """The device's own tunables for `geo`, or a skip saying why the variant is not
+    valid here."""
+    params = algos.params_for(rt.profile, CHANNELS, geo, "forward")
+    if not algos.valid(rt.profile, CHANNELS, geo, "forward", params):
+        pytest.skip(f"channels not valid on this device: "
+                    f"{CHANNELS.validate(rt.profile, geo, 'forward', params)}")
+    return params
+
+
 def _check(got, want):
     np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
     finite = np.isfinite(want)
@@ -69,10 +79,7 @@ def test_matches_torch(x_shape, w_shape, stride, padding, dilation, with_bias, r
     NaN and infinity in the input reaching only their windows."""
     rt = current()
     geo = conv_geometry(x_shape, w_shape, stride, padding, dilation, 1)
-    params = algos.params_for(rt.profile, CHANNELS, geo, "forward")
-    if not algos.valid(rt.profile, CHANNELS, geo, "forward", params):
-        pytest.skip(f"channels not valid on this device: "
-                    f"{CHANNELS.validate(rt.profile, geo, 'forward', params)}")
+    params = _params_or_skip(rt, geo)
     x = rng.standard_normal(x_shape).astype(np.float32)
     w = rng.standard_normal(w_shape).astype(np.float32)
     b = rng.standard_normal(w_shape[0]).astype(np.float32)
@@ -129,10 +136,7 @@ def test_writes_inside_zero_borders_over_a_residual(x_shape, w_shape, stride, rn
     stay zero."""
     rt = current()
     geo = conv_geometry(x_shape, w_shape, stride, 1, 1, 1)
-    params = algos.params_for(rt.profile, CHANNELS, geo, "forward")
-    if not algos.valid(rt.profile, CHANNELS, geo, "forward", params):
-        pytest.skip(f"channels not valid on this device: "
-                    f"{CHANNELS.validate(rt.profile, geo, 'forward', params)}")
+    params = _params_or_skip(rt, geo)
     x = rng.standard_normal(x_shape).astype(np.float32)
     w = rng.standard_normal(w_shape).astype(np.float32)
     b = rng.standard_normal(w_shape[0]).astype(np.float32)
