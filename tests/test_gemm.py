@@ -4,6 +4,8 @@ levels gemm.cl takes and the expansion past them; linear's three products; NaN a
 with every activation against torch."""
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 from test_edge_values import (ACTIVATIONS, ONNX_ACTIVATIONS, SPECIALS, assert_same_values,
@@ -13,6 +15,7 @@ import clconv
 import clconv.functional as F
 from clconv.algos import tiled_gemm
 from clconv.arrays import to_numpy
+from clconv.epilogue import RELU
 from clconv.ops import gemm as G
 
 
@@ -185,3 +188,40 @@ def test_last_column_panel_of_any_width(packed, n, rng):
     b_in = np.maximum(b.astype(np.float64) * scale[:, None] + shift[:, None], 0)
     want = a.astype(np.float64) @ b_in + bias[:, None]
     np.testing.assert_allclose(to_numpy(c), want, rtol=1e-4, atol=1e-4 * abs(want).max())
+
+
+@pytest.mark.parametrize("width", [1, 3, 7, 8, 9, 14, 16, 17, 30])
+@pytest.mark.parametrize("residual", [False, True])
+def test_output_rows_inside_borders(width, residual, rng):
+    """A 1x1 convolution's GEMM storing its output rows inside zero-bordered planes
+    (gemm.cl's out_pitch/out_base, CPUs: the vectors that lie in one row stored whole,
+    the others run by run): rows narrower and wider than a vector, vectors moved back
+    at the last column and a last panel one vector covers; with a residual in the
+    output (ACCUMULATE) too. Every border float keeps what it held."""
+    rt = clconv.current_runtime()
+    params = {"TM": 4, "TN": 8, "NV": 2, "WG": 1, "MFAST": 1}
+    M, K, rows, pad = 6, 5, 3, 2
+    n = rows * width
+    pitch, plane_rows = width + 2 * pad + 1, rows + 2 * pad  # a wider right border too
+    a = rng.standard_normal((M, K)).astype(np.float32)
+    b = rng.standard_normal((K, n)).astype(np.float32)
+    bias = rng.standard_normal(M).astype(np.float32)
+    planes = np.full((M, plane_rows, pitch), 7.0, np.float32)  # borders: a sentinel
+    inside = (slice(None), slice(pad, pad + rows), slice(pad, pad + width))
+    held = rng.standard_normal((M, rows, width)).astype(np.float32)
+    planes[inside] = held
+    dev = lambda v: clconv.arrays.on_device(rt, v)  # noqa: E731
+    pa, lda, sa = tiled_gemm.pack_a(rt, params, dev(a), 1, M, K)
+    c = dev(planes)
+    act = RELU if not residual else dataclasses.replace(RELU, residual=True)
+    tiled_gemm.gemm(rt, params, M, n, K, 1, pa, lda, (0, sa, 0), dev(b), n, (0, 0, 0),
+                    c, plane_rows * pitch, (0, 0), 1, 1, a_packed=True, bias=dev(bias),
+                    act=act, shifted=(1, 0, width, width), out_rows=(pitch, pad * pitch + pad))
+    product = (a.astype(np.float64) @ b + bias[:, None]).reshape(M, rows, width)
+    want = planes.astype(np.float64)
+    want[inside] = np.maximum(product + (held if residual else 0), 0)
+    got = to_numpy(c)
+    np.testing.assert_allclose(got[inside], want[inside], rtol=1e-5, atol=1e-5)
+    border = np.ones(got.shape, bool)
+    border[inside] = False
+    assert (got[border] == 7.0).all()
