@@ -142,7 +142,7 @@ __kernel void winograd_output(
         const float8 y1 = a[i][1] - a[i][2] - a[i][3] + b;  // column 2*tx + 1
         float16 v = shuffle2(y0, y1, (uint16)(0, 8, 1, 9, 2, 10, 3, 11,
                                               4, 12, 5, 13, 6, 14, 7, 15));
-        winograd_store_row(v, b.s0, out, xp, w, n, k, nk, C, Hp, Wp, Ho, Wo, oy, ox0,
+        winograd_store_row(v, b.s0, out, xp, w, n, k, nk, C, Hp, Wp, 0, 0, Ho, Wo, oy, ox0,
                            act_alpha, act_beta);
     }
 }

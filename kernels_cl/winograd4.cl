@@ -17,6 +17,7 @@
 // matrices, took the transforms 2-3 times as long in a whole model). NaN and +-inf as in
 // winograd.cl: each non-finite output is summed again directly.
 
+#define WINOGRAD_UNPADDED 1  // the input as it is: no zero-bordered copy (see below)
 #include "winograd_store.h"  // direct_output, winograd_store_row: the epilogue
 
 // o[0..5] = G (x0, x1, x2)^T: one column (or row) of G g G^T
@@ -89,28 +90,57 @@ __kernel void winograd4_weights(
 }
 
 // Tiles are indexed t = (n*tiles_h + ty)*tiles_w8 + tx, the tile row padded to a multiple
-// of 8 (tiles_w8). The input arrives zero-bordered (depthwise.cl's pad_planes) over
-// Hp >= 4*tiles_h + 2 rows and Wp >= 4*tiles_w8 + 4 columns: no bounds tests.
+// of 8 (tiles_w8). The input is read as it is, (N*C, H, W) planes of x_size floats in
+// all: tile (ty, tx) covers rows 4*ty - pad_top .. +5 and columns 4*tx - pad_left .. +5,
+// and what lies outside the planes reads 0. A zero-bordered copy made first (a pass of
+// its own, pad_planes) took DenseNet-121 18 launches and 1.0 ms of its 21 ms of kernels.
 
-// grid (tile column group, tile row, n*C + c) over the padded planes xp (N*C, Hp, Wp)
+// 16 floats of a row from column col on, at x[at] (lanes whose column lies outside the
+// row read 0): one load where all lie in the row; else one whose lanes outside are
+// replaced (`inside`: the lanes that lie in it; the floats beside the row are read,
+// from inside x); else, at x's very first and last floats, column by column.
+__attribute__((always_inline)) float16 row16(
+    __global const float *x, const int x_size, const int at, const int col, const int W,
+    const int16 inside)
+{
+    if (col >= 0 && col + 16 <= W) return vload16(0, x + at);
+    if (at >= 0 && at + 16 <= x_size) return select((float16)(0.0f), vload16(0, x + at), inside);
+    float t[16];
+#pragma unroll
+    for (int j = 0; j < 16; ++j) t[j] = col + j >= 0 && col + j < W ? x[at + j] : 0.0f;
+    return vload16(0, t);
+}
+
+// grid (tile column group, tile row, n*C + c) over the input planes x (N*C, H, W)
 __kernel void winograd4_input(
-    __global const float *xp, __global float *V,
-    const int C, const int Hp, const int Wp, const int tiles_h, const int tiles_w8,
-    const int ldt, const int plane)
+    __global const float *x, __global float *V,
+    const int C, const int H, const int W, const int pad_top, const int pad_left,
+    const int x_size, const int tiles_h, const int tiles_w8, const int ldt, const int plane)
 {
     const int tx0 = get_global_id(0) * 8, ty = get_global_id(1), nc = get_global_id(2);
     if (tx0 >= tiles_w8 || ty >= tiles_h) return;
     const int n = nc / C, c = nc - n * C;
-    __global const float *src = xp + (nc * Hp + 4 * ty) * Wp + 4 * tx0;
+    const int col = 4 * tx0 - pad_left;  // the 8 tiles' first column
+    // the lanes of the row's four loads (columns col + 0, 16, 4 and 20 on) inside it
+    const int16 lane = (int16)(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15) + col;
+#define INSIDE(off) ((lane + (off)) >= 0 & (lane + (off)) < W)
+    const int16 in_a = INSIDE(0), in_b = INSIDE(16), in_a4 = INSIDE(4), in_b4 = INSIDE(20);
+#undef INSIDE
     float8 e[6][6];  // e[j]: column j of B^T d, for the 8 tiles
     {
         float8 d[6][6];  // d[j][i]: row i, column j of the 8 tiles' 6x6 inputs
         #pragma unroll
         for (int i = 0; i < 6; ++i) {
             // columns 4t + j of the row: from loads of 32 floats, and 4 floats on
-            __global const float *row = src + i * Wp;
-            const float16 a = vload16(0, row), b = vload16(0, row + 16);
-            const float16 a4 = vload16(0, row + 4), b4 = vload16(0, row + 20);
+            const int iy = 4 * ty + i - pad_top;
+            float16 a = 0.0f, b = 0.0f, a4 = 0.0f, b4 = 0.0f;
+            if ((uint)iy < (uint)H) {
+                const int at = (nc * H + iy) * W + col;
+                a = row16(x, x_size, at, col, W, in_a);
+                b = row16(x, x_size, at + 16, col + 16, W, in_b);
+                a4 = row16(x, x_size, at + 4, col + 4, W, in_a4);
+                b4 = row16(x, x_size, at + 20, col + 20, W, in_b4);
+            }
             d[0][i] = (float8)(a.s048c, b.s048c);
             d[1][i] = (float8)(a.s159d, b.s159d);
             d[2][i] = (float8)(a.s26ae, b.s26ae);
@@ -124,10 +154,10 @@ __kernel void winograd4_input(
     __global float *v = V + c * ldt + (n * tiles_h + ty) * tiles_w8 + tx0;
     #pragma unroll
     for (int i = 0; i < 6; ++i) {  // row i of (B^T d) B
-        float8 x[6], o[6];
+        float8 r[6], o[6];
         #pragma unroll
-        for (int j = 0; j < 6; ++j) x[j] = e[j][i];
-        BT_ROWS(o, x);
+        for (int j = 0; j < 6; ++j) r[j] = e[j][i];
+        BT_ROWS(o, r);
         #pragma unroll
         for (int j = 0; j < 6; ++j) vstore8(o[j], 0, v + (i * 6 + j) * plane);
     }
@@ -141,14 +171,15 @@ float16 interleave4(const float4 y0, const float4 y1, const float4 y2, const flo
     return shuffle2(lo, hi, (uint16)(0, 1, 8, 9, 2, 3, 10, 11, 4, 5, 12, 13, 6, 7, 14, 15));
 }
 
-// grid (tile column group, tile row, n*K + k); xp, w and C, Hp, Wp: the transformed
-// input's padded planes and the weights, for the outputs summed again
+// grid (tile column group, tile row, n*K + k); x, w and C, H, W, pad_top, pad_left: the
+// input as winograd4_input read it and the weights, for the outputs summed again
 __kernel void winograd4_output(
     __global const float *M, __global const float *bias, const int has_bias,
     __global float *out,
     const int K, const int Ho, const int Wo, const int tiles_h, const int tiles_w8,
-    const int ldt, const int plane, __global const float *xp, __global const float *w,
-    const int C, const int Hp, const int Wp, const float act_alpha, const float act_beta)
+    const int ldt, const int plane, __global const float *x, __global const float *w,
+    const int C, const int H, const int W, const int pad_top, const int pad_left,
+    const float act_alpha, const float act_beta)
 {
     const int tx0 = get_global_id(0) * 8, ty = get_global_id(1), nk = get_global_id(2);
     if (tx0 >= tiles_w8 || ty >= tiles_h) return;
@@ -168,18 +199,18 @@ __kernel void winograd4_output(
     for (int i = 0; i < 4; ++i) {
         const int oy = 4 * ty + i;
         if (oy >= Ho) continue;
-        float8 x[6], y[4];  // y[j]: column 4*tx + j of each tile
+        float8 r[6], y[4];  // y[j]: column 4*tx + j of each tile
         #pragma unroll
-        for (int j = 0; j < 6; ++j) x[j] = a[j][i];
-        AT_ROWS(y, x);
+        for (int j = 0; j < 6; ++j) r[j] = a[j][i];
+        AT_ROWS(y, r);
         // tiles 0-3, then 4-7 (the second half only where the row has outputs there)
         float16 v = interleave4(y[0].lo, y[1].lo, y[2].lo, y[3].lo) + b;
-        winograd_store_row(v, b, out, xp, w, n, k, nk, C, Hp, Wp, Ho, Wo, oy, ox0,
-                           act_alpha, act_beta);
+        winograd_store_row(v, b, out, x, w, n, k, nk, C, H, W, pad_top, pad_left, Ho, Wo,
+                           oy, ox0, act_alpha, act_beta);
         if (ox0 + 16 < Wo) {
             v = interleave4(y[0].hi, y[1].hi, y[2].hi, y[3].hi) + b;
-            winograd_store_row(v, b, out, xp, w, n, k, nk, C, Hp, Wp, Ho, Wo, oy,
-                               ox0 + 16, act_alpha, act_beta);
+            winograd_store_row(v, b, out, x, w, n, k, nk, C, H, W, pad_top, pad_left, Ho,
+                               Wo, oy, ox0 + 16, act_alpha, act_beta);
         }
     }
 }

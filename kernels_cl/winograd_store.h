@@ -8,16 +8,28 @@
 #include "activation.h"  // the epilogue: ACTIVATION, ACCUMULATE, act_alpha, act_beta
 
 // out[n, k, oy, ox] = acc (the bias) + the window's products, summed directly from the
-// padded planes xp (N*C, Hp, Wp) and the weights w (K, C, 3, 3) as conv2d_forward does.
-float direct_output(float acc, __global const float *xp, __global const float *w,
-                    const int n, const int k, const int C, const int Hp, const int Wp,
-                    const int oy, const int ox)
+// input planes x (N*C, H, W) and the weights w (K, C, 3, 3) as conv2d_forward does; the
+// window's first row and column are oy - pad_top and ox - pad_left of x. winograd.cl
+// reads zero-bordered planes (pads 0); WINOGRAD_UNPADDED (winograd4.cl) the input as it
+// is, taps outside it zero.
+#ifndef WINOGRAD_UNPADDED
+#define WINOGRAD_UNPADDED 0
+#endif
+float direct_output(float acc, __global const float *x, __global const float *w,
+                    const int n, const int k, const int C, const int H, const int W,
+                    const int pad_top, const int pad_left, const int oy, const int ox)
 {
+    const int iy0 = oy - pad_top, ix0 = ox - pad_left;
     for (int c = 0; c < C; ++c) {
-        __global const float *src = xp + ((n * C + c) * Hp + oy) * Wp + ox;
+        __global const float *src = x + ((n * C + c) * H + iy0) * W + ix0;
         __global const float *g = w + (k * C + c) * 9;
         for (int ky = 0; ky < 3; ++ky)
-            for (int kx = 0; kx < 3; ++kx) acc += src[ky * Wp + kx] * g[ky * 3 + kx];
+            for (int kx = 0; kx < 3; ++kx) {
+#if WINOGRAD_UNPADDED
+                if ((uint)(iy0 + ky) >= (uint)H || (uint)(ix0 + kx) >= (uint)W) continue;
+#endif
+                acc += src[ky * W + kx] * g[ky * 3 + kx];
+            }
     }
     return acc;
 }
@@ -25,10 +37,10 @@ float direct_output(float acc, __global const float *xp, __global const float *w
 // Stores v, outputs ox0 .. ox0+15 of row oy of plane nk = n*K + k (b: the bias, in v),
 // up to the row's end Wo.
 __attribute__((always_inline)) void winograd_store_row(
-    float16 v, const float b, __global float *out, __global const float *xp,
+    float16 v, const float b, __global float *out, __global const float *x,
     __global const float *w, const int n, const int k, const int nk, const int C,
-    const int Hp, const int Wp, const int Ho, const int Wo, const int oy, const int ox0,
-    const float act_alpha, const float act_beta)
+    const int H, const int W, const int pad_top, const int pad_left, const int Ho,
+    const int Wo, const int oy, const int ox0, const float act_alpha, const float act_beta)
 {
     // any(isnan(v) | isinf(v)), its lanes folded by halves: POCL made any() a test and a
     // branch per lane
@@ -41,7 +53,8 @@ __attribute__((always_inline)) void winograd_store_row(
         vstore16(v, 0, t);
         for (int j = 0; j < 16; ++j)
             if ((isnan(t[j]) || isinf(t[j])) && ox0 + j < Wo)
-                t[j] = direct_output(b, xp, w, n, k, C, Hp, Wp, oy, ox0 + j);
+                t[j] = direct_output(b, x, w, n, k, C, H, W, pad_top, pad_left, oy,
+                                     ox0 + j);
         v = vload16(0, t);
     }
     __global float *dst = out + (nk * Ho + oy) * Wo + ox0;

@@ -666,3 +666,29 @@ def test_packed_stem_takes_the_short_k_tile(monkeypatch, weights, use):
                       NO_ACTIVATION).get()
     want = R.conv2d(x, w, b, stride=2, padding=weights[2] // 2)
     np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4 * np.abs(want).max())
+
+
+@pytest.mark.parametrize("x_shape,padding", [((1, 3, 5, 4), 1), ((2, 2, 9, 37), 0),
+                                             ((1, 2, 6, 17), (2, 1)), ((1, 1, 3, 3), 2)])
+def test_winograd_f4_reads_its_input_as_it_is_on_any_device(x_shape, padding, rng):
+    """F(4x4) (winograd4.cl, built for CPUs) through forward's own launches on whatever
+    device this is: its tiles read the input as it lies, zeros outside the planes, with
+    no padded copy. A NaN at a row's last column is what a load of the next row's first
+    tile reads beside that row: outputs whose windows miss it stay finite. Under Oclgrind
+    every read stays inside the input, at the first and the last planes' ends too."""
+    rt = clconv.current_runtime()
+    x = rng.standard_normal(x_shape).astype(np.float32)
+    x[0, 0, 1, -1] = np.nan
+    w = rng.standard_normal((5, x_shape[1], 3, 3)).astype(np.float32)
+    b = rng.standard_normal(5).astype(np.float32)
+    geo = conv_geometry(x_shape, w.shape, 1, padding, 1, 1)
+    params = dict(algos.params_for(rt.profile, algos.VARIANTS["winograd"], geo, "forward"),
+                  WM=4, WG=1)
+    out = empty(rt, geo.output_shape)
+    algos.VARIANTS["winograd"].run["forward"](rt, geo, params, on_device(rt, x),
+                                              on_device(rt, w), on_device(rt, b), out)
+    want = R.conv2d(x.astype(np.float64), w, b, 1, padding)
+    got = out.get()
+    finite = np.isfinite(want)
+    np.testing.assert_array_equal(np.isnan(got), ~finite)
+    assert finite.any() and scaled_error(got[finite], want[finite]) < TOL

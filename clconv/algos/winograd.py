@@ -32,6 +32,9 @@ class Tiling:
     m: int          # outputs per tile side
     kernels: str    # the kernel file
     prefix: str     # its kernels' names: prefix + "_weights", "_input", "_output"
+    # its kernels read the input as it is, zeros outside it (winograd4.cl); else a
+    # zero-bordered copy covering every tile (winograd.cl, which VC4C builds)
+    unpadded: bool = False
 
     @property
     def matrices(self) -> int:
@@ -40,7 +43,7 @@ class Tiling:
 
 
 TILINGS = {2: Tiling(2, "winograd.cl", "winograd"),
-           4: Tiling(4, "winograd4.cl", "winograd4")}
+           4: Tiling(4, "winograd4.cl", "winograd4", unpadded=True)}
 TILES_PER_ITEM = 8  # neighbouring tiles a transform work-item takes, as float8 vectors
 # Floats between one transformed matrix of V (or M) and the next beyond its C*ldt (K*ldt):
 # with those a multiple of 4 KB, a transform work-item's 16-36 loads or stores, one per
@@ -165,11 +168,15 @@ def forward(rt, geo, params, x, w, bias, out, act=NO_ACTIVATION, packed=None):
     tile = tiling(params)
     th, tw, T = _tiles(geo, tile)
     ldt = round_up(T, tile_n(params))
-    # zero-bordered input covering every tile and the input transform's vector loads
-    # (2 and 4 floats past the last tile's): no bounds tests there
-    hp, wp = tile.m * th + 2, tile.m * tw + tile.m
-    xp = pad(rt, x, geo.N * C, geo.H, geo.W, hp, wp, geo.pad_top, geo.pad_left,
-             int(params["WG"]))
+    if tile.unpadded:  # the input and where the tiles start in it
+        planes = (x, geo.H, geo.W, geo.pad_top, geo.pad_left)
+    else:
+        # zero-bordered input covering every tile and the input transform's vector
+        # loads (2 and 4 floats past the last tile's): no bounds tests there
+        hp, wp = tile.m * th + 2, tile.m * tw + tile.m
+        planes = (pad(rt, x, geo.N * C, geo.H, geo.W, hp, wp, geo.pad_top, geo.pad_left,
+                      int(params["WG"])), hp, wp)
+    source, *extent = planes
     if packed is None:
         a, lda, sa = _transform_weights(rt, geo, tile, w), C, K * C
     else:
@@ -180,7 +187,8 @@ def forward(rt, geo, params, x, w, bias, out, act=NO_ACTIVATION, packed=None):
     tile_grid = (tw // TILES_PER_ITEM, th)  # TILES_PER_ITEM across per work-item, a row down
     launch_grid(rt, get_kernel(rt, tile.kernels, tile.prefix + "_input"),
                 tile_grid + (geo.N * C,), (1, layout_group(rt, th), 1),
-                xp, V, C, hp, wp, th, tw, ldt, v_plane)
+                source, V, C, *extent, *((x.size,) if tile.unpadded else ()), th, tw, ldt,
+                v_plane)
     gemm(rt, params, K, T, C, 1,
          a, lda, (sa, 0, 0),
          V, ldt, (v_plane, 0, 0),
@@ -189,7 +197,7 @@ def forward(rt, geo, params, x, w, bias, out, act=NO_ACTIVATION, packed=None):
     launch_grid(rt, get_kernel(rt, tile.kernels, tile.prefix + "_output", act.defines),
                 tile_grid + (geo.N * K,), (1, layout_group(rt, th), 1),
                 M, bias if bias is not None else M, bias is not None,
-                out, K, geo.Ho, geo.Wo, th, tw, ldt, m_plane, xp, w, C, hp, wp,
+                out, K, geo.Ho, geo.Wo, th, tw, ldt, m_plane, source, w, C, *extent,
                 *act.scalars)
     return out
 
