@@ -18,6 +18,9 @@
 // (direct_output), which costs nothing while the data are finite.
 
 #include "winograd_store.h"  // direct_output, winograd_store_row: the epilogue
+#if WINOGRAD_UNPADDED
+#include "winograd_rows.h"   // row16: the input transform's loads
+#endif
 
 // grid (input channel group of 8, output channel k): 8 channels' windows as float8s
 __kernel void winograd_weights(
@@ -74,8 +77,33 @@ __kernel void winograd_weights(
 
 // Tiles are indexed t = (n*tiles_h + ty)*tiles_w8 + tx, the tile row padded to a multiple
 // of 8 (tiles_w8) so that each work-item takes 8 neighbouring tiles as float8 vectors.
-// The input arrives zero-bordered (depthwise.cl's pad_planes): no bounds tests.
+// Built for a CPU (WINOGRAD_UNPADDED, as winograd4.cl), the input is read as it is:
+// tile (ty, tx) covers rows 2*ty - pad_top .. +3 and columns 2*tx - pad_left .. +3 of the
+// (N*C, H, W) planes x (x_size floats), and what lies outside them reads 0. Otherwise
+// (VC4C's build) it arrives zero-bordered (depthwise.cl's pad_planes): no bounds tests.
 
+#if WINOGRAD_UNPADDED
+// grid (tile column group, tile row, n*C + c) over the input planes x (N*C, H, W)
+__kernel void winograd_input(
+    __global const float *x, __global float *V,
+    const int C, const int H, const int W, const int pad_top, const int pad_left,
+    const int x_size, const int tiles_h, const int tiles_w8, const int ldt, const int plane)
+{
+    const int tx0 = get_global_id(0) * 8, ty = get_global_id(1), nc = get_global_id(2);
+    if (tx0 >= tiles_w8 || ty >= tiles_h) return;
+    const int n = nc / C, c = nc - n * C;
+    const int col = 2 * tx0 - pad_left;  // the 8 tiles' first column
+    const int16 in_a = lanes_inside(col, W), in_b = lanes_inside(col + 2, W);
+    float8 d[4][4];  // d[i][j]: row i, column j of the 8 tiles' 4x4 inputs
+    for (int i = 0; i < 4; ++i) {
+        const int iy = 2 * ty + i - pad_top;
+        float16 a = 0.0f, b = 0.0f;
+        if ((uint)iy < (uint)H) {
+            const int at = (nc * H + iy) * W + col;
+            a = row16(x, x_size, at, col, W, in_a);
+            b = row16(x, x_size, at + 2, col + 2, W, in_b);
+        }
+#else
 // grid (tile column group, tile row, n*C + c) over the padded planes xp (N*C, Hp, Wp)
 __kernel void winograd_input(
     __global const float *xp, __global float *V,
@@ -89,6 +117,7 @@ __kernel void winograd_input(
     float8 d[4][4];  // d[i][j]: row i, column j of the 8 tiles' 4x4 inputs
     for (int i = 0; i < 4; ++i) {
         const float16 a = vload16(0, src + i * Wp), b = vload16(0, src + i * Wp + 2);
+#endif
         d[i][0] = a.even;
         d[i][1] = a.odd;
         d[i][2] = b.even;
@@ -111,15 +140,24 @@ __kernel void winograd_input(
     }
 }
 
-// grid (tile column group, tile row, n*K + k); xp, w and C, Hp, Wp: the transformed
-// input's padded planes and the weights, for the outputs summed again (see above)
+// grid (tile column group, tile row, n*K + k); xp, w and C, Hp, Wp (and pad_top,
+// pad_left: WINOGRAD_UNPADDED, the input as it is): the input the transform read and the
+// weights, for the outputs summed again (see above)
 __kernel void winograd_output(
     __global const float *M, __global const float *bias, const int has_bias,
     __global float *out,
     const int K, const int Ho, const int Wo, const int tiles_h, const int tiles_w8,
     const int ldt, const int plane, __global const float *xp, __global const float *w,
-    const int C, const int Hp, const int Wp, const float act_alpha, const float act_beta)
+#if WINOGRAD_UNPADDED
+    const int C, const int Hp, const int Wp, const int pad_top, const int pad_left,
+#else
+    const int C, const int Hp, const int Wp,
+#endif
+    const float act_alpha, const float act_beta)
 {
+#if !WINOGRAD_UNPADDED
+    const int pad_top = 0, pad_left = 0;  // xp: zero-bordered
+#endif
     const int tx0 = get_global_id(0) * 8, ty = get_global_id(1), nk = get_global_id(2);
     if (tx0 >= tiles_w8 || ty >= tiles_h) return;
     const int n = nk / K, k = nk - n * K;
@@ -142,7 +180,8 @@ __kernel void winograd_output(
         const float8 y1 = a[i][1] - a[i][2] - a[i][3] + b;  // column 2*tx + 1
         float16 v = shuffle2(y0, y1, (uint16)(0, 8, 1, 9, 2, 10, 3, 11,
                                               4, 12, 5, 13, 6, 14, 7, 15));
-        winograd_store_row(v, b.s0, out, xp, w, n, k, nk, C, Hp, Wp, 0, 0, Ho, Wo, oy, ox0,
+        winograd_store_row(v, b.s0, out, xp, w, n, k, nk, C, Hp, Wp, pad_top, pad_left, Ho,
+                           Wo, oy, ox0,
                            act_alpha, act_beta);
     }
 }

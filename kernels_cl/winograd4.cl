@@ -17,7 +17,10 @@
 // matrices, took the transforms 2-3 times as long in a whole model). NaN and +-inf as in
 // winograd.cl: each non-finite output is summed again directly.
 
+#ifndef WINOGRAD_UNPADDED
 #define WINOGRAD_UNPADDED 1  // the input as it is: no zero-bordered copy (see below)
+#endif
+#include "winograd_rows.h"   // row16: the input transform's loads
 #include "winograd_store.h"  // direct_output, winograd_store_row: the epilogue
 
 // o[0..5] = G (x0, x1, x2)^T: one column (or row) of G g G^T
@@ -95,22 +98,6 @@ __kernel void winograd4_weights(
 // and what lies outside the planes reads 0. A zero-bordered copy made first (a pass of
 // its own, pad_planes) took DenseNet-121 18 launches and 1.0 ms of its 21 ms of kernels.
 
-// 16 floats of a row from column col on, at x[at] (lanes whose column lies outside the
-// row read 0): one load where all lie in the row; else one whose lanes outside are
-// replaced (`inside`: the lanes that lie in it; the floats beside the row are read,
-// from inside x); else, at x's very first and last floats, column by column.
-__attribute__((always_inline)) float16 row16(
-    __global const float *x, const int x_size, const int at, const int col, const int W,
-    const int16 inside)
-{
-    if (col >= 0 && col + 16 <= W) return vload16(0, x + at);
-    if (at >= 0 && at + 16 <= x_size) return select((float16)(0.0f), vload16(0, x + at), inside);
-    float t[16];
-#pragma unroll
-    for (int j = 0; j < 16; ++j) t[j] = col + j >= 0 && col + j < W ? x[at + j] : 0.0f;
-    return vload16(0, t);
-}
-
 // grid (tile column group, tile row, n*C + c) over the input planes x (N*C, H, W)
 __kernel void winograd4_input(
     __global const float *x, __global float *V,
@@ -122,10 +109,8 @@ __kernel void winograd4_input(
     const int n = nc / C, c = nc - n * C;
     const int col = 4 * tx0 - pad_left;  // the 8 tiles' first column
     // the lanes of the row's four loads (columns col + 0, 16, 4 and 20 on) inside it
-    const int16 lane = (int16)(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15) + col;
-#define INSIDE(off) ((lane + (off)) >= 0 & (lane + (off)) < W)
-    const int16 in_a = INSIDE(0), in_b = INSIDE(16), in_a4 = INSIDE(4), in_b4 = INSIDE(20);
-#undef INSIDE
+    const int16 in_a = lanes_inside(col, W), in_b = lanes_inside(col + 16, W);
+    const int16 in_a4 = lanes_inside(col + 4, W), in_b4 = lanes_inside(col + 20, W);
     float8 e[6][6];  // e[j]: column j of B^T d, for the 8 tiles
     {
         float8 d[6][6];  // d[j][i]: row i, column j of the 8 tiles' 6x6 inputs

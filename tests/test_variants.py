@@ -668,14 +668,19 @@ def test_packed_stem_takes_the_short_k_tile(monkeypatch, weights, use):
     np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4 * np.abs(want).max())
 
 
+@pytest.mark.parametrize("m", [2, 4])
 @pytest.mark.parametrize("x_shape,padding", [((1, 3, 5, 4), 1), ((2, 2, 9, 37), 0),
                                              ((1, 2, 6, 17), (2, 1)), ((1, 1, 3, 3), 2)])
-def test_winograd_f4_reads_its_input_as_it_is_on_any_device(x_shape, padding, rng):
-    """F(4x4) (winograd4.cl, built for CPUs) through forward's own launches on whatever
-    device this is: its tiles read the input as it lies, zeros outside the planes, with
-    no padded copy. A NaN at a row's last column is what a load of the next row's first
-    tile reads beside that row: outputs whose windows miss it stay finite. Under Oclgrind
-    every read stays inside the input, at the first and the last planes' ends too."""
+def test_winograd_reads_its_input_as_it_is_on_any_device(m, x_shape, padding, rng,
+                                                         monkeypatch):
+    """F(2x2) and F(4x4) as CPUs build them (WINOGRAD_UNPADDED), through forward's own
+    launches on whatever device this is: the tiles read the input as it lies, zeros
+    outside the planes, with no padded copy. A NaN at a row's last column is what a load
+    of the next row's first tile reads beside that row: outputs whose windows miss it
+    stay finite. Under Oclgrind every read stays inside the input, at the first and the
+    last planes' ends too."""
+    from clconv.algos import winograd
+    monkeypatch.setattr(winograd, "is_cpu", lambda profile: True)
     rt = clconv.current_runtime()
     x = rng.standard_normal(x_shape).astype(np.float32)
     x[0, 0, 1, -1] = np.nan
@@ -683,7 +688,7 @@ def test_winograd_f4_reads_its_input_as_it_is_on_any_device(x_shape, padding, rn
     b = rng.standard_normal(5).astype(np.float32)
     geo = conv_geometry(x_shape, w.shape, 1, padding, 1, 1)
     params = dict(algos.params_for(rt.profile, algos.VARIANTS["winograd"], geo, "forward"),
-                  WM=4, WG=1)
+                  WM=m, WG=1)
     out = empty(rt, geo.output_shape)
     algos.VARIANTS["winograd"].run["forward"](rt, geo, params, on_device(rt, x),
                                               on_device(rt, w), on_device(rt, b), out)
