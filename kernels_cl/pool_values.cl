@@ -25,7 +25,7 @@
 // outside the input are -inf (a window wholly in the padding gives -inf), the strict >
 // keeps the first of equal maxima (-0.0 vs 0.0), and any NaN tap makes the output NaN.
 #ifndef POOL_RUN
-#define POOL_RUN 8  // 4 or 8
+#define POOL_RUN 8  // 4, 8 or 16
 #endif
 #define POOL_CAT_(a, b) a##b
 #define POOL_CAT(a, b) POOL_CAT_(a, b)
@@ -33,7 +33,9 @@
 #define RUNI POOL_CAT(int, POOL_RUN)
 #define RUN_LOAD POOL_CAT(vload, POOL_RUN)
 #define RUN_STORE POOL_CAT(vstore, POOL_RUN)
-#if POOL_RUN == 8
+#if POOL_RUN == 16
+#define LANE_IDS (int16)(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15)
+#elif POOL_RUN == 8
 #define LANE_IDS (int8)(0, 1, 2, 3, 4, 5, 6, 7)
 #else
 #define LANE_IDS (int4)(0, 1, 2, 3)
@@ -42,7 +44,12 @@
 // LOAD_TAP(p): a tap's POOL_RUN columns p[0], p[POOL_SW], ... (p global), reading no
 // float past the last; LANES(p): the same lane by lane (p private).
 #define LANE(p, j) (p)[(j) * POOL_SW]
-#if POOL_RUN == 8
+#if POOL_RUN == 16
+#define LANES(p) (float16)(LANE(p, 0), LANE(p, 1), LANE(p, 2), LANE(p, 3), \
+                          LANE(p, 4), LANE(p, 5), LANE(p, 6), LANE(p, 7), \
+                          LANE(p, 8), LANE(p, 9), LANE(p, 10), LANE(p, 11), \
+                          LANE(p, 12), LANE(p, 13), LANE(p, 14), LANE(p, 15))
+#elif POOL_RUN == 8
 #define LANES(p) (float8)(LANE(p, 0), LANE(p, 1), LANE(p, 2), LANE(p, 3), \
                           LANE(p, 4), LANE(p, 5), LANE(p, 6), LANE(p, 7))
 #else
@@ -50,6 +57,8 @@
 #endif
 #if POOL_SW == 1
 #define LOAD_TAP(p) RUN_LOAD(0, p)
+#elif POOL_SW == 2 && POOL_RUN == 16
+#define LOAD_TAP(p) (float16)(vload16(0, p).even, vload16(0, (p) + 15).odd)
 #elif POOL_SW == 2 && POOL_RUN == 8
 #define LOAD_TAP(p) (float8)(vload8(0, p).even, vload8(0, (p) + 7).odd)
 #elif POOL_SW == 2 && POOL_RUN == 4
