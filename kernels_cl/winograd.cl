@@ -83,16 +83,10 @@ __kernel void winograd_weights(
 // (VC4C's build) it arrives zero-bordered (depthwise.cl's pad_planes): no bounds tests.
 
 #if WINOGRAD_UNPADDED
-// grid (tile column group, tile row, n*C + c) over the input planes x (N*C, H, W)
-__kernel void winograd_input(
-    __global const float *x, __global float *V,
-    const int C, const int H, const int W, const int pad_top, const int pad_left,
-    const int x_size, const int tiles_h, const int tiles_w8, const int ldt, const int plane)
+// the arguments and the grid: winograd_rows.h (UNPADDED_INPUT_ARGS, INPUT_TILES)
+__kernel void winograd_input(UNPADDED_INPUT_ARGS)
 {
-    const int tx0 = get_global_id(0) * 8, ty = get_global_id(1), nc = get_global_id(2);
-    if (tx0 >= tiles_w8 || ty >= tiles_h) return;
-    const int n = nc / C, c = nc - n * C;
-    const int col = 2 * tx0 - pad_left;  // the 8 tiles' first column
+    INPUT_TILES(2);
     const int16 in_a = lanes_inside(col, W), in_b = lanes_inside(col + 2, W);
     float8 d[4][4];  // d[i][j]: row i, column j of the 8 tiles' 4x4 inputs
     for (int i = 0; i < 4; ++i) {

@@ -98,16 +98,10 @@ __kernel void winograd4_weights(
 // and what lies outside the planes reads 0. A zero-bordered copy made first (a pass of
 // its own, pad_planes) took DenseNet-121 18 launches and 1.0 ms of its 21 ms of kernels.
 
-// grid (tile column group, tile row, n*C + c) over the input planes x (N*C, H, W)
-__kernel void winograd4_input(
-    __global const float *x, __global float *V,
-    const int C, const int H, const int W, const int pad_top, const int pad_left,
-    const int x_size, const int tiles_h, const int tiles_w8, const int ldt, const int plane)
+// the arguments and the grid: winograd_rows.h (UNPADDED_INPUT_ARGS, INPUT_TILES)
+__kernel void winograd4_input(UNPADDED_INPUT_ARGS)
 {
-    const int tx0 = get_global_id(0) * 8, ty = get_global_id(1), nc = get_global_id(2);
-    if (tx0 >= tiles_w8 || ty >= tiles_h) return;
-    const int n = nc / C, c = nc - n * C;
-    const int col = 4 * tx0 - pad_left;  // the 8 tiles' first column
+    INPUT_TILES(4);
     // the lanes of the row's four loads (columns col + 0, 16, 4 and 20 on) inside it
     const int16 in_a = lanes_inside(col, W), in_b = lanes_inside(col + 16, W);
     const int16 in_a4 = lanes_inside(col + 4, W), in_b4 = lanes_inside(col + 20, W);

@@ -19,6 +19,22 @@ __attribute__((always_inline)) float16 row16(
     return vload16(0, t);
 }
 
+// The unpadded input transforms' arguments: the input planes x (N*C, H, W), x_size floats
+// in all, where tile (ty, tx) of m x m outputs starts at row m*ty - pad_top and column
+// m*tx - pad_left; V its transformed tiles (`plane` floats from one matrix to the next,
+// ldt from one channel to the next), tiles_w8 tiles per row rounded up to 8.
+#define UNPADDED_INPUT_ARGS                                                               \
+    __global const float *x, __global float *V, const int C, const int H, const int W,   \
+    const int pad_top, const int pad_left, const int x_size, const int tiles_h,           \
+    const int tiles_w8, const int ldt, const int plane
+// A work-item's 8 neighbouring tiles (grid: tile column group, tile row, n*C + c): from
+// tile tx0 of tile row ty of plane nc = n*C + c, col their first column in x.
+#define INPUT_TILES(m)                                                                    \
+    const int tx0 = get_global_id(0) * 8, ty = get_global_id(1), nc = get_global_id(2);  \
+    if (tx0 >= tiles_w8 || ty >= tiles_h) return;                                         \
+    const int n = nc / C, c = nc - n * C;                                                 \
+    const int col = (m) * tx0 - pad_left
+
 // The lanes of 16 floats from column col on that lie in a row of W columns (-1).
 int16 lanes_inside(const int col, const int W)
 {
