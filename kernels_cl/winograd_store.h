@@ -9,9 +9,9 @@
 
 // out[n, k, oy, ox] = acc (the bias) + the window's products, summed directly from the
 // input planes x (N*C, H, W) and the weights w (K, C, 3, 3) as conv2d_forward does; the
-// window's first row and column are oy - pad_top and ox - pad_left of x. winograd.cl
-// reads zero-bordered planes (pads 0); WINOGRAD_UNPADDED (winograd4.cl) the input as it
-// is, taps outside it zero.
+// window's first row and column are oy - pad_top and ox - pad_left of x: zero-bordered
+// planes with pads 0 (winograd.cl as VC4C builds it), or with WINOGRAD_UNPADDED (CPUs)
+// the input as it is, taps outside it zero.
 #ifndef WINOGRAD_UNPADDED
 #define WINOGRAD_UNPADDED 0
 #endif
@@ -21,14 +21,14 @@ float direct_output(float acc, __global const float *x, __global const float *w,
 {
     const int iy0 = oy - pad_top, ix0 = ox - pad_left;
     for (int c = 0; c < C; ++c) {
-        __global const float *src = x + ((n * C + c) * H + iy0) * W + ix0;
+        const int plane = (n * C + c) * H;
         __global const float *g = w + (k * C + c) * 9;
         for (int ky = 0; ky < 3; ++ky)
             for (int kx = 0; kx < 3; ++kx) {
 #if WINOGRAD_UNPADDED
                 if ((uint)(iy0 + ky) >= (uint)H || (uint)(ix0 + kx) >= (uint)W) continue;
 #endif
-                acc += src[ky * W + kx] * g[ky * 3 + kx];
+                acc += x[(plane + iy0 + ky) * W + ix0 + kx] * g[ky * 3 + kx];
             }
     }
     return acc;
