@@ -680,8 +680,11 @@ def test_winograd_reads_its_input_as_it_is_on_any_device(m, x_shape, padding, rn
     stay finite. Under Oclgrind every read stays inside the input, at the first and the
     last planes' ends too."""
     from clconv.algos import winograd
-    monkeypatch.setattr(winograd, "is_cpu", lambda profile: True)
     rt = clconv.current_runtime()
+    if rt.profile.kind == DeviceKind.VC4CL:  # build only what a VC4CL device would
+        pytest.skip("the unpadded Winograd builds are for CPUs only: VC4CL keeps the "
+                    "padded copy, and VC4C cannot compile winograd4.cl")
+    monkeypatch.setattr(winograd, "is_cpu", lambda profile: True)
     x = rng.standard_normal(x_shape).astype(np.float32)
     x[0, 0, 1, -1] = np.nan
     w = rng.standard_normal((5, x_shape[1], 3, 3)).astype(np.float32)
