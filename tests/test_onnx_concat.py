@@ -126,10 +126,21 @@ def test_several_images_write_their_slices_as_strided_images(rng):
     assert {name: (s.root, s.offset) for name, s in slots.items()} == {
         "cat1": ("cat1", 0), "a": ("cat1", 0), "c": ("cat1", 11 * plane),
         "cat2": ("cat2", 0), "e": ("cat2", 16 * plane)}
-    arrays = model._arena
+    arrays = concatenation_arrays(model)
     assert image_stride(arrays["a"]) == 16 * plane and image_stride(arrays["e"]) == 24 * plane
     assert image_stride(arrays["cat1"]) is None  # a root: contiguous
     check_against_onnx_runtime(model, proto, rng, runs=3)
+
+
+def concatenation_arrays(model) -> dict:
+    """Every in-place tensor's array, as a run opens them (ConcatArena.open), each group
+    over a buffer of its own."""
+    arena, context = model._concatenations, model.runtime.context
+    arrays = {}
+    for _, _, first, _ in arena.groups:
+        arrays.update(arena.open(first, lambda nbytes: cl.Buffer(
+            context, cl.mem_flags.READ_WRITE, nbytes)))
+    return arrays
 
 
 def fire_graph(rng, batch, channels=6, size=8):
@@ -177,7 +188,7 @@ def test_fire_modules_and_dense_blocks_of_several_images_copy_nothing(variant, r
         model = conx.load(proto)
         concats = concat_steps(model)
         assert concats["fire"].in_place == (0, 1) and concats["dense"].in_place == (0, 1)
-        assert image_stride(model._arena["fire"]) == 20 * 64
+        assert image_stride(concatenation_arrays(model)["fire"]) == 20 * 64
         check_against_onnx_runtime(model, proto, rng, runs=3)  # recorded, then replayed
         assert model.replay_note.startswith("replays")
         step = next(s for s in model.plan.steps if s.outputs == ["d"])
@@ -225,14 +236,22 @@ def test_concatenations_whose_lives_do_not_overlap_share_a_buffer():
         (["a"], 1), (["b"], 1)]
 
 
-def fire_chain_graph(rng, modules=3, keep_first=False, channels=8, size=6):
+def fire_chain_graph(rng, modules=3, keep_first=False, channels=8, size=6, stem=False):
     """SqueezeNet fire modules one after another, each read only by the next; with
     keep_first, the first module's output is also read at the end (a second output),
-    so its buffer lives throughout and may be shared with none."""
+    so its buffer lives throughout and may be shared with none. stem: SqueezeNet's
+    first layers before them, a 3x3 convolution of twice the size and a max pool."""
     def weight(name, shape):
         return numpy_helper.from_array(rng.standard_normal(shape).astype(np.float32), name)
 
     inits, nodes, name, c = [], [], "x", channels
+    if stem:
+        inits.append(weight("stem", (channels, channels, 3, 3)))
+        nodes += [helper.make_node("Conv", ["x", "stem"], ["stem_conv"], pads=[1, 1, 1, 1]),
+                  helper.make_node("Relu", ["stem_conv"], ["stem_relu"]),
+                  helper.make_node("MaxPool", ["stem_relu"], ["pooled"], kernel_shape=[2, 2],
+                                   strides=[2, 2])]
+        name = "pooled"
     for k in range(modules):
         inits += [weight(f"s{k}", (4, c, 1, 1)), weight(f"e1_{k}", (8, 4, 1, 1)),
                   weight(f"e3_{k}", (8, 4, 3, 3))]
@@ -248,8 +267,8 @@ def fire_chain_graph(rng, modules=3, keep_first=False, channels=8, size=6):
         nodes.append(helper.make_node("GlobalAveragePool", ["fire0"], ["z"]))
         outputs.append("z")
     graph = helper.make_graph(
-        nodes, "fires", [helper.make_tensor_value_info("x", TensorProto.FLOAT,
-                                                       [1, channels, size, size])],
+        nodes, "fires", [helper.make_tensor_value_info(
+            "x", TensorProto.FLOAT, [1, channels] + [size * (2 if stem else 1)] * 2)],
         [helper.make_tensor_value_info(n, TensorProto.FLOAT, ["n", "c", "h", "w"])
          for n in outputs], inits)
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
@@ -260,7 +279,9 @@ def test_fire_modules_share_one_concatenation_buffer_only_where_their_lives_allo
         keep_first, rng):
     proto = fire_chain_graph(rng, keep_first=keep_first)
     model = conx.load(proto)
-    buffer = {name: model._arena[name].base_data.int_ptr for name in ("fire0", "fire1", "fire2")}
+    group = {root: index for index, (roots, *_) in enumerate(model._concatenations.groups)
+             for root in roots}
+    buffer = {name: group[name] for name in ("fire0", "fire1", "fire2")}
     one = 16 * 6 * 6 * 4
     if keep_first:  # fire0 is read after the others are written
         assert buffer["fire0"] not in (buffer["fire1"], buffer["fire2"])
@@ -269,3 +290,44 @@ def test_fire_modules_share_one_concatenation_buffer_only_where_their_lives_allo
         assert len(set(buffer.values())) == 1 and model.plan.arena_bytes == one
     check_against_onnx_runtime(model, proto, rng, runs=3)  # recorded, then replayed
     assert model.replay_note.startswith("replays")
+
+
+def test_a_run_writes_a_concatenation_into_a_block_a_step_just_let_go_of(rng, monkeypatch):
+    """The recorded run takes the fire modules' shared buffer from its pool as the first
+    module starts, so it is the block of a tensor that died just before (the stem's,
+    read by the max pool), still in the caches, not memory of the model's own last
+    written a run ago; and gives it back after the last module's reader. Replays of
+    that run still give ONNX Runtime's numbers, run after run."""
+    from clconv.onnx import placement, replay
+
+    handed = []  # (pointer, bytes) of each block the recording pool hands out, in order
+    pool_call = replay.RecyclingPool.__call__
+
+    def logged_pool_call(self, nbytes):
+        handle = pool_call(self, nbytes)
+        handed.append((handle.int_ptr, nbytes))
+        return handle
+
+    opened = []  # (step, pointer) of each concatenation buffer a run opens
+    arena_open = placement.ConcatArena.open
+
+    def logged_open(self, step, allocate):
+        def logged_allocate(nbytes):
+            block = allocate(nbytes)
+            opened.append((step, block.int_ptr))
+            return block
+        return arena_open(self, step, logged_allocate)
+
+    monkeypatch.setattr(replay.RecyclingPool, "__call__", logged_pool_call)
+    monkeypatch.setattr(placement.ConcatArena, "open", logged_open)
+    proto = fire_chain_graph(rng, stem=True)
+    model = conx.load(proto)
+    assert len(model._concatenations.groups) == 1  # the three modules share one buffer
+    check_against_onnx_runtime(model, proto, rng, runs=4)  # steps, recorded, replayed
+    assert model.replay_note.startswith("replays")
+    recorded = [pointer for (pointer, nbytes) in handed if nbytes == model.plan.arena_bytes]
+    assert recorded, "the recorded run took no concatenation buffer from its pool"
+    # the pool handed that block out before, to a tensor of the stem
+    earlier = [pointer for pointer, _ in handed[:handed.index((recorded[0],
+                                                                model.plan.arena_bytes))]]
+    assert recorded[0] in earlier

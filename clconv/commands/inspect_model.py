@@ -87,8 +87,8 @@ def run(args) -> int:
     print(f"weights on device {_mib(weights)}; activations {_mib(activations)} in all, planned "
           f"peak {_mib(plan.peak_bytes)} (largest live pair {_mib(plan.largest_pair_bytes)})")
     if plan.arena_bytes:
-        print(f"concatenations written in place: {_mib(plan.arena_bytes)} of buffers the model "
-              "keeps")
+        print(f"concatenations written in place: {_mib(plan.arena_bytes)} of buffers taken "
+              "from the run's memory while they live")
     if plan.borders:
         print(f"outputs written inside zero borders (their readers need no padding pass): "
               f"{len(plan.borders)}, in {_mib(plan.border_bytes)} of buffers the model keeps")

@@ -8,7 +8,7 @@ import time
 import numpy as np
 import pyopencl as cl
 
-from ..arrays import empty, on_device
+from ..arrays import allocate, empty, on_device
 from ..build import enqueue_copy, sub_buffer_alignment
 from ..runtime import current
 from ..validation import check_allocation
@@ -56,12 +56,11 @@ class CompiledModel:
         copying Concat."""
         plan, rt = self.plan, self.runtime
         plan.slots = place_concat_inputs(plan, sub_buffer_alignment(rt.context.devices[0]))
-        arrays = {}
+        arrays, self._concatenations = {}, None
         if plan.slots:
             try:
-                arena = ConcatArena(rt, plan, plan.slots)
-                arrays.update(arena.arrays)
-                plan.arena_bytes = arena.nbytes
+                self._concatenations = ConcatArena(rt, plan, plan.slots)
+                plan.arena_bytes = self._concatenations.nbytes
             except cl.Error:  # e.g. no sub-buffers: copy as before
                 clear_placement(plan)
         plan.borders = place_borders(plan, rt.profile)
@@ -148,11 +147,14 @@ class CompiledModel:
 
     def _run_steps(self, feeds, on_step=None):
         """Run the plan step by step: (the input arrays, {output name: array})."""
-        rt, arena = self.runtime, self._arena
+        rt, arena, concatenations = self.runtime, dict(self._arena), self._concatenations
         inputs = {name: on_device(rt, value) for name, value in feeds.items()}
         env = dict(self._constants)
         env.update(inputs)
-        for step, releases in zip(self.plan.steps, self.plan.releases):
+        for index, (step, releases) in enumerate(zip(self.plan.steps, self.plan.releases)):
+            if concatenations is not None:
+                arena.update(concatenations.open(index, lambda nbytes: allocate(
+                    rt, (nbytes // 4,), name="concatenation").base_data))
             args = [env[name] for name in step.inputs]
             out = arena.get(step.outputs[0])  # its place (a concatenation, a border)
             if out is None and step.reuse_input is not None:
@@ -165,6 +167,9 @@ class CompiledModel:
             del args, out
             for name in releases:
                 env.pop(name, None)
+            if concatenations is not None:
+                for name in concatenations.close(index):
+                    arena.pop(name, None)
         return inputs, {name: env[name] for name in self.plan.outputs if name in env}
 
     def _record(self, feeds, as_numpy):

@@ -17,9 +17,9 @@ producer must write them (Step.writes_strided_images: constant-weight convolutio
 Concat) and every other step that reads it must read them
 (Step.reads_strided_images), else the Concat copies that input as before.
 
-The buffers that hold concatenations belong to the compiled model and are reused by
-every run (ConcatArena), concatenations whose lives do not overlap sharing one
-(share_buffers); tensors the graph returns never live in them.
+A run takes the buffers that hold concatenations from its memory pool while they live
+(ConcatArena), concatenations whose lives do not overlap sharing one (share_buffers);
+tensors the graph returns never live in them.
 """
 from __future__ import annotations
 
@@ -103,33 +103,73 @@ def returned_tensors(plan) -> set[str]:
 
 
 class ConcatArena:
-    """The buffers of the concatenations a plan writes in place, made once: one per
-    group of roots whose lives do not overlap (share_buffers), with a device array for
-    every slot over a sub-buffer of its root's."""
+    """The buffers of the concatenations a plan writes in place: one per group of roots
+    whose lives do not overlap (share_buffers), taken from the run's memory pool as the
+    group's first step starts and given back after its last (open, close), with a device
+    array for every slot over a sub-buffer of its root's. A run's pool hands out the block
+    a step just let go of (onnx/replay.py's RecyclingPool), still in the caches: buffers
+    of the model's own, made once, were memory last touched a whole run before, and
+    SqueezeNet's first fire modules wrote theirs 2-3x slower than a hot one after a pause
+    (docs/performance.md, session 25)."""
 
     def __init__(self, runtime, plan, slots: dict[str, Slot]):
-        roots, self.nbytes = {}, 0
-        for names, nbytes in share_buffers(root_lifetimes(plan, slots), {
+        self.runtime, self.plan, self.slots = runtime, plan, slots
+        lives = root_lifetimes(plan, slots)
+        self.groups = []  # [(roots, bytes, first step, last step)]
+        for names, nbytes in share_buffers(lives, {
                 root: int(np.prod(plan.values[root].shape)) * 4
                 for root in {slot.root for slot in slots.values()}}):
-            buffer = cl.Buffer(runtime.context, cl.mem_flags.READ_WRITE, nbytes)
-            roots.update(dict.fromkeys(names, buffer))
-            self.nbytes += nbytes
-        self.arrays: dict[str, cla.Array] = {}
-        for name, slot in slots.items():
+            self.groups.append((names, nbytes, min(lives[name][0] for name in names),
+                                max(lives[name][1] for name in names)))
+        self.nbytes = sum(group[1] for group in self.groups)
+        # made once now, so that a device that cannot make them fails at load time
+        probe = cl.Buffer(runtime.context, cl.mem_flags.READ_WRITE,
+                          max(group[1] for group in self.groups))
+        self._slot_arrays(probe, set(self.slots))
+
+    def open(self, step: int, allocate) -> dict[str, cla.Array]:
+        """The arrays of every slot whose group's life starts at `step`, over a block of
+        `allocate(nbytes)` (a pool: pyopencl's, or a recorded run's)."""
+        arrays = {}
+        for roots, nbytes, first, _ in self.groups:
+            if first == step:
+                arrays.update(self._slot_arrays(_as_buffer(allocate(nbytes)), set(roots)))
+        return arrays
+
+    def close(self, step: int) -> list[str]:
+        """The slots whose group's life ends with `step`: the run lets go of their
+        arrays, and the block goes back to the pool once nothing holds it."""
+        return [name for roots, _, _, last in self.groups if last == step
+                for name, slot in self.slots.items() if slot.root in roots]
+
+    def _slot_arrays(self, buffer, roots: set) -> dict[str, cla.Array]:
+        queue, plan, arrays = self.runtime.queue, self.plan, {}
+        for name, slot in self.slots.items():
+            if slot.root not in roots:
+                continue
             shape = tuple(plan.values[name].shape)
             if name == slot.root:
-                self.arrays[name] = cla.Array(runtime.queue, shape, np.float32,
-                                              data=roots[name])
+                arrays[name] = cla.Array(queue, shape, np.float32, data=buffer)
                 continue
             # one run per image, an image of the root apart (one image: one run)
             images, per_image = shape[0], int(np.prod(shape[1:]))
             stride = int(np.prod(plan.values[slot.root].shape[1:]))
             nbytes = ((images - 1) * stride + per_image) * 4
-            data = roots[slot.root].get_sub_region(slot.offset * 4, nbytes)
-            self.arrays[name] = (cla.Array(runtime.queue, shape, np.float32, data=data)
-                                 if images == 1 else
-                                 strided_images(runtime.queue, data, shape, stride))
+            data = buffer.get_sub_region(slot.offset * 4, nbytes)
+            data.holds = buffer  # the block is the pool's again only when no slot holds it
+            arrays[name] = (cla.Array(queue, shape, np.float32, data=data)
+                            if images == 1 else strided_images(queue, data, shape, stride))
+        return arrays
+
+
+def _as_buffer(block) -> cl.Buffer:
+    """A pool's block as a cl.Buffer that can make sub-buffers, holding the block (a
+    pyopencl PooledBuffer goes back to its pool when nothing holds it)."""
+    if isinstance(block, cl.Buffer):
+        return block
+    buffer = cl.Buffer.from_int_ptr(block.int_ptr, retain=True)
+    buffer.holds = block
+    return buffer
 
 
 def root_lifetimes(plan, slots: dict[str, Slot]) -> dict[str, tuple[int, int]]:

@@ -54,7 +54,8 @@ class Plan:
     peak_bytes: int = 0
     largest_pair_bytes: int = 0
     # tensors written straight into a concatenation's buffer (placement.py); those
-    # buffers are the compiled model's, counted in arena_bytes rather than the peak
+    # buffers, taken from the run's pool while they live, are counted in arena_bytes
+    # rather than the peak
     slots: dict = field(default_factory=dict)
     arena_bytes: int = 0
     # tensors written inside zero-bordered planes (borders.py): {name: border width},

@@ -49,6 +49,10 @@ class LaunchList:
         """scratch_blocks: the device buffers the recorded run's arrays lay in (its
         RecyclingPool's blocks), which the list's launches keep."""
         self.runtime, self.inputs, self.outputs = runtime, inputs, outputs
+        # kept here, not only through the launches' handles: a launch that writes a
+        # slice of a block holds a sub-buffer, which on POCL does not keep its parent's
+        # memory (a replay whose concatenation block was freed crashed, session 25)
+        self.blocks = tuple(scratch_blocks)
         self.scratch_bytes = sum(block.size for block in scratch_blocks)
         self.scratch_count = len(scratch_blocks)
         self.entries = []
