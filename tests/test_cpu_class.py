@@ -74,7 +74,8 @@ def test_register_count_of_a_tile():
 def test_every_class_has_a_gemm_tile_that_fits_its_registers(cls):
     tile = tuning.shipped_defaults()["cpu_class"][cls.name]["gemm_tile"]
     assert cls.fits(tile["TM"], tile["TN"], tile["NV"]), (cls, tile)
-    for op in ("forward", "grad_input", "grad_weight", "input_affine", "short_k"):
+    for op in ("forward", "grad_input", "grad_weight", "input_affine", "short_k",
+               "memory_bound"):
         nv = tile.get(op, {}).get("NV", tile["NV"])
         assert cls.fits(tile.get(op, {}).get("TM", tile["TM"]), tile["TN"], nv), (cls, op)
     # one B register per TN-vector: the tile's columns are whole registers
@@ -108,6 +109,10 @@ def test_cpu_defaults_follow_the_class(name, bits, tile, grad_input_nv):
     short = tuning.default_params(cpu, "im2col", "forward", "short_k")
     want = (4, 16, 4) if cpu.cpu_class is cpu_class.AVX512 else tile
     assert (short["TM"], short["TN"], short["NV"]) == want
+    # a memory-bound 1x1 convolution: AVX-512's 2 x 64 tile
+    bound = tuning.default_params(cpu, "gemm1x1", "forward", "memory_bound")
+    want = (2, 16, 4) if cpu.cpu_class is cpu_class.AVX512 else tile
+    assert (bound["TM"], bound["TN"], bound["NV"]) == want
     # fma() is a libm call where the class has no fused multiply-add (VFP before v4)
     fused = cpu.cpu_class is not cpu_class.VFP
     assert tuning.default_params(cpu, "im2col", "forward")["FMA"] == int(fused)
@@ -139,6 +144,9 @@ def test_tuner_space_contains_every_class_tile(cls):
                                   device_name="pthread-skylake-avx512", limits_name="")
         affine = dict(tile, **tile["input_affine"])
         assert any((p["TM"], p["TN"], p["NV"]) == (affine["TM"], affine["TN"], affine["NV"])
+                   for p in VARIANTS["gemm1x1"].space(cpu, geo, "forward"))
+        bound = dict(tile, **tile["memory_bound"])
+        assert any((p["TM"], p["TN"], p["NV"]) == (bound["TM"], bound["TN"], bound["NV"])
                    for p in VARIANTS["gemm1x1"].space(cpu, geo, "forward"))
         short = dict(tile, **tile["short_k"])
         assert any((p["TM"], p["TN"], p["NV"]) == (short["TM"], short["TN"], short["NV"])

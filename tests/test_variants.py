@@ -668,6 +668,33 @@ def test_packed_stem_takes_the_short_k_tile(monkeypatch, weights, use):
     np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4 * np.abs(want).max())
 
 
+@pytest.mark.parametrize("weights, use", [
+    ((64, 16, 1, 1), "memory_bound"),    # SqueezeNet's 1x1 expand: 2048 flops, 320 bytes
+    ((16, 128, 1, 1), "memory_bound"),   # ... its squeeze
+    ((16, 192, 1, 1), None),             # Inception's: 192 channels' panel past the L1
+    ((64, 64, 1, 1), None),              # ResNet's: 16 flops per byte
+])
+def test_memory_bound_pointwise_layers_take_their_tile(monkeypatch, weights, use, rng):
+    monkeypatch.delenv(algos.ENV_ALGO, raising=False)
+    rt = clconv.current_runtime()
+    geo = conv_geometry((1, weights[1], 23, 29), weights, 1, 0, 1, 1)
+    w = rng.standard_normal(weights).astype(np.float32)
+    x = rng.standard_normal(geo.input_shape).astype(np.float32)
+    b = rng.standard_normal(weights[0]).astype(np.float32)
+    forward = algos.pack_forward(rt, geo, on_device(rt, w))
+    if forward.variant is not algos.GEMM_1X1:
+        pytest.skip(f"{forward.variant.name} runs 1x1 layers here, not gemm1x1")
+    assert algos.forward_use(forward.variant, geo, False) == use
+    assert forward.params == algos.params_for(rt.profile, forward.variant, geo, "forward", use)
+    if use and rt.profile.cpu_class is AVX512:
+        assert (forward.params["TM"], forward.params["NV"]) == (2, 4)
+    out = on_device(rt, np.zeros(geo.output_shape, np.float32))
+    got = forward.run(rt, geo, on_device(rt, x), on_device(rt, w), on_device(rt, b), out,
+                      NO_ACTIVATION).get()
+    want = R.conv2d(x, w, b)
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4 * np.abs(want).max())
+
+
 @pytest.mark.parametrize("m", [2, 4])
 @pytest.mark.parametrize("x_shape,padding", [((1, 3, 5, 4), 1), ((2, 2, 9, 37), 0),
                                              ((1, 2, 6, 17), (2, 1)), ((1, 1, 3, 3), 2)])

@@ -232,15 +232,34 @@ INPUT_AFFINE = "input_affine"
 # session 16: on AVX-512 a 4 x 64 tile took ResNet-50's 7x7 stem 2.0-2.3 -> 1.6 ms)
 SHORT_K = "short_k"
 SHORT_K_MAX = 384
+# ... and for a pointwise forward that moves more bytes than it computes on: at most 8
+# flops per byte it reads and writes (C*K <= 16*(C+K)), on few enough input channels that
+# a 64-column panel of them stays in a 48 KB L1 cache (C <= MEMORY_BOUND_MAX_C). With the
+# caches emptied by another runtime's run (bench-model), AVX-512's 2 x 64 tile, whose
+# work-items write four cache lines of each output row, took SqueezeNet's 55x55 squeeze
+# and 1x1 expand layers 0.54 -> 0.42 ms together (docs/performance.md, session 25); on
+# Inception-v1's 192 -> 16 (28x28) and 480 -> 16 (14x14) layers it was slower
+MEMORY_BOUND = "memory_bound"
+MEMORY_BOUND_MAX_C = 128
+
+
+def is_memory_bound(geo) -> bool:
+    """A convolution with at most 8 flops per float32 byte it reads and writes, per
+    output pixel: 2*C*K multiply-add flops against 4*(C + K) bytes."""
+    c = geo.C // geo.groups
+    return c * geo.K <= 16 * (c + geo.K)
 
 
 def forward_use(variant: Variant, geo, input_affine: bool) -> str | None:
     """The use of a packed forward whose untuned tunables have their own overrides in
-    tuning_defaults.json (INPUT_AFFINE, SHORT_K), or None."""
+    tuning_defaults.json (INPUT_AFFINE, SHORT_K, MEMORY_BOUND), or None."""
     if input_affine and variant is GEMM_1X1 and gemm_reads_input_affine(geo):
         return INPUT_AFFINE
     if variant is IM2COL and (geo.C // geo.groups) * geo.kh * geo.kw <= SHORT_K_MAX:
         return SHORT_K
+    if variant is GEMM_1X1 and geo.C // geo.groups <= MEMORY_BOUND_MAX_C \
+            and is_memory_bound(geo):
+        return MEMORY_BOUND
     return None
 
 
