@@ -695,6 +695,28 @@ def test_memory_bound_pointwise_layers_take_their_tile(monkeypatch, weights, use
     np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4 * np.abs(want).max())
 
 
+@pytest.mark.parametrize("name, x_shape, weights, padding, mfast", [
+    ("gemm1x1", (1, 512, 13, 13), (1000, 512, 1, 1), 0, 0),  # 1000 rows, 169 columns
+    ("gemm1x1", (2, 64, 56, 56), (256, 64, 1, 1), 0, 1),     # 3136 columns per image
+    ("im2col", (1, 1024, 14, 14), (2048, 1024, 1, 1), 0, 0),  # strided below: 49 columns
+    ("winograd", (1, 256, 14, 14), (256, 256, 3, 3), 1, 0),  # 256 rows, 7 x 8 tiles
+    ("winograd", (1, 64, 56, 56), (64, 64, 3, 3), 1, 1),     # 64 rows, hundreds of tiles
+])
+def test_forward_gemms_taller_than_wide_read_each_weight_panel_once(name, x_shape, weights,
+                                                                     padding, mfast):
+    """Untuned, a forward GEMM with more rows (output channels) than columns runs its
+    work-items along the columns first (MFAST=0, gemm.weights_first); the gradients and
+    wide GEMMs keep the device's order, and so do devices whose order is that already."""
+    profile = clconv.current_runtime().profile
+    variant = algos.VARIANTS[name]
+    if int(tuning.default_params(profile, name, "forward").get("MFAST", 1)) == 0:
+        pytest.skip(f"{profile.kind.name} defaults: {name} runs MFAST=0 at every shape")
+    stride = 2 if name == "im2col" else 1
+    geo = conv_geometry(x_shape, weights, stride, padding, 1, 1)
+    assert int(algos.params_for(profile, variant, geo, "forward")["MFAST"]) == mfast
+    assert int(algos.params_for(profile, variant, geo, "grad_input").get("MFAST", 1)) == 1
+
+
 @pytest.mark.parametrize("m", [2, 4])
 @pytest.mark.parametrize("x_shape,padding", [((1, 3, 5, 4), 1), ((2, 2, 9, 37), 0),
                                              ((1, 2, 6, 17), (2, 1)), ((1, 1, 3, 3), 2)])

@@ -243,8 +243,20 @@ def fit_columns(small_plane):
     def fit(geo, op, params):
         if op != "forward" and geo.Ho * geo.Wo < small_plane:
             return dict(params, NV=1)
-        return params
+        return weights_first(params, geo.K // geo.groups, geo.Ho * geo.Wo) \
+            if op == "forward" else params
     return fit
+
+
+def weights_first(params: dict, rows: int, columns: int) -> dict:
+    """Untuned MFAST=0 for a forward GEMM of more rows (output channels) than columns
+    (output pixels per image, or Winograd's tiles), whose weights outweigh its input:
+    its work-items then go along the columns first, so each row panel of the weights is
+    read from memory once and reused from the caches, where MFAST=1 read every panel
+    again for each column tile. With the caches emptied between runs (bench-model)
+    ResNet-50's 14x14 and 7x7 GEMMs took 4-12 % less time each and SqueezeNet's
+    classifier 0.71 -> 0.65 ms (session 25; hot and alone they had measured no faster)."""
+    return dict(params, MFAST=0) if rows > columns and "MFAST" in params else params
 
 
 VC4C_MAX_COL2IM_BLOCK = 4  # col2im's SH*SW outputs per work-item that VC4C compiled

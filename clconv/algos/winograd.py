@@ -16,7 +16,7 @@ from ..build import get_kernel, launch_grid
 from ..epilogue import NO_ACTIVATION
 from ..geometry import grad_input_as_forward
 from .base import Variant, flip_weights, is_cpu, layout_group, pad, round_up, scratch
-from .gemm import TEST_PARAMS, space as gemm_space
+from .gemm import TEST_PARAMS, space as gemm_space, weights_first
 from .tiled_gemm import defaults as gemm_defaults, gemm, pack_a, tile_n, validate_params
 
 
@@ -118,10 +118,13 @@ def fit(geo, op, params):
     at batch 1; at 14x14, 32 tiles with the rows rounded to 8, F(4x4) took ResNet-50's
     256-channel layer 0.83x the shifted GEMM's time against F(2x2)'s 0.69x, at 7x7 2.2x,
     SqueezeNet's 64 -> 256 at 13x13 1.21x) and 32 channels (see pays); elsewhere F(2x2)
-    (session 17, Zen 4)."""
+    (session 17, Zen 4). A forward's GEMMs take their loop order from their shape
+    (gemm.weights_first, the tiles as columns)."""
     if int(params.get("WM", 2)) == 4 and applies(geo) and \
             not _f4_pays(_convolution_run(geo, op)):
         params = dict(params, WM=2)
+    if op == "forward":  # the GEMMs' columns are the tiles
+        params = weights_first(params, geo.K, _tiles(geo, TILINGS[int(params.get("WM", 2))])[2])
     return params
 
 
