@@ -254,8 +254,8 @@ def weights_first(params: dict, rows: int, columns: int) -> dict:
     its work-items then go along the columns first, so each row panel of the weights is
     read from memory once and reused from the caches, where MFAST=1 read every panel
     again for each column tile. With the caches emptied between runs (bench-model)
-    ResNet-50's 14x14 and 7x7 GEMMs took 4-12 % less time each and SqueezeNet's
-    classifier 0.71 -> 0.65 ms (session 25; hot and alone they had measured no faster)."""
+    ResNet-50's 14x14 and 7x7 GEMMs took 4-10 % less time each and SqueezeNet's
+    classifier 0.77 -> 0.67 ms (session 25; hot and alone they had measured no faster)."""
     return dict(params, MFAST=0) if rows > columns and "MFAST" in params else params
 
 
