@@ -57,7 +57,9 @@ def check_against_onnx_runtime(model, proto, rng, runs=2):
     for _ in range(runs):  # the second run reuses the concatenation buffers
         x = rng.standard_normal(model.input_shapes["x"]).astype(np.float32)
         for got, want in zip(model.run({"x": x}), session.run(None, {"x": x})):
-            np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+            # relative to the largest output: sums of many terms differ in their order
+            np.testing.assert_allclose(got, want, rtol=1e-5,
+                                       atol=1e-5 * max(1.0, float(np.abs(want).max())))
 
 
 def concat_steps(model):
@@ -246,7 +248,9 @@ def fire_chain_graph(rng, modules=3, keep_first=False, channels=8, size=6, stem=
 
     inits, nodes, name, c = [], [], "x", channels
     if stem:
-        inits.append(weight("stem", (channels, channels, 3, 3)))
+        # scaled to keep the outputs' size: ONNX Runtime's sums may differ in their order
+        stem_weight = rng.standard_normal((channels, channels, 3, 3)) / np.sqrt(channels * 9)
+        inits.append(numpy_helper.from_array(stem_weight.astype(np.float32), "stem"))
         nodes += [helper.make_node("Conv", ["x", "stem"], ["stem_conv"], pads=[1, 1, 1, 1]),
                   helper.make_node("Relu", ["stem_conv"], ["stem_relu"]),
                   helper.make_node("MaxPool", ["stem_relu"], ["pooled"], kernel_shape=[2, 2],

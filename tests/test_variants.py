@@ -657,14 +657,21 @@ def test_packed_stem_takes_the_short_k_tile(monkeypatch, weights, use):
     with algos.force("im2col"):  # a CPU runs one group through `channels` (any stride)
         forward = algos.pack_forward(rt, geo, on_device(rt, w))
     assert forward.variant is algos.IM2COL
+    _check_use_tile_and_result(rt, forward, geo, use, (4, 4), x, w, b,
+                               stride=2, padding=weights[2] // 2)
+
+
+def _check_use_tile_and_result(rt, forward, geo, use, avx512_tile, x, w, b, **conv):
+    """A packed forward took the untuned tunables of `use` (AVX-512's (TM, NV) tile
+    where there is one), and computes the reference's numbers with them."""
     assert algos.forward_use(forward.variant, geo, False) == use
     assert forward.params == algos.params_for(rt.profile, forward.variant, geo, "forward", use)
     if use and rt.profile.cpu_class is AVX512:
-        assert (forward.params["TM"], forward.params["NV"]) == (4, 4)
+        assert (forward.params["TM"], forward.params["NV"]) == avx512_tile
     out = on_device(rt, np.zeros(geo.output_shape, np.float32))
     got = forward.run(rt, geo, on_device(rt, x), on_device(rt, w), on_device(rt, b), out,
                       NO_ACTIVATION).get()
-    want = R.conv2d(x, w, b, stride=2, padding=weights[2] // 2)
+    want = R.conv2d(x, w, b, **conv)
     np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4 * np.abs(want).max())
 
 
@@ -684,15 +691,7 @@ def test_memory_bound_pointwise_layers_take_their_tile(monkeypatch, weights, use
     forward = algos.pack_forward(rt, geo, on_device(rt, w))
     if forward.variant is not algos.GEMM_1X1:
         pytest.skip(f"{forward.variant.name} runs 1x1 layers here, not gemm1x1")
-    assert algos.forward_use(forward.variant, geo, False) == use
-    assert forward.params == algos.params_for(rt.profile, forward.variant, geo, "forward", use)
-    if use and rt.profile.cpu_class is AVX512:
-        assert (forward.params["TM"], forward.params["NV"]) == (2, 4)
-    out = on_device(rt, np.zeros(geo.output_shape, np.float32))
-    got = forward.run(rt, geo, on_device(rt, x), on_device(rt, w), on_device(rt, b), out,
-                      NO_ACTIVATION).get()
-    want = R.conv2d(x, w, b)
-    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4 * np.abs(want).max())
+    _check_use_tile_and_result(rt, forward, geo, use, (2, 4), x, w, b)
 
 
 @pytest.mark.parametrize("name, x_shape, weights, padding, mfast", [
