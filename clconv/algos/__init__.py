@@ -245,9 +245,9 @@ MEMORY_BOUND_MAX_C = 128
 
 def is_memory_bound(geo) -> bool:
     """A convolution with at most 8 flops per float32 byte it reads and writes, per
-    output pixel: 2*C*K multiply-add flops against 4*(C + K) bytes."""
-    c = geo.C // geo.groups
-    return c * geo.K <= 16 * (c + geo.K)
+    output pixel and group: 2*C*K multiply-add flops against 4*(C + K) bytes."""
+    c, k = geo.C // geo.groups, geo.K // geo.groups
+    return c * k <= 16 * (c + k)
 
 
 def forward_use(variant: Variant, geo, input_affine: bool) -> str | None:
