@@ -446,7 +446,7 @@ __kernel GEMM_HINT void gemm_tiled(
     // lane (below), with each lane's row computed in every row of the tile, the stores
     // took a 1x1 layer writing 56x56 planes (128 x 3136 x 128) a quarter of its time.
     if (out_pitch != row_out) {
-        int first[NV], runs[NV];          // vector v's runs: run_at[v][first[v]..+runs[v])
+        int first[NV], runs[NV];  // vector v's runs: run_at[first[v] .. first[v] + runs[v])
         int run_lane[TN * NV], run_at[TN * NV], run_len[TN * NV];
         int count = 0;
         #pragma unroll

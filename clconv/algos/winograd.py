@@ -181,7 +181,8 @@ def forward(rt, geo, params, x, w, bias, out, act=NO_ACTIVATION, packed=None):
     tile = tiling(params)
     th, tw, T = _tiles(geo, tile)
     ldt = round_up(T, tile_n(params))
-    if reads_unpadded(rt.profile, tile):  # the input itself, where the tiles start in it
+    defines = _defines(rt, tile)
+    if defines:  # WINOGRAD_UNPADDED: the input itself, where the tiles start in it
         source, extent = x, (geo.H, geo.W, geo.pad_top, geo.pad_left)
         input_extent = extent + (x.size,)
     else:
@@ -198,7 +199,7 @@ def forward(rt, geo, params, x, w, bias, out, act=NO_ACTIVATION, packed=None):
     V = scratch(rt, (tile.matrices * v_plane,))
     M = scratch(rt, (tile.matrices * m_plane,))
     tile_grid = (tw // TILES_PER_ITEM, th)  # TILES_PER_ITEM across per work-item, a row down
-    launch_grid(rt, get_kernel(rt, tile.kernels, tile.prefix + "_input", _defines(rt, tile)),
+    launch_grid(rt, get_kernel(rt, tile.kernels, tile.prefix + "_input", defines),
                 tile_grid + (geo.N * C,), (1, layout_group(rt, th), 1),
                 source, V, C, *input_extent, th, tw, ldt, v_plane)
     gemm(rt, params, K, T, C, 1,
@@ -207,7 +208,7 @@ def forward(rt, geo, params, x, w, bias, out, act=NO_ACTIVATION, packed=None):
          M, ldt, (m_plane, 0),
          tile.matrices, 1, a_packed=packed is not None)
     launch_grid(rt, get_kernel(rt, tile.kernels, tile.prefix + "_output",
-                               dict(act.defines, **_defines(rt, tile))),
+                               dict(act.defines, **defines)),
                 tile_grid + (geo.N * K,), (1, layout_group(rt, th), 1),
                 M, bias if bias is not None else M, bias is not None,
                 out, K, geo.Ho, geo.Wo, th, tw, ldt, m_plane, source, w, C, *extent,
