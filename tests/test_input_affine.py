@@ -49,11 +49,12 @@ def test_input_affine_matches_the_separate_ops(before, kernel, force, prepared, 
         got = layer(x, input_affine=(scale, shift, before)).get()
     assert layer._forward.reads_input_affine(layer.geometry) == (kernel == 1 and not force)
     if kernel == 1 and not force:
-        # the tunables for that use (the CPU class's taller tile on AVX-512), or not
-        profile = layer.runtime.profile
-        want_params = clconv.algos.params_for(profile, layer._forward.variant,
-                                              layer.geometry, "forward",
-                                              clconv.algos.INPUT_AFFINE if prepared else None)
+        # the tunables for that use (the CPU class's taller tile on AVX-512), or not (this
+        # small layer's own: memory-bound)
+        profile, variant = layer.runtime.profile, layer._forward.variant
+        use = clconv.algos.forward_use(variant, layer.geometry, prepared)
+        assert (use == clconv.algos.INPUT_AFFINE) == prepared
+        want_params = clconv.algos.params_for(profile, variant, layer.geometry, "forward", use)
         assert layer._forward.params == want_params
     want = reference(x, scale, shift, before, w, bias, padding)
     np.testing.assert_array_equal(np.isnan(got), np.isnan(want))

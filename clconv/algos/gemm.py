@@ -255,7 +255,9 @@ def weights_first(params: dict, rows: int, columns: int) -> dict:
     read from memory once and reused from the caches, where MFAST=1 read every panel
     again for each column tile. With the caches emptied between runs (bench-model)
     ResNet-50's 14x14 and 7x7 GEMMs took 4-10 % less time each and SqueezeNet's
-    classifier 0.77 -> 0.67 ms (session 25; hot and alone they had measured no faster)."""
+    classifier 0.77 -> 0.67 ms (session 25; hot and alone they had measured no faster).
+    Only where the untuned tunables name MFAST (the CPU entries' 1; GPUs' are 0 already,
+    and a device without an entry keeps the kernel's default)."""
     return dict(params, MFAST=0) if rows > columns and "MFAST" in params else params
 
 
