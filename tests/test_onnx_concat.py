@@ -312,13 +312,13 @@ def test_a_run_writes_a_concatenation_into_a_block_a_step_just_let_go_of(rng, mo
         handed.append((handle.int_ptr, nbytes))
         return handle
 
-    opened = []  # (step, pointer) of each concatenation buffer a run opens
+    opened = []  # (pointer, handings of the pool so far) of each concatenation buffer
     arena_open = placement.ConcatArena.open
 
     def logged_open(self, step, allocate):
         def logged_allocate(nbytes):
             block = allocate(nbytes)
-            opened.append((step, block.int_ptr))
+            opened.append((block.int_ptr, len(handed)))
             return block
         return arena_open(self, step, logged_allocate)
 
@@ -329,9 +329,10 @@ def test_a_run_writes_a_concatenation_into_a_block_a_step_just_let_go_of(rng, mo
     assert len(model._concatenations.groups) == 1  # the three modules share one buffer
     check_against_onnx_runtime(model, proto, rng, runs=4)  # steps, recorded, replayed
     assert model.replay_note.startswith("replays")
-    recorded = [pointer for (pointer, nbytes) in handed if nbytes == model.plan.arena_bytes]
+    pool_pointers = [pointer for pointer, _ in handed]
+    recorded = [(pointer, count) for pointer, count in opened if pointer in pool_pointers]
     assert recorded, "the recorded run took no concatenation buffer from its pool"
-    # the pool handed that block out before, to a tensor of the stem
-    earlier = [pointer for pointer, _ in handed[:handed.index((recorded[0],
-                                                                model.plan.arena_bytes))]]
-    assert recorded[0] in earlier
+    # the pool handed that block out before, to a tensor of the stem (the last handing
+    # before the open is the concatenation's own)
+    pointer, count = recorded[0]
+    assert pool_pointers[count - 1] == pointer and pointer in pool_pointers[:count - 1]

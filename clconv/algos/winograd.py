@@ -124,7 +124,7 @@ def fit(geo, op, params):
             not _f4_pays(_convolution_run(geo, op)):
         params = dict(params, WM=2)
     if op == "forward":  # the GEMMs' columns are the tiles
-        params = weights_first(params, geo.K, _tiles(geo, TILINGS[int(params.get("WM", 2))])[2])
+        params = weights_first(params, geo.K, _tiles(geo, tiling(params))[2])
     return params
 
 

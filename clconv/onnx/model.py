@@ -151,10 +151,13 @@ class CompiledModel:
         inputs = {name: on_device(rt, value) for name, value in feeds.items()}
         env = dict(self._constants)
         env.update(inputs)
+
+        def block(nbytes):  # from this thread's pool: the recorded run's while recording
+            return allocate(rt, (nbytes // 4,), name="concatenation").base_data
+
         for index, (step, releases) in enumerate(zip(self.plan.steps, self.plan.releases)):
             if concatenations is not None:
-                arena.update(concatenations.open(index, lambda nbytes: allocate(
-                    rt, (nbytes // 4,), name="concatenation").base_data))
+                arena.update(concatenations.open(index, block))
             args = [env[name] for name in step.inputs]
             out = arena.get(step.outputs[0])  # its place (a concatenation, a border)
             if out is None and step.reuse_input is not None:

@@ -125,7 +125,7 @@ class ConcatArena:
         # made once now, so that a device that cannot make them fails at load time
         probe = cl.Buffer(runtime.context, cl.mem_flags.READ_WRITE,
                           max(group[1] for group in self.groups))
-        self._slot_arrays(probe, set(self.slots))
+        self._slot_arrays(probe, {slot.root for slot in slots.values()})
 
     def open(self, step: int, allocate) -> dict[str, cla.Array]:
         """The arrays of every slot whose group's life starts at `step`, over a block of
