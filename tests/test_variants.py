@@ -676,8 +676,9 @@ def _check_use_tile_and_result(rt, forward, geo, use, avx512_tile, x, w, b, **co
 
 
 @pytest.mark.parametrize("weights, use", [
-    ((64, 16, 1, 1), "memory_bound"),    # SqueezeNet's 1x1 expand: 2048 flops, 320 bytes
-    ((16, 128, 1, 1), "memory_bound"),   # ... its squeeze
+    ((16, 128, 1, 1), "memory_bound"),   # SqueezeNet's squeeze: 4096 flops, 576 bytes
+    ((16, 16, 1, 1), "memory_bound"),    # as many outputs as inputs
+    ((64, 16, 1, 1), None),              # its 1x1 expand writes more than it reads
     ((16, 192, 1, 1), None),             # Inception's: 192 channels' panel past the L1
     ((64, 64, 1, 1), None),              # ResNet's: 16 flops per byte
 ])
@@ -718,6 +719,27 @@ def test_forward_gemms_taller_than_wide_read_each_weight_panel_once(name, x_shap
                     f"{shipped.get('MFAST', 'not named')})")
     assert int(algos.params_for(profile, variant, geo, "forward")["MFAST"]) == mfast
     assert int(algos.params_for(profile, variant, geo, "grad_input").get("MFAST", 1)) == 1
+
+
+@pytest.mark.parametrize("x_shape, weights, mfast", [
+    ((1, 16, 55, 55), (64, 16, 1, 1), 0),     # SqueezeNet's expand: 8 flops per byte
+    ((1, 128, 55, 55), (16, 128, 1, 1), 1),   # its squeeze reads more than it writes
+    ((2, 64, 56, 56), (256, 64, 1, 1), 1),    # ResNet's expand: 16 flops per byte
+])
+def test_memory_bound_expands_write_long_output_runs(x_shape, weights, mfast):
+    """Untuned, a memory-bound pointwise forward with more output channels than input
+    channels runs its work-items along the output rows (MFAST=0, gemm.output_rows_first);
+    one that reads more than it writes, or computes more, keeps the device's order."""
+    profile = clconv.current_runtime().profile
+    geo = conv_geometry(x_shape, weights, 1, 0, 1, 1)
+    shipped = tuning.default_params(profile, "gemm1x1", "forward") or \
+        algos.GEMM_1X1.defaults(profile, geo, "forward")
+    if int(shipped.get("MFAST", 0)) == 0:
+        pytest.skip(f"{profile.kind.name} defaults: gemm1x1 has no MFAST=1 to change (MFAST "
+                    f"{shipped.get('MFAST', 'not named')})")
+    assert int(algos.params_for(profile, algos.GEMM_1X1, geo, "forward")["MFAST"]) == mfast
+    assert int(algos.params_for(profile, algos.GEMM_1X1, geo, "grad_input")
+               .get("MFAST", 1)) == 1
 
 
 @pytest.mark.parametrize("m", [2, 4])

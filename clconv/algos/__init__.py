@@ -21,7 +21,7 @@ from .channels import CHANNELS
 from .depthwise import DEPTHWISE, is_depthwise
 from .depthwise_direct import DEPTHWISE_DIRECT
 from .direct import DIRECT
-from .gemm import GEMM_1X1, IM2COL, is_pointwise
+from .gemm import GEMM_1X1, IM2COL, is_memory_bound, is_pointwise
 from .gemm import reads_input_affine as gemm_reads_input_affine
 from .linear import LINEAR, is_fully_connected
 from .shifted import SHIFTED
@@ -232,22 +232,24 @@ INPUT_AFFINE = "input_affine"
 # session 16: on AVX-512 a 4 x 64 tile took ResNet-50's 7x7 stem 2.0-2.3 -> 1.6 ms)
 SHORT_K = "short_k"
 SHORT_K_MAX = 384
-# ... and for a pointwise forward that moves more bytes than it computes on: at most 8
-# flops per byte it reads and writes (C*K <= 16*(C+K)), on few enough input channels that
-# a 64-column panel of them stays in a 48 KB L1 cache (C <= MEMORY_BOUND_MAX_C). With the
-# caches emptied by another runtime's run (bench-model), AVX-512's 2 x 64 tile, whose
-# work-items write four cache lines of each output row, took SqueezeNet's 55x55 squeeze
-# and 1x1 expand layers 0.54 -> 0.42 ms together (docs/performance.md, session 25); on
-# Inception-v1's 192 -> 16 (28x28) and 480 -> 16 (14x14) layers it was slower
+# ... and for a pointwise forward that moves more bytes than it computes on
+# (gemm.is_memory_bound) and reads at least as much as it writes (K <= C), on few enough
+# input channels that a 64-column panel of them stays in a 48 KB L1 cache (C <=
+# MEMORY_BOUND_MAX_C). With the caches emptied by another runtime's run (bench-model),
+# AVX-512's 2 x 64 tile, whose work-items write four cache lines of each output row, took
+# SqueezeNet's 55x55 squeeze and 1x1 expand layers 0.54 -> 0.42 ms together
+# (docs/performance.md, session 25); on Inception-v1's 192 -> 16 (28x28) and 480 -> 16
+# (14x14) layers it was slower. Layers that write more than they read (the expands) keep
+# the class's tile and write long runs of each output row instead (gemm.fit_columns,
+# session 26: fire2's 16 -> 64 expand 0.14 -> 0.07 ms).
 MEMORY_BOUND = "memory_bound"
 MEMORY_BOUND_MAX_C = 128
 
 
-def is_memory_bound(geo) -> bool:
-    """A convolution with at most 8 flops per float32 byte it reads and writes, per
-    output pixel and group: 2*C*K multiply-add flops against 4*(C + K) bytes."""
+def reads_more_than_it_writes(geo) -> bool:
+    """A memory-bound pointwise forward whose input outweighs its output: C >= K."""
     c, k = geo.C // geo.groups, geo.K // geo.groups
-    return c * k <= 16 * (c + k)
+    return c >= k and is_memory_bound(k, c)
 
 
 def forward_use(variant: Variant, geo, input_affine: bool) -> str | None:
@@ -258,7 +260,7 @@ def forward_use(variant: Variant, geo, input_affine: bool) -> str | None:
     if variant is IM2COL and (geo.C // geo.groups) * geo.kh * geo.kw <= SHORT_K_MAX:
         return SHORT_K
     if variant is GEMM_1X1 and geo.C // geo.groups <= MEMORY_BOUND_MAX_C \
-            and is_memory_bound(geo):
+            and reads_more_than_it_writes(geo):
         return MEMORY_BOUND
     return None
 
