@@ -78,7 +78,7 @@
 // (-inf for a row outside the input).
 __attribute__((always_inline)) RUNF row_max(
     __global const float *x, const int x_size, const int plane, const int iy, const int H,
-    const int W, const int c0, const int inside_row, const RUNI cols)
+    const int W, const int c0, const int inside_row)
 {
     RUNF best = (RUNF)(-INFINITY);
     if ((uint)iy >= (uint)H) return best;
@@ -91,6 +91,7 @@ __attribute__((always_inline)) RUNF row_max(
     } else if (at >= 0 && at + ROW_SPAN <= x_size) {
         // a run at the row's ends: loads that cross into the rows beside, their lanes
         // off this row -inf (as fast as the plain loads; lane by lane was 3x slower)
+        const RUNI cols = LANE_IDS * POOL_SW + c0;  // tap 0's column in each lane
 #pragma unroll
         for (int kx = 0; kx < POOL_KW; ++kx)
             TAKE(select((RUNF)(-INFINITY), LOAD_TAP(x + at + kx),
@@ -126,41 +127,59 @@ __attribute__((always_inline)) void store_run(const RUNF v, __global float *o,
         if (j >= first && j < left) o[j] = s[j];
 }
 
-// Grid (run, plane); run r pools outputs from min(r*POOL_RUN, Wo - POOL_RUN) (from 0
-// when Wo < POOL_RUN) of every row, top to bottom, keeping the row maxima that the next
-// output row shares (stride-1 pools ran 1.5-2x faster than with a work-item per run and
-// row). The last run ends at the row's end, overlapping the one before, whose outputs it
-// does not store again. x_size: the floats in x.
+// Runs of a row per work-item (POOL_RUNS, compiled in; the host keeps it within the
+// registers' reach).
+#ifndef POOL_RUNS
+#define POOL_RUNS 4
+#endif
+
+// Grid (chunk, band, plane). A work-item pools POOL_RUNS runs of every output row of
+// its band of `band` rows, top to bottom, keeping for each run the row maxima that the
+// next output row shares. Run r (chunk * POOL_RUNS + j, below `runs`) pools outputs
+// from min(r*POOL_RUN, Wo - POOL_RUN) (from 0 when Wo < POOL_RUN): the last run ends
+// at the row's end, overlapping the one before, whose outputs it does not store again.
+// A work-item per run walking the whole plane read it in strips down the plane; along
+// the rows, SqueezeNet's first pool (64 x 111 x 111) took 0.15-0.18 -> 0.12-0.15 ms alone
+// on AVX-512 and 0.27 -> 0.16 ms compiled for AVX2, ResNet's (64 x 112 x 112, padded)
+// 0.14-0.15 -> 0.13 and 0.24 -> 0.16 (POCL 3.1, Xeon; docs/performance.md, session 26).
+// x_size: the floats in x.
 __kernel void max_pool2d_values(
     __global const float *x, __global float *out, const int x_size, const int runs,
     const int planes, const int H, const int W, const int Ho, const int Wo,
-    const int sh, const int ph, const int pw, const int dh)
+    const int sh, const int ph, const int pw, const int dh, const int band)
 {
-    const int r = get_global_id(0), plane = get_global_id(1);
-    if (r >= runs || plane >= planes) return;
-    const int ox0 = max(min(r * POOL_RUN, Wo - POOL_RUN), 0);
-    const int c0 = ox0 * POOL_SW - pw;  // the run's first column
-    const int inside_row = c0 >= 0 && c0 + ROW_SPAN <= W;
-    const RUNI cols = LANE_IDS * POOL_SW + c0;  // tap 0's column in each lane
-    const int first = r * POOL_RUN - ox0;  // lanes the run before stores
-    RUNF rows[POOL_KH];
-    for (int oy = 0; oy < Ho; ++oy) {
+    const int chunk = get_global_id(0), oy0 = get_global_id(1) * band;
+    const int plane = get_global_id(2);
+    if (chunk * POOL_RUNS >= runs || oy0 >= Ho || plane >= planes) return;
+    const int oy1 = min(oy0 + band, Ho);
+    RUNF rows[POOL_RUNS][POOL_KH];
+    for (int oy = oy0; oy < oy1; ++oy) {
         const int iy0 = oy * sh - ph;
-        const int kept = oy > 0 && dh == 1 ? max(POOL_KH - POOL_SH, 0) : 0;
+        const int kept = oy > oy0 && dh == 1 ? max(POOL_KH - POOL_SH, 0) : 0;
 #pragma unroll
-        for (int k = 0; k < POOL_KH; ++k) {
-            if (k + POOL_SH < POOL_KH && k < kept) rows[k] = rows[k + POOL_SH];
-            else rows[k] = row_max(x, x_size, plane, iy0 + k * dh, H, W, c0, inside_row, cols);
-        }
-        RUNF best = (RUNF)(-INFINITY);
-        RUNI nan = (RUNI)(0);
+        for (int j = 0; j < POOL_RUNS; ++j) {
+            const int r = chunk * POOL_RUNS + j;
+            if (r < runs) {
+                const int ox0 = max(min(r * POOL_RUN, Wo - POOL_RUN), 0);
+                const int c0 = ox0 * POOL_SW - pw;  // the run's first column
+                const int inside_row = c0 >= 0 && c0 + ROW_SPAN <= W;
 #pragma unroll
-        for (int k = 0; k < POOL_KH; ++k) {
-            best = rows[k] > best ? rows[k] : best;
-            nan |= isnan(rows[k]);
+                for (int k = 0; k < POOL_KH; ++k) {
+                    if (k + POOL_SH < POOL_KH && k < kept) rows[j][k] = rows[j][k + POOL_SH];
+                    else rows[j][k] = row_max(x, x_size, plane, iy0 + k * dh, H, W, c0,
+                                              inside_row);
+                }
+                RUNF best = (RUNF)(-INFINITY);
+                RUNI nan = (RUNI)(0);
+#pragma unroll
+                for (int k = 0; k < POOL_KH; ++k) {
+                    best = rows[j][k] > best ? rows[j][k] : best;
+                    nan |= isnan(rows[j][k]);
+                }
+                store_run(select(best, (RUNF)(NAN), nan), out + (plane * Ho + oy) * Wo + ox0,
+                          r * POOL_RUN - ox0, Wo - ox0);
+            }
         }
-        store_run(select(best, (RUNF)(NAN), nan), out + (plane * Ho + oy) * Wo + ox0, first,
-                  Wo - ox0);
     }
 }
 

@@ -1,6 +1,7 @@
 """Pooling without indices: on CPUs, max pooling takes pool_values.cl's max_pool2d_values
 (runs of outputs in explicit vectors, masked at the rows' ends, each work-item walking
-down its plane and keeping the rows the next output row shares), average pooling of
+along the rows of a band of its plane and keeping the rows the next output row shares),
+average pooling of
 whole windows avg_pool2d_values, and whole-plane pooling global_avg_pool2d /
 global_max_pool2d; other devices (CLCONV_LIMITS=videocore4 here) keep
 the per-output kernels. Both against torch, NaN and +-inf placed in the windows."""
@@ -65,6 +66,8 @@ MAX_CASES = [  # shape, kernel, stride, padding, dilation, ceil_mode
     ((1, 2, 14, 31), 3, 2, 1, (1, 2), False),    # columns dilated: the per-output kernel
     ((1, 2, 12, 40), 7, (2, 7), 3, 1, True),     # the largest compiled-in window
     ((1, 2, 12, 40), 8, 2, 4, 1, False),         # past it: the run-time kernel
+    ((1, 2, 9, 150), 3, 2, 1, 1, False),         # Wo = 75: two chunks of runs per row
+    ((1, 2, 40, 140), 3, 1, 1, 1, False),        # few planes: bands of rows, rows kept
 ]
 
 

@@ -137,26 +137,37 @@ def is_global(in_shape, out_size, kernel, pads) -> bool:
     return tuple(out_size) == (1, 1) and tuple(kernel) == tuple(in_shape[2:]) and not any(pads)
 
 
-# Work-items per group of max_pool2d_values. Each walks a whole plane, so a group of 64
-# left SqueezeNet's first pool (64 planes) 8 groups for 2 threads to share unevenly:
-# 0.26-0.35 ms; groups of 16, 0.18 ms (POCL, 2 threads; 8 about the same, 4 slower).
-VALUES_GROUP = 16
+# Outputs of a row per work-item of max_pool2d_values (POOL_RUNS runs of POOL_RUN): 64,
+# whose kept row maxima stay in registers (4 vectors on AVX-512, 8 on AVX2). Compiled
+# for AVX2, SqueezeNet's first pool (55 outputs a row) took 0.18 ms in runs of 4 x 8
+# outputs, 0.16 in runs of 8 x 8 (POCL for haswell on the Xeon, session 26).
+VALUES_ROW = 64
+# Work-items a launch should have for POCL's threads to share evenly: fewer planes (and
+# chunks of runs) than this are split into bands of rows, each restarting its kept rows.
+VALUES_ITEMS = 64
+# Work-items per group of max_pool2d_values, along the planes.
+VALUES_GROUP = 4
 
 
 def max_values(rt, x, out, defines, sh, pads_begin, dh):
     """pool_values.cl's max_pool2d_values over out's (N, C, Ho, Wo), defines from
-    window_defines."""
+    window_defines: each work-item pools up to VALUES_ROW outputs of each row of a band
+    of rows of one plane."""
     N, C, H, W = x.shape
     Ho, Wo = out.shape[2:]
     run = pool_run(rt.profile)
     runs = -(-Wo // run)
+    per_item = min(runs, max(1, VALUES_ROW // run))
+    chunks = -(-runs // per_item)
+    bands = min(Ho, max(1, -(-VALUES_ITEMS // (chunks * N * C))))
+    band = -(-Ho // bands)
     kernel = get_kernel(rt, VALUES_KERNELS, "max_pool2d_values",
-                        dict(defines, POOL_RUN=run, POOL_SH=min(sh, defines["POOL_KH"])))
-    width = group_size(VALUES_GROUP, runs)
-    launch_grid(rt, kernel, (runs, N * C), (width, max(1, VALUES_GROUP // width)),
-                x.data, out.data,
+                        dict(defines, POOL_RUN=run, POOL_RUNS=per_item,
+                             POOL_SH=min(sh, defines["POOL_KH"])))
+    launch_grid(rt, kernel, (chunks, -(-Ho // band), N * C),
+                (1, 1, group_size(VALUES_GROUP, N * C)), x.data, out.data,
                 *[np.int32(v) for v in (x.size, runs, N * C, H, W, Ho, Wo, sh, *pads_begin,
-                                        dh)])
+                                        dh, band)])
 
 
 def max_pool2d_backward(grad_output, indices, input_shape, kernel_size=None, stride=None,
