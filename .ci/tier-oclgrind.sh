@@ -44,9 +44,11 @@ run_tier "op sweeps (tests/test_ops.py)" 900 oclgrind_run ops \
 run_tier "variant sweep (tests/test_variants.py, tests/test_im2col_panels.py)" 900 \
     oclgrind_run variants env CLCONV_TEST_SWEEP_SCALE="${scale:-0.1}" "$PYTHON" -m pytest -q \
     -rfE -p no:cacheprovider tests/test_variants.py tests/test_im2col_panels.py
-# conv_channels.cl runs on CPUs only, so no sweep reaches it on Oclgrind's GPU
-run_tier "CPU channels kernel (tests/test_channels.py)" 300 oclgrind_run channels \
-    "$PYTHON" -m pytest -q -rfE -p no:cacheprovider tests/test_channels.py -k any_device
+# conv_channels.cl and conv_pool.cl run on CPUs only, so no sweep reaches them on
+# Oclgrind's GPU
+run_tier "CPU channels kernels (tests/test_channels.py, tests/test_conv_max_pool.py)" 300 \
+    oclgrind_run channels "$PYTHON" -m pytest -q -rfE -p no:cacheprovider \
+    tests/test_channels.py tests/test_conv_max_pool.py -k any_device
 rm -rf "$reports"
 tier_summary "Oclgrind tier" || exit 1
 echo "=== Oclgrind tier passed"

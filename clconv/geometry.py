@@ -9,6 +9,8 @@ import functools
 import math
 from dataclasses import dataclass
 
+import numpy as np
+
 from . import caches, params
 from .validation import check_int
 
@@ -191,6 +193,28 @@ class PoolGeometry:
     @property
     def output_shape(self):
         return (self.N, self.C, self.Ho, self.Wo)
+
+
+def explicit_pool(input_shape, kernel, stride, pads_begin, out_size) -> PoolGeometry:
+    """A 2-D pool of dilation 1 over input_shape (N, C, H, W) with its output size given,
+    as ONNX describes pools once auto_pad, end pads and ceil_mode are resolved: windows
+    start at o * stride - pads_begin. Each of kernel, stride, pads_begin and out_size is
+    a pair of ints (kernel, stride, out_size >= 1, pads_begin >= 0) whose windows stay in
+    the kernels' int32 range."""
+    pairs = {}
+    for name, pair, minimum in (("kernel", kernel, 1), ("stride", stride, 1),
+                                ("pads_begin", pads_begin, 0), ("out_size", out_size, 1)):
+        pair = tuple(pair)
+        if (len(pair) != 2 or not all(isinstance(v, (int, np.integer)) for v in pair)
+                or min(pair) < minimum):
+            raise ValueError(f"{name}: expected two ints >= {minimum}, got {pair}")
+        pairs[name] = tuple(int(v) for v in pair)
+    n, c, h, w = input_shape
+    for size, out, k, s, begin in zip((h, w), pairs["out_size"], pairs["kernel"],
+                                      pairs["stride"], pairs["pads_begin"]):
+        params.check_extent(size, begin + (out - 1) * s, k, 1)
+    return PoolGeometry(n, c, h, w, *pairs["out_size"], pairs["kernel"], pairs["stride"],
+                        pairs["pads_begin"], (1, 1))
 
 
 def _pool_axes(size, kernel_size, stride, padding, dilation, ceil_mode):

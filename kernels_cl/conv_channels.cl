@@ -55,6 +55,7 @@
 #include "activation.h"
 #include "mad.h"
 #include "window.h"  // KH x KW taps, strides SH, SW (dilations: run-time tap offsets)
+#include "channels.h"
 
 #if !ROW_RUNS && (SH != 1 || SW != 1)
 #error "flat columns (ROW_RUNS 0) need stride 1"
@@ -117,25 +118,7 @@ __kernel __attribute__((vec_type_hint(VEC))) void conv_channels(
     for (int b = 0; b < VB; ++b)
         #pragma unroll
         for (int p = 0; p < PX; ++p) acc[b][p] = (VEC)(0.0f);
-    const int vector_stride = C * KH * KW * VW;  // from one vector of channels to the next
-    __global const float *wv0 = w + v0 * vector_stride;
-    for (int c = 0; c < C; ++c) {
-        __global const float *xc = xn + c * in_plane;
-        __global const float *wc = wv0 + c * (KH * KW * VW);
-        #pragma unroll
-        for (int t = 0; t < KH * KW; ++t) {
-            const int shift = (t / KW) * tap_row + (t % KW) * tap_col;
-            VEC wt[VB];
-            #pragma unroll
-            for (int b = 0; b < VB; ++b) wt[b] = VLOAD(0, wc + b * vector_stride + t * VW);
-            #pragma unroll
-            for (int p = 0; p < PX; ++p) {
-                const VEC xv = (VEC)(TAP(p, shift));
-                #pragma unroll
-                for (int b = 0; b < VB; ++b) acc[b][p] = MAD(xv, wt[b], acc[b][p]);
-            }
-        }
-    }
+    CHANNELS_TAPS(acc, xn, w + v0 * (C * KH * KW * VW), C, in_plane, tap_row, tap_col, PX);
     // The epilogue, a vector of channels at a time: bias, residual and activation on
     // the vector (FINISH, in place; the residual read from the channels' planes at op).
     // A run wholly this work-item's and within its output rows is then stored as one run
@@ -213,20 +196,7 @@ __kernel __attribute__((vec_type_hint(VEC))) void conv_channels(
                     float run[RUN_W];
                     #pragma unroll
                     for (int p = 0; p < RUN_W; ++p) run[p] = tile[(rr * RUN_W + p) * VW + j];
-                    int p = 0;
-                    #pragma unroll
-                    for (; p + 8 <= RUN_W; p += 8) vstore8(vload8(0, run + p), 0, oj + p);
-#if RUN_W % 8 >= 4
-                    vstore4(vload4(0, run + p), 0, oj + p);
-                    p += 4;
-#endif
-#if RUN_W % 4 >= 2
-                    vstore2(vload2(0, run + p), 0, oj + p);
-                    p += 2;
-#endif
-#if RUN_W % 2
-                    oj[p] = run[p];
-#endif
+                    STORE_FLOATS(run, oj, RUN_W);
                 }
             }
             continue;

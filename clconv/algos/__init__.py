@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from .. import caches, tuning
 from .base import OPS, Variant, is_cpu
 from .channels import CHANNELS
+from .channels import forward_max_pool as channels_forward_max_pool
+from .channels import max_pool_reason as channels_max_pool_reason
 from .depthwise import DEPTHWISE, is_depthwise
 from .depthwise_direct import DEPTHWISE_DIRECT
 from .direct import DIRECT
@@ -216,6 +218,20 @@ class PackedForward:
         """Whether run() writes an output of strided images in place: the variants whose
         GEMM writes the output, one image at a time."""
         return self.variant in STRIDED_IMAGE_WRITERS
+
+    def max_pool_reason(self, profile, geo, pool) -> str | None:
+        """Why run_max_pool cannot run `geo` and then the max pool `pool` (a PoolGeometry
+        over its output) in one launch, or None: the channels variant fuses the pool
+        (algos/channels.py forward_max_pool)."""
+        if self.variant is not CHANNELS:
+            return f"the {self.variant.name} variant writes the convolution's whole output"
+        return channels_max_pool_reason(profile, geo, pool)
+
+    def run_max_pool(self, rt, geo, x, w, bias, out, act, pool):
+        """The convolution and the max pool `pool` over its output, into `out`, in one
+        launch (where max_pool_reason says so)."""
+        return channels_forward_max_pool(rt, geo, self.params, x, w, bias, out, act, pool,
+                                         packed=self.packed)
 
     def writes_bordered_output(self) -> bool:
         """Whether run() writes inside zero-bordered output planes in place (out_border,

@@ -181,6 +181,85 @@ def forward(rt, geo, params, x, w, bias, out, act=NO_ACTIVATION, packed=None,
     return out
 
 
+POOL_KERNELS = "conv_pool.cl"
+# Pooled outputs per work-item and row of conv_max_pool_channels (PP), with one vector of
+# channels (VB=1): 2 * 6 + 1 = 13 convolution columns' accumulators, and the kept and
+# pooled rows' 6 each, in 32 vector registers. SqueezeNet's stem + pool (AVX-512): see
+# forward_max_pool.
+POOL_COLUMNS = 6
+POOL_VECTORS = 1
+# Work-items a fused launch should have for POCL's threads to share evenly: pooled rows
+# are split into bands (each restarting its kept rows) until there are this many.
+POOL_ITEMS = 64
+POOL_WINDOW_MAX = 7  # the largest pool window compiled in (ops/pool.FIXED_WINDOW_MAX's)
+
+
+def max_pool_reason(profile, geo, pool) -> str | None:
+    """Why forward_max_pool cannot run `geo` followed by the max pool `pool` (a
+    PoolGeometry over geo's output), or None."""
+    if not is_cpu(profile):
+        return "CPUs only"
+    if (pool.N, pool.C, pool.H, pool.W) != geo.output_shape:
+        return f"the pool reads {(pool.N, pool.C, pool.H, pool.W)}, not the convolution's output"
+    if pool.dilation != (1, 1):
+        return f"pool dilation {pool.dilation}: only 1"
+    if max(pool.kernel) > POOL_WINDOW_MAX:
+        return f"pool window {pool.kernel}: at most {POOL_WINDOW_MAX} compiled in"
+    if pool.padding[0] >= pool.kernel[0] or pool.padding[1] >= pool.kernel[1]:
+        return f"pool padding {pool.padding}: windows wholly in the padding"
+    return padded_input_reason(profile, geo, _pooled_input_extent(geo, pool)[:2])
+
+
+def _pooled_input_extent(geo, pool) -> tuple[int, int, int]:
+    """(rows, columns, left) of the bordered input planes forward_max_pool reads: the
+    convolution's own, with `left` columns more before them for the pool's padding
+    columns, and after them for the last windows' columns past the output."""
+    hp, wp = input_extent(geo)
+    sw = geo.stride[1]
+    last = (pool.Wo - 1) * pool.stride[1] - pool.padding[1] + pool.kernel[1] - 1
+    left = pool.padding[1] * sw
+    return hp, left + wp + max(0, last - (geo.Wo - 1)) * sw, left
+
+
+def forward_max_pool(rt, geo, params, x, w, bias, out, act, pool, packed=None):
+    """The convolution (+ bias + activation) and then the max pool `pool` over its output
+    (where max_pool_reason allows), in one launch: conv_pool.cl writes only the pooled
+    output, `out` (pool.output_shape). Measured with the caches emptied between runs,
+    as bench-model runs (AVX-512, Xeon, session 26): see docs/performance.md."""
+    if packed is None:
+        packed = pack(rt, geo, params, w)
+    hp, wp, left = _pooled_input_extent(geo, pool)
+    if geo.pad_top or geo.pad_left or left or hp > geo.H or wp > geo.W:
+        x = pad(rt, x, geo.N * geo.C, geo.H, geo.W, hp, wp, geo.pad_top,
+                geo.pad_left + left, int(params["WG"]))
+    else:  # the planes as they lie (rows or columns past the last tap unread)
+        hp, wp = geo.H, geo.W
+    tn = int(params["TN"])
+    columns = min(POOL_COLUMNS, pool.Wo)
+    runs_per_row = -(-pool.Wo // columns)
+    blocks = -(-geo.K // (tn * POOL_VECTORS))
+    bands = min(pool.Ho, max(1, -(-POOL_ITEMS // (runs_per_row * blocks * geo.N))))
+    band = -(-pool.Ho // bands)
+    bands = -(-pool.Ho // band)
+    (sh, sw), (dh, dw) = geo.stride, geo.dilation
+    defines = {"VW": tn, "VB": POOL_VECTORS, "PP": columns, "KH": geo.kh, "KW": geo.kw,
+               "SH": sh, "SW": sw, "POOL_KH": pool.kernel[0], "POOL_KW": pool.kernel[1],
+               "POOL_SH": pool.stride[0], "POOL_SW": pool.stride[1],
+               "HAS_BIAS": int(bias is not None), **act.defines,
+               "USE_FMA": int(params.get("FMA", fma_default(rt.profile)))}
+    kernel = get_kernel(rt, POOL_KERNELS, "conv_max_pool_channels", defines)
+    items = runs_per_row * bands
+    local = spread_groups(rt.profile, group_2d(int(params["WG"]), items, blocks), items,
+                          blocks, geo.N)
+    plane = pool.Ho * pool.Wo
+    launch_grid(rt, kernel, (items, blocks, geo.N), local + (1,),
+                x, packed.weights, bias if bias is not None else packed.weights, out,
+                geo.C, geo.K, hp * wp, geo.C * hp * wp, dh * wp, dw, wp, left, geo.Ho,
+                geo.Wo, pool.Ho, pool.Wo, *pool.padding, runs_per_row, band, plane,
+                geo.K * plane, *act.scalars)
+    return out
+
+
 CHANNELS = Variant("channels", "direct convolution on CPUs with the output channels in "
                    "the vector lanes, over zero-bordered input (no column matrix), weights "
                    "packed once; one group, any stride; forward only",

@@ -33,7 +33,7 @@ from .steps import ConvStep
 def _geometry(plan, step):
     """The 2-D geometry of a constant-weight ConvStep as it runs, or None."""
     if (not isinstance(step, ConvStep) or not step.constant_weights or len(step.stride) != 2
-            or step.input_view or step.pre_pad):
+            or step.input_view or step.pre_pad or step.max_pool is not None):
         return None
     return conv_geometry(tuple(plan.values[step.inputs[0]].shape),
                          tuple(plan.values[step.inputs[1]].shape), step.stride,

@@ -290,7 +290,9 @@ def lower_max_pool(ctx):
         return
     ctx.emit(CallStep, [x], [out_shape],
              call=max_pool_call(kernel, strides, begin, out, dil, view, out_shape),
-             writes_out=True, description=f"max pool {kernel}/{strides}")
+             writes_out=True, description=f"max pool {kernel}/{strides}",
+             max_pool=(tuple(kernel), tuple(strides), tuple(begin), tuple(out))
+             if view is None and tuple(dil) == (1, 1) else None)
 
 
 def lower_average_pool(ctx):

@@ -342,6 +342,33 @@ def fuse_residual_adds(steps, values, outputs):
     return [moved.get(k, s) for k, s in enumerate(steps) if k not in removed]
 
 
+def fuse_max_pools(steps, outputs):
+    """A 2-D convolution with constant weights whose output only a max pool reads (a
+    network's stem: conv + batch norm + ReLU, then a 3x3 max pool of stride 2) runs the
+    pool too: where its variant fuses it (ConstantWeightConv2d's max_pool), one launch
+    writes only the pooled output, and the convolution's output never goes to memory.
+    Runs after fuse_activations and fuse_residual_adds: the pool reads the activation's
+    output, and a convolution that adds a residual keeps its own output."""
+    users = _consumers(steps)
+    removed = set()
+    for i, conv in enumerate(steps):
+        if (not isinstance(conv, ConvStep) or not conv.constant_weights
+                or len(conv.stride) != 2 or conv.input_view or conv.pre_pad
+                or conv.residual_input is not None or conv.input_affine is not None
+                or conv.max_pool is not None):
+            continue
+        j = _sole_consumer(steps, i, outputs, users)
+        pool = steps[j] if j is not None else None
+        if not isinstance(pool, CallStep) or pool.max_pool is None or len(pool.outputs) != 1:
+            continue
+        conv.max_pool, conv.unpooled_shape = pool.max_pool, conv.output_shapes[0]
+        conv.outputs, conv.output_shapes = pool.outputs, pool.output_shapes
+        conv.nodes = conv.nodes + pool.nodes
+        conv.op = conv.op + "+" + pool.op
+        removed.add(j)
+    return [s for k, s in enumerate(steps) if k not in removed]
+
+
 def pool_before_pointwise_convs(steps, values, outputs):
     """A pointwise convolution read only by an average pool whose windows are whole
     (DenseNet's transitions: 1x1 conv, then a 2x2 pool of stride 2) runs after the pool
@@ -485,9 +512,10 @@ def plan_memory(plan: Plan):
             if r == name and r not in pinned:
                 live[r] = nbytes(name)
                 root_last.setdefault(r, i)
-        peak = max(peak, sum(live.values()))
+        hidden = step.hidden_bytes()
+        peak = max(peak, sum(live.values()) + hidden)
         io = {root.get(n, n) for n in step.inputs + step.outputs} - pinned
-        pair = max(pair, sum(live.get(r, 0) for r in io))
+        pair = max(pair, sum(live.get(r, 0) for r in io) + hidden)
         for r in [r for r in live if root_last.get(r, i) <= i]:
             del live[r]
     plan.peak_bytes, plan.largest_pair_bytes = peak, pair
@@ -507,6 +535,7 @@ def build_plan(graph: Graph, input_shapes: dict[str, tuple],
                              builder.device_constants)
     steps = fuse_activations(steps, set(graph.outputs))
     steps = fuse_residual_adds(steps, builder.values, set(graph.outputs))
+    steps = fuse_max_pools(steps, set(graph.outputs))
     steps = pool_before_pointwise_convs(steps, builder.values, set(graph.outputs))
     steps = fuse_input_affines(steps, builder.values, set(graph.outputs))
     used = {name for step in steps for name in step.inputs}

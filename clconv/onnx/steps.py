@@ -5,6 +5,7 @@ convolutions, a following per-channel affine map) say so; the planner fuses them
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -52,6 +53,11 @@ class Step:
     def reads_strided_images(self, position: int) -> bool:
         """Whether run() takes strided images as its input at `position`."""
         return False
+
+    def hidden_bytes(self) -> int:
+        """Bytes of a tensor the step may hold while it runs that is no value of the plan
+        (counted in the planned peak, plan_memory)."""
+        return 0
 
     def run(self, args, out=None) -> list:
         raise NotImplementedError
@@ -141,6 +147,11 @@ class ConvStep(Step):
     # a per-channel affine map (and ReLU) applied to the input first, its scale and shift
     # the last two inputs (a fused batch norm before a 1x1 conv, plan.fuse_input_affines)
     input_affine: Activation | None = None
+    # (kernel, stride, pads_begin, out_size): the max pool that alone read the output,
+    # run after the activation (plan.fuse_max_pools); the step's output is the pool's,
+    # and unpooled_shape the convolution's own
+    max_pool: tuple | None = None
+    unpooled_shape: tuple | None = None
     fuses_activation = True
     _prepared: ConstantWeightConv2d | None = field(default=None, repr=False, compare=False)
 
@@ -154,6 +165,9 @@ class ConvStep(Step):
         if self.input_affine is not None:
             text = "per-channel affine" + (" + relu" if self.input_affine.name == "relu"
                                            else "") + " on its input, then " + text
+        if self.max_pool is not None:
+            kernel, stride = self.max_pool[:2]
+            text += f" + max pool {kernel}/{stride} (fused)"
         return text
 
     def writes_into(self):
@@ -161,12 +175,17 @@ class ConvStep(Step):
         return self.residual_input is None and len(self.stride) == 2 and not self.input_view
 
     def writes_strided_images(self):
-        # ConstantWeightConv2d takes them (its GEMM variants in place)
-        return self.writes_into() and self.constant_weights
+        # ConstantWeightConv2d takes them (its GEMM variants in place), but not pooled
+        return self.writes_into() and self.constant_weights and self.max_pool is None
 
     def reads_strided_images(self, position):
         return (position == 0 and self.constant_weights and len(self.stride) == 2
-                and not self.input_view and not self.pre_pad)
+                and not self.input_view and not self.pre_pad and self.max_pool is None)
+
+    def hidden_bytes(self):
+        # a device whose variant cannot fuse the pool writes the convolution's output
+        # first (ConstantWeightConv2d.max_pool_unfused)
+        return 4 * math.prod(self.unpooled_shape) if self.max_pool is not None else 0
 
     def run(self, args, out=None):
         x, w = args[0], args[1]
@@ -197,7 +216,8 @@ class ConvStep(Step):
                     or prepared.weight.base_data is not w.base_data):
                 prepared = self._prepared = ConstantWeightConv2d(
                     x.shape, w, bias, self.stride, self.padding, self.dilation, self.groups,
-                    self.act, input_affine=input_affine is not None)
+                    self.act, input_affine=input_affine is not None,
+                    max_pool=self.max_pool)
             y = prepared(x, input_affine=input_affine, **fused)
         # (strided images cannot be reshaped; a 2-D convolution's shape is already right)
         return [y if tuple(y.shape) == tuple(self.output_shapes[0])
@@ -292,6 +312,9 @@ class CallStep(Step):
     # of input pixels, so a pointwise convolution commutes with it (plan.py
     # pool_before_pointwise_convs)
     pool_window: tuple | None = None
+    # a 2-D max pool of dilation 1, as (kernel, stride, pads_begin, out_size): a
+    # convolution read only by it may run it in its epilogue (plan.fuse_max_pools)
+    max_pool: tuple | None = None
 
     def describe(self):
         return self.description or self.op.lower()

@@ -10,9 +10,10 @@ from .. import algos
 from ..arrays import border, check_images, empty, image_stride, on_device, output, padded_planes
 from ..build import enqueue_copy, get_kernel, launch
 from ..epilogue import NO_ACTIVATION, RELU, Activation
-from ..geometry import ConvGeometry, conv_geometry, transpose_geometry
+from ..geometry import ConvGeometry, conv_geometry, explicit_pool, transpose_geometry
 from ..runtime import current
 from .elementwise import channel_affine
+from .pool import max_pool2d_windows
 from .layout import contiguous_images, copy_images, copy_planes
 from ..validation import check_array, check_shape
 
@@ -108,10 +109,15 @@ class ConstantWeightConv2d:
 
     def __init__(self, input_shape, weight, bias=None, stride=1, padding=0, dilation=1,
                  groups=1, activation: Activation = NO_ACTIVATION,
-                 input_affine: bool = False):
+                 input_affine: bool = False, max_pool=None):
         """input_affine: calls will pass an input_affine (a batch norm before the layer),
         which a pointwise layer applies as its GEMM loads the input, with the tile the
-        CPU class gives that use (algos.pack_forward); calls may still pass one or not."""
+        CPU class gives that use (algos.pack_forward); calls may still pass one or not.
+        max_pool: (kernel, stride, pads_begin, out_size), pairs of ints: the layer is the
+        convolution (and activation) followed by that max pool (geometry.explicit_pool;
+        a network's stem), and calls return the pooled output. Where the variant fuses
+        the pool (PackedForward.max_pool_reason), one launch writes only the pooled
+        output; elsewhere the pool runs after the convolution."""
         check_activation(activation)
         self.runtime = rt = current()
         w_shape = check_array("weight", weight, rt,
@@ -123,6 +129,11 @@ class ConstantWeightConv2d:
         self.bias = on_device(rt, bias) if bias is not None else None
         self.activation = activation
         self._forward = algos.pack_forward(rt, self.geometry, self.weight, input_affine)
+        self.max_pool = None if max_pool is None else \
+            explicit_pool(self.geometry.output_shape, *_check_max_pool(max_pool))
+        # None where one launch runs the convolution and the pool, else why not
+        self.max_pool_unfused = None if self.max_pool is None else \
+            self._forward.max_pool_reason(rt.profile, self.geometry, self.max_pool)
 
     def __call__(self, input, residual=None, overwrite_residual: bool = False, out=None,
                  input_affine=None):
@@ -139,11 +150,13 @@ class ConstantWeightConv2d:
         without padding over the bordered planes (any other is copied first), and an
         output is written inside its borders (by the GEMM variants in place, by the
         others through a copy)."""
+        if self.max_pool is not None:
+            return self._pooled(input, residual, overwrite_residual, out, input_affine)
+        return self._convolve(input, residual, overwrite_residual, out, input_affine)
+
+    def _convolve(self, input, residual, overwrite_residual, out, input_affine):
         rt, geo, forward = self.runtime, self.geometry, self._forward
-        x_shape = check_images("input", input, rt, "(N, C, H, W)")
-        if x_shape != geo.input_shape:
-            raise ValueError(f"input: this layer was prepared for shape {geo.input_shape}, "
-                             f"got {x_shape}")
+        self._check_input(input)
         in_border = border(input)
         if in_border is not None:
             # (an input_affine would move the zeros of the border: not read in place)
@@ -187,6 +200,30 @@ class ConstantWeightConv2d:
             return slice_out
         return given_out if "out_border" in strides else out
 
+    def _check_input(self, input):
+        x_shape = check_images("input", input, self.runtime, "(N, C, H, W)")
+        if x_shape != self.geometry.input_shape:
+            raise ValueError(f"input: this layer was prepared for shape "
+                             f"{self.geometry.input_shape}, got {x_shape}")
+
+    def _pooled(self, input, residual, overwrite_residual, out, input_affine):
+        """The layer and its max pool: `out`, or a new array, of the pool's output shape."""
+        if residual is not None or overwrite_residual or input_affine is not None:
+            raise ValueError("max_pool: a layer prepared with a max pool takes no residual "
+                             "or input_affine")
+        rt, pool = self.runtime, self.max_pool
+        self._check_input(input)
+        pooled = output(rt, pool.output_shape, out)
+        if self.max_pool_unfused is not None:
+            return max_pool2d_windows(rt, self._convolve(input, None, False, None, None),
+                                      (pool.Ho, pool.Wo), pool.kernel, pool.stride,
+                                      pool.padding, pool.dilation, False, pooled)
+        if border(input) is not None or image_stride(input) is not None:
+            input = contiguous_images(rt, input)
+        self._forward.run_max_pool(rt, self.geometry, on_device(rt, input), self.weight,
+                                   self.bias, pooled, self.activation, pool)
+        return pooled
+
     def reads_border(self, pad: int) -> ConvGeometry | None:
         """The layer as a convolution without padding over input planes zero-bordered by
         `pad` (arrays.bordered_planes), when that is the same convolution: the border
@@ -197,6 +234,13 @@ class ConstantWeightConv2d:
         unpadded = conv_geometry((geo.N, geo.C, geo.H + 2 * pad, geo.W + 2 * pad),
                                  geo.weight_shape, geo.stride, 0, geo.dilation, geo.groups)
         return unpadded if (unpadded.Ho, unpadded.Wo) == (geo.Ho, geo.Wo) else None
+
+
+def _check_max_pool(max_pool) -> tuple:
+    if not isinstance(max_pool, (tuple, list)) or len(max_pool) != 4:
+        raise TypeError("max_pool: expected (kernel, stride, pads_begin, out_size), got "
+                        f"{max_pool!r}")
+    return tuple(max_pool)
 
 
 def _check_input_affine(rt, input_affine, channels: int):
