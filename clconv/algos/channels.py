@@ -192,6 +192,13 @@ POOL_VECTORS = 1
 # are split into bands (each restarting its kept rows) until there are this many.
 POOL_ITEMS = 64
 POOL_WINDOW_MAX = 7  # the largest pool window compiled in (ops/pool.FIXED_WINDOW_MAX's)
+# Most terms per output (C * kh * kw) of a convolution that takes its max pool in: a
+# 3x3 stem over 3 channels (27 terms) wrote and read back more than it computed, and
+# fused ran SqueezeNet's stem + pool 0.55 -> 0.31-0.35 ms hot; ResNet-50's 7x7 stem (147
+# terms, the same pool) ran even, 1.16 against 1.13-1.18 ms, and in the model the layers
+# after it slower (AVX-512, session 26): there the channels kernel's two vectors of
+# channels per broadcast input outrun the fused kernel's one.
+POOL_MAX_TERMS = 32
 
 
 def max_pool_reason(profile, geo, pool) -> str | None:
@@ -199,6 +206,10 @@ def max_pool_reason(profile, geo, pool) -> str | None:
     PoolGeometry over geo's output), or None."""
     if not is_cpu(profile):
         return "CPUs only"
+    terms = geo.C * geo.kh * geo.kw
+    if terms > POOL_MAX_TERMS:
+        return (f"{terms} terms per output: the convolution's own kernel, then the pool, "
+                f"faster (at most {POOL_MAX_TERMS} fused)")
     if (pool.N, pool.C, pool.H, pool.W) != geo.output_shape:
         return f"the pool reads {(pool.N, pool.C, pool.H, pool.W)}, not the convolution's output"
     if pool.dilation != (1, 1):
