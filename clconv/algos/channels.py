@@ -184,8 +184,9 @@ def forward(rt, geo, params, x, w, bias, out, act=NO_ACTIVATION, packed=None,
 POOL_KERNELS = "conv_pool.cl"
 # Pooled outputs per work-item and row of conv_max_pool_channels (PP), with one vector of
 # channels (VB=1): 2 * 6 + 1 = 13 convolution columns' accumulators, and the kept and
-# pooled rows' 6 each, in 32 vector registers. SqueezeNet's stem + pool (AVX-512): see
-# forward_max_pool.
+# pooled rows' 6 each, in 32 vector registers. For SqueezeNet's stem + pool (AVX-512,
+# session 26) 6 measured even with 4, 7 and 8, and with two vectors of 4; two vectors
+# of 2 or 3 were slower.
 POOL_COLUMNS = 6
 POOL_VECTORS = 1
 # Work-items a fused launch should have for POCL's threads to share evenly: pooled rows
@@ -235,8 +236,8 @@ def _pooled_input_extent(geo, pool) -> tuple[int, int, int]:
 def forward_max_pool(rt, geo, params, x, w, bias, out, act, pool, packed=None):
     """The convolution (+ bias + activation) and then the max pool `pool` over its output
     (where max_pool_reason allows), in one launch: conv_pool.cl writes only the pooled
-    output, `out` (pool.output_shape). Measured with the caches emptied between runs,
-    as bench-model runs (AVX-512, Xeon, session 26): see docs/performance.md."""
+    output, `out` (pool.output_shape). SqueezeNet's stem + pool took 0.55 -> 0.31-0.35 ms
+    hot and 0.88 -> 0.54 with the caches emptied (AVX-512, Xeon, session 26)."""
     if packed is None:
         packed = pack(rt, geo, params, w)
     hp, wp, left = _pooled_input_extent(geo, pool)
