@@ -167,3 +167,36 @@ def test_a_stems_max_pool_runs_in_its_convolution(read_twice, rng):
         assert "max pool (3, 3)/(2, 2) (fused)" in convs[0].describe()
         if clconv.current_runtime().profile.kind.name == "CPU":
             assert convs[0]._prepared.max_pool_unfused is None
+
+
+def test_a_pooled_convolution_takes_no_input_affine_and_keeps_its_place(rng):
+    """BatchNorm -> Relu -> 1x1 Conv -> MaxPool -> AveragePool: the pooled convolution
+    neither applies the batch norm as it loads its input (plan.fuse_input_affines) nor
+    runs after the average pool (plan.pool_before_pointwise_convs: a max pool does not
+    commute with it); the numbers are ONNX Runtime's."""
+    def const(name, value):
+        return numpy_helper.from_array(np.asarray(value, np.float32), name)
+
+    inits = [const("scale", rng.uniform(0.5, 1.5, 4)), const("shift", rng.standard_normal(4)),
+             const("mean", rng.standard_normal(4)), const("var", rng.uniform(0.5, 2, 4)),
+             const("w", rng.standard_normal((6, 4, 1, 1)))]
+    nodes = [helper.make_node("BatchNormalization", ["x", "scale", "shift", "mean", "var"],
+                              ["bn"]),
+             helper.make_node("Relu", ["bn"], ["r"]),
+             helper.make_node("Conv", ["r", "w"], ["c"]),
+             helper.make_node("MaxPool", ["c"], ["p"], kernel_shape=[2, 2], strides=[2, 2]),
+             helper.make_node("AveragePool", ["p"], ["y"], kernel_shape=[2, 2],
+                              strides=[2, 2])]
+    graph = helper.make_graph(
+        nodes, "pooled", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4, 16, 12])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 6, 4, 3])], inits)
+    proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model = conx.load(proto)
+    (conv,) = [s for s in model.plan.steps if isinstance(s, ConvStep)]
+    assert conv.max_pool is not None and conv.input_affine is None
+    session = ort.InferenceSession(proto.SerializeToString(),
+                                   providers=["CPUExecutionProvider"])
+    for _ in range(3):
+        x = rng.standard_normal((1, 4, 16, 12)).astype(np.float32)
+        (got,), (want,) = model.run({"x": x}), session.run(None, {"x": x})
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4 * np.abs(want).max())

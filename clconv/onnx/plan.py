@@ -387,7 +387,8 @@ def pool_before_pointwise_convs(steps, values, outputs):
                 or len(conv.stride) != 2 or weight.shape[2:] != (1, 1)
                 or tuple(conv.stride) != (1, 1) or tuple(conv.padding) != (0, 0)
                 or conv.pre_pad or conv.input_view or conv.act.name != "none"
-                or conv.residual_input is not None or conv.input_affine is not None):
+                or conv.residual_input is not None or conv.input_affine is not None
+                or conv.max_pool is not None):  # (a max pool does not commute)
             continue
         j = _sole_consumer(steps, i, outputs, users)
         pool = steps[j] if j is not None else None
@@ -437,7 +438,7 @@ def fuse_input_affines(steps, values, outputs):
         weight = values.get(conv.inputs[1]) if isinstance(conv, ConvStep) else None
         if (not isinstance(weight, np.ndarray) or not conv.constant_weights
                 or conv.inputs[0] != step.outputs[0] or conv.input_affine is not None
-                or conv.input_view or conv.pre_pad
+                or conv.max_pool is not None or conv.input_view or conv.pre_pad
                 or weight.shape[2:] != (1, 1) or tuple(conv.stride) != (1, 1)
                 or tuple(conv.padding) != (0, 0) or conv.groups != 1):
             continue
