@@ -345,6 +345,21 @@ def spread_groups(profile, local: tuple[int, int], across: int, down: int,
     return lx, ly
 
 
+# Work-items a launch whose work-items each walk a band of rows (the pooling kernels
+# that keep rows from one output row to the next) should have for POCL's threads to
+# share it evenly.
+BANDED_ITEMS = 64
+
+
+def row_bands(rows: int, items_per_band: int) -> tuple[int, int]:
+    """(band, bands): `rows` split into bands of `band` rows, as few as give at least
+    BANDED_ITEMS work-items at items_per_band per band (each band's work-items start
+    without the rows a band before would have kept)."""
+    bands = min(rows, max(1, -(-BANDED_ITEMS // items_per_band)))
+    band = -(-rows // bands)
+    return band, -(-rows // band)
+
+
 def launch(runtime, kernel: cl.Kernel, n_items: int, *args) -> cl.Event:
     """Run `kernel` over `n_items` work-items (1-D), local size from the device profile.
 

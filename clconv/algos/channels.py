@@ -23,7 +23,7 @@ import numpy as np
 
 from .. import cpu_class
 from ..arrays import on_device
-from ..build import get_kernel, group_2d, launch_grid, spread_groups
+from ..build import get_kernel, group_2d, launch_grid, row_bands, spread_groups
 from ..epilogue import NO_ACTIVATION
 from .base import Variant, is_cpu, pad, padded_input_reason
 from .gemm import SMALL_PLANE, TEST_PARAMS, fit_columns, output_planes, space
@@ -189,9 +189,6 @@ POOL_KERNELS = "conv_pool.cl"
 # of 2 or 3 were slower.
 POOL_COLUMNS = 6
 POOL_VECTORS = 1
-# Work-items a fused launch should have for POCL's threads to share evenly: pooled rows
-# are split into bands (each restarting its kept rows) until there are this many.
-POOL_ITEMS = 64
 POOL_WINDOW_MAX = 7  # the largest pool window compiled in (ops/pool.FIXED_WINDOW_MAX's)
 # Most terms per output (C * kh * kw) of a convolution that takes its max pool in: a
 # 3x3 stem over 3 channels (27 terms) wrote and read back more than it computed, and
@@ -250,9 +247,7 @@ def forward_max_pool(rt, geo, params, x, w, bias, out, act, pool, packed=None):
     columns = min(POOL_COLUMNS, pool.Wo)
     runs_per_row = -(-pool.Wo // columns)
     blocks = -(-geo.K // (tn * POOL_VECTORS))
-    bands = min(pool.Ho, max(1, -(-POOL_ITEMS // (runs_per_row * blocks * geo.N))))
-    band = -(-pool.Ho // bands)
-    bands = -(-pool.Ho // band)
+    band, bands = row_bands(pool.Ho, runs_per_row * blocks * geo.N)
     (sh, sw), (dh, dw) = geo.stride, geo.dilation
     defines = {"VW": tn, "VB": POOL_VECTORS, "PP": columns, "KH": geo.kh, "KW": geo.kw,
                "SH": sh, "SW": sw, "POOL_KH": pool.kernel[0], "POOL_KW": pool.kernel[1],

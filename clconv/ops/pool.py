@@ -9,7 +9,7 @@ from .. import cpu_class, params
 from ..algos.base import is_cpu
 from ..arrays import empty, on_device, output
 from ..build import (DEFAULT_GROUP_SIZE, get_kernel, group_size, launch, launch_grid,
-                     resolve_local)
+                     resolve_local, row_bands)
 from ..device import DeviceKind
 from ..geometry import PoolGeometry, pool_geometry  # noqa: F401 (PoolGeometry: public name)
 from ..runtime import current
@@ -142,9 +142,6 @@ def is_global(in_shape, out_size, kernel, pads) -> bool:
 # for AVX2, SqueezeNet's first pool (55 outputs a row) took 0.18 ms in runs of 4 x 8
 # outputs, 0.16 in runs of 8 x 8 (POCL for haswell on the Xeon, session 26).
 VALUES_ROW = 64
-# Work-items a launch should have for POCL's threads to share evenly: fewer planes (and
-# chunks of runs) than this are split into bands of rows, each restarting its kept rows.
-VALUES_ITEMS = 64
 # Work-items per group of max_pool2d_values, along the planes.
 VALUES_GROUP = 4
 
@@ -159,12 +156,11 @@ def max_values(rt, x, out, defines, sh, pads_begin, dh):
     runs = -(-Wo // run)
     per_item = min(runs, max(1, VALUES_ROW // run))
     chunks = -(-runs // per_item)
-    bands = min(Ho, max(1, -(-VALUES_ITEMS // (chunks * N * C))))
-    band = -(-Ho // bands)
+    band, bands = row_bands(Ho, chunks * N * C)  # few planes: bands of rows
     kernel = get_kernel(rt, VALUES_KERNELS, "max_pool2d_values",
                         dict(defines, POOL_RUN=run, POOL_RUNS=per_item,
                              POOL_SH=min(sh, defines["POOL_KH"])))
-    launch_grid(rt, kernel, (chunks, -(-Ho // band), N * C),
+    launch_grid(rt, kernel, (chunks, bands, N * C),
                 (1, 1, group_size(VALUES_GROUP, N * C)), x.data, out.data,
                 *[np.int32(v) for v in (x.size, runs, N * C, H, W, Ho, Wo, sh, *pads_begin,
                                         dh, band)])
