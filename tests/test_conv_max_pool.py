@@ -109,6 +109,12 @@ def test_bad_max_pool_arguments_are_refused_naming_them(rng):
         ConstantWeightConv2d(x.shape, w, max_pool=((3, 3), (0, 2), (0, 0), (4, 4)))
     with pytest.raises(ValueError, match=r"out_size: expected two ints >= 1"):
         ConstantWeightConv2d(x.shape, w, max_pool=((3, 3), (2, 2), (0, 0), (0, 4)))
+    with pytest.raises(ValueError, match=r"kernel: expected two ints >= 1, got \(3.0, 3\)"):
+        ConstantWeightConv2d(x.shape, w, max_pool=((3.0, 3), (2, 2), (0, 0), (4, 4)))
+    with pytest.raises(ValueError, match=r"pads_begin: expected two ints >= 0, got \(-1, 0\)"):
+        ConstantWeightConv2d(x.shape, w, max_pool=((3, 3), (2, 2), (-1, 0), (4, 4)))
+    with pytest.raises(ValueError, match=r"kernel: expected two ints >= 1, got \(3, 3, 3\)"):
+        ConstantWeightConv2d(x.shape, w, max_pool=((3, 3, 3), (2, 2), (0, 0), (4, 4)))
     layer = ConstantWeightConv2d(x.shape, w, max_pool=((3, 3), (2, 2), (0, 0), (4, 4)))
     with pytest.raises(ValueError, match="max_pool: a layer prepared with a max pool takes "
                                          "no residual"):
