@@ -41,9 +41,10 @@ def main(argv=None) -> int:
 
     # A crash inside a driver (a segfault in POCL, say) then prints the Python stack, on
     # a copy of stderr: kernel builds point descriptor 2 elsewhere while they run
-    # (build._compiler_chatter), and a crash there must still be seen.
+    # (build._compiler_chatter), and a crash there must still be seen. A bare descriptor,
+    # not a file object, which the interpreter would report unclosed as it exits.
     if not faulthandler.is_enabled():
-        faulthandler.enable(file=os.fdopen(os.dup(sys.stderr.fileno()), "w"))
+        faulthandler.enable(file=os.dup(sys.stderr.fileno()))
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:
