@@ -140,6 +140,112 @@ __kernel void im2col_panels(
 }
 #endif  // PANEL
 
+// Built only where the host defines ROW_PANEL (CPUs, whose grad_weight GEMM reads
+// A_PACKED), for the same reasons as PANEL.
+#ifdef ROW_PANEL
+
+// The column matrix of im2col, each (image, group) b's rows in panels of ROW_PANEL rows
+// stored pixel-major (gemm.cl A_PACKED with TM = ROW_PANEL): colr[((b*panels + q)*P +
+// p)*ROW_PANEL + i] = col[q*ROW_PANEL + i, p], P = Ho*Wo, rows past `rows` zero. Read
+// as A by grad_weight's GEMM, whose K loop then takes one contiguous stream instead of
+// ROW_PANEL rows P floats apart. One work-item per (panel q, output row oy, b) writes
+// that row's Wo pixels, ROW_PANEL contiguous floats each; a pixel's floats come from
+// ROW_PANEL taps, each a load from its own input row.
+__kernel void im2col_row_panels(
+    __global const float *x, __global float *colr,
+    const int rows, const int panels, const int oy_chunk, const int groups,
+    const int C, const int H, const int W, const int Ho, const int Wo,
+    const int ph, const int pw)
+{
+    const int q = get_global_id(0), oy0 = get_global_id(1) * oy_chunk;
+    const int b = get_global_id(2);
+    if (q >= panels || oy0 >= Ho) return;
+    const int n = b / groups, g = b - n * groups;
+    __global const float *xg = x + (n * C + g * (C / groups)) * H * W;
+    for (int oy = oy0; oy < min(Ho, oy0 + oy_chunk); ++oy) {
+    __global float *dst = colr + ((b * panels + q) * Ho * Wo + oy * Wo) * ROW_PANEL;
+    // per row i of the panel: its input row (at x offset 0 of the window) and the output
+    // columns [lo, hi) that read inside it; an empty range for taps outside the image
+    // and rows past `rows`
+    int offset[ROW_PANEL], lo[ROW_PANEL], hi[ROW_PANEL];
+    int inner_lo = 0, inner_hi = Wo;  // where every row reads inside
+    #pragma unroll
+    for (int i = 0; i < ROW_PANEL; ++i) {
+        const int r = q * ROW_PANEL + i;
+        const int kx = r % KW, ky = (r / KW) % KH, c = r / (KW * KH);
+        const int iy = oy * SH - ph + ky * DH, x0 = kx * DW - pw;
+        offset[i] = (c * H + clamp(iy, 0, H - 1)) * W + x0;
+        if (r >= rows || iy < 0 || iy >= H) {
+            lo[i] = hi[i] = 0;
+        } else {
+            lo[i] = x0 >= 0 ? 0 : min(Wo, (-x0 - 1) / SW + 1);
+            hi[i] = max(lo[i], W - x0 <= 0 ? 0 : min(Wo, (W - x0 - 1) / SW + 1));
+        }
+        inner_lo = max(inner_lo, lo[i]);
+        inner_hi = min(inner_hi, hi[i]);
+    }
+    inner_hi = max(inner_lo, inner_hi);
+    int ox = 0;
+    for (; ox < inner_lo; ++ox) {
+        #pragma unroll
+        for (int i = 0; i < ROW_PANEL; ++i)
+            dst[ox * ROW_PANEL + i] = ox >= lo[i] && ox < hi[i] ? xg[offset[i] + ox * SW] : 0.0f;
+    }
+#if SW == 1
+    // 8 pixels at a time: a vector load from each row, stored transposed
+    for (; ox + 8 <= inner_hi; ox += 8) {
+        float8 v[ROW_PANEL];
+        #pragma unroll
+        for (int i = 0; i < ROW_PANEL; ++i) v[i] = vload8(0, xg + offset[i] + ox);
+#if ROW_PANEL == 8
+        // an 8 x 8 transpose in three rounds of two-vector shuffles
+        const float8 a0 = (float8)(v[0].s0, v[1].s0, v[0].s1, v[1].s1, v[0].s4, v[1].s4, v[0].s5, v[1].s5);
+        const float8 a1 = (float8)(v[0].s2, v[1].s2, v[0].s3, v[1].s3, v[0].s6, v[1].s6, v[0].s7, v[1].s7);
+        const float8 a2 = (float8)(v[2].s0, v[3].s0, v[2].s1, v[3].s1, v[2].s4, v[3].s4, v[2].s5, v[3].s5);
+        const float8 a3 = (float8)(v[2].s2, v[3].s2, v[2].s3, v[3].s3, v[2].s6, v[3].s6, v[2].s7, v[3].s7);
+        const float8 a4 = (float8)(v[4].s0, v[5].s0, v[4].s1, v[5].s1, v[4].s4, v[5].s4, v[4].s5, v[5].s5);
+        const float8 a5 = (float8)(v[4].s2, v[5].s2, v[4].s3, v[5].s3, v[4].s6, v[5].s6, v[4].s7, v[5].s7);
+        const float8 a6 = (float8)(v[6].s0, v[7].s0, v[6].s1, v[7].s1, v[6].s4, v[7].s4, v[6].s5, v[7].s5);
+        const float8 a7 = (float8)(v[6].s2, v[7].s2, v[6].s3, v[7].s3, v[6].s6, v[7].s6, v[6].s7, v[7].s7);
+        // a0 = (00 10 01 11 | 04 14 05 15), a2 = (20 30 21 31 | 24 34 25 35): pixel j of row i is ij
+        const float8 b0 = (float8)(a0.s01, a2.s01, a0.s45, a2.s45);  // 00 10 20 30 | 04 14 24 34
+        const float8 b1 = (float8)(a0.s23, a2.s23, a0.s67, a2.s67);  // 01 11 21 31 | 05 ..
+        const float8 b2 = (float8)(a1.s01, a3.s01, a1.s45, a3.s45);  // 02 .. | 06 ..
+        const float8 b3 = (float8)(a1.s23, a3.s23, a1.s67, a3.s67);  // 03 .. | 07 ..
+        const float8 b4 = (float8)(a4.s01, a6.s01, a4.s45, a6.s45);  // 40 50 60 70 | 44 ..
+        const float8 b5 = (float8)(a4.s23, a6.s23, a4.s67, a6.s67);
+        const float8 b6 = (float8)(a5.s01, a7.s01, a5.s45, a7.s45);
+        const float8 b7 = (float8)(a5.s23, a7.s23, a5.s67, a7.s67);
+        __global float *d = dst + ox * 8;
+        vstore8((float8)(b0.lo, b4.lo), 0, d);
+        vstore8((float8)(b1.lo, b5.lo), 1, d);
+        vstore8((float8)(b2.lo, b6.lo), 2, d);
+        vstore8((float8)(b3.lo, b7.lo), 3, d);
+        vstore8((float8)(b0.hi, b4.hi), 4, d);
+        vstore8((float8)(b1.hi, b5.hi), 5, d);
+        vstore8((float8)(b2.hi, b6.hi), 6, d);
+        vstore8((float8)(b3.hi, b7.hi), 7, d);
+#else
+        #pragma unroll
+        for (int j = 0; j < 8; ++j)
+            #pragma unroll
+            for (int i = 0; i < ROW_PANEL; ++i) dst[(ox + j) * ROW_PANEL + i] = v[i][j];
+#endif
+    }
+#endif
+    for (; ox < inner_hi; ++ox) {
+        #pragma unroll
+        for (int i = 0; i < ROW_PANEL; ++i) dst[ox * ROW_PANEL + i] = xg[offset[i] + ox * SW];
+    }
+    for (; ox < Wo; ++ox) {
+        #pragma unroll
+        for (int i = 0; i < ROW_PANEL; ++i)
+            dst[ox * ROW_PANEL + i] = ox >= lo[i] && ox < hi[i] ? xg[offset[i] + ox * SW] : 0.0f;
+    }
+    }
+}
+#endif  // ROW_PANEL
+
 // dx[n, c, iy, ix] = sum_{ky, kx} col[((n*C + c)*KH + ky)*KW + kx, oy*Wo + ox]
 // over the (ky, kx) whose output position (oy, ox) lands on (iy, ix), plus bias[c]
 // when has_bias (conv_transpose2d). The window is compiled in, so the taps unroll and
@@ -192,6 +298,17 @@ __kernel void col2im(
 // j0+3 of batch b as 4x4 blocks: four vector loads down the rows, four vector stores
 // along out's rows. One work-item per column, run as vector lanes by POCL, made every
 // store a scattered single float: 3x slower on the bench's 1x1 layers.
+// OUT_PANEL (> 0; CPUs, for a GEMM's B_PACKED): each batch of out in panels of
+// OUT_PANEL columns instead, element (j, i) at (i / OUT_PANEL, j, i % OUT_PANEL), ldo
+// then a multiple of OUT_PANEL; the 4x4 blocks where a panel holds whole blocks.
+#ifndef OUT_PANEL
+#define OUT_PANEL 0
+#endif
+#if OUT_PANEL
+#define OUT_AT(j, i) ((((i) / OUT_PANEL) * Ccols + (j)) * OUT_PANEL + (i) % OUT_PANEL)
+#else
+#define OUT_AT(j, i) ((j) * ldo + (i))
+#endif
 __kernel void transpose_batched(
     __global const float *in, __global float *out,
     const int R, const int Ccols, const int ldo, const int batches)
@@ -199,22 +316,24 @@ __kernel void transpose_batched(
     const int j0 = get_global_id(0) * 4, b = get_global_id(1);
     if (j0 >= Ccols || b >= batches) return;
     __global const float *src = in + b * R * Ccols + j0;
-    __global float *dst = out + (b * Ccols + j0) * ldo;
+    __global float *dst = out + b * Ccols * ldo;
     int i = 0;
+#if OUT_PANEL % 4 == 0
     if (j0 + 4 <= Ccols) {
         for (; i + 4 <= R; i += 4) {
             __global const float *s = src + i * Ccols;
             const float4 r0 = vload4(0, s), r1 = vload4(0, s + Ccols);
             const float4 r2 = vload4(0, s + 2 * Ccols), r3 = vload4(0, s + 3 * Ccols);
-            vstore4((float4)(r0.s0, r1.s0, r2.s0, r3.s0), 0, dst + i);
-            vstore4((float4)(r0.s1, r1.s1, r2.s1, r3.s1), 0, dst + ldo + i);
-            vstore4((float4)(r0.s2, r1.s2, r2.s2, r3.s2), 0, dst + 2 * ldo + i);
-            vstore4((float4)(r0.s3, r1.s3, r2.s3, r3.s3), 0, dst + 3 * ldo + i);
+            vstore4((float4)(r0.s0, r1.s0, r2.s0, r3.s0), 0, dst + OUT_AT(j0, i));
+            vstore4((float4)(r0.s1, r1.s1, r2.s1, r3.s1), 0, dst + OUT_AT(j0 + 1, i));
+            vstore4((float4)(r0.s2, r1.s2, r2.s2, r3.s2), 0, dst + OUT_AT(j0 + 2, i));
+            vstore4((float4)(r0.s3, r1.s3, r2.s3, r3.s3), 0, dst + OUT_AT(j0 + 3, i));
         }
     }
+#endif
     for (int c = 0; c < min(4, Ccols - j0); ++c)  // the rest: the last rows, padding
         for (int r = i; r < ldo; ++r)
-            dst[c * ldo + r] = r < R ? src[r * Ccols + c] : 0.0f;
+            dst[OUT_AT(j0 + c, r)] = r < R ? src[r * Ccols + c] : 0.0f;
 }
 
 // The weights of a stride-1 convolution's input gradient as a forward convolution:

@@ -3,11 +3,13 @@ B panels, against a numpy column matrix cut into the same panels: bit for bit, s
 it only copies. The shapes reach each copy path: pieces of a panel across output rows
 (Wo below and above the panel), the 16-lane vector copies at stride 1 and 2 (and the
 stride-2 load stopping at the row's end), the scalar path at stride 3, dilation,
-padding past the window, groups, a batch, and more rows than one work-item takes."""
+padding past the window, groups, a batch, and more rows than one work-item takes.
+im2col_row_panels, grad_weight's column matrix in the GEMM's A panels (rows in panels,
+pixel-major), and transpose_planes' B panels, the same way, on the same shapes."""
 import numpy as np
 import pytest
 
-from clconv.algos.gemm import PANEL_ROWS, im2col_panels
+from clconv.algos.gemm import PANEL_ROWS, im2col_panels, im2col_row_panels, transpose_planes
 from clconv.algos.tiled_gemm import gemm, tile_n
 from clconv.arrays import on_device
 from clconv.geometry import conv_geometry
@@ -95,3 +97,46 @@ def test_the_gemm_reads_the_panels(params, rng):
     col = _columns(x.astype(np.float64), geo).reshape(geo.N, G, crs, P)
     expected = np.einsum("gkr,ngrp->ngkp", w.reshape(G, Kg, crs), col).reshape(out.shape)
     np.testing.assert_allclose(out.get(), expected, rtol=1e-4, atol=1e-4)
+
+
+def _row_panels(col, panel):
+    """(B, K, P) -> (B, panels, P, panel), zero rows past K."""
+    B, K, P = col.shape
+    n = -(-K // panel)
+    padded = np.zeros((B, n * panel, P), np.float32)
+    padded[:, :K] = col
+    return padded.reshape(B, n, panel, P).transpose(0, 1, 3, 2)
+
+
+# the A panels' rows: 8 (the 8 x 8 shuffles of stride-1 rows), 6 and 3 (element by
+# element), 1 (the row-major matrix itself)
+@pytest.mark.parametrize("panel", [8, 6, 3, 1])
+@pytest.mark.parametrize("x_shape, w_shape, stride, padding, dilation, groups, _",
+                         CASES + [((1, 5, 4, 9), (3, 5, 1, 1), 1, 0, 1, 1, None)])
+def test_row_panels_hold_the_column_matrix(x_shape, w_shape, stride, padding, dilation,
+                                           groups, _, panel, rng):
+    geo = conv_geometry(x_shape, w_shape, stride, padding, dilation, groups)
+    x = rng.standard_normal(x_shape).astype(np.float32)
+    rt = current()
+    colr, lda, per_image = im2col_row_panels(rt, on_device(rt, x), geo, panel)
+    expected = _row_panels(_columns(x, geo), panel)
+    assert lda == expected.shape[2] * panel
+    assert per_image == expected.shape[1] * lda
+    np.testing.assert_array_equal(colr.get().reshape(expected.shape), expected)
+
+
+@pytest.mark.parametrize("width, panels", [(32, True), (8, True), (2, True), (8, False)])
+def test_transposed_planes_in_rows_or_panels(width, panels, rng):
+    """dY's (Kg x P) blocks per (image, group) as (P x Kg): rows of round_up(Kg, width)
+    floats, zeros past Kg, or B panels of `width` columns (2: no whole 4 x 4 block)."""
+    geo = conv_geometry((2, 4, 9, 7), (18, 2, 3, 3), 1, 1, 1, 2)
+    grad_out = rng.standard_normal(geo.output_shape).astype(np.float32)
+    rt = current()
+    out, ld = transpose_planes(rt, on_device(rt, grad_out), geo, width, panels)
+    G, P, Kg = geo.groups, geo.Ho * geo.Wo, geo.K // geo.groups
+    assert ld == -(-Kg // width) * width
+    rows = np.zeros((geo.N * G, P, ld), np.float32)
+    rows[:, :, :Kg] = grad_out.reshape(geo.N * G, Kg, P).transpose(0, 2, 1)
+    if panels:
+        rows = rows.reshape(geo.N * G, P, ld // width, width).transpose(0, 2, 1, 3)
+    np.testing.assert_array_equal(out.get().reshape(rows.shape), rows)
