@@ -116,6 +116,7 @@ __kernel void im2col_panels(
                 // vector load, or at stride 2 the even lanes of two (staying in the row)
 #if SW == 1
                 for (; t + 16 <= e; t += 16) vstore16(vload16(0, src + t), 0, d + t - ox);
+                for (; t + 4 <= e; t += 4) vstore4(vload4(0, src + t), 0, d + t - ox);
 #elif SW == 2
                 for (; t + 16 <= e && x0 + 2 * t + 32 <= W; t += 16) {
                     const float16 u = vload16(0, src + 2 * t), v = vload16(0, src + 2 * t + 16);
@@ -141,16 +142,48 @@ __kernel void im2col_panels(
 #endif  // PANEL
 
 // Built only where the host defines ROW_PANEL (CPUs, whose grad_weight GEMM reads
-// A_PACKED), for the same reasons as PANEL.
+// B_PACKED), for the same reasons as PANEL.
 #ifdef ROW_PANEL
 
-// The column matrix of im2col, each (image, group) b's rows in panels of ROW_PANEL rows
-// stored pixel-major (gemm.cl A_PACKED with TM = ROW_PANEL): colr[((b*panels + q)*P +
-// p)*ROW_PANEL + i] = col[q*ROW_PANEL + i, p], P = Ho*Wo, rows past `rows` zero. Read
-// as A by grad_weight's GEMM, whose K loop then takes one contiguous stream instead of
-// ROW_PANEL rows P floats apart. One work-item per (panel q, output row oy, b) writes
-// that row's Wo pixels, ROW_PANEL contiguous floats each; a pixel's floats come from
-// ROW_PANEL taps, each a load from its own input row.
+// 8 pixels of 8 rows, v[i] row i's, stored pixel by pixel: pixel j's 8 floats at
+// d + j * ROW_PANEL. An 8 x 8 transpose in three rounds of two-vector shuffles (stored
+// element by element, it took 25 % longer at 56x56).
+void store_transposed8(const float8 *v, __global float *d)
+{
+    // a0 = (00 10 01 11 | 04 14 05 15), ...: "ij" is pixel j of row i
+    const float8 a0 = (float8)(v[0].s0, v[1].s0, v[0].s1, v[1].s1, v[0].s4, v[1].s4, v[0].s5, v[1].s5);
+    const float8 a1 = (float8)(v[0].s2, v[1].s2, v[0].s3, v[1].s3, v[0].s6, v[1].s6, v[0].s7, v[1].s7);
+    const float8 a2 = (float8)(v[2].s0, v[3].s0, v[2].s1, v[3].s1, v[2].s4, v[3].s4, v[2].s5, v[3].s5);
+    const float8 a3 = (float8)(v[2].s2, v[3].s2, v[2].s3, v[3].s3, v[2].s6, v[3].s6, v[2].s7, v[3].s7);
+    const float8 a4 = (float8)(v[4].s0, v[5].s0, v[4].s1, v[5].s1, v[4].s4, v[5].s4, v[4].s5, v[5].s5);
+    const float8 a5 = (float8)(v[4].s2, v[5].s2, v[4].s3, v[5].s3, v[4].s6, v[5].s6, v[4].s7, v[5].s7);
+    const float8 a6 = (float8)(v[6].s0, v[7].s0, v[6].s1, v[7].s1, v[6].s4, v[7].s4, v[6].s5, v[7].s5);
+    const float8 a7 = (float8)(v[6].s2, v[7].s2, v[6].s3, v[7].s3, v[6].s6, v[7].s6, v[6].s7, v[7].s7);
+    const float8 b0 = (float8)(a0.s01, a2.s01, a0.s45, a2.s45);  // 00 10 20 30 | 04 14 24 34
+    const float8 b1 = (float8)(a0.s23, a2.s23, a0.s67, a2.s67);  // 01 11 21 31 | 05 15 25 35
+    const float8 b2 = (float8)(a1.s01, a3.s01, a1.s45, a3.s45);  // 02 .. | 06 ..
+    const float8 b3 = (float8)(a1.s23, a3.s23, a1.s67, a3.s67);  // 03 .. | 07 ..
+    const float8 b4 = (float8)(a4.s01, a6.s01, a4.s45, a6.s45);  // 40 50 60 70 | 44 ..
+    const float8 b5 = (float8)(a4.s23, a6.s23, a4.s67, a6.s67);
+    const float8 b6 = (float8)(a5.s01, a7.s01, a5.s45, a7.s45);
+    const float8 b7 = (float8)(a5.s23, a7.s23, a5.s67, a7.s67);
+    vstore8((float8)(b0.lo, b4.lo), 0, d);
+    vstore8((float8)(b1.lo, b5.lo), 0, d + ROW_PANEL);
+    vstore8((float8)(b2.lo, b6.lo), 0, d + 2 * ROW_PANEL);
+    vstore8((float8)(b3.lo, b7.lo), 0, d + 3 * ROW_PANEL);
+    vstore8((float8)(b0.hi, b4.hi), 0, d + 4 * ROW_PANEL);
+    vstore8((float8)(b1.hi, b5.hi), 0, d + 5 * ROW_PANEL);
+    vstore8((float8)(b2.hi, b6.hi), 0, d + 6 * ROW_PANEL);
+    vstore8((float8)(b3.hi, b7.hi), 0, d + 7 * ROW_PANEL);
+}
+
+// The column matrix of im2col transposed, each (image, group) b's rows in panels of
+// ROW_PANEL rows stored pixel-major (gemm.cl B_PACKED, the B of grad_weight's GEMM
+// dW = dY . col^T, with ROW_PANEL = its NV*TN columns): colr[((b*panels + q)*P + p) *
+// ROW_PANEL + i] = col[q*ROW_PANEL + i, p], P = Ho*Wo, rows past `rows` zero. One
+// work-item per (panel q, chunk of oy_chunk output rows, b) writes those rows' pixels,
+// ROW_PANEL contiguous floats each; a pixel's floats come from ROW_PANEL taps, each a
+// load from its own input row.
 __kernel void im2col_row_panels(
     __global const float *x, __global float *colr,
     const int rows, const int panels, const int oy_chunk, const int groups,
@@ -197,34 +230,10 @@ __kernel void im2col_row_panels(
         float8 v[ROW_PANEL];
         #pragma unroll
         for (int i = 0; i < ROW_PANEL; ++i) v[i] = vload8(0, xg + offset[i] + ox);
-#if ROW_PANEL == 8
-        // an 8 x 8 transpose in three rounds of two-vector shuffles
-        const float8 a0 = (float8)(v[0].s0, v[1].s0, v[0].s1, v[1].s1, v[0].s4, v[1].s4, v[0].s5, v[1].s5);
-        const float8 a1 = (float8)(v[0].s2, v[1].s2, v[0].s3, v[1].s3, v[0].s6, v[1].s6, v[0].s7, v[1].s7);
-        const float8 a2 = (float8)(v[2].s0, v[3].s0, v[2].s1, v[3].s1, v[2].s4, v[3].s4, v[2].s5, v[3].s5);
-        const float8 a3 = (float8)(v[2].s2, v[3].s2, v[2].s3, v[3].s3, v[2].s6, v[3].s6, v[2].s7, v[3].s7);
-        const float8 a4 = (float8)(v[4].s0, v[5].s0, v[4].s1, v[5].s1, v[4].s4, v[5].s4, v[4].s5, v[5].s5);
-        const float8 a5 = (float8)(v[4].s2, v[5].s2, v[4].s3, v[5].s3, v[4].s6, v[5].s6, v[4].s7, v[5].s7);
-        const float8 a6 = (float8)(v[6].s0, v[7].s0, v[6].s1, v[7].s1, v[6].s4, v[7].s4, v[6].s5, v[7].s5);
-        const float8 a7 = (float8)(v[6].s2, v[7].s2, v[6].s3, v[7].s3, v[6].s6, v[7].s6, v[6].s7, v[7].s7);
-        // a0 = (00 10 01 11 | 04 14 05 15), a2 = (20 30 21 31 | 24 34 25 35): pixel j of row i is ij
-        const float8 b0 = (float8)(a0.s01, a2.s01, a0.s45, a2.s45);  // 00 10 20 30 | 04 14 24 34
-        const float8 b1 = (float8)(a0.s23, a2.s23, a0.s67, a2.s67);  // 01 11 21 31 | 05 ..
-        const float8 b2 = (float8)(a1.s01, a3.s01, a1.s45, a3.s45);  // 02 .. | 06 ..
-        const float8 b3 = (float8)(a1.s23, a3.s23, a1.s67, a3.s67);  // 03 .. | 07 ..
-        const float8 b4 = (float8)(a4.s01, a6.s01, a4.s45, a6.s45);  // 40 50 60 70 | 44 ..
-        const float8 b5 = (float8)(a4.s23, a6.s23, a4.s67, a6.s67);
-        const float8 b6 = (float8)(a5.s01, a7.s01, a5.s45, a7.s45);
-        const float8 b7 = (float8)(a5.s23, a7.s23, a5.s67, a7.s67);
-        __global float *d = dst + ox * 8;
-        vstore8((float8)(b0.lo, b4.lo), 0, d);
-        vstore8((float8)(b1.lo, b5.lo), 1, d);
-        vstore8((float8)(b2.lo, b6.lo), 2, d);
-        vstore8((float8)(b3.lo, b7.lo), 3, d);
-        vstore8((float8)(b0.hi, b4.hi), 4, d);
-        vstore8((float8)(b1.hi, b5.hi), 5, d);
-        vstore8((float8)(b2.hi, b6.hi), 6, d);
-        vstore8((float8)(b3.hi, b7.hi), 7, d);
+#if ROW_PANEL % 8 == 0
+        #pragma unroll
+        for (int i = 0; i < ROW_PANEL; i += 8)
+            store_transposed8(v + i, dst + ox * ROW_PANEL + i);
 #else
         #pragma unroll
         for (int j = 0; j < 8; ++j)

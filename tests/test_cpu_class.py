@@ -82,25 +82,25 @@ def test_every_class_has_a_gemm_tile_that_fits_its_registers(cls):
     assert tile["TN"] % cls.lanes == 0
 
 
-@pytest.mark.parametrize("name, bits, tile, grad_input_nv", [
-    ("pthread-haswell-AMD EPYC", 64, (6, 8, 2), 2),  # the class overrides the CPU's NV=1
-    ("pthread-skylake-avx512-AMD EPYC", 64, (8, 16, 2), 1),
-    ("pthread-cortex-a72", 64, (8, 4, 2), 1),
-    ("pthread-cortex-a53", 32, (6, 4, 2), 1),
-    ("pthread--cortex-a53", 64, (8, 4, 2), 1),  # Debian's POCL on an aarch64 Pi 3
-    ("pthread--cortex-a72", 32, (4, 4, 1), 1),  # ... on an armhf Pi 4: VFP code
+@pytest.mark.parametrize("name, bits, tile", [
+    ("pthread-haswell-AMD EPYC", 64, (6, 8, 2)),
+    ("pthread-skylake-avx512-AMD EPYC", 64, (8, 16, 2)),
+    ("pthread-cortex-a72", 64, (8, 4, 2)),
+    ("pthread-cortex-a53", 32, (6, 4, 2)),
+    ("pthread--cortex-a53", 64, (8, 4, 2)),  # Debian's POCL on an aarch64 Pi 3
+    ("pthread--cortex-a72", 32, (4, 4, 1)),  # ... on an armhf Pi 4: VFP code
 ])
-def test_cpu_defaults_follow_the_class(name, bits, tile, grad_input_nv):
+def test_cpu_defaults_follow_the_class(name, bits, tile):
     real = clconv.current_runtime().profile
     cpu = dataclasses.replace(real, device_type="ALL | CPU", kind=DeviceKind.POCL_CPU,
                               device_name=name, address_bits=bits, limits_name="")
     for algo in ("im2col", "gemm1x1", "winograd"):
-        params = tuning.default_params(cpu, algo, "forward")
-        assert (params["TM"], params["TN"], params["NV"]) == tile
-    # per-op overrides apply over the class's tile (the CPU entry's, then the class's)
-    gi = tuning.default_params(cpu, "im2col", "grad_input")
-    assert (gi["TM"], gi["NV"], gi["WG"]) == (tile[0], grad_input_nv, 16)
-    assert tuning.default_params(cpu, "gemm1x1", "grad_input")["GI"] == 2
+        for op in ("forward", "grad_input", "grad_weight"):
+            params = tuning.default_params(cpu, algo, op)
+            assert (params["TM"], params["TN"], params["NV"]) == tile, (algo, op)
+    # the CPU entry's per-op overrides apply over the class's tile
+    gi = tuning.default_params(cpu, "gemm1x1", "grad_input")
+    assert (gi["TM"], gi["NV"], gi["GI"]) == (tile[0], tile[2], 2)
     # a 1x1 convolution that applies an input batch norm: AVX-512's taller tile
     affine = tuning.default_params(cpu, "gemm1x1", "forward", "input_affine")
     assert affine["TM"] == (12 if cpu.cpu_class is cpu_class.AVX512 else tile[0])

@@ -488,45 +488,31 @@ def test_shipped_defaults_exist_for_the_pi_and_cpus():
     assert "CPU" in table["device_type"]
 
 
-def test_untuned_gradient_gemms_take_one_column_vector_on_small_planes(tmp_path,
-                                                                      monkeypatch):
-    """Variant.fit: the gradient GEMMs take NV=1 below SMALL_PLANE output pixels (gemm1x1:
-    below SMALL_POINTWISE_PLANE), the shipped NV above; the forward GEMM keeps the
-    shipped NV everywhere; a tuned setting is used as measured."""
-    from clconv.algos.gemm import SMALL_PLANE, SMALL_POINTWISE_PLANE
-
+def test_untuned_gemms_keep_the_class_column_vectors_at_every_size(tmp_path, monkeypatch):
+    """Variant.fit: every op's GEMM, gradients included, keeps the shipped NV on small
+    and large planes (the gradients read both operands in panels on CPUs, where two
+    vectors measured faster); a tuned setting is used as measured."""
     profile = clconv.current_runtime().profile
     # a CPU whose class tile has two column vectors (not, say, the 1-vector vfp class
     # an armhf host gets)
     cpu = dataclasses.replace(profile, device_type="CPU", kind=DeviceKind.POCL_CPU,
                               device_name="pthread-skylake-avx512-test", address_bits=64)
-    im2col = algos.VARIANTS["im2col"]
+    for name, k in (("im2col", 3), ("gemm1x1", 1)):
+        variant = algos.VARIANTS[name]
+        shipped = tuning.default_params(cpu, name, "forward")["NV"]
+        assert shipped == 2  # else this test checks nothing
+        for n in (7, 14, 28):
+            geo = _geo(x=(1, 32, n, n), w=(32, 32, k, k), padding=k // 2)
+            for op in ("forward", "grad_input", "grad_weight"):
+                assert algos.params_for(cpu, variant, geo, op)["NV"] == shipped, (name, n, op)
     small = _geo(x=(1, 32, 7, 7), w=(32, 32, 3, 3), padding=1)
-    large = _geo(x=(1, 32, 28, 28), w=(32, 32, 3, 3), padding=1)
-    assert small.Ho * small.Wo < SMALL_PLANE <= large.Ho * large.Wo
-    shipped = tuning.default_params(cpu, "im2col", "forward")["NV"]
-    assert shipped == 2  # else this test checks nothing
-    for op in ("grad_input", "grad_weight"):
-        assert algos.params_for(cpu, im2col, small, op)["NV"] == 1
-        assert algos.params_for(cpu, im2col, large, op)["NV"] == \
-            tuning.default_params(cpu, "im2col", op)["NV"]
-    assert algos.params_for(cpu, im2col, small, "forward")["NV"] == shipped
-    one = algos.VARIANTS["gemm1x1"]
-    assert tuning.default_params(cpu, "gemm1x1", "forward")["NV"] == 2
-    at7, at14, at28 = (_geo(x=(1, 32, n, n), w=(32, 32, 1, 1), padding=0) for n in (7, 14, 28))
-    assert at7.Ho * at7.Wo < SMALL_PLANE <= at14.Ho * at14.Wo < SMALL_POINTWISE_PLANE \
-        <= at28.Ho * at28.Wo
-    assert [algos.params_for(cpu, one, g, "forward")["NV"] for g in (at7, at14, at28)] == \
-        [2, 2, 2]
-    assert [algos.params_for(cpu, one, g, "grad_weight")["NV"] for g in (at7, at14, at28)] \
-        == [1, 1, 2]
     monkeypatch.setenv(tuning.ENV_DIR, str(tmp_path))
     monkeypatch.delenv(algos.ENV_ALGO, raising=False)  # the emulated tiers force direct
-    tuned = dict(algos.params_for(cpu, im2col, large, "forward"), NV=2)
+    tuned = dict(algos.params_for(cpu, algos.VARIANTS["im2col"], small, "forward"), NV=1)
     tuning.save(cpu, {tuning.layer_key(small, "grad_weight"):
                       {"algo": "im2col", "params": tuned}})
     algos.clear_memo()
-    assert algos.choose(cpu, small, "grad_weight")[1]["NV"] == 2
+    assert algos.choose(cpu, small, "grad_weight")[1]["NV"] == 1
 
 
 def test_repeated_calls_build_and_choose_nothing_new(monkeypatch):
@@ -561,10 +547,14 @@ def test_shipped_defaults_apply_to_this_device_type():
         assert tile["TM"] >= 1
         common.update({k: v for k, v in tile.items() if not isinstance(v, dict)})
         assert tuning.default_params(cpu, "im2col") == common
-        # an op-named member overrides the common tunables for that op only
-        assert tuning.default_params(cpu, "im2col", "grad_input") == \
-            {**common, **shipped["grad_input"], **tile.get("grad_input", {})}
         assert tuning.default_params(cpu, "im2col", "forward") == common
+        # an op-named member overrides the common tunables for that op only
+        one = tuning.shipped_defaults()["device_type"]["CPU"]["gemm1x1"]
+        one_common = {k: v for k, v in one.items() if not isinstance(v, dict)}
+        one_common.update({k: v for k, v in tile.items() if not isinstance(v, dict)})
+        assert tuning.default_params(cpu, "gemm1x1", "grad_input") == \
+            {**one_common, **one["grad_input"], **tile.get("grad_input", {})}
+        assert tuning.default_params(cpu, "gemm1x1", "forward") == one_common
 
 
 # Geometries on which, together, every variant runs a residual epilogue (ACCUMULATE):

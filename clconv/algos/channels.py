@@ -26,7 +26,7 @@ from ..arrays import on_device
 from ..build import get_kernel, group_2d, launch_grid, row_bands, spread_groups
 from ..epilogue import NO_ACTIVATION
 from .base import Variant, is_cpu, pad, padded_input_reason
-from .gemm import SMALL_PLANE, TEST_PARAMS, fit_columns, output_planes, space
+from .gemm import TEST_PARAMS, fit_tile, output_planes, space
 from .tiled_gemm import defaults, fma_default, validate_params
 
 KERNELS = "conv_channels.cl"
@@ -271,4 +271,4 @@ CHANNELS = Variant("channels", "direct convolution on CPUs with the output chann
                    "the vector lanes, over zero-bordered input (no column matrix), weights "
                    "packed once; one group, any stride; forward only",
                    validate, {"forward": forward}, space, defaults, ops=("forward",),
-                   fit=fit_columns(SMALL_PLANE), pack=pack, test_params=TEST_PARAMS)
+                   fit=fit_tile, pack=pack, test_params=TEST_PARAMS)

@@ -12,10 +12,10 @@ from __future__ import annotations
 
 from ..build import DEFAULT_GROUP_SIZE, get_kernel, group_2d, launch_grid
 from ..epilogue import NO_ACTIVATION
-from ..geometry import grad_input_as_forward
+from ..geometry import ConvGeometry, grad_input_as_forward
 from .base import LAYOUT, Variant, flip_weights, is_cpu, is_vc4cl, layout_group, round_up, \
     scratch, window_defines
-from .tiled_gemm import defaults, gemm, pack_a, tile_n, validate_params
+from .tiled_gemm import STRIDED_BIAS, defaults, gemm, pack_a, tile_n, validate_params
 
 
 def is_pointwise(geo) -> bool:
@@ -162,11 +162,28 @@ def grad_input(rt, geo, params, grad_out, w, out, bias=None):
     Kg, crs = geo.K // G, (geo.C // G) * geo.kh * geo.kw
     pointwise = is_pointwise(geo)
     dcol = out if pointwise else scratch(rt, (geo.N * geo.C * geo.kh * geo.kw, P))
-    gemm(rt, params, crs, P, Kg, 1,
-         w, crs, (0, Kg * crs, 0),
-         grad_out, P, (geo.K * P, Kg * P, 0),
-         dcol, P, (G * crs * P, crs * P),
-         geo.N * G, G, a_kmajor=True, bias=bias if pointwise else None)
+    if is_cpu(rt.profile):
+        # dcol^T (P x CgRS) = dY^T (P x Kg) . W (Kg x CgRS), stored transposed: dY (small)
+        # in the GEMM's A panels, the weights read as they are, rows of CgRS floats. As
+        # W^T . dY, each K step read TM floats a weight row (up to 18 KB) away from the
+        # last, a new page every step. Measured (POCL 3.1, Xeon Emerald Rapids, AVX-512,
+        # session 28), the GEMM of ResNet-18's 3x3 layer at 7x7 2.24 -> 0.91 ms, at 14x14
+        # 2.15 -> 0.87, MobileNet's 1x1 at 14x14 0.84 -> 0.32.
+        tm = int(params["TM"])
+        dyp, lda, per_image = im2col_panels(rt, grad_out, _as_pointwise_input(geo), tm)
+        gemm(rt, params, P, crs, Kg, 1,
+             dyp, lda, (G * per_image, per_image, 0),
+             w, crs, (0, Kg * crs, 0),
+             dcol, P, (G * crs * P, crs * P),
+             geo.N * G, G, a_packed=True, c_trans=True,
+             bias=bias if pointwise else None, bias_kind=STRIDED_BIAS,
+             bias_strides=(crs, 0, 1))
+    else:
+        gemm(rt, params, crs, P, Kg, 1,
+             w, crs, (0, Kg * crs, 0),
+             grad_out, P, (geo.K * P, Kg * P, 0),
+             dcol, P, (G * crs * P, crs * P),
+             geo.N * G, G, a_kmajor=True, bias=bias if pointwise else None)
     if not pointwise:
         kernel = get_kernel(rt, LAYOUT, "col2im", window_defines(geo))
         NC = geo.N * geo.C
@@ -210,29 +227,40 @@ def transpose_planes(rt, grad_out, geo, width, panels):
     return out, ld
 
 
+def _as_pointwise_input(geo):
+    """A 1x1 convolution whose input is `geo`'s output (grad_out): its column matrix is
+    grad_out itself, each (image, group)'s Kg channels x Ho*Wo pixels."""
+    return ConvGeometry(geo.N, geo.K, geo.Ho, geo.Wo, geo.K, 1, 1, geo.Ho, geo.Wo, (1, 1),
+                        0, 0, (1, 1), geo.groups)
+
+
 def grad_weight(rt, geo, params, x, grad_out, out):
     G, P = geo.groups, geo.Ho * geo.Wo
     Kg, crs = geo.K // G, (geo.C // G) * geo.kh * geo.kw
-    width = tile_n(params)
-    # On CPUs both operands in the GEMM's panels, each tile's K loop then two contiguous
-    # streams: the column matrix's TM rows Ho*Wo apart and dY's rows of ldk floats were
-    # TM + 1 streams. Measured (POCL 3.1, Xeon Emerald Rapids, AVX-512, session 28): the
-    # GEMM of ResNet-18's 3x3 layers 0.79 -> 0.49 ms at 56x56, 1.05 -> 0.65 at 14x14.
-    panels = is_cpu(rt.profile)
-    dyt, ldk = transpose_planes(rt, grad_out, geo, width, panels)
-    if panels:
-        tm = int(params["TM"])
-        col, lda, per_image = im2col_row_panels(rt, x, geo, tm)
-        a, sa, b, ldb = dict(a_packed=True), (0, per_image, G * per_image), \
-            dict(b_packed=True), P * width
-    else:
-        col, lda = _columns(rt, x, geo, params)
-        a, sa, b, ldb = {}, (0, crs * lda, G * crs * lda), {}, ldk
+    if is_cpu(rt.profile):
+        # dW (Kg x CgRS) = sum_n dY (Kg x P) . col^T (P x CgRS), both operands in the
+        # GEMM's panels, so each tile's K loop reads two contiguous streams: dY
+        # transposed into panels of TM channels, the column matrix written in panels of
+        # NV*TN rows. As col . dY^T, stored transposed, the K loop read TM rows of the
+        # column matrix P floats apart and the tile was stored float by float. Measured
+        # (POCL 3.1, Xeon Emerald Rapids, AVX-512, session 28), the GEMM of ResNet-18's
+        # 3x3 layers 0.79 -> 0.66 ms at 56x56, 1.05 -> 0.66 at 14x14, 1.95 -> 0.86 at 7x7.
+        tm, width = int(params["TM"]), tile_n(params)
+        dyp, ldk = transpose_planes(rt, grad_out, geo, tm, panels=True)
+        colr, ldb, per_image = im2col_row_panels(rt, x, geo, width)
+        gemm(rt, params, Kg, crs, P, geo.N,
+             dyp, P * tm, (0, P * ldk, G * P * ldk),
+             colr, ldb, (0, per_image, G * per_image),
+             out, crs, (0, Kg * crs),
+             G, G, a_packed=True, b_packed=True)
+        return out
+    col, ld = _columns(rt, x, geo, params)
+    dyt, ldk = transpose_planes(rt, grad_out, geo, tile_n(params), panels=False)
     gemm(rt, params, crs, Kg, P, geo.N,
-         col, lda, sa,
-         dyt, ldb, (0, P * ldk, G * P * ldk),
+         col, ld, (0, crs * ld, G * crs * ld),
+         dyt, ldk, (0, P * ldk, G * P * ldk),
          out, crs, (0, Kg * crs),
-         G, G, c_trans=True, **a, **b)
+         G, G, c_trans=True)
     return out
 
 
@@ -261,32 +289,24 @@ def space(profile, geo, op):
     return out
 
 
-SMALL_PLANE = 100  # output pixels per image below which im2col's gradient GEMMs take NV=1
-SMALL_POINTWISE_PLANE = 400  # the same for gemm1x1's
+SMALL_PLANE = 100  # output voxels per image below which vol2col's GEMMs take NV=1
 
 
-def fit_columns(small_plane):
-    """Untuned NV cut to one vector of columns per work-item (NV=1) for the gradient
-    GEMMs below `small_plane` output pixels per image: grad_input's GEMMs are only
-    Ho*Wo (or H*W) columns wide and grad_weight's sums only Ho*Wo terms. The forward
-    GEMM keeps the CPU class's two vectors at every size: the tile's 16 accumulators
-    keep both of an Intel core's FMA ports busy, and one vector's 8 do not.
-    Measured with `clconv bench` (POCL 3.1, Intel Xeon Sapphire Rapids, AVX-512,
-    2026-12-02; ratios to PyTorch side by side, two runs each): forward with two
-    vectors, ResNet-18's 7x7 layer 0.92 -> 1.20 and MobileNet's 1x1 at 14x14 1.16 ->
-    1.43, ResNet-50 through ONNX 1.74 -> 1.59 x ONNX Runtime; forward+backward with
-    two vectors in the gradients too, 7x7 1.00 -> 0.76. (On the Zen 4 where the cut was
-    first measured, under load, two vectors had looked slower in the forward too.)"""
-    def fit(geo, op, params):
-        if op != "forward" and geo.Ho * geo.Wo < small_plane:
-            return dict(params, NV=1)
-        if op != "forward":
-            return params
-        rows = geo.K // geo.groups
-        params = weights_first(params, rows, geo.Ho * geo.Wo)
-        return output_rows_first(params, rows, geo.C // geo.groups) \
-            if is_pointwise(geo) else params
-    return fit
+def fit_tile(geo, op, params):
+    """The untuned tunables fitted to a layer: a forward's loop order (weights_first,
+    output_rows_first). Every GEMM keeps the CPU class's two vectors of columns at every
+    size: the tile's 16 accumulators keep both of an Intel core's FMA ports busy, and one
+    vector's 8 do not. The gradients took one vector below 100 output pixels (1x1: 400)
+    while their GEMMs read the weights or the column matrix as rows far apart; reading
+    both operands in panels (session 28: POCL 3.1, Xeon Emerald Rapids, AVX-512), two
+    vectors took the grad_weight GEMM of ResNet-18's 7x7 layer 1.16 -> 0.86 ms and of
+    MobileNet's 1x1 at 14x14 0.43 -> 0.33, the grad_input GEMM at 7x7 1.45 -> 0.97."""
+    if op != "forward":
+        return params
+    rows = geo.K // geo.groups
+    params = weights_first(params, rows, geo.Ho * geo.Wo)
+    return output_rows_first(params, rows, geo.C // geo.groups) \
+        if is_pointwise(geo) else params
 
 
 def weights_first(params: dict, rows: int, columns: int) -> dict:
@@ -361,9 +381,9 @@ TEST_PARAMS = (
     {"TM": 2, "TN": 8, "NV": 1, "WG": 3, "MFAST": 1, "GI": 1},
 )
 IM2COL = Variant("im2col", "im2col into a register-tiled, vectorised GEMM (col2im for grad_input)",
-                 _validate(False), RUN, space, defaults, fit=fit_columns(SMALL_PLANE),
+                 _validate(False), RUN, space, defaults, fit=fit_tile,
                  pack=pack, test_params=TEST_PARAMS)
 GEMM_1X1 = Variant("gemm1x1", "1x1 stride-1 convolution as a plain GEMM on the input",
                    _validate(True), RUN, space, defaults,
-                   fit=fit_columns(SMALL_POINTWISE_PLANE), pack=pack,
+                   fit=fit_tile, pack=pack,
                    test_params=TEST_PARAMS)

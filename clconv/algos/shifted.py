@@ -22,7 +22,7 @@ from ..build import get_kernel, launch_grid
 from ..epilogue import NO_ACTIVATION
 from .base import (LAYOUT, Variant, is_cpu, layout_group, pad, padded_input_reason,
                    scratch)
-from .gemm import SMALL_PLANE, TEST_PARAMS, fit_columns, is_pointwise, output_planes, space
+from .gemm import TEST_PARAMS, fit_tile, is_pointwise, output_planes, space
 from .tiled_gemm import defaults, gemm, pack_a, validate_params
 
 
@@ -91,4 +91,4 @@ def forward(rt, geo, params, x, w, bias, out, act=NO_ACTIVATION, packed=None,
 SHIFTED = Variant("shifted", "stride-1 convolution as one GEMM over shifted views of the "
                   "zero-bordered input (no column matrix); forward only",
                   validate, {"forward": forward}, space, defaults, ops=("forward",),
-                  fit=fit_columns(SMALL_PLANE), pack=pack, test_params=TEST_PARAMS)
+                  fit=fit_tile, pack=pack, test_params=TEST_PARAMS)
