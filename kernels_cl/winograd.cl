@@ -5,8 +5,8 @@
 //   U[xi, k, c] = (G g[k, c] G^T)[xi]            weights, (16, K, C)
 //   V[xi, c, t] = (B^T d[c, t] B)[xi]            input tiles t = (n, ty, tx), (16, C, ldt)
 //   M[xi, k, t] = sum_c U[xi, k, c] V[xi, c, t]  the GEMMs, (16, K, ldt)
-// V's and M's matrices start `plane` floats apart (a little more than C*ldt and K*ldt:
-// see algos/winograd.py SKEW).
+// U's, V's and M's matrices start `plane` floats apart (a little more than K*C, C*ldt and
+// K*ldt: see algos/winograd.py SKEW; U's exactly K*C where it is packed next).
 //   out[n, k, 2ty.., 2tx..] = A^T M[., k, t] A   (+ bias), then the activation
 // Each work-item transforms 8 input channels of one (k) window, or 8 neighbouring tiles
 // of one channel, as float8 vectors: no local memory, no barriers.
@@ -24,7 +24,7 @@
 
 // grid (input channel group of 8, output channel k): 8 channels' windows as float8s
 __kernel void winograd_weights(
-    __global const float *w, __global float *U, const int K, const int C)
+    __global const float *w, __global float *U, const int K, const int C, const int plane)
 {
     const int c0 = get_global_id(0) * 8, k = get_global_id(1);
     if (c0 >= C || k >= K) return;
@@ -49,7 +49,6 @@ __kernel void winograd_weights(
         t[2][j] = 0.5f * (g0 - g1 + g2);
         t[3][j] = g2;
     }
-    const int plane = K * C;
     __global float *u = U + k * C + c0;
     for (int i = 0; i < 4; ++i) {  // (Gg) G^T
         const float8 a = t[i][0], b = t[i][1], d = t[i][2];

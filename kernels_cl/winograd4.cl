@@ -6,7 +6,7 @@
 //   V[xi, c, t] = (B^T d[c, t] B)[xi]            input tiles t = (n, ty, tx), (36, C, ldt)
 //   M[xi, k, t] = sum_c U[xi, k, c] V[xi, c, t]  the GEMMs, (36, K, ldt)
 //   out[n, k, 4ty.., 4tx..] = A^T M[., k, t] A   (+ bias), then the activation
-// (V's and M's matrices `plane` floats apart, as in winograd.cl)
+// (U's, V's and M's matrices `plane` floats apart, as in winograd.cl)
 // with the points 0, 1, -1, 2, -2 and infinity (Lavin and Gray's matrices):
 //   B^T = [4 0 -5 0 1 0; 0 -4 -4 1 1 0; 0 4 -4 -1 1 0; 0 -2 -1 2 1 0; 0 2 -1 -2 1 0;
 //          0 4 0 -5 0 1]
@@ -56,7 +56,7 @@
 
 // grid (input channel group of 8, output channel k): 8 channels' windows as float8s
 __kernel void winograd4_weights(
-    __global const float *w, __global float *U, const int K, const int C)
+    __global const float *w, __global float *U, const int K, const int C, const int plane)
 {
     const int c0 = get_global_id(0) * 8, k = get_global_id(1);
     if (c0 >= C || k >= K) return;
@@ -70,7 +70,6 @@ __kernel void winograd4_weights(
                           g[54 + j], g[63 + j]);
     float8 t[3][6];  // t[j]: column j of G g (6x3)
     for (int j = 0; j < 3; ++j) G_ROWS(t[j], tap[j], tap[3 + j], tap[6 + j]);
-    const int plane = K * C;
     __global float *u = U + k * C + c0;
     for (int i = 0; i < 6; ++i) {  // row i of (G g) G^T
         float8 row[6];
