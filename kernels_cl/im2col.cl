@@ -345,6 +345,41 @@ __kernel void transpose_batched(
             dst[OUT_AT(j0 + c, r)] = r < R ? src[r * Ccols + c] : 0.0f;
 }
 
+// Built only where the host defines FLIP_PANEL (CPUs), for the same reasons as PANEL.
+#ifdef FLIP_PANEL
+// flip_weights' result in the GEMM's A panels of FLIP_PANEL rows (gemm.cl A_PACKED, as
+// tiled_gemm.pack_a lays out weights): per group g, panel q, wp[((g*panels + q)*Kg*taps
+// + kk*taps + t)*FLIP_PANEL + i] = wt[g*Cg + q*FLIP_PANEL + i, kk, t], rows past Cg
+// zero. One work-item per (panel, group) writes its panel, contiguous; the FLIP_PANEL
+// windows it reads for each kk are contiguous too.
+#define TAPS (KH * KW)
+__kernel void flip_weights_panels(
+    __global const float *w, __global float *wp,
+    const int Cg, const int Kg, const int panels)
+{
+    const int q = get_global_id(0), g = get_global_id(1);
+    if (q >= panels) return;
+    const int rows = min(FLIP_PANEL, Cg - q * FLIP_PANEL);
+    __global float *dst = wp + (g * panels + q) * Kg * TAPS * FLIP_PANEL;
+    for (int kk = 0; kk < Kg; ++kk, dst += TAPS * FLIP_PANEL) {
+        __global const float *src = w + ((g * Kg + kk) * Cg + q * FLIP_PANEL) * TAPS;
+        if (rows == FLIP_PANEL) {  // a whole panel: no bounds test
+            #pragma unroll
+            for (int t = 0; t < TAPS; ++t)
+                #pragma unroll
+                for (int i = 0; i < FLIP_PANEL; ++i)
+                    dst[t * FLIP_PANEL + i] = src[i * TAPS + TAPS - 1 - t];
+        } else {
+            for (int t = 0; t < TAPS; ++t)
+                #pragma unroll
+                for (int i = 0; i < FLIP_PANEL; ++i)
+                    dst[t * FLIP_PANEL + i] = i < rows ? src[i * TAPS + TAPS - 1 - t] : 0.0f;
+        }
+    }
+}
+#undef TAPS
+#endif  // FLIP_PANEL
+
 // The weights of a stride-1 convolution's input gradient as a forward convolution:
 // wt[g*Cg + c, kk, ky, kx] = w[g*Kg + kk, c, kh-1-ky, kw-1-kx]
 // (w is (K, Cg, kh, kw), wt is (C, Kg, kh, kw), C = groups*Cg, K = groups*Kg).

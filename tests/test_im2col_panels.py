@@ -4,12 +4,14 @@ it only copies. The shapes reach each copy path: pieces of a panel across output
 (Wo below and above the panel), the 16-lane vector copies at stride 1 and 2 (and the
 stride-2 load stopping at the row's end), the scalar path at stride 3, dilation,
 padding past the window, groups, a batch, and more rows than one work-item takes.
-im2col_row_panels, grad_weight's column matrix in the GEMM's A panels (rows in panels,
-pixel-major), and transpose_planes' B panels, the same way, on the same shapes."""
+im2col_row_panels, grad_weight's column matrix in the GEMM's B panels (rows in panels,
+pixel-major), transpose_planes' panels and flip_weights_panels' (grad_input's flipped
+weights in A panels), the same way."""
 import numpy as np
 import pytest
 
-from clconv.algos.gemm import PANEL_ROWS, im2col_panels, im2col_row_panels, transpose_planes
+from clconv.algos.gemm import PANEL_ROWS, flip_weights_panels, im2col_panels, im2col_row_panels, \
+    transpose_planes
 from clconv.algos.tiled_gemm import gemm, tile_n
 from clconv.arrays import on_device
 from clconv.geometry import conv_geometry
@@ -140,3 +142,26 @@ def test_transposed_planes_in_rows_or_panels(width, panels, rng):
     if panels:
         rows = rows.reshape(geo.N * G, P, ld // width, width).transpose(0, 2, 1, 3)
     np.testing.assert_array_equal(out.get().reshape(rows.shape), rows)
+
+
+@pytest.mark.parametrize("w_shape, groups, tm", [
+    ((6, 20, 3, 3), 1, 8),   # 20 rows: two whole panels and a partial one
+    ((6, 16, 3, 3), 1, 8),   # whole panels only
+    ((8, 5, 2, 3), 2, 3),    # groups, a 2x3 window
+    ((4, 3, 3, 3), 1, 1),    # one-row panels: the row-major flipped weights
+])
+def test_flipped_weights_in_panels(w_shape, groups, tm, rng):
+    """grad_input's weights (K, Cg, kh, kw) flipped to (C, Kg, kh, kw), both window axes
+    reversed, each group's (Cg x Kg*kh*kw) matrix in panels of TM rows, K-major."""
+    K, cg, kh, kw = w_shape
+    geo = conv_geometry((1, cg * groups, 7, 7), w_shape, 1, 1, 1, groups)
+    w = rng.standard_normal(w_shape).astype(np.float32)
+    rt = current()
+    packed, lda, per_group = flip_weights_panels(rt, geo, on_device(rt, w), tm)
+    kg, panels = K // groups, -(-cg // tm)
+    flipped = w.reshape(groups, kg, cg, kh, kw)[..., ::-1, ::-1].transpose(0, 2, 1, 3, 4)
+    rows = np.zeros((groups, panels * tm, kg * kh * kw), np.float32)
+    rows[:, :cg] = flipped.reshape(groups, cg, -1)
+    expected = rows.reshape(groups, panels, tm, -1).transpose(0, 1, 3, 2)
+    assert (lda, per_group) == (kg * kh * kw * tm, panels * kg * kh * kw * tm)
+    np.testing.assert_array_equal(packed.get().reshape(expected.shape), expected)

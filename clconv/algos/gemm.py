@@ -152,11 +152,30 @@ def _flip_path(geo, params) -> bool:
     return geo.K // geo.groups <= geo.N * geo.Ho * geo.Wo
 
 
+def flip_weights_panels(rt, geo, w, tm):
+    """base.flip_weights' result as pack() would give it for a TM-row tile: (packed,
+    lda, group stride), the flipped weights of each group in panels of TM rows."""
+    G, taps = geo.groups, geo.kh * geo.kw
+    Cg, Kg = geo.C // G, geo.K // G
+    panels = -(-Cg // tm)
+    lda = Kg * taps * tm
+    wp = scratch(rt, (G * panels * lda,))
+    kernel = get_kernel(rt, LAYOUT, "flip_weights_panels",
+                        {"FLIP_PANEL": tm, "KH": geo.kh, "KW": geo.kw})
+    launch_grid(rt, kernel, (panels, G), (1, 1), w, wp, Cg, Kg, panels)
+    return wp, lda, panels * lda
+
+
 def grad_input(rt, geo, params, grad_out, w, out, bias=None):
     if _flip_path(geo, params):
         # a forward convolution of grad_out with the flipped weights: one big GEMM
         # instead of a GEMM with a short K followed by col2im
         tgeo = grad_input_as_forward(geo)
+        if is_cpu(rt.profile):
+            # flipped straight into the GEMM's panels: the packed forward (inference's),
+            # for the price of the flip
+            packed = flip_weights_panels(rt, geo, w, int(params["TM"]))
+            return forward(rt, tgeo, params, grad_out, None, bias, out, packed=packed)
         return forward(rt, tgeo, params, grad_out, flip_weights(rt, geo, w), bias, out)
     G, P = geo.groups, geo.Ho * geo.Wo
     Kg, crs = geo.K // G, (geo.C // G) * geo.kh * geo.kw
