@@ -139,6 +139,34 @@ __kernel void im2col_panels(
         }
     }
 }
+
+// A row-major matrix's (rows x cols, each of `batches` matrices, cols floats a row) in
+// panels of PANEL columns, as im2col_panels writes them: dst[((b*panels + p)*rows + k) *
+// PANEL + j] = src[(b*rows + k)*cols + p*PANEL + j], 0 past cols. A 1x1 convolution's
+// input is its own column matrix, so this is im2col_panels without its window: one
+// work-item per (panel, b) copies PANEL floats of each row, contiguous on both sides
+// (im2col_panels' per-row window bookkeeping took longer than its copy at PANEL 6).
+__kernel void pack_column_panels(
+    __global const float *src, __global float *dst,
+    const int rows, const int cols, const int panels)
+{
+    const int p = get_global_id(0), b = get_global_id(1);
+    if (p >= panels) return;
+    const int n = min(PANEL, cols - p * PANEL);
+    __global const float *s = src + b * rows * cols + p * PANEL;
+    __global float *d = dst + (b * panels + p) * rows * PANEL;
+    if (n == PANEL) {
+        for (int k = 0; k < rows; ++k, s += cols, d += PANEL) {
+            #pragma unroll
+            for (int j = 0; j < PANEL; ++j) d[j] = s[j];
+        }
+    } else {
+        for (int k = 0; k < rows; ++k, s += cols, d += PANEL) {
+            #pragma unroll
+            for (int j = 0; j < PANEL; ++j) d[j] = j < n ? s[j] : 0.0f;
+        }
+    }
+}
 #endif  // PANEL
 
 // Built only where the host defines ROW_PANEL (CPUs, whose grad_weight GEMM reads
@@ -307,9 +335,9 @@ __kernel void col2im(
 // j0+3 of batch b as 4x4 blocks: four vector loads down the rows, four vector stores
 // along out's rows. One work-item per column, run as vector lanes by POCL, made every
 // store a scattered single float: 3x slower on the bench's 1x1 layers.
-// OUT_PANEL (> 0; CPUs, for a GEMM's B_PACKED): each batch of out in panels of
+// OUT_PANEL (> 0; CPUs, for a GEMM's packed operands): each batch of out in panels of
 // OUT_PANEL columns instead, element (j, i) at (i / OUT_PANEL, j, i % OUT_PANEL), ldo
-// then a multiple of OUT_PANEL; the 4x4 blocks where a panel holds whole blocks.
+// then a multiple of OUT_PANEL (a 4x4 block across two panels stored float by float).
 #ifndef OUT_PANEL
 #define OUT_PANEL 0
 #endif
@@ -327,19 +355,33 @@ __kernel void transpose_batched(
     __global const float *src = in + b * R * Ccols + j0;
     __global float *dst = out + b * Ccols * ldo;
     int i = 0;
-#if OUT_PANEL % 4 == 0
     if (j0 + 4 <= Ccols) {
         for (; i + 4 <= R; i += 4) {
             __global const float *s = src + i * Ccols;
             const float4 r0 = vload4(0, s), r1 = vload4(0, s + Ccols);
             const float4 r2 = vload4(0, s + 2 * Ccols), r3 = vload4(0, s + 3 * Ccols);
-            vstore4((float4)(r0.s0, r1.s0, r2.s0, r3.s0), 0, dst + OUT_AT(j0, i));
-            vstore4((float4)(r0.s1, r1.s1, r2.s1, r3.s1), 0, dst + OUT_AT(j0 + 1, i));
-            vstore4((float4)(r0.s2, r1.s2, r2.s2, r3.s2), 0, dst + OUT_AT(j0 + 2, i));
-            vstore4((float4)(r0.s3, r1.s3, r2.s3, r3.s3), 0, dst + OUT_AT(j0 + 3, i));
+            const float4 c0 = (float4)(r0.s0, r1.s0, r2.s0, r3.s0);
+            const float4 c1 = (float4)(r0.s1, r1.s1, r2.s1, r3.s1);
+            const float4 c2 = (float4)(r0.s2, r1.s2, r2.s2, r3.s2);
+            const float4 c3 = (float4)(r0.s3, r1.s3, r2.s3, r3.s3);
+#if OUT_PANEL % 4
+            if (i % OUT_PANEL + 4 > OUT_PANEL) {  // the block's rows straddle two panels
+                #pragma unroll
+                for (int l = 0; l < 4; ++l) {
+                    dst[OUT_AT(j0, i + l)] = c0[l];
+                    dst[OUT_AT(j0 + 1, i + l)] = c1[l];
+                    dst[OUT_AT(j0 + 2, i + l)] = c2[l];
+                    dst[OUT_AT(j0 + 3, i + l)] = c3[l];
+                }
+                continue;
+            }
+#endif
+            vstore4(c0, 0, dst + OUT_AT(j0, i));
+            vstore4(c1, 0, dst + OUT_AT(j0 + 1, i));
+            vstore4(c2, 0, dst + OUT_AT(j0 + 2, i));
+            vstore4(c3, 0, dst + OUT_AT(j0 + 3, i));
         }
     }
-#endif
     for (int c = 0; c < min(4, Ccols - j0); ++c)  // the rest: the last rows, padding
         for (int r = i; r < ldo; ++r)
             dst[OUT_AT(j0 + c, r)] = r < R ? src[r * Ccols + c] : 0.0f;

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from clconv.algos.gemm import PANEL_ROWS, flip_weights_panels, im2col_panels, im2col_row_panels, \
-    transpose_planes
+    pack_columns, transpose_planes
 from clconv.algos.tiled_gemm import gemm, tile_n
 from clconv.arrays import on_device
 from clconv.geometry import conv_geometry
@@ -164,4 +164,16 @@ def test_flipped_weights_in_panels(w_shape, groups, tm, rng):
     rows[:, :cg] = flipped.reshape(groups, cg, -1)
     expected = rows.reshape(groups, panels, tm, -1).transpose(0, 1, 3, 2)
     assert (lda, per_group) == (kg * kh * kw * tm, panels * kg * kh * kw * tm)
+    np.testing.assert_array_equal(packed.get().reshape(expected.shape), expected)
+
+
+@pytest.mark.parametrize("panel", [8, 6, 1])
+def test_matrices_packed_in_column_panels(panel, rng):
+    """pack_columns: three (5 x 29) matrices in panels of `panel` columns, zeros past
+    the last column, as im2col_panels lays out a 1x1 convolution's input."""
+    a = rng.standard_normal((3, 5, 29)).astype(np.float32)
+    rt = current()
+    packed, ld, per_matrix = pack_columns(rt, on_device(rt, a), 3, 5, 29, panel)
+    expected = _panels(a, panel)
+    assert (ld, per_matrix) == (5 * panel, expected.shape[1] * 5 * panel)
     np.testing.assert_array_equal(packed.get().reshape(expected.shape), expected)

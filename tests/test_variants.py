@@ -53,6 +53,10 @@ EXTRA = [
     ((1, 6, 6, 6), (10, 3, 1, 1), dict(stride=1, padding=0, dilation=2, groups=2)),
     ((2, 3, 13, 12), (17, 3, 3, 3), dict(stride=1, padding="same", dilation=2, groups=1)),
     ((1, 8, 9, 9), (20, 8, 5, 5), dict(stride=(2, 1), padding=(2, 1), dilation=1, groups=1)),
+    # weight rows of 512 floats or more (gemm.LONG_WEIGHT_ROW): grad_input's GEMM then
+    # reads the weights as rows on CPUs (col2im: stride 2; a 1x1 with a partial panel)
+    ((1, 64, 4, 5), (24, 64, 3, 3), dict(stride=2, padding=1, dilation=1, groups=1)),
+    ((2, 520, 3, 2), (12, 520, 1, 1), dict(stride=1, padding=0, dilation=1, groups=1)),
     # fully connected (linear): images as rows, a column tail, K past a vector
     ((3, 37, 1, 1), (45, 37, 1, 1), dict(stride=1, padding=0, dilation=1, groups=1)),
     ((1, 130, 1, 1), (70, 130, 1, 1), dict(stride=1, padding=0, dilation=1, groups=1)),
@@ -764,3 +768,15 @@ def test_winograd_reads_its_input_as_it_is_on_any_device(m, x_shape, padding, rn
     finite = np.isfinite(want)
     np.testing.assert_array_equal(np.isnan(got), ~finite)
     assert finite.any() and scaled_error(got[finite], want[finite]) < TOL
+
+
+def test_a_pointwise_transposed_convolution_with_long_weight_rows_adds_its_bias(rng):
+    """conv_transpose2d runs grad_input's GEMM with the bias in its epilogue; with 520
+    output channels (weight rows past gemm.LONG_WEIGHT_ROW) a CPU's GEMM reads the
+    weights as rows and stores its output transposed, the bias one per column."""
+    x = rng.standard_normal((2, 7, 3, 5)).astype(np.float32)
+    w = rng.standard_normal((7, 520, 1, 1)).astype(np.float32)
+    b = rng.standard_normal(520).astype(np.float32)
+    got = clconv.to_numpy(F.conv_transpose2d(x, w, b))
+    want = R.conv_transpose2d(x, w, b)
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4 * np.abs(want).max())

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from ..build import DEFAULT_GROUP_SIZE, get_kernel, group_2d, launch_grid
 from ..epilogue import NO_ACTIVATION
-from ..geometry import ConvGeometry, grad_input_as_forward
+from ..geometry import grad_input_as_forward
 from .base import LAYOUT, Variant, flip_weights, is_cpu, is_vc4cl, layout_group, round_up, \
     scratch, window_defines
 from .tiled_gemm import STRIDED_BIAS, defaults, gemm, pack_a, tile_n, validate_params
@@ -181,7 +181,7 @@ def grad_input(rt, geo, params, grad_out, w, out, bias=None):
     Kg, crs = geo.K // G, (geo.C // G) * geo.kh * geo.kw
     pointwise = is_pointwise(geo)
     dcol = out if pointwise else scratch(rt, (geo.N * geo.C * geo.kh * geo.kw, P))
-    if is_cpu(rt.profile):
+    if is_cpu(rt.profile) and crs >= LONG_WEIGHT_ROW:
         # dcol^T (P x CgRS) = dY^T (P x Kg) . W (Kg x CgRS), stored transposed: dY (small)
         # in the GEMM's A panels, the weights read as they are, rows of CgRS floats. As
         # W^T . dY, each K step read TM floats a weight row (up to 18 KB) away from the
@@ -189,7 +189,7 @@ def grad_input(rt, geo, params, grad_out, w, out, bias=None):
         # session 28), the GEMM of ResNet-18's 3x3 layer at 7x7 2.24 -> 0.91 ms, at 14x14
         # 2.15 -> 0.87, MobileNet's 1x1 at 14x14 0.84 -> 0.32.
         tm = int(params["TM"])
-        dyp, lda, per_image = im2col_panels(rt, grad_out, _as_pointwise_input(geo), tm)
+        dyp, lda, per_image = pack_columns(rt, grad_out, geo.N * G, Kg, P, tm)
         gemm(rt, params, P, crs, Kg, 1,
              dyp, lda, (G * per_image, per_image, 0),
              w, crs, (0, Kg * crs, 0),
@@ -212,6 +212,24 @@ def grad_input(rt, geo, params, grad_out, w, out, bias=None):
                     dcol, out, bias if bias is not None else dcol, bias is not None, geo.C,
                     NC, P, geo.H, geo.W, geo.Ho, geo.Wo, geo.pad_top, geo.pad_left)
     return out
+
+
+def pack_columns(rt, src, batches, rows, cols, panel):
+    """`batches` row-major (rows x cols) matrices in the GEMM's panels of `panel` columns,
+    as im2col_panels writes a column matrix (a 1x1 convolution's input is its own).
+    Returns them, the panel stride and the matrix stride."""
+    panels = -(-cols // panel)
+    dst = scratch(rt, (batches * panels * rows * panel,))
+    kernel = get_kernel(rt, LAYOUT, "pack_column_panels", {"PANEL": panel})
+    launch_grid(rt, kernel, (panels, batches), (1, 1), src, dst, rows, cols, panels)
+    return dst, rows * panel, panels * rows * panel
+
+
+# Weight rows (CgRS floats) from which grad_input's GEMM reads the weights as rows
+# (dcol^T = dY^T . W) on CPUs: read K-major, as W^T, each K step moves a row on, 2 KB or
+# more. Below it the K-major GEMM was faster: MobileNet's 128 -> 256 1x1 at 28x28 (128
+# floats) 0.21 against 0.26 ms (AVX-512), 0.28 against 0.38 (AVX2; session 28).
+LONG_WEIGHT_ROW = 512
 
 
 def im2col_row_panels(rt, x, geo, panel):
@@ -244,13 +262,6 @@ def transpose_planes(rt, grad_out, geo, width, panels):
     launch_grid(rt, kernel, (strips, geo.N * G), (local, 1), grad_out, out, Kg, P, ld,
                 geo.N * G)
     return out, ld
-
-
-def _as_pointwise_input(geo):
-    """A 1x1 convolution whose input is `geo`'s output (grad_out): its column matrix is
-    grad_out itself, each (image, group)'s Kg channels x Ho*Wo pixels."""
-    return ConvGeometry(geo.N, geo.K, geo.Ho, geo.Wo, geo.K, 1, 1, geo.Ho, geo.Wo, (1, 1),
-                        0, 0, (1, 1), geo.groups)
 
 
 def grad_weight(rt, geo, params, x, grad_out, out):
