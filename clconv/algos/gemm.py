@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from ..build import DEFAULT_GROUP_SIZE, get_kernel, group_2d, launch_grid
 from ..epilogue import NO_ACTIVATION
-from ..geometry import grad_input_as_forward
+from ..geometry import ConvGeometry, grad_input_as_forward
 from .base import LAYOUT, Variant, flip_weights, is_cpu, is_vc4cl, layout_group, round_up, \
     scratch, window_defines
 from .tiled_gemm import STRIDED_BIAS, defaults, gemm, pack_a, tile_n, validate_params
@@ -67,6 +67,15 @@ def _columns(rt, x, geo, params):
     return im2col(rt, x, geo, ld), ld
 
 
+def pack_on_device(rt, geo, params, w):
+    """pack()'s layout made on the device: the weights as a one-row image of K channels,
+    crs pixels wide, whose 1x1 column matrix im2col_row_panels writes in panels."""
+    G = geo.groups
+    crs = (geo.C // G) * geo.kh * geo.kw
+    rows = ConvGeometry(1, geo.K, 1, crs, geo.K, 1, 1, 1, crs, (1, 1), 0, 0, (1, 1), G)
+    return im2col_row_panels(rt, w, rows, int(params["TM"]))
+
+
 def pack(rt, geo, params, w):
     """The weights, each group's (Kg x CgRS) matrix, in the GEMM's panels of TM rows
     (tiled_gemm.pack_a), as forward reads them given `packed`."""
@@ -94,8 +103,21 @@ def forward(rt, geo, params, x, w, bias, out, act=NO_ACTIVATION, packed=None,
         raise ValueError("input_affine: only a pointwise convolution of one group applies "
                          f"it as it reads its input; got a {geo.kh}x{geo.kw} kernel, stride "
                          f"{geo.stride}, {geo.groups} group(s)")
+    if x_image is not None and not is_pointwise(geo):
+        raise ValueError("x_image: only a pointwise convolution reads its input in "
+                         "place; make the input contiguous first")
     G, P = geo.groups, geo.Ho * geo.Wo
     Kg, crs = geo.K // G, (geo.C // G) * geo.kh * geo.kw
+    if (packed is None and is_cpu(rt.profile) and int(params.get("BP", 0)) == 1
+            and Kg <= geo.N * P):
+        # the weights, no more floats than the columns, packed here for the panel path
+        # below: with the avx512 class's BP=1 (POCL 3.1, Xeon Emerald Rapids, session 28,
+        # forward x PyTorch, two rounds) ResNet-18's dilated layer 0.50-0.59 -> 0.68-0.69,
+        # the stride-2 one 0.69-0.73 -> 0.86-0.96, MobileNet's 1x1 at 28x28 1.01-1.05 ->
+        # 1.27-1.44; on POCL for haswell (BP=0, packed weights only) no faster. Where
+        # the weights outnumber the columns (7x7 and 14x14 layers) packing them cost
+        # more than it saved (session 27).
+        packed = pack_on_device(rt, geo, params, w)
     if packed is None:
         a, lda, sa = w, crs, Kg * crs
     else:
@@ -113,9 +135,6 @@ def forward(rt, geo, params, x, w, bias, out, act=NO_ACTIVATION, packed=None,
         col, ld, per_group = im2col_panels(rt, x, geo, tile_n(params))
         sb = (G * per_group, per_group, 0)
     else:
-        if x_image is not None and not is_pointwise(geo):
-            raise ValueError("x_image: only a pointwise convolution reads its input in "
-                             "place; make the input contiguous first")
         col, ld = _columns(rt, x, geo, params)
         sb = (x_image or G * crs * ld, crs * ld, 0)
     plane, rows = output_planes(geo, out_image, out_border)
