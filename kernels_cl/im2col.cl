@@ -169,8 +169,8 @@ __kernel void pack_column_panels(
 }
 #endif  // PANEL
 
-// Built only where the host defines ROW_PANEL (CPUs, whose grad_weight GEMM reads
-// B_PACKED), for the same reasons as PANEL.
+// Built only where the host defines ROW_PANEL (CPUs, whose gradient GEMMs read packed
+// operands), for the same reasons as PANEL.
 #ifdef ROW_PANEL
 
 // 8 pixels of 8 rows, v[i] row i's, stored pixel by pixel: pixel j's 8 floats at
@@ -205,10 +205,11 @@ void store_transposed8(const float8 *v, __global float *d)
     vstore8((float8)(b3.hi, b7.hi), 0, d + 7 * ROW_PANEL);
 }
 
-// The column matrix of im2col transposed, each (image, group) b's rows in panels of
-// ROW_PANEL rows stored pixel-major (gemm.cl B_PACKED, the B of grad_weight's GEMM
-// dW = dY . col^T, with ROW_PANEL = its NV*TN columns): colr[((b*panels + q)*P + p) *
-// ROW_PANEL + i] = col[q*ROW_PANEL + i, p], P = Ho*Wo, rows past `rows` zero. One
+// The column matrix of im2col, each (image, group) b's rows in panels of ROW_PANEL rows
+// stored pixel-major: colr[((b*panels + q)*P + p)*ROW_PANEL + i] = col[q*ROW_PANEL + i,
+// p], P = Ho*Wo, rows past `rows` zero. That is gemm.cl's B_PACKED of col^T (the B of
+// grad_weight's dW = dY . col^T, ROW_PANEL = NV*TN) and its A_PACKED of col (TM =
+// ROW_PANEL: weights packed per call, as a one-row image under a 1x1 window). One
 // work-item per (panel q, chunk of oy_chunk output rows, b) writes those rows' pixels,
 // ROW_PANEL contiguous floats each; a pixel's floats come from ROW_PANEL taps, each a
 // load from its own input row.

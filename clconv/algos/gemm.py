@@ -2,11 +2,16 @@
 
 forward:     out[n, g] (Kg x P)     = W[g] (Kg x CgRS) . col[n, g] (CgRS x P)  (+bias)
 grad_input:  stride 1: the forward above applied to dY with flipped weights (one big GEMM);
-             else dcol[n, g] (CgRS x P) = W[g]^T . dY[n, g], then col2im (none for 1x1)
-grad_weight: dW[g]^T (CgRS x Kg)    = sum_n col[n, g] . dY[n, g]^T (dY transposed first)
+             else dcol[n, g] (CgRS x P) = W[g]^T . dY[n, g], then col2im (none for 1x1);
+             on CPUs, with rows of 512 weights or more, as dcol^T = dY^T . W
+grad_weight: dW[g]^T (CgRS x Kg)    = sum_n col[n, g] . dY[n, g]^T (dY transposed first);
+             on CPUs dW[g] (Kg x CgRS) = sum_n dY[n, g] . col[n, g]^T
 with P = Ho*Wo and CgRS = C/groups * kh * kw. The GEMM is `tiled_gemm.gemm` (`gemm.cl`).
-With BP=1 (the avx512 CPU class), an inference forward (weights packed) writes its
-columns in the GEMM tile's column panels (im2col_panels, gemm.cl B_PACKED).
+With BP=1 (the avx512 CPU class), a forward with packed weights (inference's; training's
+where the weights are packed at each call) writes its columns in the GEMM tile's column
+panels (im2col_panels, gemm.cl B_PACKED). On CPUs the gradients' GEMMs read packed
+operands too, packed in passes they make anyway (flip_weights_panels, pack_columns,
+transpose_planes, im2col_row_panels).
 """
 from __future__ import annotations
 
@@ -252,9 +257,10 @@ LONG_WEIGHT_ROW = 512
 
 
 def im2col_row_panels(rt, x, geo, panel):
-    """The column matrix of x with its rows in the GEMM's A panels of `panel` rows
-    (gemm.cl A_PACKED), per (image, group): panels of Ho*Wo x `panel` floats, one after
-    another. Returns it, the panel stride and the (image, group) stride."""
+    """The column matrix of x with its rows in panels of `panel` rows, pixel-major, per
+    (image, group): panels of Ho*Wo x `panel` floats, one after another. That is gemm.cl's
+    A_PACKED of the column matrix (TM = panel) and its B_PACKED of the transpose (NV*TN
+    = panel). Returns it, the panel stride and the (image, group) stride."""
     G, P = geo.groups, geo.Ho * geo.Wo
     rows = (geo.C // G) * geo.kh * geo.kw
     panels = -(-rows // panel)
@@ -268,9 +274,10 @@ def im2col_row_panels(rt, x, geo, panel):
 
 
 def transpose_planes(rt, grad_out, geo, width, panels):
-    """dY (N*K, P) -> each (image, group)'s (Kg x P) block transposed, (P x Kg) rows
-    `width` floats long, or with `panels` in the GEMM's B panels of `width` columns
-    (gemm.cl B_PACKED): one array of N*G blocks of P * round_up(Kg, width) floats."""
+    """dY (N*K, P) -> each (image, group)'s (Kg x P) block transposed, (P x Kg) rows of
+    round_up(Kg, width) floats, or with `panels` in panels of `width` channels,
+    pixel-major (gemm.cl's A_PACKED of dY, TM = width): one array of N*G blocks of P *
+    round_up(Kg, width) floats."""
     G, P, Kg = geo.groups, geo.Ho * geo.Wo, geo.K // geo.groups
     ld = round_up(Kg, width)
     out = scratch(rt, (geo.N * G, P, ld))
@@ -336,9 +343,6 @@ def space(profile, geo, op):
     if op == "grad_input" and geo.stride == (1, 1):
         out = [dict(p, GI=gi) for p in out for gi in (1, 2)]
     return out
-
-
-SMALL_PLANE = 100  # output voxels per image below which vol2col's GEMMs take NV=1
 
 
 def fit_tile(geo, op, params):

@@ -16,14 +16,15 @@ from . import gemm
 from .base import LAYOUT, is_cpu, layout_group, round_up, scratch
 
 KERNELS = "vol2col.cl"
+SMALL_VOLUME = 100  # output voxels per image below which the GEMMs take NV=1
 
 
 def params_for(profile, geo, op: str) -> dict:
     """The GEMM's untuned tunables, as the im2col variant takes them (shipped defaults for
-    the device, else the variant's), one vector per row below im2col's small plane."""
+    the device, else the variant's), one vector per row below SMALL_VOLUME output voxels."""
     params = tuning.default_params(profile, "im2col", op) or gemm.defaults(profile, geo, op)
     params = dict(params)
-    if geo.out_volume < gemm.SMALL_PLANE:
+    if geo.out_volume < SMALL_VOLUME:
         params["NV"] = 1
     params["WG"] = max(1, min(int(params["WG"]), profile.max_work_group_size))
     return params
