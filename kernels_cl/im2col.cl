@@ -11,6 +11,15 @@
 #define IM2COL_PAIRS 0  // 1: stride-2 rows as vector loads and even lanes (CPUs)
 #endif
 
+// The output columns [lo, hi) of a row whose input column ix = ox*sw + x0 lies inside
+// [0, W), of Wo; ceil(a / sw) for a > 0 written as (a - 1) / sw + 1, which cannot
+// overflow for strides near INT_MAX.
+int2 inside_columns(const int x0, const int sw, const int W, const int Wo)
+{
+    const int lo = x0 >= 0 ? 0 : min(Wo, (-x0 - 1) / sw + 1);
+    return (int2)(lo, max(lo, W - x0 <= 0 ? 0 : min(Wo, (W - x0 - 1) / sw + 1)));
+}
+
 __kernel void im2col(
     __global const float *x, __global float *col,
     const int rows, const int ldc, const int oy_chunk,
@@ -28,10 +37,8 @@ __kernel void im2col(
     const int ky = (row / kw) % kh;
     const int nc = row / (kw * kh);       // n*C + c
     const int x0 = kx * dw - pw;
-    // columns whose ix = ox*sw + x0 lies inside [0, W); ceil(a / sw) for a > 0 written as
-    // (a - 1) / sw + 1, which cannot overflow for strides near INT_MAX
-    const int lo = x0 >= 0 ? 0 : min(Wo, (-x0 - 1) / sw + 1);
-    const int hi = max(lo, W - x0 <= 0 ? 0 : min(Wo, (W - x0 - 1) / sw + 1));
+    const int2 inside = inside_columns(x0, sw, W, Wo);
+    const int lo = inside.x, hi = inside.y;
     const int oy1 = min(Ho, oy0 + oy_chunk);
     for (int oy = oy0; oy < oy1; ++oy) {
         __global float *dst = col + row * ldc + oy * Wo;
@@ -97,9 +104,8 @@ __kernel void im2col_panels(
     int kx = k0 % KW, ky = (k0 / KW) % KH;  // then counted, not divided
     for (int k = k0; k < k1; ++k, dst += PANEL) {
         const int x0 = kx * DW - pw;
-        // output columns whose ix = ox*SW + x0 lies in [0, W), as in im2col
-        const int lo = x0 >= 0 ? 0 : min(Wo, (-x0 - 1) / SW + 1);
-        const int hi = max(lo, W - x0 <= 0 ? 0 : min(Wo, (W - x0 - 1) / SW + 1));
+        const int2 inside = inside_columns(x0, SW, W, Wo);
+        const int lo = inside.x, hi = inside.y;
         int j = 0, oy = oy0, ox = ox0;
         while (j < PANEL) {
             const int len = min(PANEL - j, Wo - ox);  // this piece: output row oy
@@ -210,76 +216,77 @@ void store_transposed8(const float8 *v, __global float *d)
 // p], P = Ho*Wo, rows past `rows` zero. That is gemm.cl's B_PACKED of col^T (the B of
 // grad_weight's dW = dY . col^T, ROW_PANEL = NV*TN) and its A_PACKED of col (TM =
 // ROW_PANEL: weights packed per call, as a one-row image under a 1x1 window). One
-// work-item per (panel q, chunk of oy_chunk output rows, b) writes those rows' pixels,
-// ROW_PANEL contiguous floats each; a pixel's floats come from ROW_PANEL taps, each a
-// load from its own input row.
+// work-item per (panel q, b) writes the whole image's pixels, ROW_PANEL contiguous
+// floats each (a work-item per output row spent more on POCL's per-work-group cost than
+// on copying); a pixel's floats come from ROW_PANEL taps, each a load from its own
+// input row.
 __kernel void im2col_row_panels(
     __global const float *x, __global float *colr,
-    const int rows, const int panels, const int oy_chunk, const int groups,
+    const int rows, const int panels, const int groups,
     const int C, const int H, const int W, const int Ho, const int Wo,
     const int ph, const int pw)
 {
-    const int q = get_global_id(0), oy0 = get_global_id(1) * oy_chunk;
-    const int b = get_global_id(2);
-    if (q >= panels || oy0 >= Ho) return;
+    const int q = get_global_id(0), b = get_global_id(1);
+    if (q >= panels) return;
     const int n = b / groups, g = b - n * groups;
     __global const float *xg = x + (n * C + g * (C / groups)) * H * W;
-    for (int oy = oy0; oy < min(Ho, oy0 + oy_chunk); ++oy) {
-    __global float *dst = colr + ((b * panels + q) * Ho * Wo + oy * Wo) * ROW_PANEL;
-    // per row i of the panel: its input row (at x offset 0 of the window) and the output
-    // columns [lo, hi) that read inside it; an empty range for taps outside the image
-    // and rows past `rows`
-    int offset[ROW_PANEL], lo[ROW_PANEL], hi[ROW_PANEL];
-    int inner_lo = 0, inner_hi = Wo;  // where every row reads inside
-    #pragma unroll
-    for (int i = 0; i < ROW_PANEL; ++i) {
-        const int r = q * ROW_PANEL + i;
-        const int kx = r % KW, ky = (r / KW) % KH, c = r / (KW * KH);
-        const int iy = oy * SH - ph + ky * DH, x0 = kx * DW - pw;
-        offset[i] = (c * H + clamp(iy, 0, H - 1)) * W + x0;
-        if (r >= rows || iy < 0 || iy >= H) {
-            lo[i] = hi[i] = 0;
-        } else {
-            lo[i] = x0 >= 0 ? 0 : min(Wo, (-x0 - 1) / SW + 1);
-            hi[i] = max(lo[i], W - x0 <= 0 ? 0 : min(Wo, (W - x0 - 1) / SW + 1));
+    for (int oy = 0; oy < Ho; ++oy) {
+        __global float *dst = colr + ((b * panels + q) * Ho * Wo + oy * Wo) * ROW_PANEL;
+        // per row i of the panel: its input row (at x offset 0 of the window) and the
+        // output columns [lo, hi) that read inside it; an empty range for taps outside
+        // the image and rows past `rows`
+        int offset[ROW_PANEL], lo[ROW_PANEL], hi[ROW_PANEL];
+        int inner_lo = 0, inner_hi = Wo;  // where every row reads inside
+        #pragma unroll
+        for (int i = 0; i < ROW_PANEL; ++i) {
+            const int r = q * ROW_PANEL + i;
+            const int kx = r % KW, ky = (r / KW) % KH, c = r / (KW * KH);
+            const int iy = oy * SH - ph + ky * DH, x0 = kx * DW - pw;
+            offset[i] = (c * H + clamp(iy, 0, H - 1)) * W + x0;
+            const int2 inside = r >= rows || iy < 0 || iy >= H
+                                    ? (int2)(0, 0) : inside_columns(x0, SW, W, Wo);
+            lo[i] = inside.x;
+            hi[i] = inside.y;
+            inner_lo = max(inner_lo, lo[i]);
+            inner_hi = min(inner_hi, hi[i]);
         }
-        inner_lo = max(inner_lo, lo[i]);
-        inner_hi = min(inner_hi, hi[i]);
-    }
-    inner_hi = max(inner_lo, inner_hi);
-    int ox = 0;
-    for (; ox < inner_lo; ++ox) {
-        #pragma unroll
-        for (int i = 0; i < ROW_PANEL; ++i)
-            dst[ox * ROW_PANEL + i] = ox >= lo[i] && ox < hi[i] ? xg[offset[i] + ox * SW] : 0.0f;
-    }
-#if SW == 1
-    // 8 pixels at a time: a vector load from each row, stored transposed
-    for (; ox + 8 <= inner_hi; ox += 8) {
-        float8 v[ROW_PANEL];
-        #pragma unroll
-        for (int i = 0; i < ROW_PANEL; ++i) v[i] = vload8(0, xg + offset[i] + ox);
-#if ROW_PANEL % 8 == 0
-        #pragma unroll
-        for (int i = 0; i < ROW_PANEL; i += 8)
-            store_transposed8(v + i, dst + ox * ROW_PANEL + i);
-#else
-        #pragma unroll
-        for (int j = 0; j < 8; ++j)
+        inner_hi = max(inner_lo, inner_hi);
+        int ox = 0;
+        for (; ox < inner_lo; ++ox) {
             #pragma unroll
-            for (int i = 0; i < ROW_PANEL; ++i) dst[(ox + j) * ROW_PANEL + i] = v[i][j];
+            for (int i = 0; i < ROW_PANEL; ++i)
+                dst[ox * ROW_PANEL + i] =
+                    ox >= lo[i] && ox < hi[i] ? xg[offset[i] + ox * SW] : 0.0f;
+        }
+#if SW == 1
+        // 8 pixels at a time: a vector load from each row, stored transposed
+        for (; ox + 8 <= inner_hi; ox += 8) {
+            float8 v[ROW_PANEL];
+            #pragma unroll
+            for (int i = 0; i < ROW_PANEL; ++i) v[i] = vload8(0, xg + offset[i] + ox);
+#if ROW_PANEL % 8 == 0
+            #pragma unroll
+            for (int i = 0; i < ROW_PANEL; i += 8)
+                store_transposed8(v + i, dst + ox * ROW_PANEL + i);
+#else
+            #pragma unroll
+            for (int j = 0; j < 8; ++j)
+                #pragma unroll
+                for (int i = 0; i < ROW_PANEL; ++i) dst[(ox + j) * ROW_PANEL + i] = v[i][j];
 #endif
-    }
+        }
 #endif
-    for (; ox < inner_hi; ++ox) {
-        #pragma unroll
-        for (int i = 0; i < ROW_PANEL; ++i) dst[ox * ROW_PANEL + i] = xg[offset[i] + ox * SW];
-    }
-    for (; ox < Wo; ++ox) {
-        #pragma unroll
-        for (int i = 0; i < ROW_PANEL; ++i)
-            dst[ox * ROW_PANEL + i] = ox >= lo[i] && ox < hi[i] ? xg[offset[i] + ox * SW] : 0.0f;
-    }
+        for (; ox < inner_hi; ++ox) {
+            #pragma unroll
+            for (int i = 0; i < ROW_PANEL; ++i)
+                dst[ox * ROW_PANEL + i] = xg[offset[i] + ox * SW];
+        }
+        for (; ox < Wo; ++ox) {
+            #pragma unroll
+            for (int i = 0; i < ROW_PANEL; ++i)
+                dst[ox * ROW_PANEL + i] =
+                    ox >= lo[i] && ox < hi[i] ? xg[offset[i] + ox * SW] : 0.0f;
+        }
     }
 }
 #endif  // ROW_PANEL

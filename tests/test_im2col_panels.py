@@ -110,8 +110,8 @@ def _row_panels(col, panel):
     return padded.reshape(B, n, panel, P).transpose(0, 1, 3, 2)
 
 
-# the A panels' rows: 8 (the 8 x 8 shuffles of stride-1 rows), 6 and 3 (element by
-# element), 1 (the row-major matrix itself)
+# rows per panel: 8 (the 8 x 8 shuffles of stride-1 rows), 6 and 3 (element by element),
+# 1 (the row-major matrix itself)
 @pytest.mark.parametrize("panel", [8, 6, 3, 1])
 @pytest.mark.parametrize("x_shape, w_shape, stride, padding, dilation, groups, _",
                          CASES + [((1, 5, 4, 9), (3, 5, 1, 1), 1, 0, 1, 1, None)])
@@ -130,12 +130,13 @@ def test_row_panels_hold_the_column_matrix(x_shape, w_shape, stride, padding, di
 @pytest.mark.parametrize("width, panels", [(32, True), (8, True), (2, True), (8, False)])
 def test_transposed_planes_in_rows_or_panels(width, panels, rng):
     """dY's (Kg x P) blocks per (image, group) as (P x Kg): rows of round_up(Kg, width)
-    floats, zeros past Kg, or B panels of `width` columns (2: no whole 4 x 4 block)."""
+    floats, zeros past Kg, or panels of `width` channels, pixel-major (grad_weight's A;
+    2: no whole 4 x 4 block)."""
     geo = conv_geometry((2, 4, 9, 7), (18, 2, 3, 3), 1, 1, 1, 2)
     grad_out = rng.standard_normal(geo.output_shape).astype(np.float32)
     rt = current()
-    out, ld = transpose_planes(rt, on_device(rt, grad_out), geo, width, panels)
     G, P, Kg = geo.groups, geo.Ho * geo.Wo, geo.K // geo.groups
+    out, ld = transpose_planes(rt, on_device(rt, grad_out), geo.N * G, Kg, P, width, panels)
     assert ld == -(-Kg // width) * width
     rows = np.zeros((geo.N * G, P, ld), np.float32)
     rows[:, :, :Kg] = grad_out.reshape(geo.N * G, Kg, P).transpose(0, 2, 1)

@@ -267,26 +267,24 @@ def im2col_row_panels(rt, x, geo, panel):
     colr = scratch(rt, (geo.N * G * panels * P * panel,))
     kernel = get_kernel(rt, LAYOUT, "im2col_row_panels",
                         {"ROW_PANEL": panel, **window_defines(geo)})
-    launch_grid(rt, kernel, (panels, 1, geo.N * G), (1, 1, 1),
-                x, colr, rows, panels, geo.Ho, G, geo.C, geo.H, geo.W, geo.Ho, geo.Wo,
+    launch_grid(rt, kernel, (panels, geo.N * G), (1, 1),
+                x, colr, rows, panels, G, geo.C, geo.H, geo.W, geo.Ho, geo.Wo,
                 geo.pad_top, geo.pad_left)
     return colr, P * panel, panels * P * panel
 
 
-def transpose_planes(rt, grad_out, geo, width, panels):
-    """dY (N*K, P) -> each (image, group)'s (Kg x P) block transposed, (P x Kg) rows of
-    round_up(Kg, width) floats, or with `panels` in panels of `width` channels,
-    pixel-major (gemm.cl's A_PACKED of dY, TM = width): one array of N*G blocks of P *
-    round_up(Kg, width) floats."""
-    G, P, Kg = geo.groups, geo.Ho * geo.Wo, geo.K // geo.groups
+def transpose_planes(rt, grad_out, blocks, Kg, P, width, panels):
+    """dY as `blocks` (Kg x P) blocks (one per image and group) -> each block transposed,
+    (P x Kg) rows of round_up(Kg, width) floats, or with `panels` in panels of `width`
+    channels, pixel-major (gemm.cl's A_PACKED of dY, TM = width): one array of `blocks`
+    blocks of P * round_up(Kg, width) floats. Returns it and round_up(Kg, width)."""
     ld = round_up(Kg, width)
-    out = scratch(rt, (geo.N * G, P, ld))
+    out = scratch(rt, (blocks, P, ld))
     kernel = get_kernel(rt, LAYOUT, "transpose_batched", {"OUT_PANEL": width} if panels else {})
     strips = -(-P // 4)  # four columns each
     # a local size of 1 on a CPU: whole strips per work-item, not vector lanes
     local = 1 if is_cpu(rt.profile) else layout_group(rt, strips)
-    launch_grid(rt, kernel, (strips, geo.N * G), (local, 1), grad_out, out, Kg, P, ld,
-                geo.N * G)
+    launch_grid(rt, kernel, (strips, blocks), (local, 1), grad_out, out, Kg, P, ld, blocks)
     return out, ld
 
 
@@ -302,7 +300,7 @@ def grad_weight(rt, geo, params, x, grad_out, out):
         # (POCL 3.1, Xeon Emerald Rapids, AVX-512, session 28), the GEMM of ResNet-18's
         # 3x3 layers 0.79 -> 0.66 ms at 56x56, 1.05 -> 0.66 at 14x14, 1.95 -> 0.86 at 7x7.
         tm, width = int(params["TM"]), tile_n(params)
-        dyp, ldk = transpose_planes(rt, grad_out, geo, tm, panels=True)
+        dyp, ldk = transpose_planes(rt, grad_out, geo.N * G, Kg, P, tm, panels=True)
         colr, ldb, per_image = im2col_row_panels(rt, x, geo, width)
         gemm(rt, params, Kg, crs, P, geo.N,
              dyp, P * tm, (0, P * ldk, G * P * ldk),
@@ -311,7 +309,8 @@ def grad_weight(rt, geo, params, x, grad_out, out):
              G, G, a_packed=True, b_packed=True)
         return out
     col, ld = _columns(rt, x, geo, params)
-    dyt, ldk = transpose_planes(rt, grad_out, geo, tile_n(params), panels=False)
+    dyt, ldk = transpose_planes(rt, grad_out, geo.N * G, Kg, P, tile_n(params),
+                                panels=False)
     gemm(rt, params, crs, Kg, P, geo.N,
          col, ld, (0, crs * ld, G * crs * ld),
          dyt, ldk, (0, P * ldk, G * P * ldk),

@@ -13,7 +13,7 @@ from ..build import DEFAULT_GROUP_SIZE, get_kernel, group_2d, launch_grid
 from ..epilogue import NO_ACTIVATION
 from ..validation import check_allocation
 from . import gemm
-from .base import LAYOUT, is_cpu, layout_group, round_up, scratch
+from .base import is_cpu, layout_group, round_up, scratch
 
 KERNELS = "vol2col.cl"
 SMALL_VOLUME = 100  # output voxels per image below which the GEMMs take NV=1
@@ -107,12 +107,8 @@ def grad_weight(rt, geo, params, x, grad_out, out):
     Kg, crs = geo.K // G, (geo.C // G) * geo.taps
     col, ld = _columns(rt, x, geo, params)
     # dY (N*K, P) -> dYt (N*G, P, ldk): each group's (Kg x P) block transposed
-    ldk = round_up(Kg, gemm.tile_n(params))
-    dyt = scratch(rt, (geo.N * G, P, ldk))
-    strips = -(-P // 4)  # four columns each
-    local = 1 if is_cpu(rt.profile) else layout_group(rt, strips)
-    launch_grid(rt, get_kernel(rt, LAYOUT, "transpose_batched"), (strips, geo.N * G),
-                (local, 1), grad_out, dyt, Kg, P, ldk, geo.N * G)
+    dyt, ldk = gemm.transpose_planes(rt, grad_out, geo.N * G, Kg, P, gemm.tile_n(params),
+                                     panels=False)
     gemm.gemm(rt, params, crs, Kg, P, geo.N,
               col, ld, (0, crs * ld, G * crs * ld),
               dyt, ldk, (0, P * ldk, G * P * ldk),
