@@ -269,10 +269,13 @@ __kernel void im2col_row_panels(
             for (int i = 0; i < ROW_PANEL; i += 8)
                 store_transposed8(v + i, dst + ox * ROW_PANEL + i);
 #else
+            float vs[ROW_PANEL][8];  // vs[i][j]: pixel ox + j of row i
+            #pragma unroll
+            for (int i = 0; i < ROW_PANEL; ++i) vstore8(v[i], 0, vs[i]);
             #pragma unroll
             for (int j = 0; j < 8; ++j)
                 #pragma unroll
-                for (int i = 0; i < ROW_PANEL; ++i) dst[(ox + j) * ROW_PANEL + i] = v[i][j];
+                for (int i = 0; i < ROW_PANEL; ++i) dst[(ox + j) * ROW_PANEL + i] = vs[i][j];
 #endif
         }
 #endif
@@ -374,13 +377,15 @@ __kernel void transpose_batched(
             const float4 c3 = (float4)(r0.s3, r1.s3, r2.s3, r3.s3);
 #if OUT_PANEL % 4
             if (i % OUT_PANEL + 4 > OUT_PANEL) {  // the block's rows straddle two panels
+                float block[4][4];  // block[m][l]: out row j0 + m, column i + l
+                vstore4(c0, 0, block[0]);
+                vstore4(c1, 0, block[1]);
+                vstore4(c2, 0, block[2]);
+                vstore4(c3, 0, block[3]);
                 #pragma unroll
-                for (int l = 0; l < 4; ++l) {
-                    dst[OUT_AT(j0, i + l)] = c0[l];
-                    dst[OUT_AT(j0 + 1, i + l)] = c1[l];
-                    dst[OUT_AT(j0 + 2, i + l)] = c2[l];
-                    dst[OUT_AT(j0 + 3, i + l)] = c3[l];
-                }
+                for (int m = 0; m < 4; ++m)
+                    #pragma unroll
+                    for (int l = 0; l < 4; ++l) dst[OUT_AT(j0 + m, i + l)] = block[m][l];
                 continue;
             }
 #endif
